@@ -1,0 +1,72 @@
+/**
+ * The crypto provider seam: every primitive the engine needs, behind one small
+ * interface, so a faster provider (e.g. Deno's built-in crypto) can replace the
+ * portable `@noble` one and be checked against the same vectors.
+ *
+ * The record layer builds nonces and AAD itself; a provider only sees keys and
+ * bytes.
+ *
+ * @module
+ */
+
+/** Hash functions used by the TLS 1.2 PRF, HMAC and Finished. */
+export type HashName = "sha256" | "sha384";
+
+/** The AEAD algorithms of the supported suites. */
+export type AeadName = "aes-gcm" | "chacha20-poly1305" | "aes-ccm" | "aes-ccm-8";
+
+/** ECDHE groups (RFC 8422 NamedGroup). */
+export type GroupName = "x25519" | "secp256r1";
+
+/** A keyed AEAD instance; keyed state (key schedule, tables) is built once. */
+export interface Aead {
+  /** Tag bytes appended to the ciphertext. */
+  readonly tagLength: number;
+  /** Returns ciphertext || tag. */
+  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** Returns the plaintext, or null when authentication fails. Never throws on bad input. */
+  open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
+}
+
+/** Raw AES-CBC without padding, keyed once (TLS does its own padding). */
+export interface CbcCipher {
+  /** `data.length` must be a multiple of 16. */
+  encrypt(iv: Uint8Array, data: Uint8Array): Uint8Array;
+  /** `data.length` must be a multiple of 16. */
+  decrypt(iv: Uint8Array, data: Uint8Array): Uint8Array;
+}
+
+/** A keyed HMAC, keyed state reused across calls. */
+export interface Mac {
+  /** Output bytes. */
+  readonly length: number;
+  /** HMAC over the concatenation of `parts`. */
+  compute(...parts: Uint8Array[]): Uint8Array;
+}
+
+/** One ephemeral key pair for one handshake. */
+export interface KeyShare {
+  /** The public value as sent on the wire (X25519: 32 bytes; P-256: uncompressed point). */
+  readonly publicKey: Uint8Array;
+  /** The shared secret with the peer's public value, or null when the value is invalid. */
+  sharedSecret(peerPublic: Uint8Array): Uint8Array | null;
+}
+
+/** A source of cryptographically strong random bytes (injected; seeded in tests). */
+export type RandomSource = (n: number) => Uint8Array;
+
+/** Every primitive the DTLS engine uses. */
+export interface CryptoProvider {
+  /** Provider name, for logs and benchmarks. */
+  readonly name: string;
+  /** A hash digest. */
+  hash(hash: HashName, data: Uint8Array): Uint8Array;
+  /** A keyed HMAC. */
+  hmac(hash: HashName, key: Uint8Array): Mac;
+  /** A keyed AEAD (key length selects AES-128/256). */
+  aead(name: AeadName, key: Uint8Array): Aead;
+  /** A keyed AES-CBC cipher. */
+  cbc(key: Uint8Array): CbcCipher;
+  /** A fresh ephemeral key pair, its private part drawn from `random`. */
+  keyShare(group: GroupName, random: RandomSource): KeyShare;
+}
