@@ -33,7 +33,9 @@ export class Writer {
 
   /** One byte. */
   u8(v: number): this {
-    this.#buf[this.#reserve(1)] = v;
+    // Reserve before reading #buf: reserving may replace the buffer.
+    const at = this.#reserve(1);
+    this.#buf[at] = v;
     return this;
   }
 
@@ -63,7 +65,8 @@ export class Writer {
 
   /** Raw bytes. */
   bytes(b: Uint8Array): this {
-    this.#buf.set(b, this.#reserve(b.length));
+    const at = this.#reserve(b.length);
+    this.#buf.set(b, at);
     return this;
   }
 
