@@ -1,0 +1,562 @@
+/**
+ * One DTLS 1.2 association, sans-I/O: bytes and `now` in; datagrams, events
+ * and the next timeout out (quinn-proto / dimpl style).
+ *
+ *     conn.handleDatagram(bytes, now); conn.handleTimeout(now);
+ *     conn.send(data); conn.close();
+ *     while ((d = conn.pollTransmit())) socket.send(d);
+ *     while ((e = conn.pollEvent())) ...;
+ *     conn.pollTimeout() // when to call handleTimeout next
+ *
+ * This module owns the record layer of the association (epochs, sequence
+ * numbers, replay windows, packing records into datagrams) and routes
+ * handshake messages to a role-specific {@link HandshakeDriver}.
+ *
+ * @module
+ */
+
+import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
+import { type FlightItem, FlightTimer, type RetransmitPolicy } from "../handshake/flight.ts";
+import {
+  fragmentHandshakeMessage,
+  HANDSHAKE_HEADER_LENGTH,
+  HandshakeReassembler,
+  parseHandshakeFragments,
+} from "../handshake/fragments.ts";
+import {
+  AlertDescription,
+  AlertLevel,
+  alertName,
+  decodeAlert,
+  encodeAlert,
+} from "../handshake/messages.ts";
+import {
+  ContentType,
+  DTLS_1_0,
+  DTLS_1_2,
+  encodeRecord,
+  RECORD_HEADER_LENGTH,
+  type RecordView,
+} from "../record/header.ts";
+import { NULL_PROTECTION, type RecordProtection } from "../record/protection.ts";
+import { ReplayWindow } from "../record/replay.ts";
+import { alertFor, ProtocolError } from "./errors.ts";
+import type { ConnectionEvent, DropReason } from "./events.ts";
+import { parseRecords } from "../record/header.ts";
+
+/** Settings shared by every connection of an endpoint. */
+export interface ConnectionConfig {
+  /** Crypto primitives. */
+  readonly provider: CryptoProvider;
+  /** Random source (randoms, ephemeral keys, CBC IVs). */
+  readonly random: RandomSource;
+  /** Largest datagram we send, bytes. Handshake messages are fragmented to fit. */
+  readonly mtu: number;
+  /** Flight retransmission timing. */
+  readonly retransmit: RetransmitPolicy;
+  /** A handshake not complete after this long is abandoned, ms. */
+  readonly handshakeTimeoutMs: number;
+  /** Largest handshake message accepted, bytes (bounds reassembly). */
+  readonly maxHandshakeMessageBytes: number;
+  /** Bytes of handshake fragments buffered per connection at most. */
+  readonly maxBufferedHandshakeBytes: number;
+}
+
+/** The role-specific half of the handshake (server.ts, client.ts). */
+export interface HandshakeDriver {
+  /** A complete, in-order handshake message arrived in `epoch`. */
+  onMessage(msgType: number, messageSeq: number, body: Uint8Array, epoch: number): void;
+  /** The peer's ChangeCipherSpec arrived (epoch 0). */
+  onChangeCipherSpec(): void;
+  /** Called when the connection is established and the peer repeats an old handshake message. */
+  onPeerRetransmit(messageSeq: number): void;
+  /** The client's opening move (server: no-op). */
+  start(): void;
+}
+
+/** What a driver may do to its connection. */
+export interface HandshakeHost {
+  /** Shared settings. */
+  readonly config: ConnectionConfig;
+  /** The time of the call being handled. */
+  readonly now: number;
+  /** The inbound handshake queue (drivers set its next expected message_seq). */
+  readonly inbound: HandshakeReassembler;
+  /** Sends a flight and remembers it for retransmission. */
+  sendFlight(items: FlightItem[], armTimer: boolean): void;
+  /** Resends the last flight (the peer repeated its own). */
+  resendFlight(): void;
+  /** Stops the retransmission timer: the peer answered. */
+  disarmTimer(): void;
+  /** Keys for reading epoch 1, used once the peer's ChangeCipherSpec arrives. */
+  setPendingRead(protection: RecordProtection): void;
+  /** Switches reading to the pending epoch (on the peer's ChangeCipherSpec). */
+  activatePendingRead(): void;
+  /** Installs the write protection of `epoch`. */
+  setWrite(epoch: number, protection: RecordProtection): void;
+  /** Reports an event. */
+  emit(event: ConnectionEvent): void;
+  /** The handshake is done: application data may flow. */
+  established(): void;
+}
+
+type Phase = "handshaking" | "established" | "closed";
+
+interface ReadEpoch {
+  readonly protection: RecordProtection;
+  readonly replay: ReplayWindow;
+}
+
+/** Records of the next epoch held while its ChangeCipherSpec is awaited (reordering). */
+const MAX_EARLY_RECORDS = 4;
+
+/** One DTLS association. Create with {@link createServerConnection} / {@link createClientConnection}. */
+export class Connection implements HandshakeHost {
+  readonly config: ConnectionConfig;
+  readonly inbound: HandshakeReassembler;
+  #now: number;
+  #driver!: HandshakeDriver;
+  #phase: Phase = "handshaking";
+  readonly #handshakeDeadline: number;
+  readonly #timer: FlightTimer;
+
+  #reads: (ReadEpoch | undefined)[] = [
+    { protection: NULL_PROTECTION, replay: new ReplayWindow() },
+  ];
+  #readEpoch = 0;
+  #pendingRead: RecordProtection | undefined;
+  #early: RecordView[] = [];
+
+  #writes: (RecordProtection | undefined)[] = [NULL_PROTECTION];
+  #writeEpoch = 0;
+  #writeSeq: number[] = [0];
+
+  #transmits: Uint8Array[] = [];
+  #events: ConnectionEvent[] = [];
+  #lastReceive: number;
+
+  /** Counters of dropped records by reason. */
+  readonly drops: Record<DropReason, number> = {
+    malformed: 0,
+    version: 0,
+    epoch: 0,
+    replay: 0,
+    bad_mac: 0,
+    unexpected: 0,
+    unknown_type: 0,
+    buffer_full: 0,
+  };
+
+  /** @internal Use the role factories. */
+  constructor(config: ConnectionConfig, now: number) {
+    this.config = config;
+    this.#now = now;
+    this.#lastReceive = now;
+    this.#handshakeDeadline = now + config.handshakeTimeoutMs;
+    this.#timer = new FlightTimer(config.retransmit);
+    this.inbound = new HandshakeReassembler({
+      maxMessageLength: config.maxHandshakeMessageBytes,
+      maxBufferedBytes: config.maxBufferedHandshakeBytes,
+    });
+  }
+
+  /** @internal Binds the role driver; called once by the factories. */
+  attach(driver: HandshakeDriver, firstWriteSeq = 0): void {
+    this.#driver = driver;
+    this.#writeSeq[0] = firstWriteSeq;
+  }
+
+  /** Runs the driver's opening move (the server answers its ClientHello, the client sends one). */
+  start(): void {
+    try {
+      this.#driver.start();
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  /** The time of the call being handled. */
+  get now(): number {
+    return this.#now;
+  }
+
+  /** True once the handshake completed and until the connection closes. */
+  get isEstablished(): boolean {
+    return this.#phase === "established";
+  }
+
+  /** True once closed (by either side or by failure); the owner may drop it. */
+  get isClosed(): boolean {
+    return this.#phase === "closed";
+  }
+
+  /** When the peer was last heard from (an authenticated or epoch-0 record). */
+  get lastReceive(): number {
+    return this.#lastReceive;
+  }
+
+  /** Marks a record sequence number of epoch 0 as seen (the ClientHello that created us). */
+  markSeen(epoch: number, seq: number): void {
+    this.#reads[epoch]?.replay.accept(seq);
+  }
+
+  // ---- input -------------------------------------------------------------
+
+  /** Handles one datagram from the peer. */
+  handleDatagram(datagram: Uint8Array, now: number): void {
+    this.#now = now;
+    if (this.#phase === "closed") return;
+    const { records, malformed } = parseRecords(datagram);
+    if (malformed > 0) this.#drop("malformed", -1);
+    for (const record of records) {
+      if (this.isClosed) return;
+      this.handleRecord(record, now);
+    }
+  }
+
+  /** Handles one parsed record (the endpoint may have parsed the datagram already). */
+  handleRecord(record: RecordView, now: number): void {
+    this.#now = now;
+    if (this.#phase === "closed") return;
+    const validVersion = record.version === DTLS_1_2 ||
+      (record.version === DTLS_1_0 && record.epoch === 0);
+    if (!validVersion) return this.#drop("version", record.epoch);
+
+    const epoch = this.#reads[record.epoch];
+    if (epoch === undefined) {
+      // RFC 6347 §4.1: records of the next epoch may arrive before its
+      // ChangeCipherSpec; keep a few, drop the rest.
+      if (
+        record.epoch === this.#readEpoch + 1 && this.#phase === "handshaking" &&
+        this.#early.length < MAX_EARLY_RECORDS
+      ) {
+        this.#early.push({ ...record, fragment: record.fragment.slice(), raw: record.raw.slice() });
+        return;
+      }
+      return this.#drop(record.epoch > this.#readEpoch ? "buffer_full" : "epoch", record.epoch);
+    }
+    if (!epoch.replay.isFresh(record.seq)) return this.#drop("replay", record.epoch);
+    const plaintext = epoch.protection.unprotect(
+      record.type,
+      record.version,
+      record.epoch,
+      record.seq,
+      record.fragment,
+    );
+    if (plaintext === null) {
+      this.#drop("bad_mac", record.epoch);
+      // The first protected record of a handshake failing to authenticate means
+      // the two sides derived different keys (a wrong PSK): fail cleanly now
+      // rather than time out (RFC 5246 §7.2.2 bad_record_mac).
+      if (this.#phase === "handshaking" && record.epoch > 0) {
+        this.#fail(
+          new ProtocolError(AlertDescription.BadRecordMac, "Cannot authenticate Finished"),
+        );
+      }
+      return;
+    }
+    epoch.replay.accept(record.seq);
+    this.#lastReceive = now;
+
+    try {
+      this.#dispatch(record, plaintext);
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  #dispatch(record: RecordView, plaintext: Uint8Array): void {
+    const stale = record.epoch < this.#readEpoch;
+    switch (record.type) {
+      case ContentType.Handshake:
+        return this.#handleHandshake(record.epoch, plaintext);
+      case ContentType.ChangeCipherSpec:
+        if (stale || record.epoch !== 0) return this.#drop("unexpected", record.epoch);
+        if (plaintext.length !== 1 || plaintext[0] !== 1) {
+          throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode ChangeCipherSpec");
+        }
+        return this.#driver.onChangeCipherSpec();
+      case ContentType.Alert:
+        // An unprotected alert after keys are in use is not the peer's (or is
+        // stale): ignore it rather than let anyone on the path close us.
+        if (stale) return this.#drop("unexpected", record.epoch);
+        return this.#handleAlert(plaintext);
+      case ContentType.ApplicationData:
+        if (this.#phase !== "established" || record.epoch === 0 || stale) {
+          return this.#drop("unexpected", record.epoch);
+        }
+        this.#events.push({ type: "data", data: plaintext, record: record.raw });
+        return;
+      default:
+        return this.#drop("unknown_type", record.epoch);
+    }
+  }
+
+  #handleHandshake(epoch: number, plaintext: Uint8Array): void {
+    const fragments = parseHandshakeFragments(plaintext);
+    for (const fragment of fragments) {
+      const verdict = this.inbound.add(fragment);
+      switch (verdict) {
+        case "buffered":
+        case "future":
+          break;
+        case "old":
+          // The peer repeated a message we already processed: it lost our
+          // last flight. Resend once per repeated flight (its first fragment).
+          if (fragment.fragmentOffset === 0) this.#driver.onPeerRetransmit(fragment.messageSeq);
+          break;
+        case "inconsistent":
+          throw new ProtocolError(
+            AlertDescription.IllegalParameter,
+            "Cannot reassemble handshake message: inconsistent fragments",
+          );
+        case "overflow":
+          throw new ProtocolError(
+            AlertDescription.HandshakeFailure,
+            "Cannot reassemble handshake message: too large",
+          );
+      }
+    }
+    for (let m = this.inbound.next(); m !== undefined; m = this.inbound.next()) {
+      if (this.isClosed) return;
+      this.#driver.onMessage(m.msgType, m.messageSeq, m.body, epoch);
+    }
+  }
+
+  #handleAlert(plaintext: Uint8Array): void {
+    let alert;
+    try {
+      alert = decodeAlert(plaintext);
+    } catch {
+      throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode alert");
+    }
+    const description = alertName(alert.description);
+    const fatal = alert.level === AlertLevel.Fatal;
+    this.#events.push({
+      type: "alert",
+      direction: "received",
+      level: fatal ? "fatal" : "warning",
+      description,
+    });
+    if (alert.description === AlertDescription.CloseNotify) {
+      // RFC 5246 §7.2.1: answer close_notify with close_notify.
+      this.#sendAlert(AlertLevel.Warning, AlertDescription.CloseNotify);
+      return this.#close("close_notify received", false);
+    }
+    if (fatal) return this.#close(`fatal alert received: ${description}`, true);
+  }
+
+  // ---- timers ------------------------------------------------------------
+
+  /** When {@link handleTimeout} should next be called, or undefined. */
+  pollTimeout(): number | undefined {
+    if (this.#phase === "closed") return undefined;
+    const retransmit = this.#timer.deadline;
+    if (this.#phase !== "handshaking") return retransmit;
+    return retransmit === undefined
+      ? this.#handshakeDeadline
+      : Math.min(retransmit, this.#handshakeDeadline);
+  }
+
+  /** Fires due timers: retransmission, handshake deadline. */
+  handleTimeout(now: number): void {
+    this.#now = now;
+    if (this.#phase === "closed") return;
+    if (this.#phase === "handshaking" && now >= this.#handshakeDeadline) {
+      return this.#close("handshake timeout", true);
+    }
+    switch (this.#timer.poll(now)) {
+      case "resend":
+        this.#transmitFlight(this.#timer.flight);
+        return;
+      case "give_up":
+        if (this.#phase === "handshaking") this.#close("handshake timeout", true);
+        else this.#timer.clear();
+        return;
+      case "none":
+        return;
+    }
+  }
+
+  // ---- application ---------------------------------------------------------
+
+  /** Encrypts and queues application data. Throws unless established. */
+  send(data: Uint8Array): void {
+    if (this.#phase !== "established") {
+      throw new TypeError(`Cannot send application data: connection is ${this.#phase}`);
+    }
+    if (data.length > 16384) throw new RangeError("Cannot send application data: over 2^14 bytes");
+    this.#transmits.push(this.#seal(ContentType.ApplicationData, this.#writeEpoch, data));
+  }
+
+  /** Sends close_notify and closes. Safe to call in any state. */
+  close(reason = "closed locally"): void {
+    if (this.#phase === "closed") return;
+    this.#sendAlert(AlertLevel.Warning, AlertDescription.CloseNotify);
+    this.#close(reason, false);
+  }
+
+  /** Closes with a fatal alert (used by the endpoint's policies, e.g. replaced by a new handshake). */
+  abort(reason: string): void {
+    if (this.#phase === "closed") return;
+    this.#close(reason, true);
+  }
+
+  // ---- output --------------------------------------------------------------
+
+  /** The next datagram to send, or undefined. */
+  pollTransmit(): Uint8Array | undefined {
+    return this.#transmits.shift();
+  }
+
+  /** The next event, or undefined. */
+  pollEvent(): ConnectionEvent | undefined {
+    return this.#events.shift();
+  }
+
+  // ---- HandshakeHost ---------------------------------------------------------
+
+  sendFlight(items: FlightItem[], armTimer: boolean): void {
+    this.#timer.start(items, this.#now, armTimer);
+    this.#transmitFlight(items);
+  }
+
+  resendFlight(): void {
+    if (this.#timer.flight.length > 0) this.#transmitFlight(this.#timer.flight);
+  }
+
+  disarmTimer(): void {
+    this.#timer.disarm();
+  }
+
+  setPendingRead(protection: RecordProtection): void {
+    this.#pendingRead = protection;
+  }
+
+  activatePendingRead(): void {
+    if (this.#pendingRead === undefined) {
+      throw new ProtocolError(
+        AlertDescription.UnexpectedMessage,
+        "Cannot change cipher spec: no keys yet",
+      );
+    }
+    this.#readEpoch++;
+    this.#reads[this.#readEpoch] = { protection: this.#pendingRead, replay: new ReplayWindow() };
+    this.#pendingRead = undefined;
+    const early = this.#early;
+    this.#early = [];
+    for (const record of early) this.handleRecord(record, this.#now);
+  }
+
+  setWrite(epoch: number, protection: RecordProtection): void {
+    this.#writes[epoch] = protection;
+    this.#writeSeq[epoch] ??= 0;
+  }
+
+  emit(event: ConnectionEvent): void {
+    this.#events.push(event);
+  }
+
+  established(): void {
+    this.#phase = "established";
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  #drop(reason: DropReason, epoch: number): void {
+    this.drops[reason]++;
+    this.#events.push({ type: "dropped", reason, epoch });
+  }
+
+  #fail(error: unknown): void {
+    if (this.#phase === "closed") return;
+    const { alert, internal } = alertFor(error);
+    this.#sendAlert(AlertLevel.Fatal, alert);
+    const message = error instanceof Error ? error.message : String(error);
+    this.#close(internal ? `internal error: ${message}` : message, true);
+  }
+
+  #close(reason: string, error: boolean): void {
+    this.#phase = "closed";
+    this.#timer.clear();
+    this.#early = [];
+    this.inbound.clear();
+    this.#events.push({ type: "closed", reason, error });
+  }
+
+  #sendAlert(level: number, description: number): void {
+    this.#events.push({
+      type: "alert",
+      direction: "sent",
+      level: level === AlertLevel.Fatal ? "fatal" : "warning",
+      description: alertName(description),
+    });
+    this.#transmits.push(
+      this.#seal(ContentType.Alert, this.#writeEpoch, encodeAlert(level, description)),
+    );
+  }
+
+  /** Sends a warning alert without closing (e.g. no_renegotiation). */
+  sendWarning(description: number): void {
+    this.#sendAlert(AlertLevel.Warning, description);
+  }
+
+  #seal(type: number, epoch: number, plaintext: Uint8Array): Uint8Array {
+    const protection = this.#writes[epoch];
+    if (protection === undefined) throw new Error(`no write keys for epoch ${epoch}`);
+    const seq = this.#writeSeq[epoch]!;
+    if (seq >= 2 ** 48 - 1) {
+      throw new ProtocolError(AlertDescription.InternalError, "sequence exhausted");
+    }
+    this.#writeSeq[epoch] = seq + 1;
+    const fragment = protection.protect(type, DTLS_1_2, epoch, seq, plaintext);
+    return encodeRecord(type, DTLS_1_2, epoch, seq, fragment);
+  }
+
+  #transmitFlight(items: readonly FlightItem[]): void {
+    const records: Uint8Array[] = [];
+    for (const item of items) {
+      if (item.kind === "change_cipher_spec") {
+        records.push(this.#seal(ContentType.ChangeCipherSpec, item.epoch, CCS_BODY));
+        // Everything we write after our ChangeCipherSpec uses the new epoch.
+        this.#writeEpoch = Math.max(this.#writeEpoch, item.epoch + 1);
+        continue;
+      }
+      const overhead = this.#writes[item.epoch]?.overhead ?? 0;
+      const room = this.config.mtu - RECORD_HEADER_LENGTH - HANDSHAKE_HEADER_LENGTH - overhead;
+      if (room < 1) throw new Error(`MTU ${this.config.mtu} too small`);
+      for (
+        const fragment of fragmentHandshakeMessage(item.msgType, item.messageSeq, item.body, room)
+      ) {
+        records.push(this.#seal(ContentType.Handshake, item.epoch, fragment));
+      }
+    }
+    this.#pack(records);
+  }
+
+  /** Packs records into as few datagrams of at most `mtu` bytes as their order allows. */
+  #pack(records: Uint8Array[]): void {
+    let batch: Uint8Array[] = [];
+    let size = 0;
+    const flush = () => {
+      if (batch.length === 0) return;
+      const datagram = new Uint8Array(size);
+      let at = 0;
+      for (const r of batch) {
+        datagram.set(r, at);
+        at += r.length;
+      }
+      this.#transmits.push(datagram);
+      batch = [];
+      size = 0;
+    };
+    for (const record of records) {
+      if (size + record.length > this.config.mtu) flush();
+      batch.push(record);
+      size += record.length;
+    }
+    flush();
+  }
+}
+
+const CCS_BODY = new Uint8Array([1]);

@@ -1,0 +1,30 @@
+/**
+ * Protocol errors and the one table that turns a failure into an alert.
+ *
+ * Three tiers (see STYLE.md): record noise is dropped and counted, never
+ * thrown; a {@link ProtocolError} is fatal and becomes exactly one alert; any
+ * other exception is a bug, reported as internal_error.
+ *
+ * @module
+ */
+
+import { DecodeError } from "../codec/reader.ts";
+import { AlertDescription } from "../handshake/messages.ts";
+
+/** A fatal protocol violation, carrying the alert the RFC names for it. */
+export class ProtocolError extends Error {
+  /** The AlertDescription to send. */
+  readonly alert: number;
+  constructor(alert: number, message: string) {
+    super(message);
+    this.name = "ProtocolError";
+    this.alert = alert;
+  }
+}
+
+/** The alert for any exception thrown while handling a peer's message. */
+export function alertFor(error: unknown): { alert: number; internal: boolean } {
+  if (error instanceof ProtocolError) return { alert: error.alert, internal: false };
+  if (error instanceof DecodeError) return { alert: AlertDescription.DecodeError, internal: false };
+  return { alert: AlertDescription.InternalError, internal: true };
+}

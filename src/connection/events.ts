@@ -1,0 +1,50 @@
+/**
+ * What a connection reports to its owner.
+ *
+ * @module
+ */
+
+/** Why a record was dropped without an answer (RFC 6347 §4.1.2.7). */
+export type DropReason =
+  | "malformed"
+  | "version"
+  | "epoch"
+  | "replay"
+  | "bad_mac"
+  | "unexpected"
+  | "unknown_type"
+  | "buffer_full";
+
+/** An event of a connection, drained with `pollEvent()`. */
+export type ConnectionEvent =
+  | { readonly type: "psk_identity"; readonly identity: string; readonly known: boolean }
+  | {
+    readonly type: "handshake_complete";
+    readonly suite: string;
+    readonly version: "DTLS 1.2";
+    readonly identity: string;
+    readonly extendedMasterSecret: boolean;
+    readonly encryptThenMac: boolean;
+    readonly group: string | undefined;
+  }
+  | {
+    readonly type: "data";
+    /** The decrypted payload (owned by the receiver). */
+    readonly data: Uint8Array;
+    /** The protected record it came in (a view valid until the next datagram is handled). */
+    readonly record: Uint8Array;
+  }
+  | {
+    readonly type: "alert";
+    readonly direction: "received" | "sent";
+    readonly level: "warning" | "fatal";
+    readonly description: string;
+  }
+  | { readonly type: "dropped"; readonly reason: DropReason; readonly epoch: number }
+  | {
+    readonly type: "closed";
+    /** Human-readable cause, e.g. "close_notify received", "handshake timeout". */
+    readonly reason: string;
+    /** True when the connection ended by a failure rather than an orderly close. */
+    readonly error: boolean;
+  };

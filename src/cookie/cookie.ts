@@ -1,0 +1,164 @@
+/**
+ * Stateless cookies for the HelloVerifyRequest exchange (RFC 6347 §4.2.1).
+ *
+ * A cookie binds the peer's address and port and the ClientHello parameters
+ * to a time and a server secret, so that verifying it needs no per-peer state:
+ *
+ *     cookie = generation(1) || issued_at_seconds(4) || HMAC-SHA256(secret, ...)[0..16]
+ *
+ * The secret rotates; the current and the previous one are accepted, so a
+ * cookie minted just before a rotation still verifies. A cookie older than
+ * `lifetimeMs` is refused even when its MAC checks out.
+ *
+ * @module
+ */
+
+import { Reader } from "../codec/reader.ts";
+import { constantTimeEqual } from "../crypto/constant_time.ts";
+import type { CryptoProvider, Mac, RandomSource } from "../crypto/provider.ts";
+
+/** Bytes of a minted cookie. */
+export const COOKIE_LENGTH = 21;
+const MAC_LENGTH = 16;
+
+/** Why a cookie did not verify, or `"ok"`. */
+export type CookieVerdict = "ok" | "missing" | "malformed" | "expired" | "invalid";
+
+/** Options of a {@link CookieAuthority}. */
+export interface CookieOptions {
+  /** Primitives (HMAC-SHA256). */
+  readonly provider: CryptoProvider;
+  /** Source of the secrets. */
+  readonly random: RandomSource;
+  /** How often the secret rotates, in ms (default 60 s). */
+  readonly rotationMs?: number;
+  /** How long a cookie stays valid, in ms (default 2 × rotation; never more than that). */
+  readonly lifetimeMs?: number;
+}
+
+interface Secret {
+  readonly generation: number;
+  readonly mac: Mac;
+}
+
+/**
+ * Mints and verifies cookies. Holds two secrets and nothing per peer.
+ */
+export class CookieAuthority {
+  readonly #provider: CryptoProvider;
+  readonly #random: RandomSource;
+  readonly #rotationMs: number;
+  readonly #lifetimeMs: number;
+  #current: Secret | undefined;
+  #previous: Secret | undefined;
+  #rotatedAt = 0;
+  readonly #scratch = new Uint8Array(4);
+
+  constructor(options: CookieOptions) {
+    this.#provider = options.provider;
+    this.#random = options.random;
+    this.#rotationMs = options.rotationMs ?? 60_000;
+    this.#lifetimeMs = Math.min(options.lifetimeMs ?? 2 * this.#rotationMs, 2 * this.#rotationMs);
+  }
+
+  #secretsAt(now: number): Secret {
+    if (this.#current === undefined || now - this.#rotatedAt >= this.#rotationMs) {
+      this.#previous = this.#current;
+      const generation = ((this.#current?.generation ?? -1) + 1) & 0xff;
+      this.#current = { generation, mac: this.#provider.hmac("sha256", this.#random(32)) };
+      this.#rotatedAt = now;
+    }
+    return this.#current;
+  }
+
+  /** Retires the current secret now (e.g. on operator request): cookies made with the retired one still verify until the next rotation. */
+  rotate(now: number): void {
+    this.#rotatedAt = -Infinity;
+    this.#secretsAt(now);
+  }
+
+  #compute(
+    secret: Secret,
+    issuedAt: number,
+    peer: Uint8Array,
+    params: ClientHelloParams,
+  ): Uint8Array {
+    const header = new Uint8Array(5);
+    header[0] = secret.generation;
+    new DataView(header.buffer).setUint32(1, issuedAt);
+    const tag = secret.mac.compute(header, peer, params.head, params.suites, params.compression);
+    const cookie = new Uint8Array(COOKIE_LENGTH);
+    cookie.set(header);
+    cookie.set(tag.subarray(0, MAC_LENGTH), 5);
+    return cookie;
+  }
+
+  /** A fresh cookie for this peer and ClientHello. */
+  mint(peer: Uint8Array, params: ClientHelloParams, now: number): Uint8Array {
+    return this.#compute(this.#secretsAt(now), Math.floor(now / 1000) >>> 0, peer, params);
+  }
+
+  /** Checks a cookie in constant time with respect to its MAC. */
+  verify(
+    peer: Uint8Array,
+    params: ClientHelloParams,
+    cookie: Uint8Array,
+    now: number,
+  ): CookieVerdict {
+    if (cookie.length === 0) return "missing";
+    if (cookie.length !== COOKIE_LENGTH) return "malformed";
+    const current = this.#secretsAt(now);
+    const generation = cookie[0]!;
+    const secret = generation === current.generation
+      ? current
+      : generation === this.#previous?.generation
+      ? this.#previous
+      : undefined;
+    if (secret === undefined) return "expired";
+    this.#scratch.set(cookie.subarray(1, 5));
+    const issuedAt = new DataView(this.#scratch.buffer).getUint32(0);
+    const expected = this.#compute(secret, issuedAt, peer, params);
+    if (!constantTimeEqual(expected, cookie)) return "invalid";
+    const ageMs = now - issuedAt * 1000;
+    // A cookie from the future (beyond clock granularity) or past its lifetime is refused.
+    if (ageMs < -1000 || ageMs > this.#lifetimeMs) return "expired";
+    return "ok";
+  }
+}
+
+/**
+ * The ClientHello fields a cookie covers (RFC 6347 §4.2.1: version, random,
+ * session_id, cipher_suites, compression_method), as subarrays of its body.
+ * Extensions are left out: some clients legitimately vary them between the two
+ * ClientHellos.
+ */
+export interface ClientHelloParams {
+  /** client_version || random || session_id (with its length byte). */
+  readonly head: Uint8Array;
+  /** cipher_suites (with its length prefix). */
+  readonly suites: Uint8Array;
+  /** compression_methods (with its length prefix). */
+  readonly compression: Uint8Array;
+  /** The cookie the client sent (possibly empty). */
+  readonly cookie: Uint8Array;
+}
+
+/** Slices a ClientHello body into the fields a cookie covers; throws DecodeError on a short body. */
+export function clientHelloParams(body: Uint8Array): ClientHelloParams {
+  const r = new Reader(body);
+  r.u16("ClientHello.client_version");
+  r.bytes(32, "ClientHello.random");
+  r.opaque8("ClientHello.session_id");
+  const headEnd = r.position;
+  const cookie = r.opaque8("ClientHello.cookie");
+  const suitesStart = r.position;
+  r.opaque16("ClientHello.cipher_suites");
+  const compressionStart = r.position;
+  r.opaque8("ClientHello.compression_methods");
+  return {
+    head: body.subarray(0, headEnd),
+    suites: body.subarray(suitesStart, compressionStart),
+    compression: body.subarray(compressionStart, r.position),
+    cookie,
+  };
+}

@@ -1,0 +1,442 @@
+/**
+ * The client side of the DTLS 1.2 PSK / ECDHE-PSK handshake, used by the
+ * tests, the load tool and the client command:
+ *
+ *     ClientHello                 -->
+ *                                 <--  HelloVerifyRequest
+ *     ClientHello (with cookie)   -->
+ *                                 <--  ServerHello, [ServerKeyExchange], ServerHelloDone
+ *     ClientKeyExchange, ChangeCipherSpec, Finished -->
+ *                                 <--  ChangeCipherSpec, Finished
+ *
+ * @module
+ */
+
+import { constantTimeEqual } from "../crypto/constant_time.ts";
+import type { GroupName, KeyShare } from "../crypto/provider.ts";
+import type { Connection, HandshakeDriver } from "../connection/connection.ts";
+import { ProtocolError } from "../connection/errors.ts";
+import { DTLS_1_0, DTLS_1_2 } from "../record/header.ts";
+import { createProtection } from "../record/protection.ts";
+import { type CipherSuite, suiteById } from "../record/suites.ts";
+import {
+  encodeEcPointFormats,
+  encodeRenegotiationInfo,
+  encodeSupportedGroups,
+  ExtensionType,
+  findExtension,
+  hasDuplicateExtensions,
+  NamedGroup,
+} from "./extensions.ts";
+import type { FlightItem } from "./flight.ts";
+import { encodeHandshakeMessage } from "./fragments.ts";
+import {
+  AlertDescription,
+  type ClientHello,
+  decodeEcdhePskServerKeyExchange,
+  decodeFinished,
+  decodeHelloVerifyRequest,
+  decodePskServerKeyExchange,
+  decodeServerHello,
+  decodeServerHelloDone,
+  encodeClientHello,
+  encodeEcdhePskClientKeyExchange,
+  encodeFinished,
+  encodePskClientKeyExchange,
+  type Extension,
+  HandshakeType,
+} from "./messages.ts";
+import {
+  ecdhePskPremaster,
+  keyBlock,
+  masterSecret,
+  pskPremaster,
+  Transcript,
+  verifyData,
+} from "./keys.ts";
+
+/** What a PSK client offers. */
+export interface PskClientOptions {
+  /** psk_identity sent in ClientKeyExchange. */
+  readonly identity: Uint8Array;
+  /** The key. */
+  readonly psk: Uint8Array;
+  /** Suites offered, in order. */
+  readonly suites: readonly CipherSuite[];
+  /** Groups offered for ECDHE, in order. */
+  readonly groups: readonly GroupName[];
+  /** Offer extended_master_secret (default true). */
+  readonly extendedMasterSecret?: boolean;
+  /** Offer encrypt_then_mac (default true). */
+  readonly encryptThenMac?: boolean;
+}
+
+const GROUP_IDS: Record<GroupName, number> = {
+  x25519: NamedGroup.x25519,
+  secp256r1: NamedGroup.secp256r1,
+};
+
+interface Agreed {
+  readonly suite: CipherSuite;
+  readonly serverRandom: Uint8Array;
+  readonly extendedMasterSecret: boolean;
+  readonly encryptThenMac: boolean;
+}
+
+/** After ServerHelloDone: the keys exist. */
+interface Keyed {
+  readonly a: Agreed;
+  readonly master: Uint8Array;
+  readonly group: GroupName | undefined;
+}
+
+type ClientState =
+  | { readonly kind: "await_server_hello" }
+  | { readonly kind: "await_server_key_exchange_or_done"; readonly a: Agreed }
+  | {
+    readonly kind: "await_server_hello_done";
+    readonly a: Agreed;
+    readonly group: GroupName | undefined;
+    readonly serverPublic: Uint8Array | undefined;
+  }
+  | (Keyed & { readonly kind: "await_change_cipher_spec" })
+  | (Keyed & { readonly kind: "await_finished" })
+  | { readonly kind: "done" }
+  | { readonly kind: "failed" };
+
+const EMPTY = new Uint8Array(0);
+
+/** Drives the client half of one handshake. */
+export class ClientHandshake implements HandshakeDriver {
+  readonly #conn: Connection;
+  readonly #options: PskClientOptions;
+  readonly #random: Uint8Array;
+  readonly #transcript = new Transcript();
+  #hello: ClientHello;
+  #seq = 0;
+  #state: ClientState = { kind: "await_server_hello" };
+  #cookieSeen = false;
+
+  constructor(conn: Connection, options: PskClientOptions) {
+    this.#conn = conn;
+    this.#options = options;
+    this.#random = conn.config.random(32);
+    const extensions: Extension[] = [
+      { type: ExtensionType.RenegotiationInfo, data: encodeRenegotiationInfo(EMPTY) },
+    ];
+    if (options.extendedMasterSecret ?? true) {
+      extensions.push({ type: ExtensionType.ExtendedMasterSecret, data: EMPTY });
+    }
+    if ((options.encryptThenMac ?? true) && options.suites.some((s) => s.cipher.kind === "cbc")) {
+      extensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
+    }
+    if (options.suites.some((s) => s.kx === "ecdhe_psk")) {
+      extensions.push(
+        {
+          type: ExtensionType.SupportedGroups,
+          data: encodeSupportedGroups(options.groups.map((g) => GROUP_IDS[g])),
+        },
+        { type: ExtensionType.EcPointFormats, data: encodeEcPointFormats([0]) },
+      );
+    }
+    this.#hello = {
+      clientVersion: DTLS_1_2,
+      random: this.#random,
+      sessionId: EMPTY,
+      cookie: EMPTY,
+      cipherSuites: options.suites.map((s) => s.id),
+      compressionMethods: new Uint8Array([0]),
+      extensions,
+    };
+  }
+
+  start(): void {
+    this.#sendHello();
+  }
+
+  #sendHello(): void {
+    const body = encodeClientHello(this.#hello);
+    this.#transcript.reset();
+    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ClientHello, this.#seq, body));
+    this.#conn.sendFlight([{
+      kind: "handshake",
+      epoch: 0,
+      msgType: HandshakeType.ClientHello,
+      messageSeq: this.#seq,
+      body,
+    }], true);
+    this.#seq++;
+  }
+
+  onMessage(msgType: number, messageSeq: number, body: Uint8Array, epoch: number): void {
+    const state = this.#state;
+    const conn = this.#conn;
+    switch (state.kind) {
+      case "await_server_hello":
+        if (epoch !== 0) break;
+        if (msgType === HandshakeType.HelloVerifyRequest && !this.#cookieSeen) {
+          // RFC 6347 §4.2.1: resend the same ClientHello with the cookie. The
+          // first ClientHello and the HelloVerifyRequest stay out of the transcript.
+          const hvr = decodeHelloVerifyRequest(body);
+          if (hvr.serverVersion !== DTLS_1_0 && hvr.serverVersion !== DTLS_1_2) {
+            throw new ProtocolError(
+              AlertDescription.ProtocolVersion,
+              "Cannot accept HelloVerifyRequest version",
+            );
+          }
+          this.#cookieSeen = true;
+          conn.disarmTimer();
+          this.#hello = { ...this.#hello, cookie: hvr.cookie.slice() };
+          this.#sendHello();
+          conn.inbound.nextSeq = messageSeq + 1;
+          return;
+        }
+        if (msgType !== HandshakeType.ServerHello) break;
+        conn.disarmTimer();
+        this.#state = this.#onServerHello(messageSeq, body);
+        return;
+      case "await_server_key_exchange_or_done":
+        if (epoch !== 0) break;
+        if (msgType === HandshakeType.ServerKeyExchange) {
+          this.#transcript.add(encodeHandshakeMessage(msgType, messageSeq, body));
+          if (state.a.suite.kx === "ecdhe_psk") {
+            const ske = decodeEcdhePskServerKeyExchange(body);
+            const group = this.#options.groups.find((g) => GROUP_IDS[g] === ske.group);
+            if (group === undefined) {
+              throw new ProtocolError(
+                AlertDescription.IllegalParameter,
+                "Cannot use server's ECDH group",
+              );
+            }
+            this.#state = {
+              kind: "await_server_hello_done",
+              a: state.a,
+              group,
+              serverPublic: ske.publicKey.slice(),
+            };
+          } else {
+            decodePskServerKeyExchange(body);
+            this.#state = {
+              kind: "await_server_hello_done",
+              a: state.a,
+              group: undefined,
+              serverPublic: undefined,
+            };
+          }
+          return;
+        }
+        if (msgType === HandshakeType.ServerHelloDone && state.a.suite.kx === "psk") {
+          this.#state = this.#onServerHelloDone(
+            {
+              kind: "await_server_hello_done",
+              a: state.a,
+              group: undefined,
+              serverPublic: undefined,
+            },
+            messageSeq,
+            body,
+          );
+          return;
+        }
+        break;
+      case "await_server_hello_done":
+        if (epoch !== 0 || msgType !== HandshakeType.ServerHelloDone) break;
+        this.#state = this.#onServerHelloDone(state, messageSeq, body);
+        return;
+      case "await_change_cipher_spec":
+        break;
+      case "await_finished":
+        if (epoch !== 1 || msgType !== HandshakeType.Finished) break;
+        this.#state = this.#onFinished(state, body);
+        return;
+      case "done":
+        // A HelloRequest or anything else after the handshake: we do not renegotiate.
+        conn.sendWarning(AlertDescription.NoRenegotiation);
+        return;
+      case "failed":
+        return;
+      default:
+        return state satisfies never;
+    }
+    throw new ProtocolError(
+      AlertDescription.UnexpectedMessage,
+      `Cannot accept handshake message ${msgType} in state ${state.kind}`,
+    );
+  }
+
+  onChangeCipherSpec(): void {
+    const state = this.#state;
+    if (state.kind !== "await_change_cipher_spec") {
+      if (state.kind === "done") return;
+      // Reordered ahead of what it follows: drop; the server will retransmit.
+      return;
+    }
+    this.#conn.activatePendingRead();
+    this.#state = { ...state, kind: "await_finished" };
+  }
+
+  onPeerRetransmit(): void {
+    // The server repeated its flight 4: it lost our flight 5.
+    if (this.#state.kind === "await_change_cipher_spec" || this.#state.kind === "await_finished") {
+      this.#conn.resendFlight();
+    }
+  }
+
+  #onServerHello(messageSeq: number, body: Uint8Array): ClientState {
+    const sh = decodeServerHello(body);
+    if (sh.serverVersion !== DTLS_1_2) {
+      throw new ProtocolError(
+        AlertDescription.ProtocolVersion,
+        "Cannot negotiate: server is not DTLS 1.2",
+      );
+    }
+    const suite = suiteById(sh.cipherSuite);
+    if (suite === undefined || !this.#options.suites.includes(suite)) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "Cannot accept server's cipher suite",
+      );
+    }
+    if (sh.compressionMethod !== 0) {
+      throw new ProtocolError(AlertDescription.IllegalParameter, "Cannot accept compression");
+    }
+    if (hasDuplicateExtensions(sh.extensions)) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "Cannot decode ServerHello: duplicate extension",
+      );
+    }
+    for (const ext of sh.extensions) {
+      // RFC 5246 §7.4.1.4: a server may only answer extensions we offered.
+      if (findExtension(this.#hello.extensions, ext.type) === undefined) {
+        throw new ProtocolError(
+          AlertDescription.UnsupportedExtension,
+          `Cannot accept extension ${ext.type}`,
+        );
+      }
+    }
+    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ServerHello, messageSeq, body));
+    const ems = findExtension(sh.extensions, ExtensionType.ExtendedMasterSecret) !== undefined;
+    const etm = findExtension(sh.extensions, ExtensionType.EncryptThenMac) !== undefined &&
+      suite.cipher.kind === "cbc";
+    return {
+      kind: "await_server_key_exchange_or_done",
+      a: { suite, serverRandom: sh.random.slice(), extendedMasterSecret: ems, encryptThenMac: etm },
+    };
+  }
+
+  #onServerHelloDone(
+    state: Extract<ClientState, { kind: "await_server_hello_done" }>,
+    messageSeq: number,
+    body: Uint8Array,
+  ): ClientState {
+    decodeServerHelloDone(body);
+    const conn = this.#conn;
+    const provider = conn.config.provider;
+    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ServerHelloDone, messageSeq, body));
+    const { a } = state;
+    let cke: Uint8Array;
+    let premaster: Uint8Array;
+    if (a.suite.kx === "ecdhe_psk") {
+      if (state.group === undefined || state.serverPublic === undefined) {
+        throw new ProtocolError(
+          AlertDescription.UnexpectedMessage,
+          "Cannot do ECDHE: no ServerKeyExchange",
+        );
+      }
+      const share: KeyShare = provider.keyShare(state.group, conn.config.random);
+      const shared = share.sharedSecret(state.serverPublic);
+      if (shared === null) {
+        throw new ProtocolError(
+          AlertDescription.IllegalParameter,
+          "Cannot use server's ECDH public key",
+        );
+      }
+      cke = encodeEcdhePskClientKeyExchange({
+        identity: this.#options.identity,
+        publicKey: share.publicKey,
+      });
+      premaster = ecdhePskPremaster(shared, this.#options.psk);
+    } else {
+      cke = encodePskClientKeyExchange(this.#options.identity);
+      premaster = pskPremaster(this.#options.psk);
+    }
+    const ckeSeq = this.#seq++;
+    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, ckeSeq, cke));
+    const master = masterSecret(
+      provider,
+      a.suite.prfHash,
+      premaster,
+      a.extendedMasterSecret
+        ? { extended: true, sessionHash: this.#transcript.hash(provider, a.suite.prfHash) }
+        : { extended: false, clientRandom: this.#random, serverRandom: a.serverRandom },
+    );
+    premaster.fill(0);
+    const keys = keyBlock(provider, a.suite, master, this.#random, a.serverRandom);
+    const options = { encryptThenMac: a.encryptThenMac, random: conn.config.random };
+    conn.setWrite(1, createProtection(a.suite, keys.client, provider, options));
+    conn.setPendingRead(createProtection(a.suite, keys.server, provider, options));
+    const finished = encodeFinished(
+      verifyData(
+        provider,
+        a.suite.prfHash,
+        master,
+        "client",
+        this.#transcript.hash(provider, a.suite.prfHash),
+      ),
+    );
+    const finSeq = this.#seq++;
+    this.#transcript.add(encodeHandshakeMessage(HandshakeType.Finished, finSeq, finished));
+    const flight: FlightItem[] = [
+      {
+        kind: "handshake",
+        epoch: 0,
+        msgType: HandshakeType.ClientKeyExchange,
+        messageSeq: ckeSeq,
+        body: cke,
+      },
+      { kind: "change_cipher_spec", epoch: 0 },
+      {
+        kind: "handshake",
+        epoch: 1,
+        msgType: HandshakeType.Finished,
+        messageSeq: finSeq,
+        body: finished,
+      },
+    ];
+    conn.sendFlight(flight, true);
+    return { kind: "await_change_cipher_spec", a, master, group: state.group };
+  }
+
+  #onFinished(
+    state: Extract<ClientState, { kind: "await_finished" }>,
+    body: Uint8Array,
+  ): ClientState {
+    const conn = this.#conn;
+    const provider = conn.config.provider;
+    const { a, master } = state;
+    const expected = verifyData(
+      provider,
+      a.suite.prfHash,
+      master,
+      "server",
+      this.#transcript.hash(provider, a.suite.prfHash),
+    );
+    if (!constantTimeEqual(expected, decodeFinished(body))) {
+      throw new ProtocolError(AlertDescription.DecryptError, "Cannot verify server Finished");
+    }
+    master.fill(0);
+    conn.disarmTimer();
+    conn.established();
+    conn.emit({
+      type: "handshake_complete",
+      suite: a.suite.name,
+      version: "DTLS 1.2",
+      identity: new TextDecoder().decode(this.#options.identity),
+      extendedMasterSecret: a.extendedMasterSecret,
+      encryptThenMac: a.encryptThenMac,
+      group: state.group,
+    });
+    return { kind: "done" };
+  }
+}

@@ -1,0 +1,466 @@
+/**
+ * The server side of the DTLS 1.2 PSK / ECDHE-PSK handshake (RFC 6347 §4.2,
+ * RFC 4279, RFC 5489), after the cookie exchange:
+ *
+ *     ClientHello (with cookie)   -->
+ *                                 <--  ServerHello, [ServerKeyExchange], ServerHelloDone
+ *     ClientKeyExchange,
+ *     [ChangeCipherSpec], Finished -->
+ *                                 <--  [ChangeCipherSpec], Finished
+ *
+ * Each state holds only what its step needs; every transition replaces it.
+ *
+ * @module
+ */
+
+import { constantTimeEqual } from "../crypto/constant_time.ts";
+import type { GroupName, KeyShare } from "../crypto/provider.ts";
+import type { Connection, HandshakeDriver } from "../connection/connection.ts";
+import { ProtocolError } from "../connection/errors.ts";
+import { DTLS_1_2 } from "../record/header.ts";
+import { createProtection } from "../record/protection.ts";
+import type { CipherSuite } from "../record/suites.ts";
+import { suiteById } from "../record/suites.ts";
+import {
+  decodeEcPointFormats,
+  decodeRenegotiationInfo,
+  decodeSupportedGroups,
+  encodeRenegotiationInfo,
+  ExtensionType,
+  findExtension,
+  hasDuplicateExtensions,
+  isEmptyExtension,
+  NamedGroup,
+  TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
+} from "./extensions.ts";
+import type { FlightItem } from "./flight.ts";
+import { encodeHandshakeMessage } from "./fragments.ts";
+import {
+  AlertDescription,
+  type ClientHello,
+  decodeClientHello,
+  decodeEcdhePskClientKeyExchange,
+  decodeFinished,
+  decodePskClientKeyExchange,
+  encodeEcdhePskServerKeyExchange,
+  encodeFinished,
+  encodePskServerKeyExchange,
+  encodeServerHello,
+  type Extension,
+  HandshakeType,
+} from "./messages.ts";
+import {
+  ecdhePskPremaster,
+  keyBlock,
+  masterSecret,
+  pskPremaster,
+  Transcript,
+  verifyData,
+} from "./keys.ts";
+
+/** The server's PSK policy. */
+export interface PskServerOptions {
+  /** The key for an identity, or undefined when unknown. */
+  readonly lookupPsk: (identity: Uint8Array) => Uint8Array | undefined;
+  /** psk_identity_hint (RFC 4279 §2); empty for none. */
+  readonly identityHint: Uint8Array;
+  /** Suites we accept, in our order of preference. */
+  readonly suites: readonly CipherSuite[];
+  /** ECDHE groups we accept, in our order of preference. */
+  readonly groups: readonly GroupName[];
+  /** Longest identity accepted, bytes (RFC 4279 §5.3: at least 128 must work). */
+  readonly maxIdentityLength: number;
+}
+
+/** What was agreed in the hellos. */
+interface Negotiated {
+  readonly suite: CipherSuite;
+  readonly clientRandom: Uint8Array;
+  readonly serverRandom: Uint8Array;
+  readonly extendedMasterSecret: boolean;
+  readonly encryptThenMac: boolean;
+  readonly group: GroupName | undefined;
+  readonly keyShare: KeyShare | undefined;
+  readonly transcript: Transcript;
+}
+
+/** After ClientKeyExchange: the keys exist. */
+interface Keyed {
+  readonly n: Negotiated;
+  readonly nextSeq: number;
+  readonly master: Uint8Array;
+  readonly identity: string;
+}
+
+type ServerState =
+  | { readonly kind: "await_client_key_exchange"; readonly n: Negotiated; readonly nextSeq: number }
+  | (Keyed & { readonly kind: "await_change_cipher_spec" })
+  | (Keyed & { readonly kind: "await_finished" })
+  | { readonly kind: "done"; readonly clientFinishedSeq: number }
+  | { readonly kind: "failed" };
+
+const GROUP_IDS: Record<GroupName, number> = {
+  x25519: NamedGroup.x25519,
+  secp256r1: NamedGroup.secp256r1,
+};
+
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+/** The first ClientHello that passed the cookie check, as the endpoint saw it. */
+export interface VerifiedHello {
+  /** Its handshake body. */
+  readonly body: Uint8Array;
+  /** Its message_seq. */
+  readonly messageSeq: number;
+}
+
+/** Drives the server half of one handshake. */
+export class ServerHandshake implements HandshakeDriver {
+  readonly #conn: Connection;
+  readonly #options: PskServerOptions;
+  #state: ServerState;
+  /** The client_random of this handshake, to tell a retransmission from a restart. */
+  readonly clientRandom: Uint8Array;
+
+  readonly #hello: VerifiedHello;
+
+  constructor(
+    conn: Connection,
+    options: PskServerOptions,
+    hello: VerifiedHello,
+    clientRandom: Uint8Array,
+  ) {
+    this.#conn = conn;
+    this.#options = options;
+    this.#hello = hello;
+    this.clientRandom = clientRandom;
+    conn.inbound.nextSeq = hello.messageSeq + 1;
+    this.#state = { kind: "failed" };
+  }
+
+  /** Answers the verified ClientHello with flight 4 (throws a ProtocolError to refuse it). */
+  start(): void {
+    this.#state = this.#onClientHello(decodeClientHello(this.#hello.body), this.#hello);
+  }
+
+  onMessage(msgType: number, messageSeq: number, body: Uint8Array, epoch: number): void {
+    const state = this.#state;
+    switch (state.kind) {
+      case "await_client_key_exchange":
+        if (msgType !== HandshakeType.ClientKeyExchange || epoch !== 0) break;
+        this.#state = this.#onClientKeyExchange(state, messageSeq, body);
+        return;
+      case "await_change_cipher_spec":
+        break;
+      case "await_finished":
+        if (msgType !== HandshakeType.Finished || epoch !== 1) break;
+        this.#state = this.#onFinished(state, messageSeq, body);
+        return;
+      case "done":
+        if (msgType === HandshakeType.ClientHello && epoch > 0) {
+          // RFC 5746 §4.4 / our policy: no renegotiation. Refuse politely and
+          // forget the message so the association carries on.
+          this.#conn.sendWarning(AlertDescription.NoRenegotiation);
+          return;
+        }
+        break;
+      case "failed":
+        return;
+      default:
+        return state satisfies never;
+    }
+    throw new ProtocolError(
+      AlertDescription.UnexpectedMessage,
+      `Cannot accept handshake message ${msgType} in state ${state.kind}`,
+    );
+  }
+
+  onChangeCipherSpec(): void {
+    const state = this.#state;
+    if (state.kind !== "await_change_cipher_spec") {
+      // A ChangeCipherSpec before our keys exist (reordered, or an attack):
+      // RFC 6347 §4.1 lets us drop it; the peer will retransmit its flight.
+      if (state.kind === "await_client_key_exchange") return;
+      if (state.kind === "done") return;
+      throw new ProtocolError(
+        AlertDescription.UnexpectedMessage,
+        "Cannot accept ChangeCipherSpec now",
+      );
+    }
+    this.#conn.activatePendingRead();
+    this.#state = { ...state, kind: "await_finished" };
+  }
+
+  onPeerRetransmit(messageSeq: number): void {
+    const state = this.#state;
+    // The client repeated its ClientHello (lost our flight 4) or its final
+    // flight (lost our flight 6): send ours again (RFC 6347 §4.2.4).
+    if (state.kind === "done") {
+      if (messageSeq === state.clientFinishedSeq) this.#conn.resendFlight();
+      return;
+    }
+    if (state.kind === "await_client_key_exchange") this.#conn.resendFlight();
+  }
+
+  // ---- steps -----------------------------------------------------------------
+
+  #onClientHello(ch: ClientHello, hello: VerifiedHello): ServerState {
+    const conn = this.#conn;
+    // DTLS versions count down: 1.0 = 0xfeff, 1.2 = 0xfefd (RFC 6347 §4.1).
+    if (ch.clientVersion > DTLS_1_2) {
+      throw new ProtocolError(
+        AlertDescription.ProtocolVersion,
+        "Cannot negotiate: client offers only DTLS 1.0",
+      );
+    }
+    if (!ch.compressionMethods.includes(0)) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "Cannot negotiate: no null compression",
+      );
+    }
+    if (hasDuplicateExtensions(ch.extensions)) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "Cannot decode ClientHello: duplicate extension",
+      );
+    }
+    const exts = ch.extensions;
+    const reneg = findExtension(exts, ExtensionType.RenegotiationInfo);
+    const secureRenegotiation = reneg !== undefined ||
+      ch.cipherSuites.includes(TLS_EMPTY_RENEGOTIATION_INFO_SCSV);
+    if (reneg !== undefined && decodeRenegotiationInfo(reneg.data).length !== 0) {
+      // RFC 5746 §3.6: an initial handshake must carry an empty renegotiated_connection.
+      throw new ProtocolError(
+        AlertDescription.HandshakeFailure,
+        "Cannot accept renegotiation_info: not empty",
+      );
+    }
+    const ems = findExtension(exts, ExtensionType.ExtendedMasterSecret);
+    if (ems !== undefined && !isEmptyExtension(ems)) {
+      throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode extended_master_secret");
+    }
+    const etm = findExtension(exts, ExtensionType.EncryptThenMac);
+    if (etm !== undefined && !isEmptyExtension(etm)) {
+      throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode encrypt_then_mac");
+    }
+
+    const group = this.#pickGroup(exts);
+    const suite = this.#pickSuite(ch.cipherSuites, group !== undefined);
+    if (suite === undefined) {
+      throw new ProtocolError(
+        AlertDescription.HandshakeFailure,
+        "Cannot negotiate: no common cipher suite",
+      );
+    }
+    const ecdhe = suite.kx === "ecdhe_psk";
+    const encryptThenMac = etm !== undefined && suite.cipher.kind === "cbc";
+
+    const transcript = new Transcript();
+    transcript.add(encodeHandshakeMessage(HandshakeType.ClientHello, hello.messageSeq, hello.body));
+
+    const serverRandom = conn.config.random(32);
+    const serverExtensions: Extension[] = [];
+    if (secureRenegotiation) {
+      serverExtensions.push({
+        type: ExtensionType.RenegotiationInfo,
+        data: encodeRenegotiationInfo(EMPTY),
+      });
+    }
+    if (ems !== undefined) {
+      serverExtensions.push({ type: ExtensionType.ExtendedMasterSecret, data: EMPTY });
+    }
+    if (encryptThenMac) serverExtensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
+    if (ecdhe) {
+      // RFC 8422 §5.2: we only send uncompressed points.
+      serverExtensions.push({ type: ExtensionType.EcPointFormats, data: new Uint8Array([1, 0]) });
+    }
+
+    let seq = hello.messageSeq;
+    const items: FlightItem[] = [];
+    const push = (msgType: number, body: Uint8Array) => {
+      items.push({ kind: "handshake", epoch: 0, msgType, messageSeq: seq, body });
+      transcript.add(encodeHandshakeMessage(msgType, seq, body));
+      seq++;
+    };
+    push(
+      HandshakeType.ServerHello,
+      encodeServerHello({
+        serverVersion: DTLS_1_2,
+        random: serverRandom,
+        sessionId: EMPTY,
+        cipherSuite: suite.id,
+        compressionMethod: 0,
+        extensions: serverExtensions,
+      }),
+    );
+    let keyShare: KeyShare | undefined;
+    if (ecdhe) {
+      keyShare = conn.config.provider.keyShare(group!, conn.config.random);
+      push(
+        HandshakeType.ServerKeyExchange,
+        encodeEcdhePskServerKeyExchange({
+          identityHint: this.#options.identityHint,
+          group: GROUP_IDS[group!],
+          publicKey: keyShare.publicKey,
+        }),
+      );
+    } else if (this.#options.identityHint.length > 0) {
+      // RFC 4279 §2: without a hint the ServerKeyExchange is omitted.
+      push(HandshakeType.ServerKeyExchange, encodePskServerKeyExchange(this.#options.identityHint));
+    }
+    push(HandshakeType.ServerHelloDone, EMPTY);
+    // A server's flight 4 waits for the client's next flight; the client's
+    // timer drives retransmission, ours covers a lost flight 4 as well.
+    conn.sendFlight(items, true);
+
+    return {
+      kind: "await_client_key_exchange",
+      nextSeq: seq,
+      n: {
+        suite,
+        clientRandom: this.clientRandom,
+        serverRandom,
+        extendedMasterSecret: ems !== undefined,
+        encryptThenMac,
+        group: ecdhe ? group : undefined,
+        keyShare,
+        transcript,
+      },
+    };
+  }
+
+  #pickGroup(exts: readonly Extension[]): GroupName | undefined {
+    const formats = findExtension(exts, ExtensionType.EcPointFormats);
+    // RFC 8422 §5.1.2: uncompressed (0) must be supported; if it is not listed we cannot talk ECDHE.
+    if (formats !== undefined && !decodeEcPointFormats(formats.data).includes(0)) return undefined;
+    const groupsExt = findExtension(exts, ExtensionType.SupportedGroups);
+    if (groupsExt === undefined) {
+      // RFC 8422 §4: without the extension any curve may be used; P-256 is the safe choice.
+      return this.#options.groups.includes("secp256r1") ? "secp256r1" : this.#options.groups[0];
+    }
+    const offered = decodeSupportedGroups(groupsExt.data);
+    return this.#options.groups.find((g) => offered.includes(GROUP_IDS[g]));
+  }
+
+  #pickSuite(offered: readonly number[], haveGroup: boolean): CipherSuite | undefined {
+    for (const suite of this.#options.suites) {
+      if (suite.kx === "ecdhe_psk" && !haveGroup) continue;
+      if (offered.includes(suite.id) && suiteById(suite.id) !== undefined) return suite;
+    }
+    return undefined;
+  }
+
+  #onClientKeyExchange(
+    state: Extract<ServerState, { kind: "await_client_key_exchange" }>,
+    messageSeq: number,
+    body: Uint8Array,
+  ): ServerState {
+    const conn = this.#conn;
+    conn.disarmTimer();
+    const { n } = state;
+    let identityBytes: Uint8Array;
+    let other: Uint8Array | undefined;
+    if (n.suite.kx === "ecdhe_psk") {
+      const cke = decodeEcdhePskClientKeyExchange(body);
+      identityBytes = cke.identity;
+      const shared = n.keyShare!.sharedSecret(cke.publicKey);
+      if (shared === null) {
+        throw new ProtocolError(
+          AlertDescription.IllegalParameter,
+          "Cannot use client's ECDH public key",
+        );
+      }
+      other = shared;
+    } else {
+      identityBytes = decodePskClientKeyExchange(body).identity;
+    }
+    const identity = decoder.decode(identityBytes);
+    if (identityBytes.length > this.#options.maxIdentityLength) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "Cannot accept PSK identity: too long",
+      );
+    }
+    const psk = this.#options.lookupPsk(identityBytes);
+    conn.emit({ type: "psk_identity", identity, known: psk !== undefined });
+    if (psk === undefined) {
+      throw new ProtocolError(
+        AlertDescription.UnknownPskIdentity,
+        `Cannot find PSK for identity "${identity}"`,
+      );
+    }
+    n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
+
+    const provider = conn.config.provider;
+    const premaster = other === undefined ? pskPremaster(psk) : ecdhePskPremaster(other, psk);
+    const master = masterSecret(
+      provider,
+      n.suite.prfHash,
+      premaster,
+      n.extendedMasterSecret
+        ? { extended: true, sessionHash: n.transcript.hash(provider, n.suite.prfHash) }
+        : { extended: false, clientRandom: n.clientRandom, serverRandom: n.serverRandom },
+    );
+    premaster.fill(0);
+    const keys = keyBlock(provider, n.suite, master, n.clientRandom, n.serverRandom);
+    const options = { encryptThenMac: n.encryptThenMac, random: conn.config.random };
+    conn.setPendingRead(createProtection(n.suite, keys.client, provider, options));
+    conn.setWrite(1, createProtection(n.suite, keys.server, provider, options));
+    return { kind: "await_change_cipher_spec", n, nextSeq: state.nextSeq, master, identity };
+  }
+
+  #onFinished(
+    state: Extract<ServerState, { kind: "await_finished" }>,
+    messageSeq: number,
+    body: Uint8Array,
+  ): ServerState {
+    const conn = this.#conn;
+    const { n, master } = state;
+    const provider = conn.config.provider;
+    const expected = verifyData(
+      provider,
+      n.suite.prfHash,
+      master,
+      "client",
+      n.transcript.hash(provider, n.suite.prfHash),
+    );
+    if (!constantTimeEqual(expected, decodeFinished(body))) {
+      throw new ProtocolError(AlertDescription.DecryptError, "Cannot verify client Finished");
+    }
+    n.transcript.add(encodeHandshakeMessage(HandshakeType.Finished, messageSeq, body));
+    const ours = verifyData(
+      provider,
+      n.suite.prfHash,
+      master,
+      "server",
+      n.transcript.hash(provider, n.suite.prfHash),
+    );
+    // The final flight has no timer: it is resent when the client repeats its
+    // own final flight (RFC 6347 §4.2.4, Figure 2).
+    conn.sendFlight([
+      { kind: "change_cipher_spec", epoch: 0 },
+      {
+        kind: "handshake",
+        epoch: 1,
+        msgType: HandshakeType.Finished,
+        messageSeq: state.nextSeq,
+        body: encodeFinished(ours),
+      },
+    ], false);
+    master.fill(0);
+    conn.established();
+    conn.emit({
+      type: "handshake_complete",
+      suite: n.suite.name,
+      version: "DTLS 1.2",
+      identity: state.identity,
+      extendedMasterSecret: n.extendedMasterSecret,
+      encryptThenMac: n.encryptThenMac,
+      group: n.group,
+    });
+    return { kind: "done", clientFinishedSeq: messageSeq };
+  }
+}
+
+const EMPTY = new Uint8Array(0);

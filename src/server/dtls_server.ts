@@ -1,0 +1,415 @@
+/**
+ * The server shell: a UDP socket (`Deno.listenDatagram`), one timer, and the
+ * log, around the sans-I/O {@link ServerEndpoint}. Qt's `DtlsServer` example,
+ * done for real: every decrypted datagram goes to an application callback
+ * whose answer is encrypted back (by default `to (<address>:<port>): ACK`).
+ *
+ * @module
+ */
+
+import type { Connection } from "../connection/connection.ts";
+import { connectionConfig, type EndpointOutcome, ServerEndpoint } from "../connection/endpoint.ts";
+import type { ConnectionEvent } from "../connection/events.ts";
+import { nobleProvider } from "../crypto/noble.ts";
+import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
+import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
+import { JsonLogger, type Logger, toHex } from "./log.ts";
+import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
+
+/** A peer as the application sees it. */
+export interface PeerInfo {
+  /** IP address as text. */
+  readonly address: string;
+  /** UDP port. */
+  readonly port: number;
+}
+
+/**
+ * The application: called with each decrypted datagram; what it returns (if
+ * anything) is encrypted and sent back to the same peer.
+ */
+export type DatagramHandler = (
+  data: Uint8Array,
+  peer: PeerInfo,
+) => Uint8Array | string | undefined;
+
+/** The Qt example's reply: `to (<address>:<port>): ACK`, as its `peer_info()` formats it. */
+export const qtAckHandler: DatagramHandler = (_data, peer) =>
+  `to (${peer.address}:${peer.port}): ACK`;
+
+/** Settings of a {@link DtlsServer}. */
+export interface DtlsServerOptions {
+  /** Address to bind (default 127.0.0.1). IPv6 literals without brackets. */
+  readonly address?: string;
+  /** UDP port (default 4433; 0 picks a free one). */
+  readonly port?: number;
+  /** Keys (default: the Qt example's demo credentials). */
+  readonly psk?: PskStore;
+  /** psk_identity_hint (default: the Qt example's). */
+  readonly identityHint?: string;
+  /** Suites in preference order (default: all, AEAD with forward secrecy first). */
+  readonly suites?: readonly CipherSuite[];
+  /** ECDHE groups in preference order. */
+  readonly groups?: readonly GroupName[];
+  /** Largest datagram sent, bytes (default 1200). */
+  readonly mtu?: number;
+  /** Most connections at once (default 10,000). */
+  readonly maxConnections?: number;
+  /** Handshake deadline, ms (default 30 s). */
+  readonly handshakeTimeoutMs?: number;
+  /** Idle timeout of established connections, ms (default 10 min). */
+  readonly idleTimeoutMs?: number;
+  /** The application (default: {@link qtAckHandler}). */
+  readonly onDatagram?: DatagramHandler;
+  /** Where to log (default: JSON lines on stdout). */
+  readonly logger?: Logger;
+  /** Log decrypted payloads (default: only with the demo keys). */
+  readonly logPlaintext?: boolean;
+  /** Crypto primitives (default: @noble). */
+  readonly provider?: CryptoProvider;
+  /** Random source (default: crypto.getRandomValues). */
+  readonly random?: RandomSource;
+  /** Clock in ms (default: Date.now). */
+  readonly clock?: () => number;
+}
+
+/** The bound address. */
+export interface ListenAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+const TICK_MS = 100;
+const RECEIVE_BUFFER = 65_536;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+/** Default random source: the platform CSPRNG. */
+export const systemRandom: RandomSource = (n) => crypto.getRandomValues(new Uint8Array(n));
+
+/** A DTLS 1.2 PSK server on one UDP socket. */
+export class DtlsServer {
+  readonly #options: DtlsServerOptions;
+  readonly #log: Logger;
+  readonly #clock: () => number;
+  readonly #endpoint: ServerEndpoint;
+  readonly #app: DatagramHandler;
+  readonly #logPlaintext: boolean;
+  #socket: Deno.DatagramConn | undefined;
+  #tick: ReturnType<typeof setInterval> | undefined;
+  #loop: Promise<void> | undefined;
+  #closing = false;
+  /** Peer key → socket address, for sending. */
+  readonly #peers = new Map<string, Deno.NetAddr>();
+
+  constructor(options: DtlsServerOptions = {}) {
+    this.#options = options;
+    this.#log = options.logger ?? new JsonLogger();
+    this.#clock = options.clock ?? Date.now;
+    const psk = options.psk ?? demoPskStore();
+    this.#logPlaintext = options.logPlaintext ?? psk.kind === "demo";
+    this.#app = options.onDatagram ?? qtAckHandler;
+    const random = options.random ?? systemRandom;
+    const provider = options.provider ?? nobleProvider;
+    const overrides: Parameters<typeof connectionConfig>[2] = {};
+    if (options.mtu !== undefined) Object.assign(overrides, { mtu: options.mtu });
+    if (options.handshakeTimeoutMs !== undefined) {
+      Object.assign(overrides, { handshakeTimeoutMs: options.handshakeTimeoutMs });
+    }
+    this.#endpoint = new ServerEndpoint({
+      connection: connectionConfig(provider, random, overrides),
+      psk: {
+        lookupPsk: (identity) => psk.lookup(decoder.decode(identity)),
+        identityHint: encoder.encode(options.identityHint ?? DEMO_IDENTITY_HINT),
+        suites: options.suites ?? CIPHER_SUITES,
+        groups: options.groups ?? ["x25519", "secp256r1"],
+        maxIdentityLength: 128,
+      },
+      maxConnections: options.maxConnections ?? 10_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
+    });
+  }
+
+  /** True between {@link listen} and {@link close}. */
+  get isListening(): boolean {
+    return this.#socket !== undefined;
+  }
+
+  /** Connections currently held (established and half-open). */
+  get connectionCount(): number {
+    return this.#endpoint.size;
+  }
+
+  /** Binds the socket and starts serving. Throws if the address cannot be bound. */
+  listen(): ListenAddress {
+    if (this.#socket !== undefined) throw new TypeError("Cannot listen: already listening");
+    const hostname = this.#options.address ?? "127.0.0.1";
+    const port = this.#options.port ?? 4433;
+    const socket = Deno.listenDatagram({ transport: "udp", hostname, port });
+    this.#socket = socket;
+    this.#closing = false;
+    const bound = socket.addr as Deno.NetAddr;
+    this.#log.log(
+      "info",
+      "listening",
+      `Server is listening on address ${bound.hostname} and port ${bound.port}`,
+      {
+        address: bound.hostname,
+        port: bound.port,
+      },
+    );
+    this.#loop = this.#receiveLoop(socket);
+    this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+    return { address: bound.hostname, port: bound.port };
+  }
+
+  /**
+   * Sends close_notify to every peer, then closes the socket. Resolves when
+   * the receive loop has ended.
+   */
+  async close(): Promise<void> {
+    const socket = this.#socket;
+    if (socket === undefined) return;
+    this.#closing = true;
+    clearInterval(this.#tick);
+    const sends: Promise<unknown>[] = [];
+    let peers = 0;
+    for (const [peer, connection] of [...this.#endpoint.entries()]) {
+      if (!connection.isClosed) {
+        connection.close("server shutting down");
+        peers++;
+      }
+      sends.push(...this.#drain(peer, connection));
+    }
+    await Promise.allSettled(sends);
+    this.#log.log("info", "shutdown", `Sent close_notify to ${peers} peer(s); closing the socket`, {
+      peers,
+    });
+    this.#socket = undefined;
+    socket.close();
+    await this.#loop;
+    this.#log.log("info", "closed", "Server stopped");
+  }
+
+  async #receiveLoop(socket: Deno.DatagramConn): Promise<void> {
+    // One buffer for every datagram: receive() without one allocates 64 KiB each time.
+    const buffer = new Uint8Array(RECEIVE_BUFFER);
+    while (true) {
+      let datagram: Uint8Array, addr: Deno.Addr;
+      try {
+        [datagram, addr] = await socket.receive(buffer);
+      } catch (error) {
+        if (this.#closing || this.#socket !== socket) return;
+        this.#log.log("error", "socket_error", `Cannot receive: ${errorMessage(error)}`);
+        continue;
+      }
+      try {
+        this.#onDatagram(datagram, addr as Deno.NetAddr);
+      } catch (error) {
+        // A bug must not take the server down for every other peer.
+        this.#log.log("error", "internal_error", `Internal error: ${errorMessage(error)}`, {
+          stack: error instanceof Error ? error.stack : undefined,
+        });
+      }
+    }
+  }
+
+  #onDatagram(datagram: Uint8Array, addr: Deno.NetAddr): void {
+    if (this.#closing) return;
+    const peer = peerKey(addr);
+    const outcome: EndpointOutcome = this.#endpoint.handleDatagram(datagram, peer, this.#clock());
+    switch (outcome.kind) {
+      case "dropped":
+        this.#log.log(
+          "debug",
+          "datagram_dropped",
+          `Dropped datagram from ${peer}: ${outcome.reason}`,
+          {
+            peer,
+            reason: outcome.reason,
+          },
+        );
+        return;
+      case "hello_verify_request":
+        this.#log.log(
+          "info",
+          "cookie_sent",
+          `Sent HelloVerifyRequest to ${peer} (cookie ${outcome.cookie})`,
+          {
+            peer,
+            reason: outcome.cookie,
+          },
+        );
+        this.#send(outcome.datagram, addr);
+        return;
+      case "connection": {
+        if (outcome.created) {
+          this.#peers.set(peer, addr);
+          this.#log.log("info", "cookie_verified", `Cookie verified for ${peer}`, { peer });
+          if (outcome.replaced !== undefined) {
+            this.#log.log(
+              "info",
+              "connection_replaced",
+              `${peer} restarted: new handshake replaces the old connection`,
+              { peer },
+            );
+          }
+          this.#log.log("info", "handshake_started", `Handshake in progress with ${peer}`, {
+            peer,
+          });
+        }
+        this.#drain(peer, outcome.connection);
+        return;
+      }
+    }
+  }
+
+  /** Handles a connection's events and sends its datagrams. */
+  #drain(peer: string, connection: Connection): Promise<unknown>[] {
+    const addr = this.#peers.get(peer);
+    for (let event = connection.pollEvent(); event; event = connection.pollEvent()) {
+      this.#onEvent(peer, connection, event);
+    }
+    const sends: Promise<unknown>[] = [];
+    if (addr !== undefined) {
+      for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) {
+        sends.push(this.#send(d, addr));
+      }
+    }
+    if (connection.isClosed) {
+      this.#endpoint.remove(peer, connection);
+      if (this.#endpoint.get(peer) === undefined) this.#peers.delete(peer);
+    }
+    return sends;
+  }
+
+  #onEvent(peer: string, connection: Connection, event: ConnectionEvent): void {
+    const log = this.#log;
+    switch (event.type) {
+      case "psk_identity":
+        log.log(
+          event.known ? "info" : "warning",
+          "psk_identity",
+          `PSK identity from ${peer}: "${event.identity}"`,
+          {
+            peer,
+            identity: event.identity,
+            known: event.known,
+          },
+        );
+        return;
+      case "handshake_complete":
+        log.log(
+          "info",
+          "handshake_complete",
+          `Handshake with ${peer} complete: ${event.suite}, ${event.version}`,
+          {
+            peer,
+            suite: event.suite,
+            version: event.version,
+            identity: event.identity,
+            extendedMasterSecret: event.extendedMasterSecret,
+            encryptThenMac: event.encryptThenMac,
+            group: event.group,
+          },
+        );
+        return;
+      case "data": {
+        const fields: Record<string, unknown> = {
+          peer,
+          ciphertext: toHex(event.record),
+          bytes: event.data.length,
+        };
+        if (this.#logPlaintext) fields.plaintext = decoder.decode(event.data);
+        log.log("info", "datagram", `Received ${event.data.length} bytes from ${peer}`, fields);
+        if (event.data.length === 0) {
+          log.log("warning", "empty_datagram", `${peer}: 0-byte datagram after decryption`, {
+            peer,
+          });
+          return;
+        }
+        this.#answer(peer, connection, event.data);
+        return;
+      }
+      case "alert":
+        log.log(
+          event.level === "fatal" ? "warning" : "info",
+          event.direction === "sent" ? "alert_sent" : "alert_received",
+          `${
+            event.direction === "sent" ? "Sent" : "Received"
+          } ${event.level} alert ${event.description} ${
+            event.direction === "sent" ? "to" : "from"
+          } ${peer}`,
+          { peer, level_alert: event.level, description: event.description },
+        );
+        return;
+      case "dropped":
+        log.log("debug", "record_dropped", `Dropped a record from ${peer}: ${event.reason}`, {
+          peer,
+          reason: event.reason,
+          epoch: event.epoch,
+        });
+        return;
+      case "closed":
+        log.log(
+          event.error ? "warning" : "info",
+          "connection_closed",
+          `Connection with ${peer} closed: ${event.reason}`,
+          {
+            peer,
+            reason: event.reason,
+            error: event.error,
+          },
+        );
+        return;
+      default:
+        return event satisfies never;
+    }
+  }
+
+  #answer(peer: string, connection: Connection, data: Uint8Array): void {
+    const addr = this.#peers.get(peer);
+    if (addr === undefined || connection.isClosed) return;
+    let reply: Uint8Array | string | undefined;
+    try {
+      reply = this.#app(data, { address: addr.hostname, port: addr.port });
+    } catch (error) {
+      this.#log.log("error", "app_error", `Application handler failed: ${errorMessage(error)}`, {
+        peer,
+      });
+      return;
+    }
+    if (reply === undefined) return;
+    connection.send(typeof reply === "string" ? encoder.encode(reply) : reply);
+  }
+
+  #onTick(): void {
+    const now = this.#clock();
+    for (const [peer, connection] of this.#endpoint.handleTimeouts(now)) {
+      this.#drain(peer, connection);
+    }
+  }
+
+  #send(datagram: Uint8Array, addr: Deno.NetAddr): Promise<unknown> {
+    const socket = this.#socket;
+    if (socket === undefined) return Promise.resolve();
+    return socket.send(datagram, addr).catch((error) => {
+      this.#log.log(
+        "error",
+        "socket_error",
+        `Cannot send to ${peerKey(addr)}: ${errorMessage(error)}`,
+      );
+    });
+  }
+}
+
+/** The connection-table key of a socket address: `1.2.3.4:5` or `[::1]:5`. */
+export function peerKey(addr: Deno.NetAddr): string {
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

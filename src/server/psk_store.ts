@@ -1,0 +1,71 @@
+/**
+ * Where PSKs come from: a key file in GnuTLS `psktool` format
+ * (`identity:hexkey` per line, `#` comments), the environment, or the Qt
+ * example's demo credentials.
+ *
+ * @module
+ */
+
+/** The Qt DTLS example's identity hint. */
+export const DEMO_IDENTITY_HINT = "Qt DTLS example server";
+/** The Qt DTLS example's client identity. */
+export const DEMO_CLIENT_IDENTITY = "Qt DTLS example client";
+/** The Qt DTLS example's key, as hex (a demo value, published in Qt's docs). */
+export const DEMO_KEY_HEX = "1a2b3c4d5e6f";
+
+/** Looks up the key of an identity. */
+export interface PskStore {
+  /** "demo": any identity gets the demo key; "keys": only listed identities. */
+  readonly kind: "demo" | "keys";
+  /** The key for an identity, or undefined. */
+  lookup(identity: string): Uint8Array | undefined;
+  /** How many identities are known (0 for demo). */
+  readonly size: number;
+}
+
+/** The Qt example's behaviour: every identity gets the demo key. */
+export function demoPskStore(): PskStore {
+  const key = parseHexKey(DEMO_KEY_HEX, "demo key");
+  return { kind: "demo", size: 0, lookup: () => key };
+}
+
+/** A store holding exactly these identities. */
+export function mapPskStore(keys: ReadonlyMap<string, Uint8Array>): PskStore {
+  return { kind: "keys", size: keys.size, lookup: (identity) => keys.get(identity) };
+}
+
+/** Parses a hex key; throws "Cannot parse <what>: reason" (never echoing the key). */
+export function parseHexKey(hex: string, what: string): Uint8Array {
+  if (hex.length === 0 || hex.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(hex)) {
+    throw new TypeError(`Cannot parse ${what}: not an even number of hex digits`);
+  }
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/**
+ * Parses a psktool-format key file. Errors name the line, never the key.
+ * The identity is everything before the last colon, so identities may
+ * contain colons; hex keys cannot.
+ */
+export function parsePskFile(text: string, source = "PSK file"): Map<string, Uint8Array> {
+  const keys = new Map<string, Uint8Array>();
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const colon = line.lastIndexOf(":");
+    if (colon <= 0) {
+      throw new TypeError(`Cannot parse ${source} line ${i + 1}: expected identity:hexkey`);
+    }
+    const identity = line.slice(0, colon);
+    const key = parseHexKey(line.slice(colon + 1).trim(), `${source} line ${i + 1} key`);
+    if (keys.has(identity)) {
+      throw new TypeError(`Cannot parse ${source} line ${i + 1}: duplicate identity "${identity}"`);
+    }
+    keys.set(identity, key);
+  }
+  if (keys.size === 0) throw new TypeError(`Cannot parse ${source}: no keys`);
+  return keys;
+}

@@ -1,0 +1,175 @@
+/**
+ * A simulator that runs our client against our server endpoint on virtual
+ * time, with a network whose behaviour a test scripts per datagram: deliver,
+ * drop, duplicate, or hold back (reorder).
+ */
+
+import type { Connection } from "../../src/connection/connection.ts";
+import {
+  connectionConfig,
+  createClientConnection,
+  type EndpointOutcome,
+  ServerEndpoint,
+} from "../../src/connection/endpoint.ts";
+import type { ConnectionEvent } from "../../src/connection/events.ts";
+import { nobleProvider } from "../../src/crypto/noble.ts";
+import type { PskClientOptions } from "../../src/handshake/client.ts";
+import type { PskServerOptions } from "../../src/handshake/server.ts";
+import { CIPHER_SUITES } from "../../src/record/suites.ts";
+import { seededRandom } from "./random.ts";
+
+/** What the network does with one datagram. */
+export type Fate = "deliver" | "drop" | "duplicate" | "delay";
+
+/** Decides each datagram's fate; `index` counts datagrams in that direction. */
+export type NetworkScript = (direction: "c2s" | "s2c", index: number, datagram: Uint8Array) => Fate;
+
+export const PEER = "127.0.0.1:50000";
+export const IDENTITY = new TextEncoder().encode("Qt DTLS example client");
+export const KEY = new Uint8Array([0x1a, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f]);
+
+/** Server PSK options with one identity. */
+export function serverPsk(overrides: Partial<PskServerOptions> = {}): PskServerOptions {
+  return {
+    lookupPsk: (id) => new TextDecoder().decode(id) === "Qt DTLS example client" ? KEY : undefined,
+    identityHint: new TextEncoder().encode("Qt DTLS example server"),
+    suites: CIPHER_SUITES,
+    groups: ["x25519", "secp256r1"],
+    maxIdentityLength: 128,
+    ...overrides,
+  };
+}
+
+/** Client PSK options. */
+export function clientPsk(overrides: Partial<PskClientOptions> = {}): PskClientOptions {
+  return {
+    identity: IDENTITY,
+    psk: KEY,
+    suites: CIPHER_SUITES,
+    groups: ["x25519", "secp256r1"],
+    ...overrides,
+  };
+}
+
+/** A client and a server endpoint wired through a scripted network. */
+export class Pair {
+  now = 1_000_000;
+  readonly endpoint: ServerEndpoint;
+  readonly client: Connection;
+  readonly clientEvents: ConnectionEvent[] = [];
+  readonly serverEvents: ConnectionEvent[] = [];
+  readonly outcomes: EndpointOutcome["kind"][] = [];
+  readonly wire: { direction: "c2s" | "s2c"; datagram: Uint8Array }[] = [];
+  #delayed: { direction: "c2s" | "s2c"; datagram: Uint8Array }[] = [];
+  #counts = { c2s: 0, s2c: 0 };
+  readonly script: NetworkScript;
+
+  constructor(
+    options: {
+      seed?: string;
+      server?: Partial<PskServerOptions>;
+      client?: Partial<PskClientOptions>;
+      script?: NetworkScript;
+      mtu?: number;
+    } = {},
+  ) {
+    const seed = options.seed ?? "pair";
+    const config = (who: string) =>
+      connectionConfig(
+        nobleProvider,
+        seededRandom(`${seed}/${who}`),
+        options.mtu ? { mtu: options.mtu } : {},
+      );
+    this.script = options.script ?? (() => "deliver");
+    this.endpoint = new ServerEndpoint({
+      connection: config("server"),
+      psk: serverPsk(options.server),
+      maxConnections: 100,
+      idleTimeoutMs: 600_000,
+    });
+    this.client = createClientConnection(config("client"), clientPsk(options.client), this.now);
+  }
+
+  /** The server's connection with the client, if any. */
+  get server(): Connection | undefined {
+    return this.endpoint.get(PEER);
+  }
+
+  #route(direction: "c2s" | "s2c", datagram: Uint8Array): void {
+    const fate = this.script(direction, this.#counts[direction]++, datagram);
+    if (fate === "drop") return;
+    if (fate === "delay") {
+      this.#delayed.push({ direction, datagram });
+      return;
+    }
+    this.#deliver(direction, datagram);
+    if (fate === "duplicate") this.#deliver(direction, datagram);
+  }
+
+  #deliver(direction: "c2s" | "s2c", datagram: Uint8Array): void {
+    this.wire.push({ direction, datagram });
+    if (direction === "s2c") {
+      this.client.handleDatagram(datagram, this.now);
+      return;
+    }
+    const outcome = this.endpoint.handleDatagram(datagram, PEER, this.now);
+    this.outcomes.push(outcome.kind);
+    if (outcome.kind === "hello_verify_request") this.#route("s2c", outcome.datagram);
+  }
+
+  /** Moves every queued datagram and event until nothing is left to move. */
+  pump(): void {
+    for (let round = 0; round < 1000; round++) {
+      let moved = false;
+      for (let d = this.client.pollTransmit(); d; d = this.client.pollTransmit()) {
+        moved = true;
+        this.#route("c2s", d);
+      }
+      const server = this.server;
+      if (server) {
+        for (let d = server.pollTransmit(); d; d = server.pollTransmit()) {
+          moved = true;
+          this.#route("s2c", d);
+        }
+        for (let e = server.pollEvent(); e; e = server.pollEvent()) this.serverEvents.push(e);
+      }
+      for (let e = this.client.pollEvent(); e; e = this.client.pollEvent()) {
+        this.clientEvents.push(e);
+      }
+      if (!moved) {
+        // Release held-back datagrams only once the rest has flowed: a reorder.
+        const delayed = this.#delayed;
+        this.#delayed = [];
+        for (const { direction, datagram } of delayed.reverse()) {
+          moved = true;
+          this.#deliver(direction, datagram);
+        }
+      }
+      if (!moved) return;
+    }
+    throw new Error("pump did not settle");
+  }
+
+  /** Advances virtual time to the next timer of either side and fires it. */
+  advance(): boolean {
+    const deadlines = [this.client.pollTimeout(), this.server?.pollTimeout()].filter((
+      t,
+    ): t is number => t !== undefined);
+    if (deadlines.length === 0) return false;
+    this.now = Math.max(this.now, Math.min(...deadlines));
+    this.client.handleTimeout(this.now);
+    for (const [, c] of this.endpoint.handleTimeouts(this.now)) void c;
+    return true;
+  }
+
+  /** Pumps and fires timers until the client is established or closed, or `limitMs` passes. */
+  run(limitMs = 120_000): void {
+    const end = this.now + limitMs;
+    this.pump();
+    while (!this.client.isEstablished && !this.client.isClosed && this.now < end) {
+      if (!this.advance()) break;
+      this.pump();
+    }
+    this.pump();
+  }
+}
