@@ -1,0 +1,208 @@
+/**
+ * A DTLS 1.2 PSK client on its own UDP socket: the counterpart of Qt's DTLS
+ * client example, used by the tests, the load tool and the client command.
+ * A thin shell around the sans-I/O client connection.
+ *
+ * @module
+ */
+
+import type { Connection } from "../connection/connection.ts";
+import { connectionConfig, createClientConnection } from "../connection/endpoint.ts";
+import type { ConnectionEvent } from "../connection/events.ts";
+import { nobleProvider } from "../crypto/noble.ts";
+import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
+import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
+
+/** Settings of a {@link DtlsClient}. */
+export interface DtlsClientOptions {
+  /** Server address (IPv4 or IPv6 literal, or a host name). */
+  readonly hostname: string;
+  /** Server port. */
+  readonly port: number;
+  /** psk_identity. */
+  readonly identity: string;
+  /** The key. */
+  readonly psk: Uint8Array;
+  /** Suites offered, in order (default: all). */
+  readonly suites?: readonly CipherSuite[];
+  /** Groups offered (default x25519, P-256). */
+  readonly groups?: readonly GroupName[];
+  /** Local address to bind (default: 127.0.0.1, or ::1 for an IPv6 server). */
+  readonly localAddress?: string;
+  /** Largest datagram sent. */
+  readonly mtu?: number;
+  /** Crypto primitives. */
+  readonly provider?: CryptoProvider;
+  /** Random source. */
+  readonly random?: RandomSource;
+}
+
+/** What the handshake agreed. */
+export interface ClientSession {
+  /** IANA name of the suite. */
+  readonly suite: string;
+  /** "DTLS 1.2". */
+  readonly version: string;
+}
+
+const RECEIVE_BUFFER = 65_536;
+
+/** One client connection. */
+export class DtlsClient {
+  readonly #options: DtlsClientOptions;
+  #socket: Deno.DatagramConn | undefined;
+  #connection: Connection | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #received: Uint8Array[] = [];
+  #waiters: (() => void)[] = [];
+  #session: ClientSession | undefined;
+  #closedReason: string | undefined;
+  #loop: Promise<void> | undefined;
+  readonly #server: Deno.NetAddr;
+  /** Every event of the connection, in order (for tests and the CLI). */
+  readonly events: ConnectionEvent[] = [];
+
+  constructor(options: DtlsClientOptions) {
+    this.#options = options;
+    this.#server = { transport: "udp", hostname: options.hostname, port: options.port };
+  }
+
+  /** The local UDP port (after {@link connect}). */
+  get localPort(): number {
+    return (this.#socket?.addr as Deno.NetAddr | undefined)?.port ?? 0;
+  }
+
+  /** Why the connection ended, if it did. */
+  get closedReason(): string | undefined {
+    return this.#closedReason;
+  }
+
+  /** Runs the handshake; resolves with the session or rejects with the reason it failed. */
+  async connect(timeoutMs = 30_000): Promise<ClientSession> {
+    const o = this.#options;
+    const local = o.localAddress ?? (o.hostname.includes(":") ? "::1" : "127.0.0.1");
+    const socket = Deno.listenDatagram({ transport: "udp", hostname: local, port: 0 });
+    this.#socket = socket;
+    const random = o.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
+    const config = connectionConfig(
+      o.provider ?? nobleProvider,
+      random,
+      o.mtu !== undefined ? { mtu: o.mtu } : {},
+    );
+    this.#connection = createClientConnection(config, {
+      identity: new TextEncoder().encode(o.identity),
+      psk: o.psk,
+      suites: o.suites ?? CIPHER_SUITES,
+      groups: o.groups ?? ["x25519", "secp256r1"],
+    }, Date.now());
+    this.#loop = this.#receiveLoop(socket);
+    this.#flush();
+    await this.#until(
+      () => this.#session !== undefined || this.#closedReason !== undefined,
+      timeoutMs,
+    );
+    if (this.#session === undefined) {
+      const reason = this.#closedReason ?? "timeout";
+      await this.close();
+      throw new Error(`Cannot connect: ${reason}`);
+    }
+    return this.#session;
+  }
+
+  /** Sends one datagram of application data. */
+  send(data: Uint8Array | string): void {
+    const connection = this.#connection;
+    if (connection === undefined) throw new TypeError("Cannot send: not connected");
+    connection.send(typeof data === "string" ? new TextEncoder().encode(data) : data);
+    this.#flush();
+  }
+
+  /** The next application datagram from the server. */
+  async receive(timeoutMs = 10_000): Promise<Uint8Array> {
+    await this.#until(
+      () => this.#received.length > 0 || this.#closedReason !== undefined,
+      timeoutMs,
+    );
+    const next = this.#received.shift();
+    if (next === undefined) throw new Error(`Cannot receive: ${this.#closedReason ?? "timeout"}`);
+    return next;
+  }
+
+  /** Sends close_notify (if connected) and closes the socket. */
+  async close(): Promise<void> {
+    const connection = this.#connection;
+    if (connection !== undefined && !connection.isClosed) {
+      connection.close();
+      await this.#flush();
+    }
+    clearTimeout(this.#timer);
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (socket !== undefined) {
+      socket.close();
+      await this.#loop;
+    }
+    this.#wake();
+  }
+
+  async #receiveLoop(socket: Deno.DatagramConn): Promise<void> {
+    const buffer = new Uint8Array(RECEIVE_BUFFER);
+    while (this.#socket === socket) {
+      let datagram: Uint8Array;
+      try {
+        [datagram] = await socket.receive(buffer);
+      } catch {
+        return;
+      }
+      this.#connection?.handleDatagram(datagram, Date.now());
+      this.#flush();
+    }
+  }
+
+  #flush(): Promise<unknown> {
+    const connection = this.#connection;
+    const socket = this.#socket;
+    if (connection === undefined) return Promise.resolve();
+    for (let e = connection.pollEvent(); e; e = connection.pollEvent()) {
+      this.events.push(e);
+      if (e.type === "handshake_complete") this.#session = { suite: e.suite, version: e.version };
+      else if (e.type === "data") this.#received.push(e.data);
+      else if (e.type === "closed") this.#closedReason = e.reason;
+    }
+    const sends: Promise<unknown>[] = [];
+    if (socket !== undefined) {
+      for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) {
+        sends.push(socket.send(d, this.#server).catch(() => {}));
+      }
+    }
+    clearTimeout(this.#timer);
+    const due = connection.pollTimeout();
+    if (due !== undefined && socket !== undefined) {
+      this.#timer = setTimeout(() => {
+        connection.handleTimeout(Date.now());
+        this.#flush();
+      }, Math.max(0, due - Date.now()));
+    }
+    this.#wake();
+    return Promise.all(sends);
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  async #until(done: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done() && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, deadline - Date.now());
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+}

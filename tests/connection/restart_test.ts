@@ -1,0 +1,97 @@
+/**
+ * RFC 6347 §4.2.8: a client that restarts on the same address and port sends
+ * a fresh epoch-0 ClientHello; the server starts a new handshake once the
+ * cookie checks out, and keeps the old association until then.
+ */
+import assert from "node:assert/strict";
+import type { Connection } from "../../src/connection/connection.ts";
+import { connectionConfig, createClientConnection } from "../../src/connection/endpoint.ts";
+import { nobleProvider } from "../../src/crypto/noble.ts";
+import { seededRandom } from "../helpers/random.ts";
+import { clientPsk, Pair, PEER } from "../helpers/sim.ts";
+
+/** Moves datagrams between a client and the pair's endpoint until quiet; returns the endpoint outcomes. */
+function talk(pair: Pair, client: Connection): string[] {
+  const outcomes: string[] = [];
+  for (let round = 0; round < 50; round++) {
+    let moved = false;
+    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
+      moved = true;
+      const out = pair.endpoint.handleDatagram(d, PEER, pair.now);
+      outcomes.push(out.kind);
+      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, pair.now);
+    }
+    const server = pair.endpoint.get(PEER);
+    for (let d = server?.pollTransmit(); d; d = server?.pollTransmit()) {
+      moved = true;
+      client.handleDatagram(d, pair.now);
+    }
+    if (!moved) break;
+  }
+  return outcomes;
+}
+
+Deno.test("a restarted client on the same port gets a new connection after the cookie exchange", () => {
+  const pair = new Pair();
+  pair.run();
+  const old = pair.server!;
+  assert.equal(old.isEstablished, true);
+
+  const restarted = createClientConnection(
+    connectionConfig(nobleProvider, seededRandom("restarted")),
+    clientPsk(),
+    pair.now,
+  );
+  // The first ClientHello only earns a HelloVerifyRequest: the old association stays.
+  const first = restarted.pollTransmit()!;
+  const out = pair.endpoint.handleDatagram(first, PEER, pair.now);
+  assert.equal(out.kind, "hello_verify_request");
+  assert.equal(pair.endpoint.get(PEER), old);
+  assert.equal(old.isEstablished, true);
+
+  restarted.handleDatagram((out as { datagram: Uint8Array }).datagram, pair.now);
+  const outcomes = talk(pair, restarted);
+  assert.equal(outcomes[0], "connection");
+  assert.equal(restarted.isEstablished, true);
+  assert.notEqual(pair.endpoint.get(PEER), old);
+  assert.equal(old.isClosed, true);
+  assert.equal(pair.endpoint.size, 1);
+});
+
+Deno.test("a late copy of the handshake's own ClientHello does not replace the connection", () => {
+  const pair = new Pair();
+  pair.run();
+  const old = pair.server!;
+  const cookieHello = pair.wire.filter((w) => w.direction === "c2s")[1]!.datagram;
+  const out = pair.endpoint.handleDatagram(cookieHello, PEER, pair.now);
+  assert.equal(out.kind, "connection");
+  assert.equal(pair.endpoint.get(PEER), old);
+  assert.equal(old.isEstablished, true);
+});
+
+Deno.test("a replayed application record is dropped, not delivered twice", () => {
+  const pair = new Pair();
+  pair.run();
+  pair.client.send(new TextEncoder().encode("once"));
+  const record = pair.client.pollTransmit()!;
+  pair.endpoint.handleDatagram(record, PEER, pair.now);
+  pair.endpoint.handleDatagram(record, PEER, pair.now);
+  const server = pair.server!;
+  const events = [];
+  for (let e = server.pollEvent(); e; e = server.pollEvent()) events.push(e);
+  assert.equal(events.filter((e) => e.type === "data").length, 1);
+  assert.equal(server.drops.replay, 1);
+});
+
+Deno.test("a tampered application record is dropped silently and counted", () => {
+  const pair = new Pair();
+  pair.run();
+  pair.client.send(new TextEncoder().encode("tamper"));
+  const record = pair.client.pollTransmit()!.slice();
+  record[record.length - 1]! ^= 1;
+  pair.endpoint.handleDatagram(record, PEER, pair.now);
+  const server = pair.server!;
+  assert.equal(server.isEstablished, true);
+  assert.equal(server.drops.bad_mac, 1);
+  assert.equal(server.pollTransmit(), undefined, "no answer to a bad record");
+});

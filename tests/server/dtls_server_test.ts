@@ -1,0 +1,148 @@
+/**
+ * The server shell on real sockets, driven by our own client.
+ */
+import assert from "node:assert/strict";
+import { DtlsClient } from "../../src/client/dtls_client.ts";
+import { DtlsServer } from "../../src/server/dtls_server.ts";
+import { MemoryLogger } from "../../src/server/log.ts";
+import { mapPskStore, parseHexKey } from "../../src/server/psk_store.ts";
+
+const DEMO_KEY = parseHexKey("1a2b3c4d5e6f", "demo key");
+
+async function withServer(
+  options: ConstructorParameters<typeof DtlsServer>[0],
+  body: (server: DtlsServer, port: number, log: MemoryLogger) => Promise<void>,
+): Promise<void> {
+  const log = new MemoryLogger();
+  const server = new DtlsServer({ port: 0, logger: log, ...options });
+  const { port } = server.listen();
+  try {
+    await body(server, port, log);
+  } finally {
+    await server.close();
+  }
+}
+
+Deno.test("Qt example behaviour over IPv4: ACK reply, logs, close_notify on shutdown", async () => {
+  const log = new MemoryLogger();
+  const server = new DtlsServer({ port: 0, logger: log });
+  const { port } = server.listen();
+  assert.equal(server.isListening, true);
+  const client = new DtlsClient({
+    hostname: "127.0.0.1",
+    port,
+    identity: "Alice (clone number 1)",
+    psk: DEMO_KEY,
+  });
+  try {
+    const session = await client.connect(5_000);
+    assert.equal(session.version, "DTLS 1.2");
+    client.send("Message #1");
+    const reply = new TextDecoder().decode(await client.receive(5_000));
+    assert.equal(reply, `to (127.0.0.1:${client.localPort}): ACK`);
+
+    const datagram = log.entries.find((e) => e.event === "datagram");
+    assert.ok(datagram, "datagram logged");
+    assert.equal(datagram.plaintext, "Message #1");
+    assert.match(String(datagram.ciphertext), /^17fefd0001[0-9a-f]+$/);
+    assert.equal(datagram.peer, `127.0.0.1:${client.localPort}`);
+    const identity = log.entries.find((e) => e.event === "psk_identity");
+    assert.equal(identity?.identity, "Alice (clone number 1)");
+    for (
+      const event of [
+        "listening",
+        "cookie_sent",
+        "cookie_verified",
+        "handshake_started",
+        "handshake_complete",
+      ]
+    ) {
+      assert.ok(log.entries.some((e) => e.event === event), `${event} logged`);
+    }
+    assert.equal(server.connectionCount, 1);
+  } finally {
+    await server.close();
+  }
+  assert.equal(server.isListening, false);
+  await client.receive(2_000).catch(() => {});
+  assert.equal(client.closedReason, "close_notify received");
+  await client.close();
+  assert.ok(log.entries.some((e) => e.event === "shutdown" && e.peers === 1));
+});
+
+Deno.test("IPv6 loopback", async () => {
+  await withServer({ address: "::1" }, async (_server, port) => {
+    const client = new DtlsClient({ hostname: "::1", port, identity: "v6", psk: DEMO_KEY });
+    try {
+      await client.connect(5_000);
+      client.send("over v6");
+      const reply = new TextDecoder().decode(await client.receive(5_000));
+      assert.equal(reply, `to (::1:${client.localPort}): ACK`);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+Deno.test("a close_notify from the peer removes its connection", async () => {
+  await withServer({}, async (server, port, log) => {
+    const client = new DtlsClient({ hostname: "127.0.0.1", port, identity: "c", psk: DEMO_KEY });
+    await client.connect(5_000);
+    assert.equal(server.connectionCount, 1);
+    await client.close();
+    for (let i = 0; i < 50 && server.connectionCount > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(server.connectionCount, 0);
+    assert.ok(
+      log.entries.some((e) =>
+        e.event === "connection_closed" && e.reason === "close_notify received"
+      ),
+    );
+  });
+});
+
+Deno.test("the application callback answers each datagram", async () => {
+  const onDatagram = (data: Uint8Array) => new TextDecoder().decode(data).toUpperCase();
+  await withServer({ onDatagram }, async (_server, port) => {
+    const client = new DtlsClient({ hostname: "127.0.0.1", port, identity: "c", psk: DEMO_KEY });
+    try {
+      await client.connect(5_000);
+      client.send("shout");
+      assert.equal(new TextDecoder().decode(await client.receive(5_000)), "SHOUT");
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+Deno.test("with a key file an unknown identity is refused with unknown_psk_identity", async () => {
+  const psk = mapPskStore(new Map([["alice", parseHexKey("00112233", "k")]]));
+  await withServer({ psk }, async (_server, port, log) => {
+    const mallory = new DtlsClient({
+      hostname: "127.0.0.1",
+      port,
+      identity: "mallory",
+      psk: DEMO_KEY,
+    });
+    await assert.rejects(() => mallory.connect(5_000), /unknown_psk_identity/);
+    const alice = new DtlsClient({
+      hostname: "127.0.0.1",
+      port,
+      identity: "alice",
+      psk: parseHexKey("00112233", "k"),
+    });
+    try {
+      await alice.connect(5_000);
+      alice.send("hi");
+      await alice.receive(5_000);
+    } finally {
+      await alice.close();
+    }
+    assert.ok(
+      !log.entries.some((e) => e.event === "datagram" && "plaintext" in e),
+      "plaintext not logged with real keys",
+    );
+    assert.ok(!JSON.stringify(log.entries).includes("00112233"), "no key in logs");
+  });
+});
