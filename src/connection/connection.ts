@@ -15,8 +15,7 @@
  * @module
  */
 
-import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
-import { type FlightItem, FlightTimer, type RetransmitPolicy } from "../handshake/flight.ts";
+import { type FlightItem, FlightTimer } from "../handshake/flight.ts";
 import {
   fragmentHandshakeMessage,
   HANDSHAKE_HEADER_LENGTH,
@@ -40,65 +39,13 @@ import {
 } from "../record/header.ts";
 import { NULL_PROTECTION, type RecordProtection } from "../record/protection.ts";
 import { ReplayWindow } from "../record/replay.ts";
-import { alertFor, ProtocolError } from "./errors.ts";
+import { alertFor, ProtocolError } from "../handshake/errors.ts";
+import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handshake/driver.ts";
+
+export type { ConnectionConfig };
 import type { ConnectionEvent, DropReason } from "./events.ts";
+import type { HandshakeEvent } from "../handshake/driver.ts";
 import { parseRecords } from "../record/header.ts";
-
-/** Settings shared by every connection of an endpoint. */
-export interface ConnectionConfig {
-  /** Crypto primitives. */
-  readonly provider: CryptoProvider;
-  /** Random source (randoms, ephemeral keys, CBC IVs). */
-  readonly random: RandomSource;
-  /** Largest datagram we send, bytes. Handshake messages are fragmented to fit. */
-  readonly mtu: number;
-  /** Flight retransmission timing. */
-  readonly retransmit: RetransmitPolicy;
-  /** A handshake not complete after this long is abandoned, ms. */
-  readonly handshakeTimeoutMs: number;
-  /** Largest handshake message accepted, bytes (bounds reassembly). */
-  readonly maxHandshakeMessageBytes: number;
-  /** Bytes of handshake fragments buffered per connection at most. */
-  readonly maxBufferedHandshakeBytes: number;
-}
-
-/** The role-specific half of the handshake (server.ts, client.ts). */
-export interface HandshakeDriver {
-  /** A complete, in-order handshake message arrived in `epoch`. */
-  onMessage(msgType: number, messageSeq: number, body: Uint8Array, epoch: number): void;
-  /** The peer's ChangeCipherSpec arrived (epoch 0). */
-  onChangeCipherSpec(): void;
-  /** Called when the connection is established and the peer repeats an old handshake message. */
-  onPeerRetransmit(messageSeq: number): void;
-  /** The client's opening move (server: no-op). */
-  start(): void;
-}
-
-/** What a driver may do to its connection. */
-export interface HandshakeHost {
-  /** Shared settings. */
-  readonly config: ConnectionConfig;
-  /** The time of the call being handled. */
-  readonly now: number;
-  /** The inbound handshake queue (drivers set its next expected message_seq). */
-  readonly inbound: HandshakeReassembler;
-  /** Sends a flight and remembers it for retransmission. */
-  sendFlight(items: FlightItem[], armTimer: boolean): void;
-  /** Resends the last flight (the peer repeated its own). */
-  resendFlight(): void;
-  /** Stops the retransmission timer: the peer answered. */
-  disarmTimer(): void;
-  /** Keys for reading epoch 1, used once the peer's ChangeCipherSpec arrives. */
-  setPendingRead(protection: RecordProtection): void;
-  /** Switches reading to the pending epoch (on the peer's ChangeCipherSpec). */
-  activatePendingRead(): void;
-  /** Installs the write protection of `epoch`. */
-  setWrite(epoch: number, protection: RecordProtection): void;
-  /** Reports an event. */
-  emit(event: ConnectionEvent): void;
-  /** The handshake is done: application data may flow. */
-  established(): void;
-}
 
 type Phase = "handshaking" | "established" | "closed";
 
@@ -453,7 +400,7 @@ export class Connection implements HandshakeHost {
     this.#writeSeq[epoch] ??= 0;
   }
 
-  emit(event: ConnectionEvent): void {
+  emit(event: HandshakeEvent): void {
     this.#events.push(event);
   }
 

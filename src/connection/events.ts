@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { HandshakeEvent } from "../handshake/driver.ts";
+
 /** Why a record was dropped without an answer (RFC 6347 §4.1.2.7). */
 export type DropReason =
   | "malformed"
@@ -17,16 +19,7 @@ export type DropReason =
 
 /** An event of a connection, drained with `pollEvent()`. */
 export type ConnectionEvent =
-  | { readonly type: "psk_identity"; readonly identity: string; readonly known: boolean }
-  | {
-    readonly type: "handshake_complete";
-    readonly suite: string;
-    readonly version: "DTLS 1.2";
-    readonly identity: string;
-    readonly extendedMasterSecret: boolean;
-    readonly encryptThenMac: boolean;
-    readonly group: string | undefined;
-  }
+  | HandshakeEvent
   | {
     readonly type: "data";
     /** The decrypted payload (owned by the receiver). */

@@ -14,8 +14,8 @@
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 import type { GroupName, KeyShare } from "../crypto/provider.ts";
-import type { Connection, HandshakeDriver } from "../connection/connection.ts";
-import { ProtocolError } from "../connection/errors.ts";
+import type { HandshakeDriver, HandshakeHost } from "./driver.ts";
+import { ProtocolError } from "./errors.ts";
 import { DTLS_1_0, DTLS_1_2 } from "../record/header.ts";
 import { createProtection } from "../record/protection.ts";
 import { type CipherSuite, suiteById } from "../record/suites.ts";
@@ -108,7 +108,7 @@ const EMPTY = new Uint8Array(0);
 
 /** Drives the client half of one handshake. */
 export class ClientHandshake implements HandshakeDriver {
-  readonly #conn: Connection;
+  readonly #conn: HandshakeHost;
   readonly #options: PskClientOptions;
   readonly #random: Uint8Array;
   readonly #transcript = new Transcript();
@@ -117,7 +117,7 @@ export class ClientHandshake implements HandshakeDriver {
   #state: ClientState = { kind: "await_server_hello" };
   #cookieSeen = false;
 
-  constructor(conn: Connection, options: PskClientOptions) {
+  constructor(conn: HandshakeHost, options: PskClientOptions) {
     this.#conn = conn;
     this.#options = options;
     this.#random = conn.config.random(32);

@@ -15,8 +15,8 @@
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 import type { GroupName, KeyShare } from "../crypto/provider.ts";
-import type { Connection, HandshakeDriver } from "../connection/connection.ts";
-import { ProtocolError } from "../connection/errors.ts";
+import type { HandshakeDriver, HandshakeHost } from "./driver.ts";
+import { ProtocolError } from "./errors.ts";
 import { DTLS_1_2 } from "../record/header.ts";
 import { createProtection } from "../record/protection.ts";
 import type { CipherSuite } from "../record/suites.ts";
@@ -116,7 +116,7 @@ export interface VerifiedHello {
 
 /** Drives the server half of one handshake. */
 export class ServerHandshake implements HandshakeDriver {
-  readonly #conn: Connection;
+  readonly #conn: HandshakeHost;
   readonly #options: PskServerOptions;
   #state: ServerState;
   /** The client_random of this handshake, to tell a retransmission from a restart. */
@@ -125,7 +125,7 @@ export class ServerHandshake implements HandshakeDriver {
   readonly #hello: VerifiedHello;
 
   constructor(
-    conn: Connection,
+    conn: HandshakeHost,
     options: PskServerOptions,
     hello: VerifiedHello,
     clientRandom: Uint8Array,

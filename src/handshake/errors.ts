@@ -9,7 +9,7 @@
  */
 
 import { DecodeError } from "../codec/reader.ts";
-import { AlertDescription } from "../handshake/messages.ts";
+import { AlertDescription } from "./messages.ts";
 
 /** A fatal protocol violation, carrying the alert the RFC names for it. */
 export class ProtocolError extends Error {

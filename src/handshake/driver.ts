@@ -1,0 +1,82 @@
+/**
+ * The seam between the record layer (the connection) and the role-specific
+ * handshake logic: what a driver is asked, and what it may ask of its host.
+ *
+ * @module
+ */
+
+import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
+import type { RecordProtection } from "../record/protection.ts";
+import type { FlightItem, RetransmitPolicy } from "./flight.ts";
+import type { HandshakeReassembler } from "./fragments.ts";
+
+/** Settings shared by every connection of an endpoint. */
+export interface ConnectionConfig {
+  /** Crypto primitives. */
+  readonly provider: CryptoProvider;
+  /** Random source (randoms, ephemeral keys, CBC IVs). */
+  readonly random: RandomSource;
+  /** Largest datagram we send, bytes. Handshake messages are fragmented to fit. */
+  readonly mtu: number;
+  /** Flight retransmission timing. */
+  readonly retransmit: RetransmitPolicy;
+  /** A handshake not complete after this long is abandoned, ms. */
+  readonly handshakeTimeoutMs: number;
+  /** Largest handshake message accepted, bytes (bounds reassembly). */
+  readonly maxHandshakeMessageBytes: number;
+  /** Bytes of handshake fragments buffered per connection at most. */
+  readonly maxBufferedHandshakeBytes: number;
+}
+
+/** What a handshake driver reports to the owner of the connection. */
+export type HandshakeEvent =
+  | { readonly type: "psk_identity"; readonly identity: string; readonly known: boolean }
+  | {
+    readonly type: "handshake_complete";
+    readonly suite: string;
+    readonly version: "DTLS 1.2";
+    readonly identity: string;
+    readonly extendedMasterSecret: boolean;
+    readonly encryptThenMac: boolean;
+    readonly group: string | undefined;
+  };
+
+/** The role-specific half of the handshake (server.ts, client.ts). */
+export interface HandshakeDriver {
+  /** A complete, in-order handshake message arrived in `epoch`. */
+  onMessage(msgType: number, messageSeq: number, body: Uint8Array, epoch: number): void;
+  /** The peer's ChangeCipherSpec arrived (epoch 0). */
+  onChangeCipherSpec(): void;
+  /** Called when the connection is established and the peer repeats an old handshake message. */
+  onPeerRetransmit(messageSeq: number): void;
+  /** The client's opening move (server: no-op). */
+  start(): void;
+}
+
+/** What a driver may do to its connection. */
+export interface HandshakeHost {
+  /** Shared settings. */
+  readonly config: ConnectionConfig;
+  /** The time of the call being handled. */
+  readonly now: number;
+  /** The inbound handshake queue (drivers set its next expected message_seq). */
+  readonly inbound: HandshakeReassembler;
+  /** Sends a flight and remembers it for retransmission. */
+  sendFlight(items: FlightItem[], armTimer: boolean): void;
+  /** Resends the last flight (the peer repeated its own). */
+  resendFlight(): void;
+  /** Stops the retransmission timer: the peer answered. */
+  disarmTimer(): void;
+  /** Keys for reading epoch 1, used once the peer's ChangeCipherSpec arrives. */
+  setPendingRead(protection: RecordProtection): void;
+  /** Switches reading to the pending epoch (on the peer's ChangeCipherSpec). */
+  activatePendingRead(): void;
+  /** Installs the write protection of `epoch`. */
+  setWrite(epoch: number, protection: RecordProtection): void;
+  /** Reports an event. */
+  emit(event: HandshakeEvent): void;
+  /** Sends a warning alert without closing (e.g. no_renegotiation). */
+  sendWarning(description: number): void;
+  /** The handshake is done: application data may flow. */
+  established(): void;
+}

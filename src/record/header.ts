@@ -1,0 +1,180 @@
+/**
+ * The DTLS record header (RFC 6347 §4.1):
+ *
+ *     struct {
+ *       ContentType type;                 // 1 byte
+ *       ProtocolVersion version;          // 2 bytes
+ *       uint16 epoch;                     // 2 bytes
+ *       uint48 sequence_number;           // 6 bytes
+ *       uint16 length;                    // 2 bytes
+ *       opaque fragment[DTLSPlaintext.length];
+ *     } DTLSPlaintext;
+ *
+ * One datagram may carry several records (RFC 6347 §4.1.1). Records are
+ * returned as views into the datagram: nothing is copied here.
+ *
+ * @module
+ */
+
+import { Reader } from "../codec/reader.ts";
+import { writeU48 } from "../codec/writer.ts";
+
+/** ContentType values (RFC 5246 §6.2.1). */
+export const ContentType = {
+  ChangeCipherSpec: 20,
+  Alert: 21,
+  Handshake: 22,
+  ApplicationData: 23,
+} as const;
+
+/** Bytes of a DTLS 1.0/1.2 record header. */
+export const RECORD_HEADER_LENGTH = 13;
+
+/** ProtocolVersion of DTLS 1.2 on the wire: {254, 253} (RFC 6347 §4.1). */
+export const DTLS_1_2 = 0xfefd;
+
+/** ProtocolVersion of DTLS 1.0: {254, 255}, seen in ClientHello records (RFC 6347 §4.2.1). */
+export const DTLS_1_0 = 0xfeff;
+
+/**
+ * The largest fragment a record may carry: a TLSCiphertext may not exceed
+ * 2^14 + 2048 bytes (RFC 5246 §6.2.3, applied to DTLS by RFC 6347 §4.1).
+ */
+export const MAX_FRAGMENT_LENGTH = 16384 + 2048;
+
+/** The largest sequence number plus one: it is a uint48. */
+const SEQ_LIMIT = 2 ** 48;
+
+/** One record of a datagram; both byte fields are subarrays of the datagram. */
+export interface RecordView {
+  /** ContentType, as received (may be unknown). */
+  type: number;
+  /** ProtocolVersion as a 16-bit number, e.g. {@link DTLS_1_2}. */
+  version: number;
+  /** The epoch (uint16). */
+  epoch: number;
+  /** The 48-bit sequence number, exact in a JS number. */
+  seq: number;
+  /** The record body: DTLSPlaintext/DTLSCiphertext.fragment. */
+  fragment: Uint8Array;
+  /** The whole record, header included. */
+  raw: Uint8Array;
+}
+
+/**
+ * Splits one datagram into its records.
+ *
+ * Per RFC 6347 §4.1.2.7 invalid records are silently discarded, not fatal.
+ * A truncated header, or a length running past the end of the datagram,
+ * means the framing of everything after it is unknown, so the walk stops
+ * there and counts one malformed record. A record longer than
+ * {@link MAX_FRAGMENT_LENGTH} that still fits is skipped and counted, and
+ * the walk goes on: its framing is intact. Unknown content types and
+ * versions are returned as they are; the caller decides.
+ */
+export function parseRecords(datagram: Uint8Array): { records: RecordView[]; malformed: number } {
+  const records: RecordView[] = [];
+  let malformed = 0;
+  const r = new Reader(datagram);
+  while (r.remaining > 0) {
+    if (r.remaining < RECORD_HEADER_LENGTH) {
+      malformed++;
+      break;
+    }
+    // The bounds were checked above, so none of these reads can throw.
+    const start = r.position;
+    const type = r.u8("ContentType");
+    const version = r.u16("ProtocolVersion");
+    const epoch = r.u16("epoch");
+    const seq = r.u48("sequence_number");
+    const length = r.u16("length");
+    if (length > r.remaining) {
+      malformed++;
+      break;
+    }
+    const fragment = r.bytes(length, "fragment");
+    if (length > MAX_FRAGMENT_LENGTH) {
+      malformed++;
+      continue;
+    }
+    records.push({
+      type,
+      version,
+      epoch,
+      seq,
+      fragment,
+      raw: datagram.subarray(start, r.position),
+    });
+  }
+  return { records, malformed };
+}
+
+function checkHeader(
+  type: number,
+  version: number,
+  epoch: number,
+  seq: number,
+  fragment: Uint8Array,
+): void {
+  if (!Number.isInteger(type) || type < 0 || type > 0xff) {
+    throw new RangeError(`Cannot write record: content type ${type}`);
+  }
+  if (!Number.isInteger(version) || version < 0 || version > 0xffff) {
+    throw new RangeError(`Cannot write record: version ${version}`);
+  }
+  if (!Number.isInteger(epoch) || epoch < 0 || epoch > 0xffff) {
+    throw new RangeError(`Cannot write record: epoch ${epoch}`);
+  }
+  // RFC 6347 §4.1: the sequence number MUST NOT wrap; a connection that
+  // would need 2^48 records must rekey or close, so this is a bug upstream.
+  if (!Number.isInteger(seq) || seq < 0 || seq >= SEQ_LIMIT) {
+    throw new RangeError(`Cannot write record: sequence number ${seq}`);
+  }
+  if (fragment.length > MAX_FRAGMENT_LENGTH) {
+    throw new RangeError(`Cannot write record: fragment of ${fragment.length} bytes`);
+  }
+}
+
+/**
+ * Writes a record (header and fragment) into `out` at `at` and returns the
+ * offset just past it. Throws a `RangeError` for a field out of range or a
+ * buffer too small: both are programming errors.
+ */
+export function writeRecord(
+  out: Uint8Array,
+  at: number,
+  type: number,
+  version: number,
+  epoch: number,
+  seq: number,
+  fragment: Uint8Array,
+): number {
+  checkHeader(type, version, epoch, seq, fragment);
+  const end = at + RECORD_HEADER_LENGTH + fragment.length;
+  if (!Number.isInteger(at) || at < 0 || end > out.length) {
+    throw new RangeError(`Cannot write record: ${end - at} bytes do not fit at offset ${at}`);
+  }
+  out[at] = type;
+  out[at + 1] = version >>> 8;
+  out[at + 2] = version;
+  out[at + 3] = epoch >>> 8;
+  out[at + 4] = epoch;
+  writeU48(out, at + 5, seq);
+  out[at + 11] = fragment.length >>> 8;
+  out[at + 12] = fragment.length;
+  out.set(fragment, at + RECORD_HEADER_LENGTH);
+  return end;
+}
+
+/** One record, header and fragment, as a new array. */
+export function encodeRecord(
+  type: number,
+  version: number,
+  epoch: number,
+  seq: number,
+  fragment: Uint8Array,
+): Uint8Array {
+  const out = new Uint8Array(RECORD_HEADER_LENGTH + fragment.length);
+  writeRecord(out, 0, type, version, epoch, seq, fragment);
+  return out;
+}

@@ -1,0 +1,509 @@
+/**
+ * Record protection: one keyed instance per epoch and direction (the
+ * `halfConn` of Go's crypto/tls). It turns a record's plaintext into its
+ * DTLSCiphertext.fragment and back, building nonces, additional data and
+ * MAC input from the record header itself (RFC 6347 §4.1.2.1).
+ *
+ * Failures on the receive side are noise (RFC 6347 §4.1.2.7): `unprotect`
+ * answers null and never throws. Failures on the send side are programming
+ * errors and throw.
+ *
+ * @module
+ */
+
+import { writeU48 } from "../codec/writer.ts";
+import { constantTimeEqual } from "../crypto/constant_time.ts";
+import type {
+  Aead,
+  CbcCipher,
+  CryptoProvider,
+  HashName,
+  Mac,
+  RandomSource,
+} from "../crypto/provider.ts";
+import type { CipherSuite } from "./suites.ts";
+
+/** Per-epoch, per-direction key material from the key block (RFC 5246 §6.3). */
+export interface RecordKeys {
+  /** client/server_write_key. */
+  key: Uint8Array;
+  /** client/server_write_IV: the AEAD salt (4 bytes) or ChaCha IV (12 bytes); empty for CBC. */
+  fixedIv: Uint8Array;
+  /** client/server_write_MAC_key; empty for AEAD suites. */
+  macKey: Uint8Array;
+}
+
+/** Protects and unprotects the records of one epoch in one direction. */
+export interface RecordProtection {
+  /** Maximum bytes protect() adds to a plaintext. */
+  readonly overhead: number;
+  /** Returns the DTLSCiphertext.fragment for a record with this header. */
+  protect(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): Uint8Array;
+  /** Returns the plaintext or null if the record does not authenticate / is malformed (never throws). */
+  unprotect(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    fragment: Uint8Array,
+  ): Uint8Array | null;
+}
+
+/** DTLSPlaintext.length MUST NOT exceed 2^14 (RFC 5246 §6.2.1). */
+const MAX_PLAINTEXT = 16384;
+
+/** DTLSCiphertext.length MUST NOT exceed 2^14 + 2048 (RFC 5246 §6.2.3). */
+const MAX_CIPHERTEXT = 16384 + 2048;
+
+const SEQ_LIMIT = 2 ** 48;
+
+/** Bytes of AAD / MAC header: epoch(2) || seq(6) || type(1) || version(2) || length(2). */
+const HEADER_LENGTH = 13;
+
+/** The AES block, which is also the length of a CBC record IV (RFC 5246 §6.2.3.2). */
+const BLOCK = 16;
+
+/** Whether the header fields are in range for a wire record. */
+function validHeader(type: number, version: number, epoch: number, seq: number): boolean {
+  return Number.isInteger(type) && type >= 0 && type <= 0xff &&
+    Number.isInteger(version) && version >= 0 && version <= 0xffff &&
+    Number.isInteger(epoch) && epoch >= 0 && epoch <= 0xffff &&
+    Number.isInteger(seq) && seq >= 0 && seq < SEQ_LIMIT;
+}
+
+/** Throws unless a record with this header and plaintext may be sent. */
+function checkSend(
+  type: number,
+  version: number,
+  epoch: number,
+  seq: number,
+  plaintext: Uint8Array,
+): void {
+  if (!validHeader(type, version, epoch, seq)) {
+    throw new RangeError(
+      `Cannot protect record: header out of range (type ${type}, version ${version}, epoch ${epoch}, seq ${seq})`,
+    );
+  }
+  if (plaintext.length > MAX_PLAINTEXT) {
+    throw new RangeError(
+      `Cannot protect record: plaintext of ${plaintext.length} bytes exceeds 2^14`,
+    );
+  }
+}
+
+/**
+ * Fills `out` with epoch(2) || seq(6) || type(1) || version(2) || length(2):
+ * the AEAD additional data (RFC 5246 §6.2.3.3 with RFC 6347 §4.1.2.1's
+ * "epoch + sequence_number" in place of seq_num) and also the MAC prefix of
+ * the CBC suites (RFC 5246 §6.2.3.1, same substitution).
+ */
+function writeHeader(
+  out: Uint8Array,
+  type: number,
+  version: number,
+  epoch: number,
+  seq: number,
+  length: number,
+): void {
+  out[0] = epoch >>> 8;
+  out[1] = epoch;
+  writeU48(out, 2, seq);
+  out[8] = type;
+  out[9] = version >>> 8;
+  out[10] = version;
+  out[11] = length >>> 8;
+  out[12] = length;
+}
+
+/**
+ * AES-GCM (RFC 5288 §3) and AES-CCM (RFC 6655 §3): nonce = salt(4) ||
+ * nonce_explicit(8). We send epoch || seq as nonce_explicit, which is unique
+ * per key, as most implementations do; on receipt the explicit part is
+ * taken from the wire as those RFCs specify.
+ * fragment = nonce_explicit || ciphertext || tag.
+ */
+class ExplicitNonceProtection implements RecordProtection {
+  readonly overhead: number;
+  readonly #aead: Aead;
+  readonly #nonce = new Uint8Array(12);
+  readonly #aad = new Uint8Array(HEADER_LENGTH);
+
+  constructor(aead: Aead, salt: Uint8Array) {
+    this.#aead = aead;
+    this.#nonce.set(salt);
+    this.overhead = 8 + aead.tagLength;
+  }
+
+  protect(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): Uint8Array {
+    checkSend(type, version, epoch, seq, plaintext);
+    const nonce = this.#nonce;
+    nonce[4] = epoch >>> 8;
+    nonce[5] = epoch;
+    writeU48(nonce, 6, seq);
+    writeHeader(this.#aad, type, version, epoch, seq, plaintext.length);
+    const sealed = this.#aead.seal(nonce, this.#aad, plaintext);
+    const out = new Uint8Array(8 + sealed.length);
+    out.set(nonce.subarray(4), 0);
+    out.set(sealed, 8);
+    return out;
+  }
+
+  unprotect(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    fragment: Uint8Array,
+  ): Uint8Array | null {
+    const length = fragment.length - 8 - this.#aead.tagLength;
+    if (length < 0 || length > MAX_PLAINTEXT || !validHeader(type, version, epoch, seq)) {
+      return null;
+    }
+    this.#nonce.set(fragment.subarray(0, 8), 4);
+    writeHeader(this.#aad, type, version, epoch, seq, length);
+    return this.#aead.open(this.#nonce, this.#aad, fragment.subarray(8));
+  }
+}
+
+/**
+ * ChaCha20-Poly1305 (RFC 7905 §2): no explicit nonce; the 64-bit sequence
+ * number (for DTLS, epoch || seq) is left-padded with four zero bytes and
+ * XORed into the 12-byte IV. fragment = ciphertext || tag.
+ */
+class XorNonceProtection implements RecordProtection {
+  readonly overhead: number;
+  readonly #aead: Aead;
+  readonly #iv: Uint8Array;
+  readonly #nonce = new Uint8Array(12);
+  readonly #aad = new Uint8Array(HEADER_LENGTH);
+
+  constructor(aead: Aead, iv: Uint8Array) {
+    this.#aead = aead;
+    this.#iv = iv.slice();
+    this.#nonce.set(iv);
+    this.overhead = aead.tagLength;
+  }
+
+  #setNonce(): void {
+    // The AAD's first 8 bytes are exactly epoch || seq.
+    const n = this.#nonce;
+    const iv = this.#iv;
+    const a = this.#aad;
+    for (let i = 0; i < 8; i++) n[4 + i] = iv[4 + i]! ^ a[i]!;
+  }
+
+  protect(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): Uint8Array {
+    checkSend(type, version, epoch, seq, plaintext);
+    writeHeader(this.#aad, type, version, epoch, seq, plaintext.length);
+    this.#setNonce();
+    return this.#aead.seal(this.#nonce, this.#aad, plaintext);
+  }
+
+  unprotect(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    fragment: Uint8Array,
+  ): Uint8Array | null {
+    const length = fragment.length - this.#aead.tagLength;
+    if (length < 0 || length > MAX_PLAINTEXT || !validHeader(type, version, epoch, seq)) {
+      return null;
+    }
+    writeHeader(this.#aad, type, version, epoch, seq, length);
+    this.#setNonce();
+    return this.#aead.open(this.#nonce, this.#aad, fragment);
+  }
+}
+
+/** Block size and length-field size of the MAC hash's Merkle-Damgard padding. */
+const HASH_SHAPE: Record<HashName, { block: number; lengthField: number }> = {
+  sha256: { block: 64, lengthField: 8 },
+  sha384: { block: 128, lengthField: 16 },
+};
+
+/**
+ * AES-CBC with HMAC (RFC 5246 §6.2.3.2 and §6.2.3.1, DTLS per RFC 6347
+ * §4.1.2.1): a random 16-byte IV per record, TLS padding (every pad byte,
+ * and the length byte, equal to the pad length), and either MAC-then-
+ * encrypt (the default) or encrypt-then-MAC (RFC 7366).
+ */
+class CbcProtection implements RecordProtection {
+  readonly overhead: number;
+  readonly #cbc: CbcCipher;
+  readonly #mac: Mac;
+  readonly #macHash: HashName;
+  readonly #macLength: number;
+  readonly #etm: boolean;
+  readonly #random: RandomSource;
+  readonly #provider: CryptoProvider;
+  readonly #header = new Uint8Array(HEADER_LENGTH);
+  /** Input for the dummy hash that evens out MAC timing (see #macThenDecrypt). */
+  readonly #dummy: Uint8Array;
+
+  constructor(
+    suite: CipherSuite,
+    macHash: HashName,
+    macLength: number,
+    keys: RecordKeys,
+    provider: CryptoProvider,
+    options: { encryptThenMac: boolean; random: RandomSource },
+  ) {
+    this.#cbc = provider.cbc(keys.key);
+    this.#mac = provider.hmac(macHash, keys.macKey);
+    if (this.#mac.length !== macLength) {
+      throw new TypeError(`Cannot create record protection: ${suite.name} MAC length mismatch`);
+    }
+    this.#macHash = macHash;
+    this.#macLength = macLength;
+    this.#etm = options.encryptThenMac;
+    this.#random = options.random;
+    this.#provider = provider;
+    // IV, MAC and at most one block of padding (we always pad minimally).
+    this.overhead = BLOCK + macLength + BLOCK;
+    // Enough for the largest number of dummy compressions: 256 bytes of
+    // padding span at most 256 / block + 1 blocks, plus the one always run.
+    const { block } = HASH_SHAPE[macHash];
+    this.#dummy = new Uint8Array((Math.ceil(256 / block) + 3) * block);
+  }
+
+  #iv(): Uint8Array {
+    const iv = this.#random(BLOCK);
+    if (iv.length !== BLOCK) {
+      throw new TypeError("Cannot protect record: random source returned the wrong length");
+    }
+    return iv;
+  }
+
+  protect(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): Uint8Array {
+    checkSend(type, version, epoch, seq, plaintext);
+    const macLength = this.#macLength;
+    const n = plaintext.length;
+    // RFC 5246 §6.2.3.2: padding makes the encrypted part a whole number of
+    // blocks; we use the minimum (pad length 0..15).
+    const body = this.#etm ? n : n + macLength;
+    const padLength = BLOCK - 1 - (body % BLOCK);
+    const block = new Uint8Array(body + padLength + 1);
+    block.set(plaintext);
+    if (!this.#etm) {
+      // MAC-then-encrypt: MAC(MAC_write_key, epoch + seq_num + type +
+      // version + length + content), with length = the plaintext length.
+      writeHeader(this.#header, type, version, epoch, seq, n);
+      block.set(this.#mac.compute(this.#header, plaintext), n);
+    }
+    block.fill(padLength, body);
+    const iv = this.#iv();
+    const ciphertext = this.#cbc.encrypt(iv, block);
+    const out = new Uint8Array(BLOCK + ciphertext.length + (this.#etm ? macLength : 0));
+    out.set(iv);
+    out.set(ciphertext, BLOCK);
+    if (this.#etm) {
+      // RFC 7366 §3: MAC(MAC_write_key, seq_num + type + version + length +
+      // IV + ENC(content + padding + padding_length)), length = |IV + ENC(...)|.
+      const ivAndCiphertext = out.subarray(0, BLOCK + ciphertext.length);
+      writeHeader(this.#header, type, version, epoch, seq, ivAndCiphertext.length);
+      out.set(this.#mac.compute(this.#header, ivAndCiphertext), ivAndCiphertext.length);
+    }
+    return out;
+  }
+
+  unprotect(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    fragment: Uint8Array,
+  ): Uint8Array | null {
+    if (fragment.length > MAX_CIPHERTEXT || !validHeader(type, version, epoch, seq)) return null;
+    return this.#etm
+      ? this.#verifyThenDecrypt(type, version, epoch, seq, fragment)
+      : this.#macThenDecrypt(type, version, epoch, seq, fragment);
+  }
+
+  /** RFC 7366 §3: check the MAC over IV || ciphertext first, then decrypt. */
+  #verifyThenDecrypt(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    fragment: Uint8Array,
+  ): Uint8Array | null {
+    const macLength = this.#macLength;
+    const encrypted = fragment.length - macLength;
+    // IV plus at least one block (the padding length byte needs one).
+    if (encrypted < 2 * BLOCK || encrypted % BLOCK !== 0) return null;
+    const ivAndCiphertext = fragment.subarray(0, encrypted);
+    writeHeader(this.#header, type, version, epoch, seq, encrypted);
+    const expected = this.#mac.compute(this.#header, ivAndCiphertext);
+    if (!constantTimeEqual(expected, fragment.subarray(encrypted))) return null;
+    // Authenticated: from here on, padding errors reveal nothing to an
+    // attacker that the MAC had not already settled.
+    const plaintext = this.#cbc.decrypt(
+      fragment.subarray(0, BLOCK),
+      fragment.subarray(BLOCK, encrypted),
+    );
+    const n = plaintext.length;
+    const padLength = plaintext[n - 1]!;
+    if (padLength + 1 > n) return null;
+    for (let i = n - 1 - padLength; i < n; i++) if (plaintext[i] !== padLength) return null;
+    const length = n - padLength - 1;
+    return length > MAX_PLAINTEXT ? null : plaintext.subarray(0, length);
+  }
+
+  /**
+   * MAC-then-encrypt receive (RFC 5246 §6.2.3.2), written so that a bad
+   * padding and a bad MAC cost the same work and give the same answer (the
+   * padding oracle of Vaudenay and the Lucky Thirteen timing attack):
+   *
+   * - the padding is checked over a fixed 256-byte window with masks, no
+   *   early exit;
+   * - on bad padding the MAC is computed as if the pad were empty, as
+   *   RFC 5246 §6.2.3.2 recommends, and the record still fails;
+   * - the hash compression calls skipped because the MAC covered less data
+   *   (long padding) are made up by hashing dummy bytes, so the total number
+   *   of compression calls depends only on the public record length.
+   *
+   * JS gives no hard timing guarantees (JIT, GC), and the MAC is read at a
+   * secret-dependent offset within the last 256 + MAC bytes; this removes
+   * the large, measurable differences, which is what the attacks exploit.
+   */
+  #macThenDecrypt(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    fragment: Uint8Array,
+  ): Uint8Array | null {
+    const macLength = this.#macLength;
+    const encrypted = fragment.length - BLOCK;
+    // The encrypted part holds at least the MAC and the pad length byte.
+    const minimum = Math.ceil((macLength + 1) / BLOCK) * BLOCK;
+    if (encrypted < minimum || encrypted % BLOCK !== 0) return null;
+    const plaintext = this.#cbc.decrypt(fragment.subarray(0, BLOCK), fragment.subarray(BLOCK));
+    const n = plaintext.length;
+    const padLength = plaintext[n - 1]!;
+
+    // bad != 0 iff the padding is invalid: too long for the record, or
+    // some byte of it differs from padLength.
+    let bad = (n - (padLength + 1 + macLength)) >>> 31;
+    const window = Math.min(256, n);
+    for (let i = 0; i < window; i++) {
+      // inPad is all ones for i <= padLength, else zero.
+      const inPad = (i - padLength - 1) >> 31;
+      bad |= inPad & (plaintext[n - 1 - i]! ^ padLength);
+    }
+    // goodMask: all ones iff bad == 0 (bad is in 0..255 here).
+    const goodMask = -((bad - 1) >>> 31);
+    const effectivePad = padLength & goodMask;
+    const length = n - effectivePad - 1 - macLength;
+
+    writeHeader(this.#header, type, version, epoch, seq, length);
+    const expected = this.#mac.compute(this.#header, plaintext.subarray(0, length));
+    this.#evenOutHashing(length, n - 1 - macLength);
+    const macOk = constantTimeEqual(expected, plaintext.subarray(length, length + macLength));
+    if (!macOk || goodMask === 0 || length > MAX_PLAINTEXT) return null;
+    return plaintext.subarray(0, length);
+  }
+
+  /**
+   * Runs the hash compression function as many times as the MAC would have
+   * needed for the longest possible content minus the times it did need,
+   * plus one, so that the total is a function of the record length only.
+   */
+  #evenOutHashing(length: number, maxLength: number): void {
+    const { block, lengthField } = HASH_SHAPE[this.#macHash];
+    // Compression calls of the inner hash after its key block: HEADER_LENGTH
+    // + content bytes, then 0x80, zeros and the length field.
+    const calls = (m: number) => Math.floor((HEADER_LENGTH + m + lengthField) / block) + 1;
+    const extra = calls(maxLength) - calls(length);
+    // A message of (k * block - lengthField - 1) bytes takes exactly k calls.
+    const dummyLength = (extra + 1) * block - lengthField - 1;
+    this.#provider.hash(this.#macHash, this.#dummy.subarray(0, dummyLength));
+  }
+}
+
+/**
+ * Builds the record protection of one epoch and direction for `suite` from
+ * its key block slice. Throws a `TypeError` when a key has the wrong length
+ * (a programming error in the key schedule).
+ *
+ * `options.encryptThenMac` applies to CBC suites only (RFC 7366 §3: it is
+ * ignored for AEAD suites). `options.random` supplies CBC record IVs.
+ */
+export function createProtection(
+  suite: CipherSuite,
+  keys: RecordKeys,
+  provider: CryptoProvider,
+  options: { encryptThenMac: boolean; random: RandomSource },
+): RecordProtection {
+  if (keys.key.length !== suite.keyLength) {
+    throw new TypeError(
+      `Cannot create record protection: ${suite.name} key of ${keys.key.length} bytes`,
+    );
+  }
+  if (keys.fixedIv.length !== suite.fixedIvLength) {
+    throw new TypeError(
+      `Cannot create record protection: ${suite.name} IV of ${keys.fixedIv.length} bytes`,
+    );
+  }
+  if (keys.macKey.length !== suite.macKeyLength) {
+    throw new TypeError(
+      `Cannot create record protection: ${suite.name} MAC key of ${keys.macKey.length} bytes`,
+    );
+  }
+  const cipher = suite.cipher;
+  if (cipher.kind === "cbc") {
+    return new CbcProtection(suite, cipher.macHash, cipher.macLength, keys, provider, options);
+  }
+  const aead = provider.aead(cipher.aead, keys.key);
+  if (cipher.explicitNonce) {
+    if (keys.fixedIv.length !== 4) {
+      throw new TypeError(`Cannot create record protection: ${suite.name} salt must be 4 bytes`);
+    }
+    return new ExplicitNonceProtection(aead, keys.fixedIv);
+  }
+  if (keys.fixedIv.length !== 12) {
+    throw new TypeError(`Cannot create record protection: ${suite.name} IV must be 12 bytes`);
+  }
+  return new XorNonceProtection(aead, keys.fixedIv);
+}
+
+/**
+ * Epoch 0 (RFC 6347 §4.1: the initial, null cipher state): the fragment is
+ * the plaintext. `protect` returns the plaintext itself; `unprotect` returns
+ * the fragment, or null when it exceeds 2^14 bytes (RFC 5246 §6.2.1).
+ */
+export const NULL_PROTECTION: RecordProtection = {
+  overhead: 0,
+  protect(type, version, epoch, seq, plaintext) {
+    checkSend(type, version, epoch, seq, plaintext);
+    return plaintext;
+  },
+  unprotect(_type, _version, _epoch, _seq, fragment) {
+    return fragment.length > MAX_PLAINTEXT ? null : fragment;
+  },
+};

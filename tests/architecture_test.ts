@@ -1,0 +1,63 @@
+/**
+ * Keeps the engine sans-I/O and its layers importing only downward
+ * (STYLE.md): codec → crypto → record → cookie / handshake → connection.
+ */
+import assert from "node:assert/strict";
+
+const ENGINE = ["codec", "crypto", "record", "cookie", "handshake", "connection"];
+const FORBIDDEN = [
+  /\bDeno\./,
+  /\bDate\b/,
+  /\bperformance\./,
+  /\bconsole\./,
+  /crypto\.getRandomValues/,
+  /\bsetTimeout\b/,
+  /\bsetInterval\b/,
+  /\bMath\.random\b/,
+];
+/** Which folders each layer may import from (besides itself). */
+const ALLOWED: Record<string, string[]> = {
+  codec: [],
+  crypto: ["codec"],
+  record: ["codec", "crypto"],
+  cookie: ["codec", "crypto"],
+  handshake: ["codec", "crypto", "record"],
+  connection: ["codec", "crypto", "record", "cookie", "handshake"],
+};
+
+function* sources(dir: string): Generator<string> {
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory) yield* sources(path);
+    else if (path.endsWith(".ts")) yield path;
+  }
+}
+
+function code(text: string): string {
+  // Comments may name what the code must not do.
+  return text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:])\/\/.*$/gm, "$1");
+}
+
+for (const layer of ENGINE) {
+  Deno.test(`engine layer ${layer} does no I/O and reads no clock`, () => {
+    for (const path of sources(new URL(`../src/${layer}`, import.meta.url).pathname)) {
+      const text = code(Deno.readTextFileSync(path));
+      for (const pattern of FORBIDDEN) {
+        assert.doesNotMatch(text, pattern, `${path} uses ${pattern}`);
+      }
+    }
+  });
+
+  Deno.test(`engine layer ${layer} imports only from the layers below it`, () => {
+    for (const path of sources(new URL(`../src/${layer}`, import.meta.url).pathname)) {
+      const text = Deno.readTextFileSync(path);
+      for (const match of text.matchAll(/from "\.\.\/([a-z_]+)\//g)) {
+        const target = match[1]!;
+        assert.ok(
+          ALLOWED[layer]!.includes(target),
+          `${path} imports from ${target}`,
+        );
+      }
+    }
+  });
+}
