@@ -443,6 +443,15 @@ export class Connection implements HandshakeHost {
     );
   }
 
+  /**
+   * @internal Seals `plaintext` as one record of `type` in the current write
+   * epoch and queues it, bypassing the handshake logic. For tests that play a
+   * misbehaving peer.
+   */
+  injectRecord(type: number, plaintext: Uint8Array): void {
+    this.#transmits.push(this.#seal(type, this.#writeEpoch, plaintext));
+  }
+
   /** Sends a warning alert without closing (e.g. no_renegotiation). */
   sendWarning(description: number): void {
     this.#sendAlert(AlertLevel.Warning, description);

@@ -217,6 +217,11 @@ export class DtlsServer {
   #onDatagram(datagram: Uint8Array, addr: Deno.NetAddr): void {
     if (this.#closing) return;
     const peer = peerKey(addr);
+    if (datagram.length === 0) {
+      // Qt's example calls this a spurious read: the socket woke with nothing in it.
+      this.#log.log("warning", "spurious_read", `Empty datagram from ${peer}`, { peer });
+      return;
+    }
     const outcome: EndpointOutcome = this.#endpoint.handleDatagram(datagram, peer, this.#clock());
     switch (outcome.kind) {
       case "dropped":

@@ -9,6 +9,9 @@ import { connectionConfig, createClientConnection } from "../../src/connection/e
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import { seededRandom } from "../helpers/random.ts";
 import { clientPsk, Pair, PEER } from "../helpers/sim.ts";
+import { encodeClientHello, HandshakeType } from "../../src/handshake/messages.ts";
+import { encodeHandshakeMessage } from "../../src/handshake/fragments.ts";
+import { ContentType } from "../../src/record/header.ts";
 
 /** Moves datagrams between a client and the pair's endpoint until quiet; returns the endpoint outcomes. */
 function talk(pair: Pair, client: Connection): string[] {
@@ -94,4 +97,64 @@ Deno.test("a tampered application record is dropped silently and counted", () =>
   assert.equal(server.isEstablished, true);
   assert.equal(server.drops.bad_mac, 1);
   assert.equal(server.pollTransmit(), undefined, "no answer to a bad record");
+});
+
+Deno.test("renegotiation is refused with a no_renegotiation warning and the connection goes on", () => {
+  const pair = new Pair();
+  pair.run();
+  const hello = encodeClientHello({
+    clientVersion: 0xfefd,
+    random: new Uint8Array(32).fill(9),
+    sessionId: new Uint8Array(0),
+    cookie: new Uint8Array(0),
+    cipherSuites: [0x00a8],
+    compressionMethods: new Uint8Array([0]),
+    extensions: [],
+  });
+  // The client's next message_seq after ClientHello, ClientHello, ClientKeyExchange, Finished.
+  pair.client.injectRecord(
+    ContentType.Handshake,
+    encodeHandshakeMessage(HandshakeType.ClientHello, 4, hello),
+  );
+  pair.pump();
+  const warning = pair.clientEvents.find((e) => e.type === "alert" && e.direction === "received");
+  assert.ok(warning && warning.type === "alert");
+  assert.equal(warning.description, "no_renegotiation");
+  assert.equal(warning.level, "warning");
+  assert.equal(pair.server?.isEstablished, true);
+  assert.equal(pair.client.isEstablished, true);
+  pair.client.send(new TextEncoder().encode("still here"));
+  pair.pump();
+  assert.ok(pair.serverEvents.some((e) => e.type === "data"));
+});
+
+Deno.test("a half-open handshake is freed at the handshake deadline", () => {
+  // The client vanishes after its ClientHello with cookie.
+  const pair = new Pair({
+    script: (direction, index) => direction === "c2s" && index >= 2 ? "drop" : "deliver",
+  });
+  pair.pump();
+  const server = pair.server!;
+  assert.equal(server.isEstablished, false);
+  assert.equal(server.isClosed, false);
+  pair.now += 30_000;
+  pair.endpoint.handleTimeouts(pair.now);
+  assert.equal(server.isClosed, true);
+  const events = [];
+  for (let e = server.pollEvent(); e; e = server.pollEvent()) events.push(e);
+  const closed = events.find((e) => e.type === "closed");
+  assert.ok(closed && closed.type === "closed" && closed.reason === "handshake timeout");
+});
+
+Deno.test("an established connection silent past the idle timeout is closed with close_notify", () => {
+  const pair = new Pair();
+  pair.run();
+  const server = pair.server!;
+  pair.now += 600_000;
+  pair.endpoint.handleTimeouts(pair.now);
+  assert.equal(server.isClosed, true);
+  const alert = server.pollTransmit();
+  assert.ok(alert, "close_notify sent");
+  pair.client.handleDatagram(alert, pair.now);
+  assert.equal(pair.client.isClosed, true);
 });
