@@ -13,7 +13,13 @@ export {
   qtAckHandler,
 } from "./server/dtls_server.ts";
 export { DtlsClient, type DtlsClientOptions } from "./client/dtls_client.ts";
-export { JsonLogger, type Logger, type LogLevel, MemoryLogger } from "./server/log.ts";
+export {
+  configureLogging,
+  type Logger,
+  type LogLevel,
+  LogtapeLogger,
+  MemoryLogger,
+} from "./server/log.ts";
 export { demoPskStore, mapPskStore, parsePskFile, type PskStore } from "./server/psk_store.ts";
 export { Connection, type ConnectionConfig } from "./connection/connection.ts";
 export {

@@ -61,6 +61,8 @@ const MAX_EARLY_RECORDS = 4;
 export class Connection implements HandshakeHost {
   readonly config: ConnectionConfig;
   readonly inbound: HandshakeReassembler;
+  /** The time the connection was created (its handshake began). */
+  readonly createdAt: number;
   #now: number;
   #driver!: HandshakeDriver;
   #phase: Phase = "handshaking";
@@ -97,6 +99,7 @@ export class Connection implements HandshakeHost {
   /** @internal Use the role factories. */
   constructor(config: ConnectionConfig, now: number) {
     this.config = config;
+    this.createdAt = now;
     this.#now = now;
     this.#lastReceive = now;
     this.#handshakeDeadline = now + config.handshakeTimeoutMs;
@@ -314,6 +317,7 @@ export class Connection implements HandshakeHost {
     }
     switch (this.#timer.poll(now)) {
       case "resend":
+        this.#events.push({ type: "retransmit", cause: "timeout" });
         this.#transmitFlight(this.#timer.flight);
         return;
       case "give_up":
@@ -369,7 +373,9 @@ export class Connection implements HandshakeHost {
   }
 
   resendFlight(): void {
-    if (this.#timer.flight.length > 0) this.#transmitFlight(this.#timer.flight);
+    if (this.#timer.flight.length === 0) return;
+    this.#events.push({ type: "retransmit", cause: "peer_repeat" });
+    this.#transmitFlight(this.#timer.flight);
   }
 
   disarmTimer(): void {

@@ -35,6 +35,11 @@ export type ConnectionEvent =
   }
   | { readonly type: "dropped"; readonly reason: DropReason; readonly epoch: number }
   | {
+    readonly type: "retransmit";
+    /** Our timer fired, or the peer repeated its flight (so it lost ours). */
+    readonly cause: "timeout" | "peer_repeat";
+  }
+  | {
     readonly type: "closed";
     /** Human-readable cause, e.g. "close_notify received", "handshake timeout". */
     readonly reason: string;

@@ -13,7 +13,8 @@ import type { ConnectionEvent } from "../connection/events.ts";
 import { nobleProvider } from "../crypto/noble.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
 import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
-import { JsonLogger, type Logger, toHex } from "./log.ts";
+import { type Logger, LogtapeLogger, toHex } from "./log.ts";
+import { Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
 
 /** A peer as the application sees it. */
@@ -101,12 +102,19 @@ export class DtlsServer {
   #closing = false;
   /** Peer key → socket address, for sending. */
   readonly #peers = new Map<string, Deno.NetAddr>();
+  #psk: PskStore;
+  /** Connections whose handshake completed, and the last fatal alert of each, for metrics. */
+  readonly #completed = new WeakSet<Connection>();
+  readonly #lastFatal = new WeakMap<Connection, string>();
+  /** Counters and gauges of this server (served by `--metrics`). */
+  readonly metrics = new Metrics();
 
   constructor(options: DtlsServerOptions = {}) {
     this.#options = options;
-    this.#log = options.logger ?? new JsonLogger();
+    this.#log = options.logger ?? new LogtapeLogger(options.clock);
     this.#clock = options.clock ?? Date.now;
     const psk = options.psk ?? demoPskStore();
+    this.#psk = psk;
     this.#logPlaintext = options.logPlaintext ?? psk.kind === "demo";
     this.#app = options.onDatagram ?? qtAckHandler;
     const random = options.random ?? systemRandom;
@@ -119,7 +127,7 @@ export class DtlsServer {
     this.#endpoint = new ServerEndpoint({
       connection: connectionConfig(provider, random, overrides),
       psk: {
-        lookupPsk: (identity) => psk.lookup(decoder.decode(identity)),
+        lookupPsk: (identity) => this.#psk.lookup(decoder.decode(identity)),
         identityHint: encoder.encode(options.identityHint ?? DEMO_IDENTITY_HINT),
         suites: options.suites ?? CIPHER_SUITES,
         groups: options.groups ?? ["x25519", "secp256r1"],
@@ -127,6 +135,24 @@ export class DtlsServer {
       },
       maxConnections: options.maxConnections ?? 10_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
+    });
+    this.#installGauges();
+  }
+
+  /**
+   * Replaces the keys (e.g. on SIGHUP). Established connections keep the keys
+   * they agreed; handshakes from now on use the new store.
+   */
+  setPskStore(psk: PskStore): void {
+    this.#psk = psk;
+  }
+
+  #installGauges(): void {
+    this.metrics.gauge("dtls_connections", () => this.#endpoint.size);
+    this.metrics.gauge("dtls_connections_half_open", () => {
+      let n = 0;
+      for (const [, c] of this.#endpoint.entries()) if (!c.isEstablished && !c.isClosed) n++;
+      return n;
     });
   }
 
@@ -222,9 +248,12 @@ export class DtlsServer {
       this.#log.log("warning", "spurious_read", `Empty datagram from ${peer}`, { peer });
       return;
     }
+    this.metrics.inc("dtls_datagrams_received_total");
+    this.metrics.inc("dtls_bytes_received_total", undefined, datagram.length);
     const outcome: EndpointOutcome = this.#endpoint.handleDatagram(datagram, peer, this.#clock());
     switch (outcome.kind) {
       case "dropped":
+        this.metrics.inc("dtls_datagrams_dropped_total", { reason: outcome.reason });
         this.#log.log(
           "debug",
           "datagram_dropped",
@@ -236,6 +265,10 @@ export class DtlsServer {
         );
         return;
       case "hello_verify_request":
+        this.metrics.inc("dtls_hello_verify_requests_total");
+        if (outcome.cookie !== "missing") {
+          this.metrics.inc("dtls_cookie_failures_total", { reason: outcome.cookie });
+        }
         this.#log.log(
           "info",
           "cookie_sent",
@@ -249,6 +282,7 @@ export class DtlsServer {
         return;
       case "connection": {
         if (outcome.created) {
+          this.metrics.inc("dtls_handshakes_started_total");
           this.#peers.set(peer, addr);
           this.#log.log("info", "cookie_verified", `Cookie verified for ${peer}`, { peer });
           if (outcome.replaced !== undefined) {
@@ -304,6 +338,9 @@ export class DtlsServer {
         );
         return;
       case "handshake_complete":
+        this.#completed.add(connection);
+        this.metrics.inc("dtls_handshakes_completed_total");
+        this.metrics.observeHandshake((this.#clock() - connection.createdAt) / 1000);
         log.log(
           "info",
           "handshake_complete",
@@ -320,6 +357,7 @@ export class DtlsServer {
         );
         return;
       case "data": {
+        this.metrics.inc("dtls_app_records_received_total");
         const fields: Record<string, unknown> = {
           peer,
           ciphertext: toHex(event.record),
@@ -337,6 +375,12 @@ export class DtlsServer {
         return;
       }
       case "alert":
+        if (event.level === "fatal") {
+          this.#lastFatal.set(
+            connection,
+            event.direction === "sent" ? event.description : `peer_${event.description}`,
+          );
+        }
         log.log(
           event.level === "fatal" ? "warning" : "info",
           event.direction === "sent" ? "alert_sent" : "alert_received",
@@ -349,13 +393,32 @@ export class DtlsServer {
         );
         return;
       case "dropped":
+        this.metrics.inc("dtls_records_dropped_total", { reason: event.reason });
         log.log("debug", "record_dropped", `Dropped a record from ${peer}: ${event.reason}`, {
           peer,
           reason: event.reason,
           epoch: event.epoch,
         });
         return;
+      case "retransmit":
+        this.metrics.inc("dtls_retransmissions_total", { cause: event.cause });
+        log.log(
+          "debug",
+          "retransmit",
+          `Retransmitted the last flight to ${peer} (${event.cause})`,
+          {
+            peer,
+            cause: event.cause,
+          },
+        );
+        return;
       case "closed":
+        if (event.error && !this.#completed.has(connection)) {
+          const reason = event.reason === "handshake timeout"
+            ? "timeout"
+            : this.#lastFatal.get(connection) ?? "other";
+          this.metrics.inc("dtls_handshakes_failed_total", { reason });
+        }
         log.log(
           event.error ? "warning" : "info",
           "connection_closed",
@@ -386,6 +449,7 @@ export class DtlsServer {
     }
     if (reply === undefined) return;
     connection.send(typeof reply === "string" ? encoder.encode(reply) : reply);
+    this.metrics.inc("dtls_app_records_sent_total");
   }
 
   #onTick(): void {
@@ -398,6 +462,8 @@ export class DtlsServer {
   #send(datagram: Uint8Array, addr: Deno.NetAddr): Promise<unknown> {
     const socket = this.#socket;
     if (socket === undefined) return Promise.resolve();
+    this.metrics.inc("dtls_datagrams_sent_total");
+    this.metrics.inc("dtls_bytes_sent_total", undefined, datagram.length);
     return socket.send(datagram, addr).catch((error) => {
       this.#log.log(
         "error",

@@ -1,45 +1,50 @@
 /**
- * Structured logging of the server shell: one JSON object per line, with
- * `ts`, `level`, `event` and `msg` and any fields of the event. The engine
- * never logs; only the shell does.
+ * Logging of the server shell. The engine never logs; the shell reports
+ * through a small {@link Logger} interface, and the default implementation
+ * hands each entry to LogTape under the category `["dtls-server"]`, so an
+ * application embedding the server routes our logs with its own LogTape
+ * configuration. The command line configures one of two sinks:
+ *
+ * - JSON lines: one object per line with `ts`, `level`, `event`, `msg` and
+ *   the event's fields;
+ * - pretty: coloured text for a terminal, in the Qt example's colours
+ *   (errors crimson, warnings orange, info blue, received messages magenta).
  *
  * @module
  */
 
-/** Severity, ordered. Mirrors the Qt example's colours: error, warning, info (and data), debug. */
-export type LogLevel = "debug" | "info" | "warning" | "error";
+import { configureSync, getLogger, type LogRecord, resetSync, type Sink } from "@logtape/logtape";
 
-const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warning: 2, error: 3 };
+/** Severity, least to most severe. */
+export type LogLevel = "debug" | "info" | "warning" | "error";
 
 /** Where the shell writes its log. */
 export interface Logger {
-  /** Writes one entry if `level` is at or above the logger's threshold. */
+  /** Writes one entry (the logger decides whether `level` passes). */
   log(level: LogLevel, event: string, msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** A JSON-lines logger writing to a sink (stdout by default). */
-export class JsonLogger implements Logger {
-  readonly #threshold: number;
-  readonly #write: (line: string) => void;
+/** The LogTape category of everything the server logs. */
+export const LOG_CATEGORY = ["dtls-server"] as const;
+
+/** A {@link Logger} that emits LogTape records (the default). */
+export class LogtapeLogger implements Logger {
+  readonly #logger = getLogger([...LOG_CATEGORY]);
   readonly #clock: () => number;
 
-  constructor(
-    options: {
-      level?: LogLevel;
-      write?: (line: string) => void;
-      clock?: () => number;
-    } = {},
-  ) {
-    this.#threshold = RANK[options.level ?? "info"];
-    const encoder = new TextEncoder();
-    this.#write = options.write ?? ((line) => Deno.stdout.writeSync(encoder.encode(line + "\n")));
-    this.#clock = options.clock ?? Date.now;
+  constructor(clock: () => number = Date.now) {
+    this.#clock = clock;
   }
 
   log(level: LogLevel, event: string, msg: string, fields: Record<string, unknown> = {}): void {
-    if (RANK[level] < this.#threshold) return;
-    const entry = { ts: new Date(this.#clock()).toISOString(), level, event, msg, ...fields };
-    this.#write(JSON.stringify(entry));
+    // emit() takes the message as is: no template parsing of braces in peer data.
+    this.#logger.emit({
+      timestamp: this.#clock(),
+      level,
+      message: [msg],
+      rawMessage: msg,
+      properties: { event, ...fields },
+    });
   }
 }
 
@@ -51,6 +56,81 @@ export class MemoryLogger implements Logger {
   log(level: LogLevel, event: string, msg: string, fields: Record<string, unknown> = {}): void {
     this.entries.push({ ...fields, level, event, msg });
   }
+}
+
+function messageOf(record: LogRecord): string {
+  return record.message.map((part) => (typeof part === "string" ? part : String(part))).join("");
+}
+
+/** Formats a LogTape record as our JSON line (without the newline). */
+export function formatJsonLine(record: LogRecord): string {
+  const { event, ...fields } = record.properties;
+  return JSON.stringify({
+    ts: new Date(record.timestamp).toISOString(),
+    level: record.level,
+    event: event ?? "log",
+    msg: messageOf(record),
+    ...fields,
+  });
+}
+
+const COLOURS = {
+  crimson: "\x1b[38;2;220;20;60m",
+  orange: "\x1b[38;2;255;140;0m",
+  blue: "\x1b[38;2;65;105;225m",
+  magenta: "\x1b[38;2;255;0;255m",
+  grey: "\x1b[38;2;128;128;128m",
+  reset: "\x1b[0m",
+};
+
+/** Formats a record as one coloured line for a terminal, as the Qt example's window does. */
+export function formatPretty(record: LogRecord): string {
+  const { event, ...fields } = record.properties;
+  const colour = record.level === "error" || record.level === "fatal"
+    ? COLOURS.crimson
+    : record.level === "warning"
+    ? COLOURS.orange
+    : event === "datagram"
+    ? COLOURS.magenta
+    : record.level === "info"
+    ? COLOURS.blue
+    : COLOURS.grey;
+  const time = new Date(record.timestamp).toISOString().slice(11, 23);
+  let line = `${COLOURS.grey}${time}${COLOURS.reset} ${colour}${messageOf(record)}`;
+  if (event === "datagram" && "plaintext" in fields) {
+    line += `: ${JSON.stringify(fields.plaintext)}`;
+  }
+  return line + COLOURS.reset;
+}
+
+/** A LogTape sink writing formatted lines synchronously, so nothing is lost at exit. */
+export function lineSink(
+  format: (record: LogRecord) => string,
+  write?: (line: string) => void,
+): Sink {
+  const encoder = new TextEncoder();
+  const out = write ?? ((line: string) => {
+    Deno.stdout.writeSync(encoder.encode(line + "\n"));
+  });
+  return (record) => out(format(record));
+}
+
+/** Configures LogTape for the command line: one sink on stdout, a threshold. */
+export function configureLogging(
+  options: { format: "json" | "pretty"; level: LogLevel; write?: (line: string) => void },
+): void {
+  resetSync();
+  configureSync({
+    reset: true,
+    sinks: {
+      out: lineSink(options.format === "json" ? formatJsonLine : formatPretty, options.write),
+    },
+    loggers: [
+      { category: [...LOG_CATEGORY], sinks: ["out"], lowestLevel: options.level },
+      // LogTape's own diagnostics, only when something is wrong.
+      { category: ["logtape", "meta"], sinks: ["out"], lowestLevel: "warning" },
+    ],
+  });
 }
 
 /** Lowercase hex of bytes, for logging ciphertext. */

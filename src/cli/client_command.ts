@@ -1,0 +1,124 @@
+/**
+ * The client command: the counterpart of Qt's DTLS client example and of
+ * `openssl s_client`. Connects, prints the negotiated suite, sends each
+ * message and prints each reply.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { DtlsClient } from "../client/dtls_client.ts";
+import { CIPHER_SUITES, type CipherSuite, suiteByName } from "../record/suites.ts";
+import { parseHexKey } from "../server/psk_store.ts";
+
+/** Usage of the client command. */
+export const CLIENT_USAGE =
+  `Usage: dtls-server client --connect HOST:PORT --psk-identity ID --psk-key HEX [options]
+  --connect HOST:PORT   server to connect to ([::1]:4433 for IPv6)
+  --psk-identity ID     PSK identity
+  --psk-key HEX         the key as hex (or DTLS_CLIENT_PSK_KEY)
+  --message TEXT        what to send (default "Message #N")
+  --count N             how many messages (default 1)
+  --cipher NAME         offer only this suite (IANA name); default: all
+  --timeout SECONDS     per step (default 10)`;
+
+/** Runs the client command; returns the exit code. */
+export async function runClient(
+  args: readonly string[],
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+  print: (line: string) => void = (line) => console.log(line),
+): Promise<number> {
+  let v;
+  try {
+    v = parseArgs({
+      args: [...args],
+      strict: true,
+      options: {
+        connect: { type: "string" },
+        "psk-identity": { type: "string" },
+        "psk-key": { type: "string" },
+        message: { type: "string" },
+        count: { type: "string", default: "1" },
+        cipher: { type: "string" },
+        timeout: { type: "string", default: "10" },
+        help: { type: "boolean", default: false },
+      },
+    }).values;
+  } catch (error) {
+    console.error(
+      `${error instanceof Error ? error.message.split("\n")[0] : error}\n${CLIENT_USAGE}`,
+    );
+    return 2;
+  }
+  if (v.help) {
+    print(CLIENT_USAGE);
+    return 0;
+  }
+  const target = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(v.connect ?? "");
+  if (!target || Number(target[3]) > 65535) {
+    console.error(`Cannot use --connect ${v.connect ?? "(missing)"}: expected HOST:PORT`);
+    return 2;
+  }
+  const identity = v["psk-identity"];
+  if (identity === undefined) {
+    console.error("Cannot connect: --psk-identity is required");
+    return 2;
+  }
+  let psk: Uint8Array;
+  let suites: readonly CipherSuite[] = CIPHER_SUITES;
+  const count = Number(v.count);
+  const timeoutMs = Number(v.timeout) * 1000;
+  try {
+    psk = parseHexKey(v["psk-key"] ?? env("DTLS_CLIENT_PSK_KEY") ?? "", "--psk-key");
+    if (v.cipher !== undefined) suites = [suiteByName(v.cipher)];
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error));
+    return 2;
+  }
+  if (!Number.isInteger(count) || count < 1) {
+    console.error(`Cannot use --count ${v.count}: expected a positive integer`);
+    return 2;
+  }
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    console.error(`Cannot use --timeout ${v.timeout}: expected seconds`);
+    return 2;
+  }
+  const client = new DtlsClient({
+    hostname: target[1] ?? target[2]!,
+    port: Number(target[3]),
+    identity,
+    psk,
+    suites,
+  });
+  try {
+    const session = await client.connect(timeoutMs);
+    print(`connected: ${session.suite}, ${session.version}`);
+    for (let i = 1; i <= count; i++) {
+      client.send(v.message ?? `Message #${i}`);
+      print(new TextDecoder().decode(await client.receive(timeoutMs)));
+    }
+    return 0;
+  } catch (error) {
+    console.error(error instanceof Error ? error.message : String(error));
+    return 1;
+  } finally {
+    await client.close();
+  }
+}
+
+/** `health URL`: exit 0 when the URL answers 200 (for container health checks). */
+export async function runHealth(args: readonly string[]): Promise<number> {
+  const url = args[0];
+  if (url === undefined) {
+    console.error("Usage: dtls-server health URL");
+    return 2;
+  }
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+    await response.body?.cancel();
+    return response.status === 200 ? 0 : 1;
+  } catch (error) {
+    console.error(`Cannot reach ${url}: ${error instanceof Error ? error.message : error}`);
+    return 1;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The server command: settings → keys → logging → server → signals.
+ *
+ * @module
+ */
+
+import {
+  ConfigError,
+  isLoopback,
+  resolveSettings,
+  type ServerSettings,
+  usage,
+} from "../server/config.ts";
+import { DtlsServer } from "../server/dtls_server.ts";
+import { configureLogging, LogtapeLogger } from "../server/log.ts";
+import { type MetricsServer, serveMetrics } from "../server/metrics.ts";
+import { demoPskStore, mapPskStore, parsePskFile, type PskStore } from "../server/psk_store.ts";
+
+/** Where the keys come from, decided once at start and again on SIGHUP. */
+export function loadKeys(
+  settings: ServerSettings,
+  env: (name: string) => string | undefined,
+): PskStore {
+  if (settings.pskFile !== undefined) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(settings.pskFile);
+    } catch (error) {
+      throw new ConfigError(
+        `Cannot read --psk-file ${settings.pskFile}: ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+    }
+    return mapPskStore(parseKeys(text, `--psk-file ${settings.pskFile}`));
+  }
+  const fromEnv = env("DTLS_SERVER_PSK_KEYS");
+  if (fromEnv !== undefined) {
+    return mapPskStore(parseKeys(fromEnv.replaceAll(",", "\n"), "DTLS_SERVER_PSK_KEYS"));
+  }
+  if (!isLoopback(settings.address) && !settings.allowDemoKey) {
+    throw new ConfigError(
+      `Cannot use the demo key on non-loopback address ${settings.address}: give --psk-file, or --allow-demo-key to insist`,
+    );
+  }
+  return demoPskStore();
+}
+
+function parseKeys(text: string, source: string): Map<string, Uint8Array> {
+  try {
+    return parsePskFile(text, source);
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** Runs the server until SIGINT / SIGTERM. Returns the exit code. */
+export async function runServer(
+  args: readonly string[],
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): Promise<number> {
+  let settings: ServerSettings;
+  let psk: PskStore;
+  try {
+    settings = resolveSettings(args, env);
+    psk = loadKeys(settings, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`${error.message}\n(see --help)`);
+    return 2;
+  }
+  configureLogging({ format: settings.logFormat, level: settings.logLevel });
+  const logger = new LogtapeLogger();
+  if (psk.kind === "demo") {
+    logger.log(
+      "warning",
+      "demo_key",
+      "No keys given: every identity gets the Qt example's demo key (use --psk-file for real keys)",
+    );
+  } else {
+    logger.log("info", "keys_loaded", `Loaded ${psk.size} PSK identities`, {
+      identities: psk.size,
+    });
+  }
+
+  const server = new DtlsServer({
+    address: settings.address,
+    port: settings.port,
+    psk,
+    identityHint: settings.identityHint,
+    mtu: settings.mtu,
+    maxConnections: settings.maxConnections,
+    handshakeTimeoutMs: settings.handshakeTimeout,
+    idleTimeoutMs: settings.idleTimeout,
+    logger,
+    ...(settings.logPlaintext === undefined ? {} : { logPlaintext: settings.logPlaintext }),
+  });
+  try {
+    server.listen();
+  } catch (error) {
+    console.error(
+      `Cannot listen on --address ${settings.address} --port ${settings.port}: ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
+    return 1;
+  }
+
+  let metrics: MetricsServer | undefined;
+  if (settings.metrics !== undefined) {
+    try {
+      metrics = await serveMetrics(server.metrics, {
+        ...settings.metrics,
+        healthy: () => server.isListening,
+      });
+    } catch (error) {
+      await server.close();
+      console.error(
+        `Cannot serve --metrics ${settings.metrics.hostname}:${settings.metrics.port}: ${
+          error instanceof Error ? error.message : error
+        }`,
+      );
+      return 1;
+    }
+    logger.log(
+      "info",
+      "metrics_listening",
+      `Metrics on http://${hostport(metrics.address)}/metrics`,
+      {
+        address: metrics.address.hostname,
+        port: metrics.address.port,
+      },
+    );
+  }
+
+  const reload = () => {
+    try {
+      const keys = loadKeys(settings, env);
+      server.setPskStore(keys);
+      server.metrics.inc("dtls_psk_reloads_total", { result: "ok" });
+      logger.log("info", "keys_reloaded", `Reloaded keys: ${keys.size} PSK identities`, {
+        identities: keys.size,
+      });
+    } catch (error) {
+      server.metrics.inc("dtls_psk_reloads_total", { result: "error" });
+      logger.log(
+        "error",
+        "keys_reload_failed",
+        `Kept the old keys: ${error instanceof Error ? error.message : error}`,
+      );
+    }
+  };
+  Deno.addSignalListener("SIGHUP", reload);
+
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
+  const onInt = () => stop("SIGINT");
+  const onTerm = () => stop("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  const signal = await stopped;
+  logger.log("info", "signal", `Received ${signal}: shutting down`);
+  await server.close();
+  await metrics?.shutdown();
+  Deno.removeSignalListener("SIGHUP", reload);
+  Deno.removeSignalListener("SIGINT", onInt);
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  return 0;
+}
+
+function hostport(a: { hostname: string; port: number }): string {
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+}
+
+export { usage };

@@ -1,0 +1,298 @@
+/**
+ * Server settings from flags, environment variables and an optional config
+ * file (JSON or TOML), in that order of precedence, all described by one
+ * table. Every invalid value is refused with one message naming the setting
+ * and where it came from; nothing starts half-configured.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { parse as parseToml } from "smol-toml";
+
+/** A configuration error: the message names the setting and its source. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+type Kind = "string" | "int" | "bool" | "duration" | "enum" | "hostport";
+
+interface Spec {
+  /** Flag name without dashes; also the config-file key. */
+  readonly name: string;
+  readonly kind: Kind;
+  readonly help: string;
+  readonly default?: string | number | boolean;
+  readonly min?: number;
+  readonly max?: number;
+  readonly choices?: readonly string[];
+}
+
+/** Every server setting. The environment variable is DTLS_SERVER_ + the name in upper snake case. */
+export const SETTINGS: readonly Spec[] = [
+  {
+    name: "config",
+    kind: "string",
+    help: "config file (.json or .toml) with any of these settings",
+  },
+  { name: "address", kind: "string", default: "127.0.0.1", help: "address to bind (IPv6 as ::1)" },
+  {
+    name: "port",
+    kind: "int",
+    default: 4433,
+    min: 0,
+    max: 65535,
+    help: "UDP port (0: any free port)",
+  },
+  { name: "psk-file", kind: "string", help: "keys in psktool format (identity:hexkey per line)" },
+  {
+    name: "identity-hint",
+    kind: "string",
+    default: "Qt DTLS example server",
+    help: "PSK identity hint",
+  },
+  {
+    name: "allow-demo-key",
+    kind: "bool",
+    default: false,
+    help: "allow the demo key on a non-loopback address",
+  },
+  { name: "mtu", kind: "int", default: 1200, min: 256, max: 65507, help: "largest datagram sent" },
+  {
+    name: "log-level",
+    kind: "enum",
+    default: "info",
+    choices: ["debug", "info", "warning", "error"],
+    help: "least severe level logged",
+  },
+  {
+    name: "log-format",
+    kind: "enum",
+    default: "json",
+    choices: ["json", "pretty"],
+    help: "json lines, or coloured text for a terminal",
+  },
+  {
+    name: "log-plaintext",
+    kind: "bool",
+    help: "log decrypted payloads (default: only with the demo key)",
+  },
+  {
+    name: "metrics",
+    kind: "hostport",
+    help: "serve Prometheus metrics and /healthz on ADDRESS:PORT",
+  },
+  {
+    name: "max-connections",
+    kind: "int",
+    default: 10_000,
+    min: 1,
+    max: 10_000_000,
+    help: "most connections held at once",
+  },
+  {
+    name: "handshake-timeout",
+    kind: "duration",
+    default: 30_000,
+    min: 1_000,
+    help: "a handshake not done by then is abandoned",
+  },
+  {
+    name: "idle-timeout",
+    kind: "duration",
+    default: 600_000,
+    min: 1_000,
+    help: "a silent connection is closed after this",
+  },
+];
+
+/** The parsed settings. Durations are in milliseconds. */
+export interface ServerSettings {
+  readonly config: string | undefined;
+  readonly address: string;
+  readonly port: number;
+  readonly pskFile: string | undefined;
+  readonly identityHint: string;
+  readonly allowDemoKey: boolean;
+  readonly mtu: number;
+  readonly logLevel: "debug" | "info" | "warning" | "error";
+  readonly logFormat: "json" | "pretty";
+  readonly logPlaintext: boolean | undefined;
+  readonly metrics: { hostname: string; port: number } | undefined;
+  readonly maxConnections: number;
+  readonly handshakeTimeout: number;
+  readonly idleTimeout: number;
+}
+
+/** The environment variable of a setting. */
+export function envName(name: string): string {
+  return `DTLS_SERVER_${name.toUpperCase().replaceAll("-", "_")}`;
+}
+
+function camel(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** Parses "30s", "500ms", "10m", "1h" or a bare number of seconds into ms. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
+  return Math.round(Number(m[1]) * unit);
+}
+
+function convert(spec: Spec, raw: unknown, source: string): unknown {
+  const where = source === "default" ? "" : ` (from ${source})`;
+  const fail = (expected: string): never => {
+    throw new ConfigError(
+      `Cannot use --${spec.name} ${JSON.stringify(raw)}${where}: expected ${expected}`,
+    );
+  };
+  switch (spec.kind) {
+    case "string":
+      if (typeof raw !== "string" || raw === "") fail("a non-empty string");
+      return raw;
+    case "bool":
+      if (typeof raw === "boolean") return raw;
+      if (raw === "true" || raw === "1" || raw === "yes") return true;
+      if (raw === "false" || raw === "0" || raw === "no") return false;
+      return fail("true or false");
+    case "int": {
+      const n = typeof raw === "number"
+        ? raw
+        : typeof raw === "string" && /^-?\d+$/.test(raw)
+        ? Number(raw)
+        : NaN;
+      if (!Number.isInteger(n) || n < (spec.min ?? -Infinity) || n > (spec.max ?? Infinity)) {
+        fail(`an integer from ${spec.min} to ${spec.max}`);
+      }
+      return n;
+    }
+    case "duration": {
+      const ms = typeof raw === "number"
+        ? raw * 1000
+        : typeof raw === "string"
+        ? parseDuration(raw)
+        : undefined;
+      if (ms === undefined || !Number.isFinite(ms) || ms < (spec.min ?? 0)) {
+        fail(`a duration such as 30s, 500ms or 10m, at least ${(spec.min ?? 0) / 1000}s`);
+      }
+      return ms;
+    }
+    case "enum":
+      if (typeof raw !== "string" || !spec.choices!.includes(raw)) fail(spec.choices!.join(", "));
+      return raw;
+    case "hostport": {
+      if (typeof raw !== "string") return fail("ADDRESS:PORT");
+      const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(raw);
+      const port = m ? Number(m[3]) : NaN;
+      if (!m || port > 65535) return fail("ADDRESS:PORT, e.g. 127.0.0.1:9464 or [::1]:9464");
+      return { hostname: m[1] ?? m[2]!, port };
+    }
+  }
+}
+
+/** Reads a config file into raw values; unknown keys are an error. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot read --config ${path}: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  let data: unknown;
+  try {
+    data = path.endsWith(".toml") ? parseToml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot parse --config ${path}: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new ConfigError(`Cannot parse --config ${path}: expected a table of settings`);
+  }
+  const known = new Set(SETTINGS.map((s) => s.name));
+  for (const key of Object.keys(data)) {
+    if (!known.has(key) || key === "config") {
+      throw new ConfigError(`Cannot use --config ${path}: unknown setting "${key}"`);
+    }
+  }
+  return data as Record<string, unknown>;
+}
+
+/**
+ * Resolves every setting: flag, then environment, then config file, then
+ * default. Throws {@link ConfigError} for the first invalid one.
+ */
+export function resolveSettings(
+  args: readonly string[],
+  env: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): ServerSettings {
+  const options: Record<string, { type: "string" | "boolean" }> = {};
+  for (const spec of SETTINGS) {
+    options[spec.name] = { type: spec.kind === "bool" ? "boolean" : "string" };
+  }
+  let flags: Record<string, unknown>;
+  try {
+    flags = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`Cannot parse the command line: ${message.split("\n")[0]}`);
+  }
+  const configSpec = SETTINGS[0]!;
+  const configPath = (flags.config as string | undefined) ?? env(envName("config"));
+  const file = configPath === undefined
+    ? {}
+    : readConfigFile(String(convert(configSpec, configPath, "--config")));
+
+  const out: Record<string, unknown> = {};
+  for (const spec of SETTINGS) {
+    const fromFlag = flags[spec.name];
+    const fromEnv = env(envName(spec.name));
+    let value: unknown;
+    if (fromFlag !== undefined) value = convert(spec, fromFlag, `--${spec.name}`);
+    else if (fromEnv !== undefined) value = convert(spec, fromEnv, envName(spec.name));
+    else if (spec.name in file) value = convert(spec, file[spec.name], `config file ${configPath}`);
+    else value = spec.default === undefined ? undefined : convert(spec, spec.default, "default");
+    out[camel(spec.name)] = value;
+  }
+  return out as unknown as ServerSettings;
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(address: string): boolean {
+  return address === "localhost" || address === "::1" || /^127\.\d+\.\d+\.\d+$/.test(address);
+}
+
+/** The usage text, generated from the table. */
+export function usage(): string {
+  const lines = [
+    "Usage: dtls-server [options]          run the DTLS server",
+    "       dtls-server client [options]   run a DTLS client (see: dtls-server client --help)",
+    "       dtls-server health URL         exit 0 if URL (e.g. the /healthz endpoint) answers 200",
+    "",
+    "Options (each also an environment variable, and a key of the --config file):",
+  ];
+  for (const spec of SETTINGS) {
+    const arg = spec.kind === "bool"
+      ? ""
+      : ` ${spec.kind === "hostport" ? "ADDR:PORT" : spec.kind.toUpperCase()}`;
+    const def = spec.default === undefined
+      ? ""
+      : ` (default ${spec.kind === "duration" ? `${Number(spec.default) / 1000}s` : spec.default})`;
+    lines.push(`  --${spec.name}${arg}`.padEnd(34) + `${spec.help}${def}  [${envName(spec.name)}]`);
+  }
+  lines.push(
+    "  --help                      this text",
+    "  --version                   print the version",
+    "",
+    "Keys may also come from DTLS_SERVER_PSK_KEYS (psktool lines, newline- or comma-separated).",
+    "SIGHUP reloads the keys; SIGINT / SIGTERM send close_notify to every peer and exit.",
+  );
+  return lines.join("\n");
+}
