@@ -95,6 +95,13 @@ export async function runServer(
     logger,
     ...(settings.logPlaintext === undefined ? {} : { logPlaintext: settings.logPlaintext }),
   });
+  // Signal handlers first: a SIGTERM that arrives as soon as we report
+  // `listening` must still reach every peer as close_notify.
+  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
+  const onInt = () => stop("SIGINT");
+  const onTerm = () => stop("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
   try {
     server.listen();
   } catch (error) {
@@ -152,11 +159,6 @@ export async function runServer(
   };
   Deno.addSignalListener("SIGHUP", reload);
 
-  const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
-  const onInt = () => stop("SIGINT");
-  const onTerm = () => stop("SIGTERM");
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onTerm);
   const signal = await stopped;
   logger.log("info", "signal", `Received ${signal}: shutting down`);
   await server.close();

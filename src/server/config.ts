@@ -96,14 +96,14 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "handshake-timeout",
     kind: "duration",
-    default: 30_000,
+    default: "30s",
     min: 1_000,
     help: "a handshake not done by then is abandoned",
   },
   {
     name: "idle-timeout",
     kind: "duration",
-    default: 600_000,
+    default: "10m",
     min: 1_000,
     help: "a silent connection is closed after this",
   },
@@ -282,9 +282,7 @@ export function usage(): string {
     const arg = spec.kind === "bool"
       ? ""
       : ` ${spec.kind === "hostport" ? "ADDR:PORT" : spec.kind.toUpperCase()}`;
-    const def = spec.default === undefined
-      ? ""
-      : ` (default ${spec.kind === "duration" ? `${Number(spec.default) / 1000}s` : spec.default})`;
+    const def = spec.default === undefined ? "" : ` (default ${spec.default})`;
     lines.push(`  --${spec.name}${arg}`.padEnd(34) + `${spec.help}${def}  [${envName(spec.name)}]`);
   }
   lines.push(

@@ -1,0 +1,255 @@
+/**
+ * The command line as an operator meets it: help, version, refusals, the
+ * client command, metrics, SIGHUP key reload and the pretty log.
+ */
+import assert from "node:assert/strict";
+import denoJson from "../../deno.json" with { type: "json" };
+import { DtlsClient } from "../../src/client/dtls_client.ts";
+import { parseHexKey } from "../../src/server/psk_store.ts";
+import { REPO_ROOT, startServer } from "../helpers/server_process.ts";
+
+const PERMS = ["--allow-net", "--allow-read", "--allow-env"];
+
+/** Runs main.ts to completion (bounded) and returns what it printed. */
+async function runMain(
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...PERMS, "main.ts", ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, options.timeoutMs ?? 20_000);
+  const out = await child.output();
+  clearTimeout(timer);
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+function tempFile(name: string, text: string): string {
+  const dir = Deno.makeTempDirSync({ prefix: "dtls-cli-" });
+  Deno.writeTextFileSync(`${dir}/${name}`, text);
+  return `${dir}/${name}`;
+}
+
+Deno.test("--help lists every setting with its environment variable; --version prints the version", async () => {
+  const help = await runMain(["--help"]);
+  assert.equal(help.code, 0);
+  for (
+    const v of [
+      "DTLS_SERVER_PORT",
+      "DTLS_SERVER_PSK_FILE",
+      "DTLS_SERVER_METRICS",
+      "DTLS_SERVER_LOG_FORMAT",
+    ]
+  ) {
+    assert.ok(help.stdout.includes(v), v);
+  }
+  const version = await runMain(["--version"]);
+  assert.equal(version.code, 0);
+  assert.equal(version.stdout.trim(), `dtls-server ${denoJson.version}`);
+});
+
+Deno.test("invalid settings exit non-zero with one message naming the setting", async (t) => {
+  const cases: [string, string[], Record<string, string>, RegExp][] = [
+    ["bad port", ["--port", "99999"], {}, /^Cannot use --port "99999" \(from --port\)/],
+    ["bad port from the environment", [], { DTLS_SERVER_PORT: "x" }, /from DTLS_SERVER_PORT/],
+    [
+      "unreadable key file",
+      ["--psk-file", "/nonexistent/keys.psk"],
+      {},
+      /^Cannot read --psk-file \/nonexistent\/keys\.psk/,
+    ],
+    [
+      "malformed key line",
+      ["--psk-file", tempFile("k.psk", "alice:zz\n")],
+      {},
+      /^Cannot parse --psk-file .* line 1 key/,
+    ],
+    [
+      "unknown flag",
+      ["--frobnicate"],
+      {},
+      /^Cannot parse the command line: Unknown option '--frobnicate'/,
+    ],
+    [
+      "demo key off loopback",
+      ["--address", "0.0.0.0"],
+      {},
+      /^Cannot use the demo key on non-loopback address 0\.0\.0\.0/,
+    ],
+  ];
+  for (const [name, args, env, pattern] of cases) {
+    await t.step(name, async () => {
+      const r = await runMain(args, { env });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, pattern);
+      assert.equal(r.stdout, "", "nothing started");
+    });
+  }
+});
+
+Deno.test("the client command talks to the server and prints the suite and each reply", async () => {
+  await using server = await startServer([]);
+  const r = await runMain([
+    "client",
+    "--connect",
+    `127.0.0.1:${server.port}`,
+    "--psk-identity",
+    "Qt DTLS example client",
+    "--psk-key",
+    "1a2b3c4d5e6f",
+    "--count",
+    "2",
+    "--cipher",
+    "TLS_PSK_WITH_AES_128_CCM_8",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split("\n");
+  assert.equal(lines[0], "connected: TLS_PSK_WITH_AES_128_CCM_8, DTLS 1.2");
+  assert.equal(lines.length, 3);
+  for (const line of lines.slice(1)) assert.match(line, /^to \(127\.0\.0\.1:\d+\): ACK$/);
+  await server.waitForEvent("datagram", { plaintext: "Message #2" });
+});
+
+Deno.test("the client command fails clearly with a wrong key", async () => {
+  const keys = tempFile("keys.psk", "alice:00112233\n");
+  await using server = await startServer(["--psk-file", keys]);
+  const r = await runMain([
+    "client",
+    "--connect",
+    `127.0.0.1:${server.port}`,
+    "--psk-identity",
+    "alice",
+    "--psk-key",
+    "99999999",
+    "--timeout",
+    "5",
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /Cannot connect: fatal alert received: bad_record_mac/);
+});
+
+Deno.test("metrics move after a handshake and a message; /healthz answers", async () => {
+  await using server = await startServer(["--metrics", "127.0.0.1:0"]);
+  const listening = await server.waitForEvent("metrics_listening");
+  const base = `http://127.0.0.1:${listening.port}`;
+  const before = await (await fetch(`${base}/metrics`)).text();
+  assert.match(before, /^dtls_handshakes_completed_total 0$/m);
+  const client = new DtlsClient({
+    hostname: "127.0.0.1",
+    port: server.port,
+    identity: "metrics",
+    psk: parseHexKey("1a2b3c4d5e6f", "k"),
+  });
+  try {
+    await client.connect(5_000);
+    client.send("count me");
+    await client.receive(5_000);
+  } finally {
+    await client.close();
+  }
+  await server.waitForEvent("connection_closed");
+  const after = await (await fetch(`${base}/metrics`)).text();
+  assert.match(after, /^dtls_handshakes_started_total 1$/m);
+  assert.match(after, /^dtls_handshakes_completed_total 1$/m);
+  assert.match(after, /^dtls_hello_verify_requests_total 1$/m);
+  assert.match(after, /^dtls_app_records_received_total 1$/m);
+  assert.match(after, /^dtls_app_records_sent_total 1$/m);
+  assert.match(after, /^dtls_handshake_duration_seconds_count 1$/m);
+  assert.match(after, /^dtls_datagrams_received_total [1-9]\d*$/m);
+  assert.match(after, /^dtls_connections 0$/m);
+  const health = await fetch(`${base}/healthz`);
+  assert.equal(health.status, 200);
+  assert.equal(await health.text(), "ok\n");
+  const missing = await fetch(`${base}/nope`);
+  await missing.body?.cancel();
+  assert.equal(missing.status, 404);
+});
+
+Deno.test("SIGHUP reloads the keys without dropping connections", async () => {
+  const keys = tempFile("keys.psk", "alice:0102030405060708\n");
+  await using server = await startServer(["--psk-file", keys]);
+  const alice = new DtlsClient({
+    hostname: "127.0.0.1",
+    port: server.port,
+    identity: "alice",
+    psk: parseHexKey("0102030405060708", "k"),
+  });
+  const bobKey = parseHexKey("a0a1a2a3a4a5a6a7", "k");
+  try {
+    await alice.connect(5_000);
+    const bobBefore = new DtlsClient({
+      hostname: "127.0.0.1",
+      port: server.port,
+      identity: "bob",
+      psk: bobKey,
+    });
+    await assert.rejects(() => bobBefore.connect(5_000), /unknown_psk_identity/);
+
+    Deno.writeTextFileSync(keys, "alice:0102030405060708\nbob:a0a1a2a3a4a5a6a7\n");
+    Deno.kill(server.pid, "SIGHUP");
+    await server.waitForEvent("keys_reloaded", { identities: 2 });
+
+    alice.send("still connected");
+    assert.match(new TextDecoder().decode(await alice.receive(5_000)), /ACK$/);
+    const bob = new DtlsClient({
+      hostname: "127.0.0.1",
+      port: server.port,
+      identity: "bob",
+      psk: bobKey,
+    });
+    try {
+      await bob.connect(5_000);
+    } finally {
+      await bob.close();
+    }
+
+    // A broken key file on reload keeps the old keys.
+    Deno.writeTextFileSync(keys, "broken line\n");
+    Deno.kill(server.pid, "SIGHUP");
+    await server.waitForEvent("keys_reload_failed");
+    alice.send("and still");
+    await alice.receive(5_000);
+  } finally {
+    await alice.close();
+  }
+  assert.equal(await server.stop(), 0);
+});
+
+Deno.test("--log-format pretty colours the log for a terminal", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...PERMS, "main.ts", "--port", "0", "--log-format", "pretty"],
+    cwd: REPO_ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  const deadline = Date.now() + 15_000;
+  while (!text.includes("listening") && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  child.kill("SIGTERM");
+  reader.releaseLock();
+  await child.stdout.cancel();
+  const status = await child.status;
+  assert.equal(status.code, 0);
+  assert.ok(text.includes("\x1b[38;2;255;140;0m"), "warning (demo key) in orange");
+  assert.ok(text.includes("\x1b[38;2;65;105;225mServer is listening"), "info in blue");
+  assert.ok(!text.includes('{"ts"'), "not JSON");
+});
