@@ -426,11 +426,36 @@ async function startTshark(port: number) {
   ]);
   try {
     await tshark.waitForOutput(/Capturing on/, TIMEOUT_MS);
+    await untilCaptured(tshark, port);
   } catch (error) {
     await tshark[Symbol.asyncDispose]();
     throw error;
   }
   return tshark;
+}
+
+/**
+ * "Capturing on" is printed before the capture filter is live: a handshake
+ * started at once may be missed, and without its ClientHello tshark cannot
+ * decrypt. Probe with a one-byte datagram (the server drops it silently)
+ * until tshark has shown one.
+ */
+async function untilCaptured(tshark: ReturnType<typeof spawnPeer>, port: number): Promise<void> {
+  const probe = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const probePort = (probe.addr as Deno.NetAddr).port;
+  const seen = new RegExp(`^${probePort}\\|`, "m");
+  try {
+    const deadline = Date.now() + TIMEOUT_MS;
+    while (!seen.test(tshark.stdout)) {
+      if (Date.now() > deadline) {
+        throw new Error(`tshark never showed a probe\n${tshark.describe()}`);
+      }
+      await probe.send(new Uint8Array([0]), { transport: "udp", hostname: "127.0.0.1", port });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    probe.close();
+  }
 }
 
 const CLOSE_NOTIFY_FROM = (port: number) => new RegExp(`^${port}\\|21\\|1\\|0\\|`, "m");
