@@ -253,3 +253,27 @@ Deno.test("--log-format pretty colours the log for a terminal", async () => {
   assert.ok(text.includes("\x1b[38;2;65;105;225mServer is listening"), "info in blue");
   assert.ok(!text.includes('{"ts"'), "not JSON");
 });
+
+Deno.test("--log-plaintext logs payloads with real keys; without it they are not logged", async () => {
+  const keys = tempFile("keys.psk", "alice:0102030405060708\n");
+  const psk = parseHexKey("0102030405060708", "k");
+  for (const [args, logged] of [[["--log-plaintext"], true], [[], false]] as const) {
+    await using server = await startServer(["--psk-file", keys, ...args]);
+    const client = new DtlsClient({
+      hostname: "127.0.0.1",
+      port: server.port,
+      identity: "alice",
+      psk,
+    });
+    try {
+      await client.connect(5_000);
+      client.send("secret payload");
+      await client.receive(5_000);
+    } finally {
+      await client.close();
+    }
+    const datagram = await server.waitForEvent("datagram");
+    assert.equal(datagram.plaintext, logged ? "secret payload" : undefined);
+    assert.match(String(datagram.ciphertext), /^17fefd0001/);
+  }
+});
