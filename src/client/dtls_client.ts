@@ -9,9 +9,10 @@
 import type { Connection } from "../connection/connection.ts";
 import { connectionConfig, createClientConnection } from "../connection/endpoint.ts";
 import type { ConnectionEvent } from "../connection/events.ts";
-import { nobleProvider } from "../crypto/noble.ts";
+import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
 import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
+import type { RetransmitPolicy } from "../handshake/flight.ts";
 
 /** Settings of a {@link DtlsClient}. */
 export interface DtlsClientOptions {
@@ -31,10 +32,14 @@ export interface DtlsClientOptions {
   readonly localAddress?: string;
   /** Largest datagram sent. */
   readonly mtu?: number;
-  /** Crypto primitives. */
+  /** Crypto primitives (default: {@link nodeProvider}). */
   readonly provider?: CryptoProvider;
   /** Random source. */
   readonly random?: RandomSource;
+  /** Flight retransmission timing (default: RFC 6347's 1 s, doubling to 60 s). */
+  readonly retransmit?: RetransmitPolicy;
+  /** A handshake not complete after this long is abandoned, ms (default 30 s). */
+  readonly handshakeTimeoutMs?: number;
 }
 
 /** What the handshake agreed. */
@@ -84,11 +89,13 @@ export class DtlsClient {
     const socket = Deno.listenDatagram({ transport: "udp", hostname: local, port: 0 });
     this.#socket = socket;
     const random = o.random ?? ((n: number) => crypto.getRandomValues(new Uint8Array(n)));
-    const config = connectionConfig(
-      o.provider ?? nobleProvider,
-      random,
-      o.mtu !== undefined ? { mtu: o.mtu } : {},
-    );
+    const overrides: Parameters<typeof connectionConfig>[2] = {};
+    if (o.mtu !== undefined) Object.assign(overrides, { mtu: o.mtu });
+    if (o.retransmit !== undefined) Object.assign(overrides, { retransmit: o.retransmit });
+    if (o.handshakeTimeoutMs !== undefined) {
+      Object.assign(overrides, { handshakeTimeoutMs: o.handshakeTimeoutMs });
+    }
+    const config = connectionConfig(o.provider ?? nodeProvider, random, overrides);
     this.#connection = createClientConnection(config, {
       identity: new TextEncoder().encode(o.identity),
       psk: o.psk,

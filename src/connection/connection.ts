@@ -107,6 +107,7 @@ export class Connection implements HandshakeHost {
     this.inbound = new HandshakeReassembler({
       maxMessageLength: config.maxHandshakeMessageBytes,
       maxBufferedBytes: config.maxBufferedHandshakeBytes,
+      budget: config.reassemblyBudget,
     });
   }
 
@@ -198,7 +199,11 @@ export class Connection implements HandshakeHost {
       // The first protected record of a handshake failing to authenticate means
       // the two sides derived different keys (a wrong PSK): fail cleanly now
       // rather than time out (RFC 5246 §7.2.2 bad_record_mac).
-      if (this.#phase === "handshaking" && record.epoch > 0) {
+      // Only a handshake record (the Finished) counts: a stray alert or data
+      // record of an old association on a reused port is noise.
+      if (
+        this.#phase === "handshaking" && record.epoch > 0 && record.type === ContentType.Handshake
+      ) {
         this.#fail(
           new ProtocolError(AlertDescription.BadRecordMac, "Cannot authenticate Finished"),
         );
@@ -219,6 +224,7 @@ export class Connection implements HandshakeHost {
     const stale = record.epoch < this.#readEpoch;
     switch (record.type) {
       case ContentType.Handshake:
+        if (stale) return this.#handleStaleHandshake(record.epoch, plaintext);
         return this.#handleHandshake(record.epoch, plaintext);
       case ContentType.ChangeCipherSpec:
         if (stale || record.epoch !== 0) return this.#drop("unexpected", record.epoch);
@@ -238,7 +244,15 @@ export class Connection implements HandshakeHost {
         this.#events.push({ type: "data", data: plaintext, record: record.raw });
         return;
       default:
-        return this.#drop("unknown_type", record.epoch);
+        // RFC 5246 §6: an unexpected record type MUST get unexpected_message.
+        // Only an authenticated record is known to be the peer's: in epoch 0
+        // (or a stale epoch) anyone could have sent it, so it is dropped as
+        // noise (RFC 6347 §4.1.2.7).
+        if (stale || record.epoch === 0) return this.#drop("unknown_type", record.epoch);
+        throw new ProtocolError(
+          AlertDescription.UnexpectedMessage,
+          `Cannot handle record: unknown content type ${record.type}`,
+        );
     }
   }
 
@@ -265,11 +279,39 @@ export class Connection implements HandshakeHost {
             AlertDescription.HandshakeFailure,
             "Cannot reassemble handshake message: too large",
           );
+        case "busy":
+          // The endpoint's shared reassembly memory is full: not this peer's
+          // fault, so drop the fragment and let its retransmission retry.
+          this.#drop("buffer_full", epoch);
+          break;
       }
     }
     for (let m = this.inbound.next(); m !== undefined; m = this.inbound.next()) {
       if (this.isClosed) return;
       this.#driver.onMessage(m.msgType, m.messageSeq, m.body, epoch);
+    }
+  }
+
+  /**
+   * A handshake record of an epoch we no longer read (epoch 0 once keys are
+   * in use) is unauthenticated: anyone on the path could have sent it. It is
+   * only looked at as a sign that the peer repeated a flight we answered
+   * (RFC 6347 §4.2.4); it never reaches the handshake logic and never fails
+   * the connection.
+   */
+  #handleStaleHandshake(epoch: number, plaintext: Uint8Array): void {
+    let fragments;
+    try {
+      fragments = parseHandshakeFragments(plaintext);
+    } catch {
+      return this.#drop("malformed", epoch);
+    }
+    for (const fragment of fragments) {
+      if (fragment.messageSeq < this.inbound.nextSeq && fragment.fragmentOffset === 0) {
+        this.#driver.onPeerRetransmit(fragment.messageSeq);
+      } else {
+        this.#drop("epoch", epoch);
+      }
     }
   }
 

@@ -22,12 +22,15 @@ import { ClientHandshake, type PskClientOptions } from "../handshake/client.ts";
 import {
   ContentType,
   DTLS_1_0,
+  DTLS_1_2,
   encodeRecord,
   parseRecords,
   type RecordView,
 } from "../record/header.ts";
 import { Connection, type ConnectionConfig } from "./connection.ts";
 import { DEFAULT_RETRANSMIT } from "../handshake/flight.ts";
+import { SharedReassemblyBudget } from "../handshake/fragments.ts";
+import { sourceAddress, SourceRateLimiter } from "./admission.ts";
 import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
 
 /** Defaults for {@link ConnectionConfig} apart from provider and random. */
@@ -48,6 +51,15 @@ export function connectionConfig(
   return { ...CONNECTION_DEFAULTS, ...overrides, provider, random };
 }
 
+/** Defaults of the admission limits of {@link ServerEndpointOptions}. */
+export const ADMISSION_DEFAULTS = {
+  maxHalfOpen: 1_000,
+  handshakesPerSecondPerAddress: 50,
+  handshakeBurstPerAddress: 100,
+  maxRateSources: 4_096,
+  maxReassemblyBytesTotal: 8 * 1024 * 1024,
+} as const;
+
 /** Settings of a {@link ServerEndpoint}. */
 export interface ServerEndpointOptions {
   /** Per-connection settings. */
@@ -60,7 +72,20 @@ export interface ServerEndpointOptions {
   readonly maxConnections: number;
   /** An established connection silent for this long is closed, ms. */
   readonly idleTimeoutMs: number;
+  /** Most handshakes in progress (past the cookie, not yet complete) at once. */
+  readonly maxHalfOpen?: number;
+  /** Handshakes per second one source address may start once its cookie verified; 0: no limit. */
+  readonly handshakesPerSecondPerAddress?: number;
+  /** Handshakes one quiet source address may start at once. */
+  readonly handshakeBurstPerAddress?: number;
+  /** Source addresses the rate limit tracks at once (bounds its memory). */
+  readonly maxRateSources?: number;
+  /** Handshake reassembly memory of all connections together, bytes. */
+  readonly maxReassemblyBytesTotal?: number;
 }
+
+/** Why a handshake that passed the cookie check was not admitted. */
+export type AdmissionRefusal = "capacity" | "half_open" | "rate";
 
 /** What became of one datagram. */
 export type EndpointOutcome =
@@ -86,7 +111,7 @@ export type EndpointDropReason =
   | "malformed"
   | "not_client_hello"
   | "fragmented_client_hello"
-  | "capacity";
+  | AdmissionRefusal;
 
 interface Entry {
   readonly connection: Connection;
@@ -98,11 +123,30 @@ const encoder = new TextEncoder();
 /** Owns the cookie secret and the table of connections, keyed by "address:port". */
 export class ServerEndpoint {
   readonly #options: ServerEndpointOptions;
+  readonly #config: ConnectionConfig;
   readonly #cookies: CookieAuthority;
   readonly #table = new Map<string, Entry>();
+  /** Connections past the cookie whose handshake has not completed or failed yet. */
+  readonly #halfOpen = new Set<Connection>();
+  readonly #maxHalfOpen: number;
+  readonly #rate: SourceRateLimiter;
+  readonly #reassembly: SharedReassemblyBudget;
+  /** Handshakes refused by admission control, by reason, since creation. */
+  readonly refused: Record<AdmissionRefusal, number> = { capacity: 0, half_open: 0, rate: 0 };
 
   constructor(options: ServerEndpointOptions) {
     this.#options = options;
+    this.#maxHalfOpen = options.maxHalfOpen ?? ADMISSION_DEFAULTS.maxHalfOpen;
+    this.#rate = new SourceRateLimiter({
+      ratePerSecond: options.handshakesPerSecondPerAddress ??
+        ADMISSION_DEFAULTS.handshakesPerSecondPerAddress,
+      burst: options.handshakeBurstPerAddress ?? ADMISSION_DEFAULTS.handshakeBurstPerAddress,
+      maxSources: options.maxRateSources ?? ADMISSION_DEFAULTS.maxRateSources,
+    });
+    this.#reassembly = new SharedReassemblyBudget(
+      options.maxReassemblyBytesTotal ?? ADMISSION_DEFAULTS.maxReassemblyBytesTotal,
+    );
+    this.#config = { ...options.connection, reassemblyBudget: this.#reassembly };
     this.#cookies = new CookieAuthority({
       provider: options.connection.provider,
       random: options.connection.random,
@@ -113,6 +157,21 @@ export class ServerEndpoint {
   /** Connections currently held. */
   get size(): number {
     return this.#table.size;
+  }
+
+  /** Handshakes in progress: past the cookie check, neither complete nor failed. */
+  get halfOpen(): number {
+    return this.#halfOpen.size;
+  }
+
+  /** Source addresses the handshake rate limit currently tracks. */
+  get rateSources(): number {
+    return this.#rate.size;
+  }
+
+  /** Bytes of handshake reassembly buffers reserved by all connections. */
+  get reassemblyBytes(): number {
+    return this.#reassembly.used;
   }
 
   /** The connection with this peer, if any. */
@@ -130,6 +189,7 @@ export class ServerEndpoint {
     const entry = this.#table.get(peer);
     if (entry !== undefined && (connection === undefined || entry.connection === connection)) {
       this.#table.delete(peer);
+      this.#halfOpen.delete(entry.connection);
     }
   }
 
@@ -147,6 +207,7 @@ export class ServerEndpoint {
       // is a restarted client, unless it is a late copy of this handshake's own.
       if (hello === undefined || equalBytes(hello.random, entry.handshake.clientRandom)) {
         entry.connection.handleDatagram(datagram, now);
+        this.#settle(entry.connection);
         return {
           kind: "connection",
           connection: entry.connection,
@@ -156,8 +217,25 @@ export class ServerEndpoint {
       }
       return this.#accept(datagram, peer, now, entry.connection);
     }
-    if (entry !== undefined) this.#table.delete(peer);
+    if (entry !== undefined) {
+      this.#table.delete(peer);
+      this.#halfOpen.delete(entry.connection);
+    }
     return this.#accept(datagram, peer, now, undefined);
+  }
+
+  /** Stops counting a connection as half-open once its handshake is over either way. */
+  #settle(connection: Connection): void {
+    if (connection.isEstablished || connection.isClosed) this.#halfOpen.delete(connection);
+  }
+
+  /** Admission control for a handshake whose cookie verified (nothing is kept on refusal). */
+  #admit(peer: string, now: number, replacing: boolean): AdmissionRefusal | undefined {
+    if (!replacing && this.#table.size >= this.#options.maxConnections) return "capacity";
+    if (this.#halfOpen.size >= this.#maxHalfOpen) return "half_open";
+    // Last, so that a handshake refused for another reason spends no token.
+    if (!this.#rate.tryTake(sourceAddress(peer), now)) return "rate";
+    return undefined;
   }
 
   /** The stateless path: a HelloVerifyRequest, or a new connection once the cookie verifies. */
@@ -170,6 +248,11 @@ export class ServerEndpoint {
     const { records } = parseRecords(datagram);
     const record = records[0];
     if (record === undefined) return { kind: "dropped", reason: "malformed" };
+    // RFC 6347 §4.1: a ClientHello record says DTLS 1.0 or 1.2; anything else
+    // (e.g. TLS on the DTLS port) is not ours to answer.
+    if (record.version !== DTLS_1_0 && record.version !== DTLS_1_2) {
+      return { kind: "dropped", reason: "malformed" };
+    }
     if (record.type !== ContentType.Handshake || record.epoch !== 0) {
       return { kind: "dropped", reason: "not_client_hello" };
     }
@@ -201,17 +284,14 @@ export class ServerEndpoint {
         cookie: verdict,
       };
     }
-    if (previous === undefined && this.#table.size >= this.#options.maxConnections) {
-      return { kind: "dropped", reason: "capacity" };
+    const refusal = this.#admit(peer, now, previous !== undefined);
+    if (refusal !== undefined) {
+      this.refused[refusal]++;
+      return { kind: "dropped", reason: refusal };
     }
-    let random: Uint8Array;
-    try {
-      random = fragment.body.slice(2, 34);
-      if (random.length !== 32) return { kind: "dropped", reason: "malformed" };
-    } catch {
-      return { kind: "dropped", reason: "malformed" };
-    }
-    const connection = new Connection(this.#options.connection, now);
+    // clientHelloParams read past the 32-byte random, so it is there.
+    const random = fragment.body.slice(2, 34);
+    const connection = new Connection(this.#config, now);
     const handshake = new ServerHandshake(
       connection,
       this.#options.psk,
@@ -223,8 +303,11 @@ export class ServerEndpoint {
     connection.attach(handshake, record.seq);
     connection.markSeen(0, record.seq);
     previous?.abort("replaced by a new handshake from the same address (RFC 6347 §4.2.8)");
+    if (previous !== undefined) this.#halfOpen.delete(previous);
     this.#table.set(peer, { connection, handshake });
+    this.#halfOpen.add(connection);
     connection.start();
+    this.#settle(connection);
     return { kind: "connection", connection, created: true, replaced: previous };
   }
 
@@ -235,7 +318,10 @@ export class ServerEndpoint {
   handleTimeouts(now: number): [peer: string, connection: Connection][] {
     const touched: [string, Connection][] = [];
     for (const [peer, { connection }] of this.#table) {
-      if (connection.isClosed) continue;
+      if (connection.isClosed) {
+        this.#halfOpen.delete(connection);
+        continue;
+      }
       if (connection.isEstablished && now - connection.lastReceive >= this.#options.idleTimeoutMs) {
         connection.close("idle timeout");
         touched.push([peer, connection]);
@@ -244,6 +330,7 @@ export class ServerEndpoint {
       const due = connection.pollTimeout();
       if (due !== undefined && due <= now) {
         connection.handleTimeout(now);
+        this.#settle(connection);
         touched.push([peer, connection]);
       }
     }

@@ -271,8 +271,10 @@ export class ClientHandshake implements HandshakeDriver {
       // Reordered ahead of what it follows: drop; the server will retransmit.
       return;
     }
-    this.#conn.activatePendingRead();
+    // The state moves first: activating the epoch replays records of it
+    // that arrived early (RFC 6347 §4.1), such as the Finished.
     this.#state = { ...state, kind: "await_finished" };
+    this.#conn.activatePendingRead();
   }
 
   onPeerRetransmit(): void {

@@ -8,7 +8,7 @@
 import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
 import type { RecordProtection } from "../record/protection.ts";
 import type { FlightItem, RetransmitPolicy } from "./flight.ts";
-import type { HandshakeReassembler } from "./fragments.ts";
+import type { HandshakeReassembler, ReassemblyBudget } from "./fragments.ts";
 
 /** Settings shared by every connection of an endpoint. */
 export interface ConnectionConfig {
@@ -26,6 +26,8 @@ export interface ConnectionConfig {
   readonly maxHandshakeMessageBytes: number;
   /** Bytes of handshake fragments buffered per connection at most. */
   readonly maxBufferedHandshakeBytes: number;
+  /** Reassembly memory shared with the other connections of an endpoint (optional). */
+  readonly reassemblyBudget?: ReassemblyBudget | undefined;
 }
 
 /** What a handshake driver reports to the owner of the connection. */

@@ -253,6 +253,48 @@ export class MessageReassembler {
   }
 }
 
+/**
+ * Reassembly memory shared by many queues (every handshake of an endpoint):
+ * a queue reserves a message's declared length before allocating it and
+ * releases it when the message is handed out or dropped.
+ */
+export interface ReassemblyBudget {
+  /** Takes `bytes` from the budget; false (taking nothing) when they do not fit. */
+  reserve(bytes: number): boolean;
+  /** Gives back bytes taken with {@link reserve}. */
+  release(bytes: number): void;
+}
+
+/** A {@link ReassemblyBudget} with a fixed limit. */
+export class SharedReassemblyBudget implements ReassemblyBudget {
+  /** The most bytes reserved at once. */
+  readonly limit: number;
+  #used = 0;
+
+  /** A budget of `limit` bytes. */
+  constructor(limit: number) {
+    if (!Number.isInteger(limit) || limit < 0) {
+      throw new RangeError(`Cannot create reassembly budget: limit ${limit}`);
+    }
+    this.limit = limit;
+  }
+
+  /** Bytes currently reserved. */
+  get used(): number {
+    return this.#used;
+  }
+
+  reserve(bytes: number): boolean {
+    if (this.#used + bytes > this.limit) return false;
+    this.#used += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.#used = Math.max(0, this.#used - bytes);
+  }
+}
+
 /** Limits for {@link HandshakeReassembler}. */
 export interface HandshakeReassemblerOptions {
   /** The largest message body accepted; longer declared lengths are `"overflow"`. */
@@ -261,6 +303,8 @@ export interface HandshakeReassemblerOptions {
   maxBufferedBytes: number;
   /** How many message_seq values from `nextSeq` on are buffered (default 8). */
   window?: number;
+  /** Memory shared with other queues; a message that does not fit it is `"busy"`. */
+  budget?: ReassemblyBudget | undefined;
 }
 
 /**
@@ -277,6 +321,7 @@ export class HandshakeReassembler {
   readonly #maxMessageLength: number;
   readonly #maxBufferedBytes: number;
   readonly #window: number;
+  readonly #budget: ReassemblyBudget | undefined;
   readonly #pending = new Map<number, MessageReassembler>();
   #nextSeq = 0;
   #bufferedBytes = 0;
@@ -290,6 +335,7 @@ export class HandshakeReassembler {
     this.#maxMessageLength = opts.maxMessageLength;
     this.#maxBufferedBytes = opts.maxBufferedBytes;
     this.#window = window;
+    this.#budget = opts.budget;
   }
 
   /** The message_seq of the next message {@link next} will hand out. */
@@ -326,9 +372,13 @@ export class HandshakeReassembler {
    * - `"future"`: beyond the window, dropped (the peer will retransmit);
    * - `"inconsistent"`: contradicts fragments already kept for that message_seq;
    * - `"overflow"`: the message is longer than `maxMessageLength`, or would
-   *   push the buffered bytes past `maxBufferedBytes`; dropped.
+   *   push the buffered bytes past `maxBufferedBytes`; dropped;
+   * - `"busy"`: the shared budget has no room for it now; dropped (the peer
+   *   will retransmit, and the fault is not necessarily its own).
    */
-  add(f: HandshakeFragment): "buffered" | "old" | "future" | "inconsistent" | "overflow" {
+  add(
+    f: HandshakeFragment,
+  ): "buffered" | "old" | "future" | "inconsistent" | "overflow" | "busy" {
     const seq = f.messageSeq;
     if (seq < this.#nextSeq) return "old";
     if (seq >= this.#nextSeq + this.#window) return "future";
@@ -336,9 +386,14 @@ export class HandshakeReassembler {
     if (existing) return existing.add(f) === "ok" ? "buffered" : "inconsistent";
     if (f.length > this.#maxMessageLength) return "overflow";
     if (this.#bufferedBytes + f.length > this.#maxBufferedBytes) return "overflow";
+    // Reserve the shared budget before allocating anything for the message.
+    if (this.#budget !== undefined && !this.#budget.reserve(f.length)) return "busy";
     const m = new MessageReassembler(f.msgType, f.length, seq, this.#maxMessageLength);
     // A fragment that does not fit its own header is not worth a slot.
-    if (m.add(f) !== "ok") return "inconsistent";
+    if (m.add(f) !== "ok") {
+      this.#budget?.release(f.length);
+      return "inconsistent";
+    }
     this.#pending.set(seq, m);
     this.#bufferedBytes += m.length;
     return "buffered";
@@ -355,6 +410,7 @@ export class HandshakeReassembler {
 
   /** Drops everything buffered (e.g. once the handshake is over); `nextSeq` is kept. */
   clear(): void {
+    this.#budget?.release(this.#bufferedBytes);
     this.#pending.clear();
     this.#bufferedBytes = 0;
   }
@@ -362,5 +418,6 @@ export class HandshakeReassembler {
   #drop(seq: number, m: MessageReassembler): void {
     this.#pending.delete(seq);
     this.#bufferedBytes -= m.length;
+    this.#budget?.release(m.length);
   }
 }

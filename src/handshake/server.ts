@@ -122,7 +122,8 @@ export class ServerHandshake implements HandshakeDriver {
   /** The client_random of this handshake, to tell a retransmission from a restart. */
   readonly clientRandom: Uint8Array;
 
-  readonly #hello: VerifiedHello;
+  /** Held only until start() answers it: an idle connection keeps no ClientHello. */
+  #hello: VerifiedHello | undefined;
 
   constructor(
     conn: HandshakeHost,
@@ -140,7 +141,10 @@ export class ServerHandshake implements HandshakeDriver {
 
   /** Answers the verified ClientHello with flight 4 (throws a ProtocolError to refuse it). */
   start(): void {
-    this.#state = this.#onClientHello(decodeClientHello(this.#hello.body), this.#hello);
+    const hello = this.#hello;
+    if (hello === undefined) throw new Error("Cannot start handshake: already started");
+    this.#hello = undefined;
+    this.#state = this.#onClientHello(decodeClientHello(hello.body), hello);
   }
 
   onMessage(msgType: number, messageSeq: number, body: Uint8Array, epoch: number): void {
@@ -187,8 +191,10 @@ export class ServerHandshake implements HandshakeDriver {
         "Cannot accept ChangeCipherSpec now",
       );
     }
-    this.#conn.activatePendingRead();
+    // The state moves first: activating the epoch replays records of it
+    // that arrived early (RFC 6347 §4.1), such as the Finished.
     this.#state = { ...state, kind: "await_finished" };
+    this.#conn.activatePendingRead();
   }
 
   onPeerRetransmit(messageSeq: number): void {

@@ -8,9 +8,16 @@
  */
 
 import type { Connection } from "../connection/connection.ts";
-import { connectionConfig, type EndpointOutcome, ServerEndpoint } from "../connection/endpoint.ts";
+import {
+  type AdmissionRefusal,
+  connectionConfig,
+  type EndpointOutcome,
+  ServerEndpoint,
+  type ServerEndpointOptions,
+} from "../connection/endpoint.ts";
+import { ThrottledLog } from "./throttled_log.ts";
 import type { ConnectionEvent } from "../connection/events.ts";
-import { nobleProvider } from "../crypto/noble.ts";
+import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
 import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
 import { type Logger, LogtapeLogger, toHex } from "./log.ts";
@@ -60,13 +67,30 @@ export interface DtlsServerOptions {
   readonly handshakeTimeoutMs?: number;
   /** Idle timeout of established connections, ms (default 10 min). */
   readonly idleTimeoutMs?: number;
+  /** Most handshakes past the cookie but not complete at once (default 1,000). */
+  readonly maxHalfOpen?: number;
+  /**
+   * Handshakes per second one source address may start once its cookie
+   * verified (default 50, bursts of 100); 0 disables the limit.
+   */
+  readonly handshakesPerSecondPerAddress?: number;
+  /** Handshakes a quiet source address may start at once (default 100). */
+  readonly handshakeBurstPerAddress?: number;
+  /** Largest handshake message accepted, bytes (default 16 KiB). */
+  readonly maxHandshakeMessageBytes?: number;
+  /** Handshake reassembly memory per connection, bytes (default 64 KiB). */
+  readonly maxReassemblyBytesPerHandshake?: number;
+  /** Handshake reassembly memory of all connections together, bytes (default 8 MiB). */
+  readonly maxReassemblyBytesTotal?: number;
+  /** Refusals and cookie floods are logged once per reason per this interval, ms (default 10 s). */
+  readonly refusalLogIntervalMs?: number;
   /** The application (default: {@link qtAckHandler}). */
   readonly onDatagram?: DatagramHandler;
   /** Where to log (default: JSON lines on stdout). */
   readonly logger?: Logger;
   /** Log decrypted payloads (default: only with the demo keys). */
   readonly logPlaintext?: boolean;
-  /** Crypto primitives (default: @noble). */
+  /** Crypto primitives (default: {@link nodeProvider}, the runtime's native crypto; `nobleProvider` is the portable one). */
   readonly provider?: CryptoProvider;
   /** Random source (default: crypto.getRandomValues). */
   readonly random?: RandomSource;
@@ -108,6 +132,9 @@ export class DtlsServer {
   readonly #lastFatal = new WeakMap<Connection, string>();
   /** Counters and gauges of this server (served by `--metrics`). */
   readonly metrics = new Metrics();
+  /** Handshakes refused by admission control: logged once per reason per interval. */
+  readonly #refusals: ThrottledLog;
+  readonly #cookieLog: ThrottledLog;
 
   constructor(options: DtlsServerOptions = {}) {
     this.#options = options;
@@ -118,12 +145,36 @@ export class DtlsServer {
     this.#logPlaintext = options.logPlaintext ?? psk.kind === "demo";
     this.#app = options.onDatagram ?? qtAckHandler;
     const random = options.random ?? systemRandom;
-    const provider = options.provider ?? nobleProvider;
+    const provider = options.provider ?? nodeProvider;
     const overrides: Parameters<typeof connectionConfig>[2] = {};
     if (options.mtu !== undefined) Object.assign(overrides, { mtu: options.mtu });
     if (options.handshakeTimeoutMs !== undefined) {
       Object.assign(overrides, { handshakeTimeoutMs: options.handshakeTimeoutMs });
     }
+    if (options.maxHandshakeMessageBytes !== undefined) {
+      Object.assign(overrides, { maxHandshakeMessageBytes: options.maxHandshakeMessageBytes });
+    }
+    if (options.maxReassemblyBytesPerHandshake !== undefined) {
+      Object.assign(overrides, {
+        maxBufferedHandshakeBytes: options.maxReassemblyBytesPerHandshake,
+      });
+    }
+    const admission: Partial<ServerEndpointOptions> = {};
+    for (
+      const key of [
+        "maxHalfOpen",
+        "handshakesPerSecondPerAddress",
+        "handshakeBurstPerAddress",
+        "maxReassemblyBytesTotal",
+      ] as const
+    ) {
+      if (options[key] !== undefined) Object.assign(admission, { [key]: options[key] });
+    }
+    const interval = options.refusalLogIntervalMs ?? 10_000;
+    this.#refusals = new ThrottledLog(this.#log, interval);
+    // A HelloVerifyRequest is cheap, so a flood of ClientHellos is answered in
+    // full; its log lines are not: the first 100 per interval, then a count.
+    this.#cookieLog = new ThrottledLog(this.#log, interval, 100);
     this.#endpoint = new ServerEndpoint({
       connection: connectionConfig(provider, random, overrides),
       psk: {
@@ -135,6 +186,7 @@ export class DtlsServer {
       },
       maxConnections: options.maxConnections ?? 10_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
+      ...admission,
     });
     this.#installGauges();
   }
@@ -164,6 +216,16 @@ export class DtlsServer {
   /** Connections currently held (established and half-open). */
   get connectionCount(): number {
     return this.#endpoint.size;
+  }
+
+  /** Handshakes in progress (past the cookie check, not complete). */
+  get halfOpenCount(): number {
+    return this.#endpoint.halfOpen;
+  }
+
+  /** Handshakes refused by admission control since start, by reason. */
+  get refused(): Readonly<Record<AdmissionRefusal, number>> {
+    return { ...this.#endpoint.refused };
   }
 
   /** Binds the socket and starts serving. Throws if the address cannot be bound. */
@@ -250,10 +312,22 @@ export class DtlsServer {
     }
     this.metrics.inc("dtls_datagrams_received_total");
     this.metrics.inc("dtls_bytes_received_total", undefined, datagram.length);
-    const outcome: EndpointOutcome = this.#endpoint.handleDatagram(datagram, peer, this.#clock());
+    const now = this.#clock();
+    const outcome: EndpointOutcome = this.#endpoint.handleDatagram(datagram, peer, now);
     switch (outcome.kind) {
       case "dropped":
         this.metrics.inc("dtls_datagrams_dropped_total", { reason: outcome.reason });
+        if (isRefusal(outcome.reason)) {
+          this.#refusals.note(
+            now,
+            outcome.reason,
+            "warning",
+            "handshake_refused",
+            `Refused a handshake from ${peer}: ${REFUSAL_TEXT[outcome.reason]}`,
+            { peer },
+          );
+          return;
+        }
         this.#log.log(
           "debug",
           "datagram_dropped",
@@ -269,14 +343,13 @@ export class DtlsServer {
         if (outcome.cookie !== "missing") {
           this.metrics.inc("dtls_cookie_failures_total", { reason: outcome.cookie });
         }
-        this.#log.log(
+        this.#cookieLog.note(
+          now,
+          outcome.cookie,
           "info",
           "cookie_sent",
           `Sent HelloVerifyRequest to ${peer} (cookie ${outcome.cookie})`,
-          {
-            peer,
-            reason: outcome.cookie,
-          },
+          { peer },
         );
         this.#send(outcome.datagram, addr);
         return;
@@ -358,13 +431,17 @@ export class DtlsServer {
         return;
       case "data": {
         this.metrics.inc("dtls_app_records_received_total");
-        const fields: Record<string, unknown> = {
-          peer,
-          ciphertext: toHex(event.record),
-          bytes: event.data.length,
-        };
-        if (this.#logPlaintext) fields.plaintext = decoder.decode(event.data);
-        log.log("info", "datagram", `Received ${event.data.length} bytes from ${peer}`, fields);
+        // The hex dump costs more than the record's decryption: build it
+        // only when the line will be written.
+        if (log.enabled?.("info") ?? true) {
+          const fields: Record<string, unknown> = {
+            peer,
+            ciphertext: toHex(event.record),
+            bytes: event.data.length,
+          };
+          if (this.#logPlaintext) fields.plaintext = decoder.decode(event.data);
+          log.log("info", "datagram", `Received ${event.data.length} bytes from ${peer}`, fields);
+        }
         if (event.data.length === 0) {
           log.log("warning", "empty_datagram", `${peer}: 0-byte datagram after decryption`, {
             peer,
@@ -454,6 +531,8 @@ export class DtlsServer {
 
   #onTick(): void {
     const now = this.#clock();
+    this.#refusals.flush(now, "warning", "handshake_refused");
+    this.#cookieLog.flush(now, "info", "cookie_sent");
     for (const [peer, connection] of this.#endpoint.handleTimeouts(now)) {
       this.#drain(peer, connection);
     }
@@ -472,6 +551,16 @@ export class DtlsServer {
       );
     });
   }
+}
+
+const REFUSAL_TEXT: Record<AdmissionRefusal, string> = {
+  capacity: "connection table full (maxConnections)",
+  half_open: "too many handshakes in progress (maxHalfOpen)",
+  rate: "too many handshakes from this address (handshakesPerSecondPerAddress)",
+};
+
+function isRefusal(reason: string): reason is AdmissionRefusal {
+  return reason in REFUSAL_TEXT;
 }
 
 /** The connection-table key of a socket address: `1.2.3.4:5` or `[::1]:5`. */

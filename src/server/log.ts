@@ -22,6 +22,11 @@ export type LogLevel = "debug" | "info" | "warning" | "error";
 export interface Logger {
   /** Writes one entry (the logger decides whether `level` passes). */
   log(level: LogLevel, event: string, msg: string, fields?: Record<string, unknown>): void;
+  /**
+   * Whether an entry at `level` would be written, so that costly fields (a
+   * hex dump per datagram) are built only when they are. Absent: always.
+   */
+  enabled?(level: LogLevel): boolean;
 }
 
 /** The LogTape category of everything the server logs. */
@@ -34,6 +39,10 @@ export class LogtapeLogger implements Logger {
 
   constructor(clock: () => number = Date.now) {
     this.#clock = clock;
+  }
+
+  enabled(level: LogLevel): boolean {
+    return this.#logger.isEnabledFor(level);
   }
 
   log(level: LogLevel, event: string, msg: string, fields: Record<string, unknown> = {}): void {

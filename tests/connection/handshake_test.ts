@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { Pair, PEER } from "../helpers/sim.ts";
 import type { ConnectionEvent } from "../../src/connection/events.ts";
+import { ContentType, DTLS_1_2, encodeRecord } from "../../src/record/header.ts";
 
 const text = new TextEncoder();
 
@@ -155,4 +156,19 @@ Deno.test("the endpoint keeps one connection per peer", () => {
   pair.run();
   assert.equal(pair.endpoint.size, 1);
   assert.ok(pair.endpoint.get(PEER));
+});
+
+Deno.test("a stray epoch-1 alert from an old association on a reused port does not fail the handshake", () => {
+  const stray = encodeRecord(ContentType.Alert, DTLS_1_2, 1, 3, new Uint8Array(26).fill(0x5a));
+  let pair: Pair | undefined;
+  pair = new Pair({
+    script: (direction, index) => {
+      // Just before the server's flight 6 arrives, a stale record lands on the client.
+      if (direction === "s2c" && index === 2) pair!.client.handleDatagram(stray, pair!.now);
+      return "deliver";
+    },
+  });
+  pair.run();
+  assert.equal(pair.client.isEstablished, true);
+  assert.ok(pair.client.drops.bad_mac >= 1, "the stray record was dropped");
 });

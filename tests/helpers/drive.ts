@@ -1,0 +1,87 @@
+/**
+ * Driving many clients against one ServerEndpoint on virtual time, each from
+ * its own peer address, with a hook that decides which datagrams arrive.
+ */
+
+import type { Connection } from "../../src/connection/connection.ts";
+import {
+  connectionConfig,
+  createClientConnection,
+  type EndpointOutcome,
+  ServerEndpoint,
+  type ServerEndpointOptions,
+} from "../../src/connection/endpoint.ts";
+import { nobleProvider } from "../../src/crypto/noble.ts";
+import type { PskClientOptions } from "../../src/handshake/client.ts";
+import { suiteByName } from "../../src/record/suites.ts";
+import { seededRandom } from "./random.ts";
+import { clientPsk, serverPsk } from "./sim.ts";
+
+/** Plain PSK: the cheapest handshake, for tests that need many. */
+export const CHEAP = [suiteByName("TLS_PSK_WITH_AES_128_GCM_SHA256")];
+
+/** An endpoint with test keys; `overrides` set its admission limits. */
+export function testEndpoint(
+  overrides: Partial<ServerEndpointOptions> = {},
+  seed = "endpoint",
+): ServerEndpoint {
+  return new ServerEndpoint({
+    connection: connectionConfig(nobleProvider, seededRandom(seed)),
+    psk: serverPsk(),
+    maxConnections: 10_000,
+    idleTimeoutMs: 600_000,
+    ...overrides,
+  });
+}
+
+/** A client connection with test keys (plain PSK unless told otherwise). */
+export function testClient(
+  seed: string,
+  now: number,
+  overrides: Partial<PskClientOptions> = {},
+): Connection {
+  return createClientConnection(
+    connectionConfig(nobleProvider, seededRandom(seed)),
+    clientPsk({ suites: CHEAP, ...overrides }),
+    now,
+  );
+}
+
+/** Decides whether a client's datagram reaches the endpoint (default: all do). */
+export type Gate = (datagram: Uint8Array, index: number) => boolean;
+
+/**
+ * Moves datagrams between `client` (at `peer`) and the endpoint until quiet.
+ * Returns the endpoint's outcome for each client datagram that arrived.
+ */
+export function converse(
+  endpoint: ServerEndpoint,
+  client: Connection,
+  peer: string,
+  now: number,
+  gate: Gate = () => true,
+): EndpointOutcome[] {
+  const outcomes: EndpointOutcome[] = [];
+  let index = 0;
+  for (let round = 0; round < 50; round++) {
+    let moved = false;
+    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
+      moved = true;
+      if (!gate(d, index++)) continue;
+      const out = endpoint.handleDatagram(d, peer, now);
+      outcomes.push(out);
+      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, now);
+    }
+    const server = endpoint.get(peer);
+    if (server !== undefined) {
+      for (let e = server.pollEvent(); e; e = server.pollEvent()) void e;
+      for (let d = server.pollTransmit(); d; d = server.pollTransmit()) {
+        moved = true;
+        client.handleDatagram(d, now);
+      }
+    }
+    for (let e = client.pollEvent(); e; e = client.pollEvent()) void e;
+    if (!moved) break;
+  }
+  return outcomes;
+}

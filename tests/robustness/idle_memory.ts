@@ -1,0 +1,84 @@
+/**
+ * `deno task load:idle`: holds IDLE_CONNECTIONS (default 10,000) established,
+ * idle connections in one ServerEndpoint and reports the server-side memory
+ * per connection (V8 heap after a full GC, before and after). The clients'
+ * halves are discarded as soon as each handshake completes, so only what the
+ * server keeps is counted. Then checks that all are still held just before
+ * the idle timeout and all evicted after it.
+ *
+ *     deno run --v8-flags=--expose-gc tests/robustness/idle_memory.ts [count]
+ */
+import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
+import { CIPHER_SUITES } from "../../src/record/suites.ts";
+
+const count = Number(Deno.args[0] ?? Deno.env.get("IDLE_CONNECTIONS") ?? "10000");
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error("Run with --v8-flags=--expose-gc");
+
+function heap(): number {
+  gc!();
+  gc!();
+  return Deno.memoryUsage().heapUsed;
+}
+
+const IDLE_MS = 600_000;
+const endpoint = testEndpoint({
+  idleTimeoutMs: IDLE_MS,
+  maxConnections: count,
+  handshakesPerSecondPerAddress: 0,
+}, "idle");
+const T0 = 1_000_000;
+
+// Warm up code paths so compiled code is not counted.
+for (let i = 0; i < 50; i++) {
+  const peer = `10.255.0.${i}:9`;
+  converse(endpoint, testClient(`warm${i}`, T0, { suites: CIPHER_SUITES }), peer, T0);
+  endpoint.get(peer)!.close();
+  endpoint.remove(peer);
+}
+const before = heap();
+const rssBefore = Deno.memoryUsage().rss;
+const started = performance.now();
+for (let i = 0; i < count; i++) {
+  const peer = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}:${1024 + (i % 60000)}`;
+  const client = testClient(`idle${i}`, T0, { suites: CIPHER_SUITES });
+  converse(endpoint, client, peer, T0);
+  if (!client.isEstablished) throw new Error(`handshake ${i} failed`);
+}
+const elapsed = performance.now() - started;
+const after = heap();
+const rssAfter = Deno.memoryUsage().rss;
+
+let established = 0;
+for (const [, c] of endpoint.entries()) if (c.isEstablished) established++;
+endpoint.handleTimeouts(T0 + IDLE_MS - 1);
+let held = 0;
+for (const [, c] of endpoint.entries()) if (c.isEstablished) held++;
+endpoint.handleTimeouts(T0 + IDLE_MS);
+let evicted = 0;
+for (const [peer, c] of [...endpoint.entries()]) {
+  if (c.isClosed) {
+    evicted++;
+    endpoint.remove(peer, c);
+  }
+}
+
+const perConnection = (after - before) / count;
+console.log(JSON.stringify(
+  {
+    connections: count,
+    established,
+    heldJustBeforeIdleTimeout: held,
+    evictedAtIdleTimeout: evicted,
+    heapBytesPerConnection: Math.round(perConnection),
+    heapMiB: +((after - before) / 2 ** 20).toFixed(1),
+    rssMiB: +((rssAfter - rssBefore) / 2 ** 20).toFixed(1),
+    handshakesPerSecond: Math.round(count / (elapsed / 1000)),
+    suite: "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256 (the server's first choice)",
+  },
+  null,
+  2,
+));
+if (established !== count || held !== count || evicted !== count || endpoint.size !== 0) {
+  throw new Error("not every connection was held and then evicted");
+}

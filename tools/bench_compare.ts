@@ -1,0 +1,360 @@
+/**
+ * Runs the same load (tools/load.ts) against several servers on this
+ * machine in one go, alternating between them round after round, and prints
+ * the medians and the ratios. Figures on a shared 2-core machine vary run
+ * to run, so only figures from the same run are compared.
+ *
+ *     deno task bench:compare [--duration 5] [--rounds 2] [--only echo64,handshake]
+ *
+ * Servers (each started and stopped here, on loopback):
+ * - `udp`: tools/udp_echo.ts, a plain UDP echo in Deno: the ceiling;
+ * - `ours`: tools/bench_server.ts with the node:crypto provider (default);
+ * - `ours-noble`: the same with the portable @noble provider (`--noble`);
+ * - `pion`: tools/pion (pion/dtls v2 in Go), when `go` and the Debian package
+ *   golang-github-pion-dtls.v2-dev are installed;
+ * - `openssl`: `openssl s_server`, which serves one client at a time and
+ *   never answers by itself, so only the one-client handshake scenario.
+ *
+ * Prints a Markdown table, then the whole result as JSON on the last line.
+ * Needs `-A`: reading other processes' CPU time in /proc takes full access.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import type { LoadReport } from "./load.ts";
+
+const here = new URL(".", import.meta.url).pathname;
+const deno = Deno.execPath();
+
+interface Scenario {
+  readonly name: string;
+  readonly title: string;
+  readonly args: string[];
+  readonly servers: readonly string[];
+  readonly metric: "messagesPerSec" | "handshakesPerSec";
+}
+
+interface Server {
+  readonly name: string;
+  readonly process: Deno.ChildProcess;
+  readonly port: number;
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    duration: { type: "string", default: "5" },
+    warmup: { type: "string", default: "1" },
+    rounds: { type: "string", default: "2" },
+    clients: { type: "string", default: "50" },
+    only: { type: "string" },
+    noble: { type: "boolean", default: false },
+  },
+});
+
+/** Reads the first line of a child's stdout: `{"port":N}`. */
+async function readPort(child: Deno.ChildProcess, name: string): Promise<number> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + 30_000;
+  while (!text.includes("\n")) {
+    if (Date.now() > deadline) throw new Error(`Cannot start ${name}: no port announced`);
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`Cannot start ${name}: exited before announcing its port`);
+    text += value;
+  }
+  // Keep draining so the child never blocks on a full pipe.
+  (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })().catch(() => {});
+  return JSON.parse(text.split("\n")[0]!).port;
+}
+
+function spawn(command: string, args: string[], stdin: "null" | "piped" = "null") {
+  return new Deno.Command(command, { args, stdin, stdout: "piped", stderr: "null" }).spawn();
+}
+
+/** A free UDP port on loopback (bound and released). */
+function freePort(): number {
+  const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = (s.addr as Deno.NetAddr).port;
+  s.close();
+  return port;
+}
+
+function hasCommand(name: string): boolean {
+  try {
+    const out = new Deno.Command("sh", { args: ["-c", `command -v ${name}`], stdout: "null" })
+      .outputSync();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+/** Builds the pion echo server, or answers why it cannot. */
+function buildPion(): string | { skipped: string } {
+  if (!hasCommand("go")) return { skipped: "go not installed (apt-get install golang-go)" };
+  const gopath = "/usr/share/gocode";
+  try {
+    Deno.statSync(`${gopath}/src/github.com/pion/dtls/v2`);
+  } catch {
+    return { skipped: "pion not installed (apt-get install golang-github-pion-dtls.v2-dev)" };
+  }
+  const binary = Deno.makeTempFileSync({ prefix: "pion-echo-" });
+  const out = new Deno.Command("go", {
+    args: ["build", "-o", binary, "."],
+    cwd: `${here}pion`,
+    env: { GO111MODULE: "off", GOPATH: gopath, GOFLAGS: "" },
+    stdout: "null",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) return { skipped: `go build failed: ${new TextDecoder().decode(out.stderr)}` };
+  return binary;
+}
+
+async function start(name: string, pion: string | undefined): Promise<Server> {
+  let process: Deno.ChildProcess;
+  let port: number;
+  switch (name) {
+    case "udp":
+      process = spawn(deno, ["run", "-A", "--unstable-net", `${here}udp_echo.ts`]);
+      port = await readPort(process, name);
+      break;
+    case "ours":
+    case "ours-noble":
+      process = spawn(deno, [
+        "run",
+        "-A",
+        "--unstable-net",
+        `${here}bench_server.ts`,
+        "--crypto",
+        name === "ours" ? "node" : "noble",
+      ]);
+      port = await readPort(process, name);
+      break;
+    case "pion":
+      process = spawn(pion!, []);
+      port = await readPort(process, name);
+      break;
+    case "openssl": {
+      port = freePort();
+      // stdin stays open and silent: s_server relays stdin to the client.
+      process = spawn("openssl", [
+        "s_server",
+        "-dtls1_2",
+        "-nocert",
+        "-psk",
+        "1a2b3c4d5e6f",
+        "-psk_hint",
+        "Qt DTLS example server",
+        "-cipher",
+        "PSK-AES128-GCM-SHA256",
+        "-accept",
+        `127.0.0.1:${port}`,
+        "-quiet",
+      ], "piped");
+      const reader = process.stdout.getReader();
+      (async () => {
+        while (!(await reader.read()).done) { /* discard */ }
+      })().catch(() => {});
+      await new Promise((r) => setTimeout(r, 500));
+      break;
+    }
+    default:
+      throw new Error(`Cannot start ${name}: unknown server`);
+  }
+  return { name, process, port };
+}
+
+async function stop(server: Server): Promise<void> {
+  try {
+    server.process.kill("SIGTERM");
+  } catch {
+    // already gone
+  }
+  const timer = setTimeout(() => {
+    try {
+      server.process.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }, 3_000);
+  await server.process.status;
+  clearTimeout(timer);
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
+interface Measurement {
+  readonly report: LoadReport;
+  /** Server CPU use during the run, % of one core. */
+  readonly serverCpu: number;
+  /** Load generator CPU use, % of one core. */
+  readonly loadCpu: number;
+}
+
+async function measure(server: Server, scenario: Scenario): Promise<Measurement> {
+  const args = [
+    "run",
+    "-A",
+    "--unstable-net",
+    `${here}load.ts`,
+    "--port",
+    String(server.port),
+    "--duration",
+    values.duration!,
+    "--warmup",
+    values.warmup!,
+    // The plain UDP server gets the same lock-step echo without DTLS.
+    ...scenario.args.map((a) => server.name === "udp" && a === "echo" ? "udp" : a),
+  ];
+  const load = new Deno.Command(deno, { args, stdout: "piped", stderr: "piped" }).spawn();
+  const serverCpu0 = cpuSeconds(server.process.pid);
+  const loadCpu0 = cpuSeconds(load.pid);
+  const t0 = performance.now();
+  // Sample CPU just before the load ends (the process is gone after).
+  const total = (Number(values.duration) + Number(values.warmup)) * 1000;
+  let serverCpu1 = NaN, loadCpu1 = NaN, t1 = NaN;
+  const sampler = setTimeout(() => {
+    serverCpu1 = cpuSeconds(server.process.pid);
+    loadCpu1 = cpuSeconds(load.pid);
+    t1 = performance.now();
+  }, total - 200);
+  const out = await load.output();
+  clearTimeout(sampler);
+  if (!out.success) {
+    throw new Error(`Cannot run load: ${new TextDecoder().decode(out.stderr).slice(0, 500)}`);
+  }
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  const report = JSON.parse(lines[lines.length - 1]!) as LoadReport;
+  const seconds = (t1 - t0) / 1000;
+  return {
+    report,
+    serverCpu: Math.round(((serverCpu1 - serverCpu0) / seconds) * 100),
+    loadCpu: Math.round(((loadCpu1 - loadCpu0) / seconds) * 100),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function main(): Promise<void> {
+  const pionBuild = buildPion();
+  const pion = typeof pionBuild === "string" ? pionBuild : undefined;
+  const skipped: Record<string, string> = {};
+  if (typeof pionBuild !== "string") skipped.pion = pionBuild.skipped;
+  if (!hasCommand("openssl")) skipped.openssl = "openssl not installed";
+  const available = (names: string[]) => names.filter((n) => skipped[n] === undefined);
+  const ours = values.noble ? ["ours", "ours-noble"] : ["ours"];
+  const clients = values.clients!;
+
+  const all: Scenario[] = [
+    {
+      name: "echo64",
+      title: `echo 64 B, ${clients} clients, msg/s`,
+      args: ["--mode", "echo", "--size", "64", "--clients", clients],
+      servers: available(["udp", ...ours, "pion"]),
+      metric: "messagesPerSec",
+    },
+    {
+      name: "echo1200",
+      title: `echo 1200 B, ${clients} clients, msg/s`,
+      args: ["--mode", "echo", "--size", "1200", "--clients", clients],
+      servers: available(["udp", ...ours, "pion"]),
+      metric: "messagesPerSec",
+    },
+    {
+      name: "handshake",
+      title: `full PSK handshakes with cookie, ${clients} clients, /s`,
+      args: ["--mode", "handshake", "--clients", clients],
+      servers: available([...ours, "pion"]),
+      metric: "handshakesPerSec",
+    },
+    {
+      name: "handshake1",
+      title: "full PSK handshakes with cookie, 1 client, /s",
+      args: ["--mode", "handshake", "--clients", "1", "--timeout", "500"],
+      servers: available([...ours, "pion", "openssl"]),
+      metric: "handshakesPerSec",
+    },
+  ];
+  const only = values.only?.split(",");
+  const scenarios = only ? all.filter((s) => only.includes(s.name)) : all;
+  const rounds = Number(values.rounds);
+  const results: Record<string, Record<string, Measurement[]>> = {};
+
+  for (const scenario of scenarios) {
+    results[scenario.name] = {};
+    for (let round = 0; round < rounds; round++) {
+      // Alternate the order each round so drift favours no one.
+      const order = round % 2 ? [...scenario.servers].reverse() : scenario.servers;
+      for (const name of order) {
+        const server = await start(name, pion);
+        try {
+          const m = await measure(server, scenario);
+          (results[scenario.name]![name] ??= []).push(m);
+          console.error(
+            `${scenario.name} ${name} round ${round + 1}: ${m.report[scenario.metric]}/s, ` +
+              `p50 ${m.report.latencyMs.p50} ms, p99 ${m.report.latencyMs.p99} ms, ` +
+              `errors ${m.report.errorsTotal} ${JSON.stringify(m.report.reasons ?? {})}, ` +
+              `cpu server ${m.serverCpu}% load ${m.loadCpu}%`,
+          );
+        } finally {
+          await stop(server);
+        }
+      }
+    }
+  }
+
+  const summary: Record<string, Record<string, unknown>> = {};
+  const lines = [
+    `| scenario | server | rate (median of ${rounds}) | p50 ms | p99 ms | errors | server CPU | load CPU | vs udp | ours vs it |`,
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const scenario of scenarios) {
+    const byServer = results[scenario.name]!;
+    const rate = (name: string) =>
+      byServer[name] ? median(byServer[name]!.map((m) => m.report[scenario.metric])) : NaN;
+    summary[scenario.name] = {};
+    for (const name of scenario.servers) {
+      const ms = byServer[name];
+      if (!ms) continue;
+      const r = rate(name);
+      const row = {
+        rate: Math.round(r),
+        p50: Math.round(median(ms.map((m) => m.report.latencyMs.p50)) * 100) / 100,
+        p99: Math.round(median(ms.map((m) => m.report.latencyMs.p99)) * 100) / 100,
+        errors: ms.reduce((a, m) => a + m.report.errorsTotal, 0),
+        serverCpu: median(ms.map((m) => m.serverCpu)),
+        loadCpu: median(ms.map((m) => m.loadCpu)),
+        vsUdp: byServer.udp ? Math.round((r / rate("udp")) * 100) / 100 : null,
+        oursVsIt: name === "ours" ? null : Math.round((rate("ours") / r) * 100) / 100,
+      };
+      summary[scenario.name]![name] = row;
+      lines.push(
+        `| ${scenario.title} | ${name} | ${row.rate} | ${row.p50} | ${row.p99} | ${row.errors} | ` +
+          `${row.serverCpu}% | ${row.loadCpu}% | ${row.vsUdp ?? ""} | ${row.oursVsIt ?? ""} |`,
+      );
+    }
+  }
+  console.log(lines.join("\n"));
+  for (const [name, why] of Object.entries(skipped)) console.log(`\n${name} skipped: ${why}`);
+  console.log(JSON.stringify({ duration: Number(values.duration), rounds, skipped, summary }));
+  if (pion) Deno.removeSync(pion);
+}
+
+await main();
