@@ -160,11 +160,10 @@ Deno.test("the endpoint keeps one connection per peer", () => {
 
 Deno.test("a stray epoch-1 alert from an old association on a reused port does not fail the handshake", () => {
   const stray = encodeRecord(ContentType.Alert, DTLS_1_2, 1, 3, new Uint8Array(26).fill(0x5a));
-  let pair: Pair | undefined;
-  pair = new Pair({
+  const pair: Pair = new Pair({
     script: (direction, index) => {
       // Just before the server's flight 6 arrives, a stale record lands on the client.
-      if (direction === "s2c" && index === 2) pair!.client.handleDatagram(stray, pair!.now);
+      if (direction === "s2c" && index === 2) pair.client.handleDatagram(stray, pair.now);
       return "deliver";
     },
   });
