@@ -11,6 +11,8 @@ import {
   type ServerSettings,
   usage,
 } from "../server/config.ts";
+import { nobleProvider } from "../crypto/noble.ts";
+import { nodeProvider } from "../crypto/node.ts";
 import { DtlsServer } from "../server/dtls_server.ts";
 import { configureLogging, LogtapeLogger } from "../server/log.ts";
 import { type MetricsServer, serveMetrics } from "../server/metrics.ts";
@@ -92,6 +94,14 @@ export async function runServer(
     maxConnections: settings.maxConnections,
     handshakeTimeoutMs: settings.handshakeTimeout,
     idleTimeoutMs: settings.idleTimeout,
+    maxHalfOpen: settings.maxHalfOpen,
+    handshakesPerSecondPerAddress: settings.handshakeRate,
+    handshakeBurstPerAddress: settings.handshakeBurst,
+    maxHandshakeMessageBytes: settings.maxHandshakeMessage,
+    maxReassemblyBytesPerHandshake: settings.maxReassemblyPerHandshake,
+    maxReassemblyBytesTotal: settings.maxReassemblyTotal,
+    refusalLogIntervalMs: settings.refusalLogInterval,
+    provider: settings.crypto === "noble" ? nobleProvider : nodeProvider,
     logger,
     ...(settings.logPlaintext === undefined ? {} : { logPlaintext: settings.logPlaintext }),
   });

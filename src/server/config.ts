@@ -107,6 +107,68 @@ export const SETTINGS: readonly Spec[] = [
     min: 1_000,
     help: "a silent connection is closed after this",
   },
+  {
+    name: "max-half-open",
+    kind: "int",
+    default: 1_000,
+    min: 1,
+    max: 10_000_000,
+    help: "most handshakes past the cookie but not done",
+  },
+  {
+    name: "handshake-rate",
+    kind: "int",
+    default: 50,
+    min: 0,
+    max: 1_000_000,
+    help: "handshakes per second per source address (0: no limit)",
+  },
+  {
+    name: "handshake-burst",
+    kind: "int",
+    default: 100,
+    min: 1,
+    max: 1_000_000,
+    help: "handshakes a quiet source address may start at once",
+  },
+  {
+    name: "max-handshake-message",
+    kind: "int",
+    default: 16_384,
+    min: 1_024,
+    max: 16_777_215,
+    help: "largest handshake message accepted, bytes",
+  },
+  {
+    name: "max-reassembly-per-handshake",
+    kind: "int",
+    default: 65_536,
+    min: 1_024,
+    max: 1 << 30,
+    help: "handshake reassembly memory per connection, bytes",
+  },
+  {
+    name: "max-reassembly-total",
+    kind: "int",
+    default: 8 << 20,
+    min: 1_024,
+    max: 1 << 30,
+    help: "handshake reassembly memory of all connections, bytes",
+  },
+  {
+    name: "refusal-log-interval",
+    kind: "duration",
+    default: "10s",
+    min: 100,
+    help: "refusals are logged once per reason per interval",
+  },
+  {
+    name: "crypto",
+    kind: "enum",
+    default: "node",
+    choices: ["node", "noble"],
+    help: "crypto provider: the runtime's native crypto, or portable @noble",
+  },
 ];
 
 /** The parsed settings. Durations are in milliseconds. */
@@ -125,6 +187,14 @@ export interface ServerSettings {
   readonly maxConnections: number;
   readonly handshakeTimeout: number;
   readonly idleTimeout: number;
+  readonly maxHalfOpen: number;
+  readonly handshakeRate: number;
+  readonly handshakeBurst: number;
+  readonly maxHandshakeMessage: number;
+  readonly maxReassemblyPerHandshake: number;
+  readonly maxReassemblyTotal: number;
+  readonly refusalLogInterval: number;
+  readonly crypto: "node" | "noble";
 }
 
 /** The environment variable of a setting. */

@@ -277,3 +277,31 @@ Deno.test("--log-plaintext logs payloads with real keys; without it they are not
     assert.match(String(datagram.ciphertext), /^17fefd0001/);
   }
 });
+
+Deno.test("--crypto noble serves, and --handshake-rate refuses a second handshake from one address", async () => {
+  await using server = await startServer([
+    "--crypto",
+    "noble",
+    "--handshake-rate",
+    "1",
+    "--handshake-burst",
+    "1",
+    "--handshake-timeout",
+    "2s",
+  ]);
+  const psk = parseHexKey("1a2b3c4d5e6f", "k");
+  const first = new DtlsClient({ hostname: "127.0.0.1", port: server.port, identity: "a", psk });
+  try {
+    await first.connect(5_000);
+  } finally {
+    await first.close();
+  }
+  const second = new DtlsClient({ hostname: "127.0.0.1", port: server.port, identity: "b", psk });
+  // Refused handshakes are dropped silently; the client's retries are refused too
+  // until a token comes back a second later, so it may still get through.
+  const outcome = second.connect(5_000).then(() => "connected", () => "failed");
+  const refused = await server.waitForEvent("handshake_refused");
+  assert.equal(refused.reason, "rate");
+  await outcome;
+  await second.close();
+});

@@ -144,3 +144,25 @@ Deno.test("keys: key file, environment, demo, and the demo refusal off loopback"
     /Cannot parse --psk-file .*bad\.psk line 1 key/,
   );
 });
+
+Deno.test("admission limits and the crypto provider are settings too", () => {
+  const d = resolveSettings([], noEnv);
+  assert.equal(d.maxHalfOpen, 1_000);
+  assert.equal(d.handshakeRate, 50);
+  assert.equal(d.handshakeBurst, 100);
+  assert.equal(d.maxHandshakeMessage, 16_384);
+  assert.equal(d.maxReassemblyPerHandshake, 65_536);
+  assert.equal(d.maxReassemblyTotal, 8 << 20);
+  assert.equal(d.refusalLogInterval, 10_000);
+  assert.equal(d.crypto, "node");
+  const s = resolveSettings(
+    ["--handshake-rate", "0", "--crypto", "noble", "--refusal-log-interval", "500ms"],
+    envOf({ DTLS_SERVER_MAX_HALF_OPEN: "5" }),
+  );
+  assert.equal(s.handshakeRate, 0);
+  assert.equal(s.crypto, "noble");
+  assert.equal(s.refusalLogInterval, 500);
+  assert.equal(s.maxHalfOpen, 5);
+  refuses(["--crypto", "openssl"], {}, /--crypto "openssl".*node, noble/);
+  refuses(["--max-handshake-message", "10"], {}, /--max-handshake-message "10"/);
+});
