@@ -340,6 +340,15 @@ export class ServerEndpoint {
 
 /** The ClientHello at the start of a datagram, if that is what it carries. */
 function peekClientHello(datagram: Uint8Array): { random: Uint8Array } | undefined {
+  // Hot path: almost every datagram of an established peer is application
+  // data. Look at the header bytes before parsing anything: content type 22
+  // (handshake), epoch 0, and handshake type 1 (ClientHello) at offset 13.
+  if (
+    datagram.length < 25 || datagram[0] !== ContentType.Handshake || datagram[3] !== 0 ||
+    datagram[4] !== 0 || datagram[13] !== HandshakeType.ClientHello
+  ) {
+    return undefined;
+  }
   const record = parseRecords(datagram).records[0];
   if (record === undefined || record.epoch !== 0 || record.type !== ContentType.Handshake) {
     return undefined;
