@@ -1,9 +1,11 @@
 /**
  * The crypto primitives per provider: what each record and each handshake
  * pays. `noble gcm() per call` is the library's one-shot API, the "before"
- * of the cached-key AES-GCM. `deno task bench`
+ * of the cached-key AES-GCM; `gcm.ts` is our own AES-GCM (src/crypto/gcm.ts).
+ * `deno task bench`
  */
 import { gcm } from "@noble/ciphers/aes.js";
+import { aesGcm } from "../src/crypto/gcm.ts";
 import { nobleProvider } from "../src/crypto/noble.ts";
 import { nodeProvider } from "../src/crypto/node.ts";
 import type { AeadName, CryptoProvider } from "../src/crypto/provider.ts";
@@ -33,6 +35,25 @@ for (const size of [64, 1200]) {
   ) {
     const key = aead === "aes-gcm" ? key16 : random(keyLength);
     const label = aead === "aes-gcm" ? "aes-128-gcm" : aead;
+    if (aead === "aes-gcm") {
+      // Our own table-driven AES-GCM, against both providers in the same group.
+      const ours = aesGcm(key);
+      const sealed = ours.seal(nonce, aad, plaintext);
+      Deno.bench({
+        name: `seal ${label} ${size} B: gcm.ts`,
+        group: `seal ${label} ${size} B`,
+        fn: () => {
+          ours.seal(nonce, aad, plaintext);
+        },
+      });
+      Deno.bench({
+        name: `open ${label} ${size} B: gcm.ts`,
+        group: `open ${label} ${size} B`,
+        fn: () => {
+          if (ours.open(nonce, aad, sealed) === null) throw new Error("bench AEAD did not open");
+        },
+      });
+    }
     for (const p of PROVIDERS) {
       const a = p.aead(aead, key);
       const sealed = a.seal(nonce, aad, plaintext);
