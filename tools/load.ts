@@ -172,6 +172,8 @@ class Run {
   measureFrom = 0;
   measureTo = Infinity;
   stopped = false;
+  /** One handler for every failed send, rather than a closure per datagram. */
+  readonly onSendError = (): void => this.error("socket");
 
   constructor(options: LoadOptions) {
     this.options = options;
@@ -235,7 +237,7 @@ class Run {
     }
     let last: Promise<unknown> | undefined;
     for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) {
-      last = client.socket.send(d, this.server).catch(() => this.error("socket"));
+      last = client.socket.send(d, this.server).catch(this.onSendError);
     }
     return last;
   }
@@ -280,8 +282,7 @@ async function receive(
   buffer: Uint8Array,
 ): Promise<Uint8Array | undefined> {
   try {
-    const [datagram] = await socket.receive(buffer);
-    return datagram;
+    return (await socket.receive(buffer))[0];
   } catch {
     return undefined;
   }
@@ -331,8 +332,13 @@ async function echoClient(run: Run, index: number): Promise<void> {
       connection.send(payload);
       run.pump(client);
       while (client.data === 0 && !connection.isClosed) {
-        const datagram = await receive(client.socket, buffer);
-        if (datagram === undefined) break;
+        // Awaited here rather than through receive(): one promise less per datagram.
+        let datagram: Uint8Array;
+        try {
+          datagram = (await client.socket.receive(buffer))[0];
+        } catch {
+          break;
+        }
         connection.handleDatagram(datagram, Date.now());
         run.pump(client);
       }
@@ -377,13 +383,17 @@ async function udpClient(run: Run, index: number): Promise<void> {
   const payload = new Uint8Array(o.size).fill(0x61);
   const client = run.open(index);
   const send = () => {
-    client.socket.send(payload, run.server).catch(() => run.error("socket"));
+    client.socket.send(payload, run.server).catch(run.onSendError);
   };
   client.resend = send;
   while (!run.stopped) {
     client.sentAt = performance.now();
     send();
-    if ((await receive(client.socket, buffer)) === undefined) break;
+    try {
+      await client.socket.receive(buffer);
+    } catch {
+      break;
+    }
     const t = performance.now();
     if (run.measuring(t)) {
       run.messages++;

@@ -33,7 +33,6 @@ import {
   ContentType,
   DTLS_1_0,
   DTLS_1_2,
-  encodeRecord,
   RECORD_HEADER_LENGTH,
   type RecordView,
 } from "../record/header.ts";
@@ -80,8 +79,13 @@ export class Connection implements HandshakeHost {
   #writeEpoch = 0;
   #writeSeq: number[] = [0];
 
-  #transmits: Uint8Array[] = [];
-  #events: ConnectionEvent[] = [];
+  // Output queues: read from a head index and emptied once drained, since
+  // Array.prototype.shift moves every element left on each call.
+  // A drained slot is cleared so that the queue keeps nothing it handed out.
+  #transmits: (Uint8Array | undefined)[] = [];
+  #transmitHead = 0;
+  #events: (ConnectionEvent | undefined)[] = [];
+  #eventHead = 0;
   #lastReceive: number;
 
   /** Counters of dropped records by reason. */
@@ -399,12 +403,32 @@ export class Connection implements HandshakeHost {
 
   /** The next datagram to send, or undefined. */
   pollTransmit(): Uint8Array | undefined {
-    return this.#transmits.shift();
+    const queue = this.#transmits;
+    if (this.#transmitHead < queue.length) {
+      const datagram = queue[this.#transmitHead];
+      queue[this.#transmitHead++] = undefined;
+      return datagram;
+    }
+    if (queue.length > 0) {
+      queue.length = 0;
+      this.#transmitHead = 0;
+    }
+    return undefined;
   }
 
   /** The next event, or undefined. */
   pollEvent(): ConnectionEvent | undefined {
-    return this.#events.shift();
+    const queue = this.#events;
+    if (this.#eventHead < queue.length) {
+      const event = queue[this.#eventHead];
+      queue[this.#eventHead++] = undefined;
+      return event;
+    }
+    if (queue.length > 0) {
+      queue.length = 0;
+      this.#eventHead = 0;
+    }
+    return undefined;
   }
 
   // ---- HandshakeHost ---------------------------------------------------------
@@ -513,8 +537,7 @@ export class Connection implements HandshakeHost {
       throw new ProtocolError(AlertDescription.InternalError, "sequence exhausted");
     }
     this.#writeSeq[epoch] = seq + 1;
-    const fragment = protection.protect(type, DTLS_1_2, epoch, seq, plaintext);
-    return encodeRecord(type, DTLS_1_2, epoch, seq, fragment);
+    return protection.protectRecord(type, DTLS_1_2, epoch, seq, plaintext);
   }
 
   #transmitFlight(items: readonly FlightItem[]): void {

@@ -16,7 +16,6 @@
  * @module
  */
 
-import { Reader } from "../codec/reader.ts";
 import { writeU48 } from "../codec/writer.ts";
 
 /** ContentType values (RFC 5246 §6.2.1). */
@@ -75,38 +74,45 @@ export interface RecordView {
 export function parseRecords(datagram: Uint8Array): { records: RecordView[]; malformed: number } {
   const records: RecordView[] = [];
   let malformed = 0;
-  const r = new Reader(datagram);
-  while (r.remaining > 0) {
-    if (r.remaining < RECORD_HEADER_LENGTH) {
+  const end = datagram.length;
+  let at = 0;
+  // Reads the header bytes directly: this runs once per datagram received.
+  while (at < end) {
+    if (end - at < RECORD_HEADER_LENGTH) {
       malformed++;
       break;
     }
-    // The bounds were checked above, so none of these reads can throw.
-    const start = r.position;
-    const type = r.u8("ContentType");
-    const version = r.u16("ProtocolVersion");
-    const epoch = r.u16("epoch");
-    const seq = r.u48("sequence_number");
-    const length = r.u16("length");
-    if (length > r.remaining) {
+    const length = (datagram[at + 11]! << 8) | datagram[at + 12]!;
+    const body = at + RECORD_HEADER_LENGTH;
+    if (length > end - body) {
       malformed++;
       break;
     }
-    const fragment = r.bytes(length, "fragment");
+    const next = body + length;
     if (length > MAX_FRAGMENT_LENGTH) {
       malformed++;
+      at = next;
       continue;
     }
     records.push({
-      type,
-      version,
-      epoch,
-      seq,
-      fragment,
-      raw: datagram.subarray(start, r.position),
+      type: datagram[at]!,
+      version: (datagram[at + 1]! << 8) | datagram[at + 2]!,
+      epoch: (datagram[at + 3]! << 8) | datagram[at + 4]!,
+      seq: readU48(datagram, at + 5),
+      fragment: datagram.subarray(body, next),
+      raw: datagram.subarray(at, next),
     });
+    at = next;
   }
   return { records, malformed };
+}
+
+/** The uint48 at `at` (bounds checked by the caller). */
+function readU48(bytes: Uint8Array, at: number): number {
+  const high = (bytes[at]! << 8) | bytes[at + 1]!;
+  const low = ((bytes[at + 2]! << 24) | (bytes[at + 3]! << 16) | (bytes[at + 4]! << 8) |
+    bytes[at + 5]!) >>> 0;
+  return high * 0x1_0000_0000 + low;
 }
 
 function checkHeader(

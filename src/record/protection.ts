@@ -12,6 +12,7 @@
  */
 
 import { writeU48 } from "../codec/writer.ts";
+import { RECORD_HEADER_LENGTH } from "./header.ts";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 import type {
   Aead,
@@ -39,6 +40,18 @@ export interface RecordProtection {
   readonly overhead: number;
   /** Returns the DTLSCiphertext.fragment for a record with this header. */
   protect(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): Uint8Array;
+  /**
+   * Returns the whole record: the DTLS record header (RFC 6347 §4.1) and
+   * the fragment {@link protect} would return, built in one new array so
+   * that nothing is copied twice on the send path.
+   */
+  protectRecord(
     type: number,
     version: number,
     epoch: number,
@@ -122,6 +135,43 @@ function writeHeader(
 }
 
 /**
+ * A new record of `fragmentLength` fragment bytes with its header filled in:
+ * type(1) || version(2) || epoch(2) || seq(6) || length(2) (RFC 6347 §4.1).
+ * The caller has validated the fields (checkSend) and writes the fragment.
+ */
+function newRecord(
+  type: number,
+  version: number,
+  epoch: number,
+  seq: number,
+  fragmentLength: number,
+): Uint8Array {
+  const out = new Uint8Array(RECORD_HEADER_LENGTH + fragmentLength);
+  out[0] = type;
+  out[1] = version >>> 8;
+  out[2] = version;
+  out[3] = epoch >>> 8;
+  out[4] = epoch;
+  writeU48(out, 5, seq);
+  out[11] = fragmentLength >>> 8;
+  out[12] = fragmentLength;
+  return out;
+}
+
+/** The record header in front of a fragment that protect() built. */
+function frame(
+  type: number,
+  version: number,
+  epoch: number,
+  seq: number,
+  fragment: Uint8Array,
+): Uint8Array {
+  const out = newRecord(type, version, epoch, seq, fragment.length);
+  out.set(fragment, RECORD_HEADER_LENGTH);
+  return out;
+}
+
+/**
  * AES-GCM (RFC 5288 §3) and AES-CCM (RFC 6655 §3): nonce = salt(4) ||
  * nonce_explicit(8). We send epoch || seq as nonce_explicit, which is unique
  * per key, as most implementations do; on receipt the explicit part is
@@ -148,17 +198,43 @@ class ExplicitNonceProtection implements RecordProtection {
     seq: number,
     plaintext: Uint8Array,
   ): Uint8Array {
+    const sealed = this.#seal(type, version, epoch, seq, plaintext);
+    const out = new Uint8Array(8 + sealed.length);
+    out.set(this.#nonce.subarray(4), 0);
+    out.set(sealed, 8);
+    return out;
+  }
+
+  protectRecord(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): Uint8Array {
+    const sealed = this.#seal(type, version, epoch, seq, plaintext);
+    const out = newRecord(type, version, epoch, seq, 8 + sealed.length);
+    // nonce_explicit is epoch || seq: the header's bytes 3 to 10.
+    out.copyWithin(RECORD_HEADER_LENGTH, 3, 11);
+    out.set(sealed, RECORD_HEADER_LENGTH + 8);
+    return out;
+  }
+
+  /** Builds the nonce (salt || epoch || seq) and AAD, and seals. */
+  #seal(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): Uint8Array {
     checkSend(type, version, epoch, seq, plaintext);
     const nonce = this.#nonce;
     nonce[4] = epoch >>> 8;
     nonce[5] = epoch;
     writeU48(nonce, 6, seq);
     writeHeader(this.#aad, type, version, epoch, seq, plaintext.length);
-    const sealed = this.#aead.seal(nonce, this.#aad, plaintext);
-    const out = new Uint8Array(8 + sealed.length);
-    out.set(nonce.subarray(4), 0);
-    out.set(sealed, 8);
-    return out;
+    return this.#aead.seal(nonce, this.#aad, plaintext);
   }
 
   unprotect(
@@ -217,6 +293,19 @@ class XorNonceProtection implements RecordProtection {
     writeHeader(this.#aad, type, version, epoch, seq, plaintext.length);
     this.#setNonce();
     return this.#aead.seal(this.#nonce, this.#aad, plaintext);
+  }
+
+  protectRecord(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): Uint8Array {
+    const sealed = this.protect(type, version, epoch, seq, plaintext);
+    const out = newRecord(type, version, epoch, seq, sealed.length);
+    out.set(sealed, RECORD_HEADER_LENGTH);
+    return out;
   }
 
   unprotect(
@@ -331,6 +420,16 @@ class CbcProtection implements RecordProtection {
       out.set(this.#mac.compute(this.#header, ivAndCiphertext), ivAndCiphertext.length);
     }
     return out;
+  }
+
+  protectRecord(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): Uint8Array {
+    return frame(type, version, epoch, seq, this.protect(type, version, epoch, seq, plaintext));
   }
 
   unprotect(
@@ -504,6 +603,10 @@ export const NULL_PROTECTION: RecordProtection = {
   protect(type, version, epoch, seq, plaintext) {
     checkSend(type, version, epoch, seq, plaintext);
     return plaintext;
+  },
+  protectRecord(type, version, epoch, seq, plaintext) {
+    checkSend(type, version, epoch, seq, plaintext);
+    return frame(type, version, epoch, seq, plaintext);
   },
   unprotect(_type, _version, _epoch, _seq, fragment) {
     return fragment.length > MAX_PLAINTEXT ? null : fragment;

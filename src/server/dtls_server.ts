@@ -21,7 +21,7 @@ import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
 import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
 import { type Logger, LogtapeLogger, toHex } from "./log.ts";
-import { Metrics } from "./metrics.ts";
+import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
 
 /** A peer as the application sees it. */
@@ -109,6 +109,12 @@ const RECEIVE_BUFFER = 65_536;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
+/** Where a peer's datagrams go, and how the application sees it. */
+interface PeerRoute {
+  readonly addr: Deno.NetAddr;
+  readonly info: PeerInfo;
+}
+
 /** Default random source: the platform CSPRNG. */
 export const systemRandom: RandomSource = (n) => crypto.getRandomValues(new Uint8Array(n));
 
@@ -125,13 +131,24 @@ export class DtlsServer {
   #loop: Promise<void> | undefined;
   #closing = false;
   /** Peer key → socket address, for sending. */
-  readonly #peers = new Map<string, Deno.NetAddr>();
+  readonly #peers = new Map<string, PeerRoute>();
   #psk: PskStore;
   /** Connections whose handshake completed, and the last fatal alert of each, for metrics. */
   readonly #completed = new WeakSet<Connection>();
   readonly #lastFatal = new WeakMap<Connection, string>();
   /** Counters and gauges of this server (served by `--metrics`). */
   readonly metrics = new Metrics();
+  // The counters of every datagram, held rather than looked up by name each time.
+  readonly #datagramsReceived: Counter = this.metrics.counter("dtls_datagrams_received_total");
+  readonly #bytesReceived: Counter = this.metrics.counter("dtls_bytes_received_total");
+  readonly #datagramsSent: Counter = this.metrics.counter("dtls_datagrams_sent_total");
+  readonly #bytesSent: Counter = this.metrics.counter("dtls_bytes_sent_total");
+  readonly #appReceived: Counter = this.metrics.counter("dtls_app_records_received_total");
+  readonly #appSent: Counter = this.metrics.counter("dtls_app_records_sent_total");
+  /** One handler for every failed send, rather than a closure per datagram. */
+  readonly #onSendError = (error: unknown): void => {
+    this.#log.log("error", "socket_error", `Cannot send a datagram: ${errorMessage(error)}`);
+  };
   /** Handshakes refused by admission control: logged once per reason per interval. */
   readonly #refusals: ThrottledLog;
   readonly #cookieLog: ThrottledLog;
@@ -267,7 +284,7 @@ export class DtlsServer {
         connection.close("server shutting down");
         peers++;
       }
-      sends.push(...this.#drain(peer, connection));
+      this.#drain(peer, connection, sends);
     }
     await Promise.allSettled(sends);
     this.#log.log("info", "shutdown", `Sent close_notify to ${peers} peer(s); closing the socket`, {
@@ -310,8 +327,8 @@ export class DtlsServer {
       this.#log.log("warning", "spurious_read", `Empty datagram from ${peer}`, { peer });
       return;
     }
-    this.metrics.inc("dtls_datagrams_received_total");
-    this.metrics.inc("dtls_bytes_received_total", undefined, datagram.length);
+    this.#datagramsReceived.add();
+    this.#bytesReceived.add(datagram.length);
     const now = this.#clock();
     const outcome: EndpointOutcome = this.#endpoint.handleDatagram(datagram, peer, now);
     switch (outcome.kind) {
@@ -356,7 +373,7 @@ export class DtlsServer {
       case "connection": {
         if (outcome.created) {
           this.metrics.inc("dtls_handshakes_started_total");
-          this.#peers.set(peer, addr);
+          this.#peers.set(peer, { addr, info: { address: addr.hostname, port: addr.port } });
           this.#log.log("info", "cookie_verified", `Cookie verified for ${peer}`, { peer });
           if (outcome.replaced !== undefined) {
             this.#log.log(
@@ -376,26 +393,33 @@ export class DtlsServer {
     }
   }
 
-  /** Handles a connection's events and sends its datagrams. */
-  #drain(peer: string, connection: Connection): Promise<unknown>[] {
-    const addr = this.#peers.get(peer);
+  /**
+   * Handles a connection's events and sends its datagrams; the sends are
+   * added to `sends` when the caller waits for them.
+   */
+  #drain(peer: string, connection: Connection, sends?: Promise<unknown>[]): void {
+    const route = this.#peers.get(peer);
     for (let event = connection.pollEvent(); event; event = connection.pollEvent()) {
-      this.#onEvent(peer, connection, event);
+      this.#onEvent(peer, route, connection, event);
     }
-    const sends: Promise<unknown>[] = [];
-    if (addr !== undefined) {
+    if (route !== undefined) {
       for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) {
-        sends.push(this.#send(d, addr));
+        const sent = this.#send(d, route.addr);
+        sends?.push(sent);
       }
     }
     if (connection.isClosed) {
       this.#endpoint.remove(peer, connection);
       if (this.#endpoint.get(peer) === undefined) this.#peers.delete(peer);
     }
-    return sends;
   }
 
-  #onEvent(peer: string, connection: Connection, event: ConnectionEvent): void {
+  #onEvent(
+    peer: string,
+    route: PeerRoute | undefined,
+    connection: Connection,
+    event: ConnectionEvent,
+  ): void {
     const log = this.#log;
     switch (event.type) {
       case "psk_identity":
@@ -430,7 +454,7 @@ export class DtlsServer {
         );
         return;
       case "data": {
-        this.metrics.inc("dtls_app_records_received_total");
+        this.#appReceived.add();
         // The hex dump costs more than the record's decryption: build it
         // only when the line will be written.
         if (log.enabled?.("info") ?? true) {
@@ -448,7 +472,7 @@ export class DtlsServer {
           });
           return;
         }
-        this.#answer(peer, connection, event.data);
+        this.#answer(peer, route, connection, event.data);
         return;
       }
       case "alert":
@@ -512,12 +536,16 @@ export class DtlsServer {
     }
   }
 
-  #answer(peer: string, connection: Connection, data: Uint8Array): void {
-    const addr = this.#peers.get(peer);
-    if (addr === undefined || connection.isClosed) return;
+  #answer(
+    peer: string,
+    route: PeerRoute | undefined,
+    connection: Connection,
+    data: Uint8Array,
+  ): void {
+    if (route === undefined || connection.isClosed) return;
     let reply: Uint8Array | string | undefined;
     try {
-      reply = this.#app(data, { address: addr.hostname, port: addr.port });
+      reply = this.#app(data, route.info);
     } catch (error) {
       this.#log.log("error", "app_error", `Application handler failed: ${errorMessage(error)}`, {
         peer,
@@ -526,7 +554,7 @@ export class DtlsServer {
     }
     if (reply === undefined) return;
     connection.send(typeof reply === "string" ? encoder.encode(reply) : reply);
-    this.metrics.inc("dtls_app_records_sent_total");
+    this.#appSent.add();
   }
 
   #onTick(): void {
@@ -541,15 +569,9 @@ export class DtlsServer {
   #send(datagram: Uint8Array, addr: Deno.NetAddr): Promise<unknown> {
     const socket = this.#socket;
     if (socket === undefined) return Promise.resolve();
-    this.metrics.inc("dtls_datagrams_sent_total");
-    this.metrics.inc("dtls_bytes_sent_total", undefined, datagram.length);
-    return socket.send(datagram, addr).catch((error) => {
-      this.#log.log(
-        "error",
-        "socket_error",
-        `Cannot send to ${peerKey(addr)}: ${errorMessage(error)}`,
-      );
-    });
+    this.#datagramsSent.add();
+    this.#bytesSent.add(datagram.length);
+    return socket.send(datagram, addr).catch(this.#onSendError);
   }
 }
 

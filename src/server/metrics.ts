@@ -72,9 +72,24 @@ function escape(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
 
+/** One series of a counter, held by a hot path so that adding needs no lookup. */
+export interface Counter {
+  /** Adds `by` (default 1). */
+  add(by?: number): void;
+}
+
+/** A series' value, shared by the table and any {@link Counter} handle on it. */
+class Cell implements Counter {
+  value = 0;
+
+  add(by = 1): void {
+    this.value += by;
+  }
+}
+
 /** Counters, gauges and one histogram, rendered on demand. */
 export class Metrics {
-  readonly #values = new Map<MetricName, Map<string, number>>();
+  readonly #values = new Map<MetricName, Map<string, Cell>>();
   readonly #gauges = new Map<MetricName, () => number>();
   readonly #buckets = new Array<number>(DURATION_BUCKETS.length).fill(0);
   #durationSum = 0;
@@ -82,16 +97,31 @@ export class Metrics {
 
   /** Adds `by` to a counter. */
   inc(name: MetricName, labels?: Labels, by = 1): void {
+    this.#cell(name, labels).value += by;
+  }
+
+  /**
+   * A handle on one series of a counter (created at zero), for code that
+   * counts once per datagram: `add()` is a field update, with no name or
+   * label lookup.
+   */
+  counter(name: MetricName, labels?: Labels): Counter {
+    return this.#cell(name, labels);
+  }
+
+  #cell(name: MetricName, labels: Labels | undefined): Cell {
     let series = this.#values.get(name);
     if (series === undefined) this.#values.set(name, series = new Map());
     const key = labelKey(labels);
-    series.set(key, (series.get(key) ?? 0) + by);
+    let cell = series.get(key);
+    if (cell === undefined) series.set(key, cell = new Cell());
+    return cell;
   }
 
   /** A counter's current value (tests). */
   value(name: MetricName, labels?: Labels): number {
     if (this.#gauges.has(name)) return this.#gauges.get(name)!();
-    return this.#values.get(name)?.get(labelKey(labels)) ?? 0;
+    return this.#values.get(name)?.get(labelKey(labels))?.value ?? 0;
   }
 
   /** A gauge read at scrape time. */
@@ -134,7 +164,7 @@ export class Metrics {
         if (!FAMILY_HAS_LABELS.has(name)) lines.push(`${name} 0`);
         continue;
       }
-      for (const [key, value] of series) lines.push(`${name}${key} ${value}`);
+      for (const [key, cell] of series) lines.push(`${name}${key} ${cell.value}`);
     }
     return lines.join("\n") + "\n";
   }
