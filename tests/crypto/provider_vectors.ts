@@ -268,12 +268,16 @@ export function providerVectorTests(p: CryptoProvider): void {
     ) {
       const key = random(keyLength);
       const aead = p.aead(name, key);
-      for (const n of [0, 1, 16, 100, 1400]) {
+      // Both sides of the node provider's size switch for ChaCha20-Poly1305 (768 bytes).
+      for (const n of [0, 1, 16, 100, 767, 768, 1400]) {
         const nonce = random(12);
         const aad = random(13);
         const plaintext = random(n);
         const expected = nodeSeal(nodeName, key, nonce, aad, plaintext);
         assert.equal(toHex(aead.seal(nonce, aad, plaintext)), toHex(expected), `${nodeName} ${n}`);
+        assert.deepEqual(aead.open(nonce, aad, expected), plaintext, `open ${nodeName} ${n}`);
+        expected[n >>> 1]! ^= 0x80;
+        assert.equal(aead.open(nonce, aad, expected), null, `tampered ${nodeName} ${n}`);
       }
     }
   });
