@@ -4,7 +4,7 @@
  * the medians and the ratios. Figures on a shared 2-core machine vary run
  * to run, so only figures from the same run are compared.
  *
- *     deno task bench:compare [--duration 5] [--rounds 2] [--only echo64,handshake]
+ *     deno task bench:compare [--duration 5] [--rounds 2] [--only echo64,echo64-chacha,handshake]
  *
  * Servers (each started and stopped here, on loopback):
  * - `udp`: tools/udp_echo.ts, a plain UDP echo in Deno: the ceiling;
@@ -23,6 +23,9 @@
 
 import { parseArgs } from "node:util";
 import type { LoadReport } from "./load.ts";
+
+/** The suite of the ChaCha20-Poly1305 echo rows. */
+const CHACHA = "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256";
 
 const here = new URL(".", import.meta.url).pathname;
 const deno = Deno.execPath();
@@ -275,6 +278,21 @@ async function main(): Promise<void> {
       title: `echo 1200 B, ${clients} clients, msg/s`,
       args: ["--mode", "echo", "--size", "1200", "--clients", clients],
       servers: available(["udp", ...ours, "pion"]),
+      metric: "messagesPerSec",
+    },
+    // pion has no PSK ChaCha20-Poly1305 suite, so these compare with the ceiling only.
+    {
+      name: "echo64-chacha",
+      title: `echo 64 B, ChaCha20-Poly1305, ${clients} clients, msg/s`,
+      args: ["--mode", "echo", "--size", "64", "--clients", clients, "--suite", CHACHA],
+      servers: available(["udp", ...ours]),
+      metric: "messagesPerSec",
+    },
+    {
+      name: "echo1200-chacha",
+      title: `echo 1200 B, ChaCha20-Poly1305, ${clients} clients, msg/s`,
+      args: ["--mode", "echo", "--size", "1200", "--clients", clients, "--suite", CHACHA],
+      servers: available(["udp", ...ours]),
       metric: "messagesPerSec",
     },
     {

@@ -50,6 +50,7 @@ Deno.test("load tool: the command prints one JSON report of an echo run with no 
     assert.equal(report.mode, "echo");
     assert.equal(report.clients, 2);
     assert.equal(report.payloadBytes, 64);
+    assert.equal(report.provider, "load");
     assert.equal(report.errorsTotal, 0, JSON.stringify(report));
     assert.ok(report.messages > 0);
     assert.equal(report.latencyMs.samples, report.messages);
