@@ -16,7 +16,7 @@
 
 import { unsafe } from "@noble/ciphers/aes.js";
 import { constantTimeEqual } from "./constant_time.ts";
-import type { Aead } from "./provider.ts";
+import { type Aead, sealTarget } from "./provider.ts";
 
 const BLOCK = 16;
 
@@ -84,6 +84,18 @@ class AesCcm implements Aead {
   }
 
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    const out = new Uint8Array(plaintext.length + this.tagLength);
+    this.sealInto(nonce, aad, plaintext, out, 0);
+    return out;
+  }
+
+  sealInto(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    into: Uint8Array,
+    at: number,
+  ): void {
     if (nonce.length !== this.#nonceLength) {
       throw new TypeError(`Cannot seal AES-CCM: nonce of ${nonce.length} bytes`);
     }
@@ -91,13 +103,12 @@ class AesCcm implements Aead {
       throw new RangeError(`Cannot seal AES-CCM: plaintext of ${plaintext.length} bytes`);
     }
     const n = plaintext.length;
-    const out = new Uint8Array(n + this.tagLength);
+    const out = sealTarget(into, at, n + this.tagLength);
     this.#cbcMac(nonce, aad, plaintext);
     this.#setCounter(nonce);
     this.#ctr(plaintext, out, n);
     this.#finishTag();
     out.set(this.#block.subarray(0, this.tagLength), n);
-    return out;
   }
 
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {

@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { Aead } from "./provider.ts";
+import { type Aead, sealTarget } from "./provider.ts";
 
 const TAG_LENGTH = 16;
 /** "expand 32-byte k" as four little-endian words (RFC 8439 §2.3). */
@@ -309,16 +309,27 @@ export class ChaCha20Poly1305 implements Aead {
   }
 
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    const out = new Uint8Array(plaintext.length + TAG_LENGTH);
+    this.sealInto(nonce, aad, plaintext, out, 0);
+    return out;
+  }
+
+  sealInto(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    at: number,
+  ): void {
     if (nonce.length !== 12) {
       throw new TypeError(`Cannot seal ChaCha20-Poly1305: nonce of ${nonce.length} bytes`);
     }
     const n = plaintext.length;
-    const out = new Uint8Array(n + TAG_LENGTH);
+    const target = sealTarget(out, at, n + TAG_LENGTH);
     const n0 = load32(nonce, 0), n1 = load32(nonce, 4), n2 = load32(nonce, 8);
-    this.#xor(plaintext, out, n0, n1, n2);
-    this.#authenticate(n0, n1, n2, aad, out, n);
-    out.set(this.#tag, n);
-    return out;
+    this.#xor(plaintext, target, n0, n1, n2);
+    this.#authenticate(n0, n1, n2, aad, target, n);
+    target.set(this.#tag, n);
   }
 
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {

@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { Aead } from "./provider.ts";
+import { type Aead, sealTarget } from "./provider.ts";
 
 // ---------------------------------------------------------------------------
 // AES tables, built once at module load.
@@ -398,18 +398,29 @@ class AesGcm implements Aead {
   }
 
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    const out = new Uint8Array(plaintext.length + 16);
+    this.sealInto(nonce, aad, plaintext, out, 0);
+    return out;
+  }
+
+  sealInto(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    into: Uint8Array,
+    at: number,
+  ): void {
     if (nonce.length !== 12) {
       throw new TypeError(`Cannot seal AES-GCM: nonce of ${nonce.length} bytes`);
     }
     const n = plaintext.length;
-    const out = new Uint8Array(n + 16);
+    const out = sealTarget(into, at, n + 16);
     this.#absorbAad(aad);
     this.#crypt(nonce, aad.length, plaintext, out, n, true);
     store(out, n, OUT[0]!);
     store(out, n + 4, OUT[1]!);
     store(out, n + 8, OUT[2]!);
     store(out, n + 12, OUT[3]!);
-    return out;
   }
 
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {

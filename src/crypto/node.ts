@@ -46,6 +46,7 @@ import type {
   Mac,
   RandomSource,
 } from "./provider.ts";
+import { sealTarget } from "./provider.ts";
 
 /** A plain Uint8Array over the bytes of a node `Buffer` (whose `slice` does not copy). */
 function plain(b: Uint8Array): Uint8Array {
@@ -131,6 +132,21 @@ class SizedChaCha implements Aead {
     return plaintext.length < CHACHA_NATIVE_FROM
       ? this.#small.seal(nonce, aad, plaintext)
       : this.#large.seal(nonce, aad, plaintext);
+  }
+
+  sealInto(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    at: number,
+  ): void {
+    if (plaintext.length < CHACHA_NATIVE_FROM) {
+      this.#small.sealInto(nonce, aad, plaintext, out, at);
+    } else {
+      sealTarget(out, at, plaintext.length + this.tagLength)
+        .set(this.#large.seal(nonce, aad, plaintext));
+    }
   }
 
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {

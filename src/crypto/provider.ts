@@ -24,6 +24,18 @@ export interface Aead {
   readonly tagLength: number;
   /** Returns ciphertext || tag. */
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * Writes ciphertext || tag to `out` from `at` (plaintext.length + tagLength
+   * bytes), for a record layer that builds the whole record in one array.
+   * Optional: a provider that cannot write in place leaves it out.
+   */
+  sealInto?(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    at: number,
+  ): void;
   /** Returns the plaintext, or null when authentication fails. Never throws on bad input. */
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
 }
@@ -69,4 +81,12 @@ export interface CryptoProvider {
   cbc(key: Uint8Array): CbcCipher;
   /** A fresh ephemeral key pair, its private part drawn from `random`. */
   keyShare(group: GroupName, random: RandomSource): KeyShare;
+}
+
+/** `out[at..at+length)`, checked to be there, as its own view. */
+export function sealTarget(out: Uint8Array, at: number, length: number): Uint8Array {
+  if (!(at >= 0 && at + length <= out.length)) {
+    throw new RangeError(`Cannot seal into ${out.length} bytes at ${at}: ${length} needed`);
+  }
+  return at === 0 && length === out.length ? out : out.subarray(at, at + length);
 }

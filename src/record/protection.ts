@@ -212,11 +212,20 @@ class ExplicitNonceProtection implements RecordProtection {
     seq: number,
     plaintext: Uint8Array,
   ): Uint8Array {
-    const sealed = this.#seal(type, version, epoch, seq, plaintext);
-    const out = newRecord(type, version, epoch, seq, 8 + sealed.length);
+    const aead = this.#aead;
+    const length = 8 + plaintext.length + aead.tagLength;
+    if (aead.sealInto === undefined) {
+      const sealed = this.#seal(type, version, epoch, seq, plaintext);
+      const out = newRecord(type, version, epoch, seq, length);
+      out.copyWithin(RECORD_HEADER_LENGTH, 3, 11);
+      out.set(sealed, RECORD_HEADER_LENGTH + 8);
+      return out;
+    }
+    this.#prepare(type, version, epoch, seq, plaintext);
+    const out = newRecord(type, version, epoch, seq, length);
     // nonce_explicit is epoch || seq: the header's bytes 3 to 10.
     out.copyWithin(RECORD_HEADER_LENGTH, 3, 11);
-    out.set(sealed, RECORD_HEADER_LENGTH + 8);
+    aead.sealInto(this.#nonce, this.#aad, plaintext, out, RECORD_HEADER_LENGTH + 8);
     return out;
   }
 
@@ -228,13 +237,24 @@ class ExplicitNonceProtection implements RecordProtection {
     seq: number,
     plaintext: Uint8Array,
   ): Uint8Array {
+    this.#prepare(type, version, epoch, seq, plaintext);
+    return this.#aead.seal(this.#nonce, this.#aad, plaintext);
+  }
+
+  /** Checks the arguments and builds the nonce (salt || epoch || seq) and AAD. */
+  #prepare(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): void {
     checkSend(type, version, epoch, seq, plaintext);
     const nonce = this.#nonce;
     nonce[4] = epoch >>> 8;
     nonce[5] = epoch;
     writeU48(nonce, 6, seq);
     writeHeader(this.#aad, type, version, epoch, seq, plaintext.length);
-    return this.#aead.seal(nonce, this.#aad, plaintext);
   }
 
   unprotect(
@@ -302,9 +322,18 @@ class XorNonceProtection implements RecordProtection {
     seq: number,
     plaintext: Uint8Array,
   ): Uint8Array {
-    const sealed = this.protect(type, version, epoch, seq, plaintext);
-    const out = newRecord(type, version, epoch, seq, sealed.length);
-    out.set(sealed, RECORD_HEADER_LENGTH);
+    const aead = this.#aead;
+    if (aead.sealInto === undefined) {
+      const sealed = this.protect(type, version, epoch, seq, plaintext);
+      const out = newRecord(type, version, epoch, seq, sealed.length);
+      out.set(sealed, RECORD_HEADER_LENGTH);
+      return out;
+    }
+    checkSend(type, version, epoch, seq, plaintext);
+    writeHeader(this.#aad, type, version, epoch, seq, plaintext.length);
+    this.#setNonce();
+    const out = newRecord(type, version, epoch, seq, plaintext.length + aead.tagLength);
+    aead.sealInto(this.#nonce, this.#aad, plaintext, out, RECORD_HEADER_LENGTH);
     return out;
   }
 

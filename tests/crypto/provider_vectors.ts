@@ -282,6 +282,35 @@ export function providerVectorTests(p: CryptoProvider): void {
     }
   });
 
+  Deno.test(`${p.name}: sealInto writes what seal returns, at an offset, and nothing else`, () => {
+    const random = seededRandom(22);
+    for (
+      const [name, keyLength] of [
+        ["aes-gcm", 16],
+        ["aes-gcm", 32],
+        ["chacha20-poly1305", 32],
+        ["aes-ccm", 16],
+        ["aes-ccm-8", 32],
+      ] as const
+    ) {
+      const aead = p.aead(name, random(keyLength));
+      if (aead.sealInto === undefined) continue;
+      for (const n of [0, 1, 64, 767, 768, 1200]) {
+        const nonce = random(12), aad = random(13), plaintext = random(n);
+        const sealed = aead.seal(nonce, aad, plaintext);
+        const out = new Uint8Array(21 + sealed.length + 5).fill(0xa5);
+        aead.sealInto(nonce, aad, plaintext, out, 21);
+        assert.equal(toHex(out.subarray(21, 21 + sealed.length)), toHex(sealed), `${name} ${n}`);
+        assert.ok(out.subarray(0, 21).every((b) => b === 0xa5), `${name} ${n}: bytes before`);
+        assert.ok(out.subarray(21 + sealed.length).every((b) => b === 0xa5), `${name} ${n}: after`);
+        assert.throws(
+          () => aead.sealInto!(nonce, aad, plaintext, out, out.length - sealed.length + 1),
+          RangeError,
+        );
+      }
+    }
+  });
+
   /** NIST SP 800-38A F.2.1 / F.2.5 (CBC-AES128 / CBC-AES256 encrypt). */
   const SP800_38A_P = "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51" +
     "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710";
