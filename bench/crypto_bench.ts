@@ -2,9 +2,15 @@
  * The crypto primitives per provider: what each record and each handshake
  * pays. `noble gcm() per call` is the library's one-shot API, the "before"
  * of the cached-key AES-GCM; `gcm.ts` is our own AES-GCM (src/crypto/gcm.ts).
+ * For ChaCha20-Poly1305, noble's one-shot API and a bare node:crypto cipher
+ * object are the "before" of our own (src/crypto/chacha20_poly1305.ts),
+ * which both providers use for short records.
  * `deno task bench`
  */
 import { gcm } from "@noble/ciphers/aes.js";
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { createCipheriv } from "node:crypto";
+import { ChaCha20Poly1305 } from "../src/crypto/chacha20_poly1305.ts";
 import { aesGcm } from "../src/crypto/gcm.ts";
 import { nobleProvider } from "../src/crypto/noble.ts";
 import { nodeProvider } from "../src/crypto/node.ts";
@@ -24,6 +30,33 @@ for (const size of [64, 1200]) {
     group: `seal aes-128-gcm ${size} B`,
     fn: () => {
       gcm(key16, nonce, aad).encrypt(plaintext);
+    },
+  });
+  const key32 = random(32);
+  Deno.bench({
+    name: `seal chacha20-poly1305 ${size} B: noble chacha20poly1305() per call`,
+    group: `seal chacha20-poly1305 ${size} B`,
+    fn: () => {
+      chacha20poly1305(key32, nonce, aad).encrypt(plaintext);
+    },
+  });
+  Deno.bench({
+    name: `seal chacha20-poly1305 ${size} B: node:crypto cipher object per record`,
+    group: `seal chacha20-poly1305 ${size} B`,
+    fn: () => {
+      const c = createCipheriv("chacha20-poly1305", key32, nonce, { authTagLength: 16 });
+      c.setAAD(aad, { plaintextLength: plaintext.length });
+      c.update(plaintext);
+      c.final();
+      c.getAuthTag();
+    },
+  });
+  const ownChaCha = new ChaCha20Poly1305(key32);
+  Deno.bench({
+    name: `seal chacha20-poly1305 ${size} B: chacha20_poly1305.ts`,
+    group: `seal chacha20-poly1305 ${size} B`,
+    fn: () => {
+      ownChaCha.seal(nonce, aad, plaintext);
     },
   });
   for (
