@@ -15,6 +15,7 @@
  * @module
  */
 
+import { OutputQueue } from "./output_queue.ts";
 import { type FlightItem, FlightTimer } from "../handshake/flight.ts";
 import {
   fragmentHandshakeMessage,
@@ -79,13 +80,8 @@ export class Connection implements HandshakeHost {
   #writeEpoch = 0;
   #writeSeq: number[] = [0];
 
-  // Output queues: read from a head index and emptied once drained, since
-  // Array.prototype.shift moves every element left on each call.
-  // A drained slot is cleared so that the queue keeps nothing it handed out.
-  #transmits: (Uint8Array | undefined)[] = [];
-  #transmitHead = 0;
-  #events: (ConnectionEvent | undefined)[] = [];
-  #eventHead = 0;
+  readonly #transmits = new OutputQueue<Uint8Array>();
+  readonly #events = new OutputQueue<ConnectionEvent>();
   #lastReceive: number;
 
   /** Counters of dropped records by reason. */
@@ -403,32 +399,12 @@ export class Connection implements HandshakeHost {
 
   /** The next datagram to send, or undefined. */
   pollTransmit(): Uint8Array | undefined {
-    const queue = this.#transmits;
-    if (this.#transmitHead < queue.length) {
-      const datagram = queue[this.#transmitHead];
-      queue[this.#transmitHead++] = undefined;
-      return datagram;
-    }
-    if (queue.length > 0) {
-      queue.length = 0;
-      this.#transmitHead = 0;
-    }
-    return undefined;
+    return this.#transmits.poll();
   }
 
   /** The next event, or undefined. */
   pollEvent(): ConnectionEvent | undefined {
-    const queue = this.#events;
-    if (this.#eventHead < queue.length) {
-      const event = queue[this.#eventHead];
-      queue[this.#eventHead++] = undefined;
-      return event;
-    }
-    if (queue.length > 0) {
-      queue.length = 0;
-      this.#eventHead = 0;
-    }
-    return undefined;
+    return this.#events.poll();
   }
 
   // ---- HandshakeHost ---------------------------------------------------------

@@ -142,6 +142,30 @@ function checkHeader(
 }
 
 /**
+ * Writes the 13 header bytes type(1) || version(2) || epoch(2) || seq(6) ||
+ * length(2) (RFC 6347 §4.1) at `at`, unchecked: for callers that validated
+ * the fields and write the fragment themselves (the record layer's send path).
+ */
+export function writeRecordHeader(
+  out: Uint8Array,
+  at: number,
+  type: number,
+  version: number,
+  epoch: number,
+  seq: number,
+  length: number,
+): void {
+  out[at] = type;
+  out[at + 1] = version >>> 8;
+  out[at + 2] = version;
+  out[at + 3] = epoch >>> 8;
+  out[at + 4] = epoch;
+  writeU48(out, at + 5, seq);
+  out[at + 11] = length >>> 8;
+  out[at + 12] = length;
+}
+
+/**
  * Writes a record (header and fragment) into `out` at `at` and returns the
  * offset just past it. Throws a `RangeError` for a field out of range or a
  * buffer too small: both are programming errors.
@@ -160,14 +184,7 @@ export function writeRecord(
   if (!Number.isInteger(at) || at < 0 || end > out.length) {
     throw new RangeError(`Cannot write record: ${end - at} bytes do not fit at offset ${at}`);
   }
-  out[at] = type;
-  out[at + 1] = version >>> 8;
-  out[at + 2] = version;
-  out[at + 3] = epoch >>> 8;
-  out[at + 4] = epoch;
-  writeU48(out, at + 5, seq);
-  out[at + 11] = fragment.length >>> 8;
-  out[at + 12] = fragment.length;
+  writeRecordHeader(out, at, type, version, epoch, seq, fragment.length);
   out.set(fragment, at + RECORD_HEADER_LENGTH);
   return end;
 }

@@ -12,7 +12,7 @@
  */
 
 import { writeU48 } from "../codec/writer.ts";
-import { RECORD_HEADER_LENGTH } from "./header.ts";
+import { encodeRecord, RECORD_HEADER_LENGTH, writeRecordHeader } from "./header.ts";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 import type {
   Aead,
@@ -135,9 +135,8 @@ function writeHeader(
 }
 
 /**
- * A new record of `fragmentLength` fragment bytes with its header filled in:
- * type(1) || version(2) || epoch(2) || seq(6) || length(2) (RFC 6347 §4.1).
- * The caller has validated the fields (checkSend) and writes the fragment.
+ * A new record of `fragmentLength` fragment bytes with its header filled in;
+ * the caller has validated the fields (checkSend) and writes the fragment.
  */
 function newRecord(
   type: number,
@@ -147,27 +146,7 @@ function newRecord(
   fragmentLength: number,
 ): Uint8Array {
   const out = new Uint8Array(RECORD_HEADER_LENGTH + fragmentLength);
-  out[0] = type;
-  out[1] = version >>> 8;
-  out[2] = version;
-  out[3] = epoch >>> 8;
-  out[4] = epoch;
-  writeU48(out, 5, seq);
-  out[11] = fragmentLength >>> 8;
-  out[12] = fragmentLength;
-  return out;
-}
-
-/** The record header in front of a fragment that protect() built. */
-function frame(
-  type: number,
-  version: number,
-  epoch: number,
-  seq: number,
-  fragment: Uint8Array,
-): Uint8Array {
-  const out = newRecord(type, version, epoch, seq, fragment.length);
-  out.set(fragment, RECORD_HEADER_LENGTH);
+  writeRecordHeader(out, 0, type, version, epoch, seq, fragmentLength);
   return out;
 }
 
@@ -458,7 +437,13 @@ class CbcProtection implements RecordProtection {
     seq: number,
     plaintext: Uint8Array,
   ): Uint8Array {
-    return frame(type, version, epoch, seq, this.protect(type, version, epoch, seq, plaintext));
+    return encodeRecord(
+      type,
+      version,
+      epoch,
+      seq,
+      this.protect(type, version, epoch, seq, plaintext),
+    );
   }
 
   unprotect(
@@ -635,7 +620,7 @@ export const NULL_PROTECTION: RecordProtection = {
   },
   protectRecord(type, version, epoch, seq, plaintext) {
     checkSend(type, version, epoch, seq, plaintext);
-    return frame(type, version, epoch, seq, plaintext);
+    return encodeRecord(type, version, epoch, seq, plaintext);
   },
   unprotect(_type, _version, _epoch, _seq, fragment) {
     return fragment.length > MAX_PLAINTEXT ? null : fragment;
