@@ -16,7 +16,7 @@
 
 import { unsafe } from "@noble/ciphers/aes.js";
 import { constantTimeEqual } from "./constant_time.ts";
-import { type Aead, sealTarget } from "./provider.ts";
+import { type Aead, InPlaceAead, sealTarget } from "./provider.ts";
 
 const BLOCK = 16;
 
@@ -42,7 +42,7 @@ function counterWord(i: number): number {
 }
 
 /** One keyed AES-CCM instance for a fixed nonce and tag length. */
-class AesCcm implements Aead {
+class AesCcm extends InPlaceAead {
   readonly tagLength: number;
   readonly #xk: Uint32Array;
   readonly #nonceLength: number;
@@ -64,6 +64,7 @@ class AesCcm implements Aead {
   #a3 = 0;
 
   constructor(key: Uint8Array, tagLength: number, nonceLength: number) {
+    super();
     if (key.length !== 16 && key.length !== 24 && key.length !== 32) {
       throw new TypeError(`Cannot create AES-CCM: key of ${key.length} bytes`);
     }
@@ -81,12 +82,6 @@ class AesCcm implements Aead {
     this.#l = 15 - nonceLength;
     // Array lengths stay below 2^32, so for L >= 4 there is no practical bound.
     this.#maxLength = this.#l >= 4 ? Number.MAX_SAFE_INTEGER : 2 ** (8 * this.#l);
-  }
-
-  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    const out = new Uint8Array(plaintext.length + this.tagLength);
-    this.sealInto(nonce, aad, plaintext, out, 0);
-    return out;
   }
 
   sealInto(

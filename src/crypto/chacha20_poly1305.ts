@@ -17,7 +17,7 @@
  * @module
  */
 
-import { type Aead, sealTarget } from "./provider.ts";
+import { type Aead, InPlaceAead, sealTarget } from "./provider.ts";
 
 const TAG_LENGTH = 16;
 /** "expand 32-byte k" as four little-endian words (RFC 8439 §2.3). */
@@ -293,7 +293,7 @@ function carryLimbs(h: Int32Array): void {
 }
 
 /** A keyed ChaCha20-Poly1305 AEAD. */
-export class ChaCha20Poly1305 implements Aead {
+export class ChaCha20Poly1305 extends InPlaceAead {
   readonly tagLength = TAG_LENGTH;
   readonly #key = new Uint32Array(8);
   readonly #block = new Uint32Array(16);
@@ -302,16 +302,11 @@ export class ChaCha20Poly1305 implements Aead {
   readonly #tag = new Uint8Array(TAG_LENGTH);
 
   constructor(key: Uint8Array) {
+    super();
     if (key.length !== 32) {
       throw new TypeError(`Cannot create ChaCha20-Poly1305: key of ${key.length} bytes`);
     }
     for (let i = 0; i < 8; i++) this.#key[i] = load32(key, 4 * i);
-  }
-
-  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    const out = new Uint8Array(plaintext.length + TAG_LENGTH);
-    this.sealInto(nonce, aad, plaintext, out, 0);
-    return out;
   }
 
   sealInto(

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { type Aead, sealTarget } from "./provider.ts";
+import { type Aead, InPlaceAead, sealTarget } from "./provider.ts";
 
 // ---------------------------------------------------------------------------
 // AES tables, built once at module load.
@@ -279,7 +279,7 @@ function store(b: Uint8Array, at: number, w: number): void {
 }
 
 /** AES-GCM keyed once: the key schedule, E(K, 0^128) = H and H's GHASH table. */
-class AesGcm implements Aead {
+class AesGcm extends InPlaceAead {
   readonly tagLength = 16;
   readonly #rk: Int32Array;
   readonly #m: Int32Array;
@@ -294,6 +294,7 @@ class AesGcm implements Aead {
   #y3 = 0;
 
   constructor(key: Uint8Array) {
+    super();
     if (key.length !== 16 && key.length !== 32) {
       throw new TypeError(`Cannot create AES-GCM: key of ${key.length} bytes`);
     }
@@ -395,12 +396,6 @@ class AesGcm implements Aead {
     OUT[1] = OUT[1]! ^ y1;
     OUT[2] = OUT[2]! ^ y2;
     OUT[3] = OUT[3]! ^ y3;
-  }
-
-  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    const out = new Uint8Array(plaintext.length + 16);
-    this.sealInto(nonce, aad, plaintext, out, 0);
-    return out;
   }
 
   sealInto(

@@ -90,3 +90,27 @@ export function sealTarget(out: Uint8Array, at: number, length: number): Uint8Ar
   }
   return at === 0 && length === out.length ? out : out.subarray(at, at + length);
 }
+
+/**
+ * An AEAD that writes in place: `seal` is `sealInto` a new array, so each
+ * implementation writes its output in one place only.
+ */
+export abstract class InPlaceAead implements Aead {
+  abstract readonly tagLength: number;
+
+  abstract sealInto(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    at: number,
+  ): void;
+
+  abstract open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null;
+
+  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    const out = new Uint8Array(plaintext.length + this.tagLength);
+    this.sealInto(nonce, aad, plaintext, out, 0);
+    return out;
+  }
+}
