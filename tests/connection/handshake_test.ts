@@ -69,6 +69,21 @@ Deno.test("server prefers AEAD with forward secrecy", () => {
   assert.equal(completed(pair.serverEvents)?.group, "x25519");
 });
 
+Deno.test("server prefers ChaCha20-Poly1305 among plain-PSK AEADs, whatever the client's order", () => {
+  const pair = new Pair({
+    client: {
+      suites: [
+        "TLS_PSK_WITH_AES_128_GCM_SHA256",
+        "TLS_PSK_WITH_AES_128_CCM",
+        "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256",
+      ].map(suiteByName),
+    },
+  });
+  pair.run();
+  assert.equal(completed(pair.serverEvents)?.suite, "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256");
+  assert.equal(exchange(pair, "order"), "echo order");
+});
+
 Deno.test("ECDHE-PSK over P-256", () => {
   const pair = new Pair({
     client: {
