@@ -292,14 +292,19 @@ function carryLimbs(h: Int32Array): void {
   h[0] = h[0]! + 5 * c;
 }
 
+// Scratch shared by every instance: a seal or open runs to completion
+// without yielding, so no two ever use it at once, and an idle connection
+// keeps none of it (a typed array costs ~150 bytes of heap before its data).
+const BLOCK = new Uint32Array(16);
+const KEYSTREAM = new Uint8Array(BLOCK.buffer);
+const MAC = new Poly1305();
+const TAG = new Uint8Array(TAG_LENGTH);
+
 /** A keyed ChaCha20-Poly1305 AEAD. */
 export class ChaCha20Poly1305 extends InPlaceAead {
   readonly tagLength = TAG_LENGTH;
+  /** The only per-key state: an idle connection holds two of these. */
   readonly #key = new Uint32Array(8);
-  readonly #block = new Uint32Array(16);
-  readonly #keystream: Uint8Array = new Uint8Array(this.#block.buffer);
-  readonly #mac = new Poly1305();
-  readonly #tag = new Uint8Array(TAG_LENGTH);
 
   constructor(key: Uint8Array) {
     super();
@@ -324,7 +329,7 @@ export class ChaCha20Poly1305 extends InPlaceAead {
     const n0 = load32(nonce, 0), n1 = load32(nonce, 4), n2 = load32(nonce, 8);
     this.#xor(plaintext, target, n0, n1, n2);
     this.#authenticate(n0, n1, n2, aad, target, n);
-    target.set(this.#tag, n);
+    target.set(TAG, n);
   }
 
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
@@ -332,7 +337,7 @@ export class ChaCha20Poly1305 extends InPlaceAead {
     const n = sealed.length - TAG_LENGTH;
     const n0 = load32(nonce, 0), n1 = load32(nonce, 4), n2 = load32(nonce, 8);
     this.#authenticate(n0, n1, n2, aad, sealed, n);
-    const tag = this.#tag;
+    const tag = TAG;
     let diff = 0;
     for (let i = 0; i < TAG_LENGTH; i++) diff |= tag[i]! ^ sealed[n + i]!;
     if (diff !== 0) return null;
@@ -343,16 +348,16 @@ export class ChaCha20Poly1305 extends InPlaceAead {
 
   /** out = input XOR the keystream from block counter 1 (§2.8: block 0 keys Poly1305). */
   #xor(input: Uint8Array, out: Uint8Array, n0: number, n1: number, n2: number): void {
-    const keystream = this.#keystream;
+    const keystream = KEYSTREAM;
     const length = input.length;
     for (let at = 0, counter = 1; at < length; at += 64, counter++) {
-      chachaBlock(this.#key, counter, n0, n1, n2, this.#block);
+      chachaBlock(this.#key, counter, n0, n1, n2, BLOCK);
       const end = Math.min(64, length - at);
       for (let i = 0; i < end; i++) out[at + i] = input[at + i]! ^ keystream[i]!;
     }
   }
 
-  /** The tag over aad and `text[0..n)` into #tag (§2.8). */
+  /** The tag over aad and `text[0..n)` into TAG (§2.8). */
   #authenticate(
     n0: number,
     n1: number,
@@ -361,12 +366,11 @@ export class ChaCha20Poly1305 extends InPlaceAead {
     text: Uint8Array,
     n: number,
   ): void {
-    chachaBlock(this.#key, 0, n0, n1, n2, this.#block);
-    const mac = this.#mac;
-    mac.reset(this.#keystream);
-    mac.update(aad, 0, aad.length);
-    mac.update(text, 0, n);
-    mac.lengths(aad.length, n);
-    mac.finish(this.#tag, 0);
+    chachaBlock(this.#key, 0, n0, n1, n2, BLOCK);
+    MAC.reset(KEYSTREAM);
+    MAC.update(aad, 0, aad.length);
+    MAC.update(text, 0, n);
+    MAC.lengths(aad.length, n);
+    MAC.finish(TAG, 0);
   }
 }

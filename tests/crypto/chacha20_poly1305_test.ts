@@ -174,3 +174,17 @@ Deno.test("chacha20-poly1305: any flipped bit, truncation or wrong nonce/AAD fai
   assert.throws(() => new ChaCha20Poly1305(new Uint8Array(16)), /key of 16 bytes/);
   assert.throws(() => aead.seal(new Uint8Array(8), aad, plaintext), /nonce of 8 bytes/);
 });
+
+Deno.test("chacha20-poly1305: instances with different keys, used in turn, do not disturb each other", () => {
+  const random = seededRandom(12);
+  const keys = [random(32), random(32)];
+  const aeads = keys.map((k) => new ChaCha20Poly1305(k));
+  for (let i = 0; i < 40; i++) {
+    const which = i % 2, nonce = random(12), aad = random(13), plaintext = random(i * 7);
+    const sealed = aeads[which]!.seal(nonce, aad, plaintext);
+    assert.equal(toHex(sealed), toHex(nodeSeal(keys[which]!, nonce, aad, plaintext)), `seal ${i}`);
+    // The other key must not open it; its own must, after the other was used.
+    assert.equal(aeads[1 - which]!.open(nonce, aad, sealed), null);
+    assert.deepEqual(aeads[which]!.open(nonce, aad, sealed), plaintext, `open ${i}`);
+  }
+});
