@@ -314,6 +314,19 @@ export class ChaCha20Poly1305 extends InPlaceAead {
     for (let i = 0; i < 8; i++) this.#key[i] = load32(key, 4 * i);
   }
 
+  /** A copy of the key bytes (for a caller that hands large records to another implementation). */
+  keyBytes(): Uint8Array {
+    const out = new Uint8Array(32);
+    for (let i = 0; i < 8; i++) {
+      const w = this.#key[i]!;
+      out[4 * i] = w;
+      out[4 * i + 1] = w >>> 8;
+      out[4 * i + 2] = w >>> 16;
+      out[4 * i + 3] = w >>> 24;
+    }
+    return out;
+  }
+
   sealInto(
     nonce: Uint8Array,
     aad: Uint8Array,

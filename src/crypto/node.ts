@@ -121,11 +121,16 @@ const CHACHA_NATIVE_FROM = 768;
 class SizedChaCha implements Aead {
   readonly tagLength = 16;
   readonly #small: ChaCha20Poly1305;
-  readonly #large: NodeAead;
+  // Made on the first large record: most connections never send one, and
+  // an idle connection is smaller without it (two per connection).
+  #native: NodeAead | undefined;
 
   constructor(key: Uint8Array) {
     this.#small = new ChaCha20Poly1305(key);
-    this.#large = new NodeAead("chacha20-poly1305", key);
+  }
+
+  get #large(): NodeAead {
+    return this.#native ??= new NodeAead("chacha20-poly1305", this.#small.keyBytes());
   }
 
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
