@@ -150,6 +150,26 @@ function newRecord(
   return out;
 }
 
+// The nonce and AAD (or MAC header) of the record being protected, shared by
+// every connection: each record is sealed or opened to the end without
+// yielding, and an idle connection keeps no scratch (a typed array costs
+// about 200 bytes of heap before its data). The AEADs copy or consume them
+// before returning.
+const NONCE = new Uint8Array(12);
+const AAD = new Uint8Array(HEADER_LENGTH);
+
+/** The big-endian 32-bit word at `at`. */
+function word(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
+
+function putWord(b: Uint8Array, at: number, w: number): void {
+  b[at] = w >>> 24;
+  b[at + 1] = w >>> 16;
+  b[at + 2] = w >>> 8;
+  b[at + 3] = w;
+}
+
 /**
  * AES-GCM (RFC 5288 §3) and AES-CCM (RFC 6655 §3): nonce = salt(4) ||
  * nonce_explicit(8). We send epoch || seq as nonce_explicit, which is unique
@@ -160,13 +180,12 @@ function newRecord(
 class ExplicitNonceProtection implements RecordProtection {
   readonly overhead: number;
   readonly #aead: Aead;
-  // Nonce and AAD share one buffer: an idle connection holds fewer objects.
-  readonly #nonce = new Uint8Array(32).subarray(0, 12);
-  readonly #aad = new Uint8Array(this.#nonce.buffer, 16, HEADER_LENGTH);
+  /** The implicit nonce part, held as a number rather than a typed array. */
+  readonly #salt: number;
 
   constructor(aead: Aead, salt: Uint8Array) {
     this.#aead = aead;
-    this.#nonce.set(salt);
+    this.#salt = word(salt, 0);
     this.overhead = 8 + aead.tagLength;
   }
 
@@ -179,7 +198,7 @@ class ExplicitNonceProtection implements RecordProtection {
   ): Uint8Array {
     const sealed = this.#seal(type, version, epoch, seq, plaintext);
     const out = new Uint8Array(8 + sealed.length);
-    out.set(this.#nonce.subarray(4), 0);
+    out.set(NONCE.subarray(4), 0);
     out.set(sealed, 8);
     return out;
   }
@@ -204,7 +223,7 @@ class ExplicitNonceProtection implements RecordProtection {
     const out = newRecord(type, version, epoch, seq, length);
     // nonce_explicit is epoch || seq: the header's bytes 3 to 10.
     out.copyWithin(RECORD_HEADER_LENGTH, 3, 11);
-    aead.sealInto(this.#nonce, this.#aad, plaintext, out, RECORD_HEADER_LENGTH + 8);
+    aead.sealInto(NONCE, AAD, plaintext, out, RECORD_HEADER_LENGTH + 8);
     return out;
   }
 
@@ -217,7 +236,7 @@ class ExplicitNonceProtection implements RecordProtection {
     plaintext: Uint8Array,
   ): Uint8Array {
     this.#prepare(type, version, epoch, seq, plaintext);
-    return this.#aead.seal(this.#nonce, this.#aad, plaintext);
+    return this.#aead.seal(NONCE, AAD, plaintext);
   }
 
   /** Checks the arguments and builds the nonce (salt || epoch || seq) and AAD. */
@@ -229,11 +248,11 @@ class ExplicitNonceProtection implements RecordProtection {
     plaintext: Uint8Array,
   ): void {
     checkSend(type, version, epoch, seq, plaintext);
-    const nonce = this.#nonce;
-    nonce[4] = epoch >>> 8;
-    nonce[5] = epoch;
-    writeU48(nonce, 6, seq);
-    writeHeader(this.#aad, type, version, epoch, seq, plaintext.length);
+    putWord(NONCE, 0, this.#salt);
+    NONCE[4] = epoch >>> 8;
+    NONCE[5] = epoch;
+    writeU48(NONCE, 6, seq);
+    writeHeader(AAD, type, version, epoch, seq, plaintext.length);
   }
 
   unprotect(
@@ -247,9 +266,10 @@ class ExplicitNonceProtection implements RecordProtection {
     if (length < 0 || length > MAX_PLAINTEXT || !validHeader(type, version, epoch, seq)) {
       return null;
     }
-    this.#nonce.set(fragment.subarray(0, 8), 4);
-    writeHeader(this.#aad, type, version, epoch, seq, length);
-    return this.#aead.open(this.#nonce, this.#aad, fragment.subarray(8));
+    putWord(NONCE, 0, this.#salt);
+    for (let i = 0; i < 8; i++) NONCE[4 + i] = fragment[i]!;
+    writeHeader(AAD, type, version, epoch, seq, length);
+    return this.#aead.open(NONCE, AAD, fragment.subarray(8));
   }
 }
 
@@ -261,24 +281,25 @@ class ExplicitNonceProtection implements RecordProtection {
 class XorNonceProtection implements RecordProtection {
   readonly overhead: number;
   readonly #aead: Aead;
-  readonly #iv: Uint8Array;
-  // Nonce and AAD share one buffer: an idle connection holds fewer objects.
-  readonly #nonce = new Uint8Array(32).subarray(0, 12);
-  readonly #aad = new Uint8Array(this.#nonce.buffer, 16, HEADER_LENGTH);
+  /** The 12-byte IV as three numbers rather than a typed array. */
+  readonly #iv0: number;
+  readonly #iv1: number;
+  readonly #iv2: number;
 
   constructor(aead: Aead, iv: Uint8Array) {
     this.#aead = aead;
-    this.#iv = iv.slice();
-    this.#nonce.set(iv);
+    this.#iv0 = word(iv, 0);
+    this.#iv1 = word(iv, 4);
+    this.#iv2 = word(iv, 8);
     this.overhead = aead.tagLength;
   }
 
+  /** NONCE = IV XOR (0^32 || epoch || seq), once AAD holds this record's header. */
   #setNonce(): void {
     // The AAD's first 8 bytes are exactly epoch || seq.
-    const n = this.#nonce;
-    const iv = this.#iv;
-    const a = this.#aad;
-    for (let i = 0; i < 8; i++) n[4 + i] = iv[4 + i]! ^ a[i]!;
+    putWord(NONCE, 0, this.#iv0);
+    putWord(NONCE, 4, this.#iv1 ^ word(AAD, 0));
+    putWord(NONCE, 8, this.#iv2 ^ word(AAD, 4));
   }
 
   protect(
@@ -289,9 +310,9 @@ class XorNonceProtection implements RecordProtection {
     plaintext: Uint8Array,
   ): Uint8Array {
     checkSend(type, version, epoch, seq, plaintext);
-    writeHeader(this.#aad, type, version, epoch, seq, plaintext.length);
+    writeHeader(AAD, type, version, epoch, seq, plaintext.length);
     this.#setNonce();
-    return this.#aead.seal(this.#nonce, this.#aad, plaintext);
+    return this.#aead.seal(NONCE, AAD, plaintext);
   }
 
   protectRecord(
@@ -309,10 +330,10 @@ class XorNonceProtection implements RecordProtection {
       return out;
     }
     checkSend(type, version, epoch, seq, plaintext);
-    writeHeader(this.#aad, type, version, epoch, seq, plaintext.length);
+    writeHeader(AAD, type, version, epoch, seq, plaintext.length);
     this.#setNonce();
     const out = newRecord(type, version, epoch, seq, plaintext.length + aead.tagLength);
-    aead.sealInto(this.#nonce, this.#aad, plaintext, out, RECORD_HEADER_LENGTH);
+    aead.sealInto(NONCE, AAD, plaintext, out, RECORD_HEADER_LENGTH);
     return out;
   }
 
@@ -327,9 +348,9 @@ class XorNonceProtection implements RecordProtection {
     if (length < 0 || length > MAX_PLAINTEXT || !validHeader(type, version, epoch, seq)) {
       return null;
     }
-    writeHeader(this.#aad, type, version, epoch, seq, length);
+    writeHeader(AAD, type, version, epoch, seq, length);
     this.#setNonce();
-    return this.#aead.open(this.#nonce, this.#aad, fragment);
+    return this.#aead.open(NONCE, AAD, fragment);
   }
 }
 
@@ -354,7 +375,6 @@ class CbcProtection implements RecordProtection {
   readonly #etm: boolean;
   readonly #random: RandomSource;
   readonly #provider: CryptoProvider;
-  readonly #header = new Uint8Array(HEADER_LENGTH);
   /** Input for the dummy hash that evens out MAC timing (see #macThenDecrypt). */
   readonly #dummy: Uint8Array;
 
@@ -411,8 +431,8 @@ class CbcProtection implements RecordProtection {
     if (!this.#etm) {
       // MAC-then-encrypt: MAC(MAC_write_key, epoch + seq_num + type +
       // version + length + content), with length = the plaintext length.
-      writeHeader(this.#header, type, version, epoch, seq, n);
-      block.set(this.#mac.compute(this.#header, plaintext), n);
+      writeHeader(AAD, type, version, epoch, seq, n);
+      block.set(this.#mac.compute(AAD, plaintext), n);
     }
     block.fill(padLength, body);
     const iv = this.#iv();
@@ -424,8 +444,8 @@ class CbcProtection implements RecordProtection {
       // RFC 7366 §3: MAC(MAC_write_key, seq_num + type + version + length +
       // IV + ENC(content + padding + padding_length)), length = |IV + ENC(...)|.
       const ivAndCiphertext = out.subarray(0, BLOCK + ciphertext.length);
-      writeHeader(this.#header, type, version, epoch, seq, ivAndCiphertext.length);
-      out.set(this.#mac.compute(this.#header, ivAndCiphertext), ivAndCiphertext.length);
+      writeHeader(AAD, type, version, epoch, seq, ivAndCiphertext.length);
+      out.set(this.#mac.compute(AAD, ivAndCiphertext), ivAndCiphertext.length);
     }
     return out;
   }
@@ -472,8 +492,8 @@ class CbcProtection implements RecordProtection {
     // IV plus at least one block (the padding length byte needs one).
     if (encrypted < 2 * BLOCK || encrypted % BLOCK !== 0) return null;
     const ivAndCiphertext = fragment.subarray(0, encrypted);
-    writeHeader(this.#header, type, version, epoch, seq, encrypted);
-    const expected = this.#mac.compute(this.#header, ivAndCiphertext);
+    writeHeader(AAD, type, version, epoch, seq, encrypted);
+    const expected = this.#mac.compute(AAD, ivAndCiphertext);
     if (!constantTimeEqual(expected, fragment.subarray(encrypted))) return null;
     // Authenticated: from here on, padding errors reveal nothing to an
     // attacker that the MAC had not already settled.
@@ -536,8 +556,8 @@ class CbcProtection implements RecordProtection {
     const effectivePad = padLength & goodMask;
     const length = n - effectivePad - 1 - macLength;
 
-    writeHeader(this.#header, type, version, epoch, seq, length);
-    const expected = this.#mac.compute(this.#header, plaintext.subarray(0, length));
+    writeHeader(AAD, type, version, epoch, seq, length);
+    const expected = this.#mac.compute(AAD, plaintext.subarray(0, length));
     this.#evenOutHashing(length, n - 1 - macLength);
     const macOk = constantTimeEqual(expected, plaintext.subarray(length, length + macLength));
     if (!macOk || goodMask === 0 || length > MAX_PLAINTEXT) return null;
