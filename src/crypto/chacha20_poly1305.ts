@@ -42,7 +42,7 @@ function load32(b: Uint8Array, at: number): number {
  * `out` as sixteen words in the platform's byte order fixed to little-endian.
  */
 export function chachaBlock(
-  key: Uint32Array,
+  key: readonly number[],
   counter: number,
   n0: number,
   n1: number,
@@ -303,15 +303,18 @@ const TAG = new Uint8Array(TAG_LENGTH);
 /** A keyed ChaCha20-Poly1305 AEAD. */
 export class ChaCha20Poly1305 extends InPlaceAead {
   readonly tagLength = TAG_LENGTH;
-  /** The only per-key state: an idle connection holds two of these. */
-  readonly #key = new Uint32Array(8);
+  /**
+   * The only per-key state, as a plain array of numbers: an idle connection
+   * holds two, and a typed array would cost three times the heap.
+   */
+  readonly #key: number[] = [];
 
   constructor(key: Uint8Array) {
     super();
     if (key.length !== 32) {
       throw new TypeError(`Cannot create ChaCha20-Poly1305: key of ${key.length} bytes`);
     }
-    for (let i = 0; i < 8; i++) this.#key[i] = load32(key, 4 * i);
+    for (let i = 0; i < 8; i++) this.#key.push(load32(key, 4 * i));
   }
 
   /** A copy of the key bytes (for a caller that hands large records to another implementation). */

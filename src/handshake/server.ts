@@ -119,8 +119,6 @@ export class ServerHandshake implements HandshakeDriver {
   readonly #conn: HandshakeHost;
   readonly #options: PskServerOptions;
   #state: ServerState;
-  /** The client_random of this handshake, to tell a retransmission from a restart. */
-  readonly clientRandom: Uint8Array;
 
   /** Held only until start() answers it: an idle connection keeps no ClientHello. */
   #hello: VerifiedHello | undefined;
@@ -129,12 +127,10 @@ export class ServerHandshake implements HandshakeDriver {
     conn: HandshakeHost,
     options: PskServerOptions,
     hello: VerifiedHello,
-    clientRandom: Uint8Array,
   ) {
     this.#conn = conn;
     this.#options = options;
     this.#hello = hello;
-    this.clientRandom = clientRandom;
     conn.inbound.nextSeq = hello.messageSeq + 1;
     this.#state = { kind: "failed" };
   }
@@ -325,7 +321,7 @@ export class ServerHandshake implements HandshakeDriver {
       nextSeq: seq,
       n: {
         suite,
-        clientRandom: this.clientRandom,
+        clientRandom: ch.random,
         serverRandom,
         extendedMasterSecret: ems !== undefined,
         encryptThenMac,

@@ -70,7 +70,7 @@ function misaligned(b: Uint8Array, offset: number): Uint8Array {
 }
 
 Deno.test("chacha20: block function, RFC 8439 §2.3.2", () => {
-  const key = words(hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"));
+  const key = [...words(hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"))];
   const [n0, n1, n2] = words(hex("000000090000004a00000000"));
   const out = new Uint32Array(16);
   chachaBlock(key, 1, n0!, n1!, n2!, out);
