@@ -46,7 +46,7 @@ import type {
   Mac,
   RandomSource,
 } from "./provider.ts";
-import { sealTarget } from "./provider.ts";
+import { InPlaceAead, sealTarget } from "./provider.ts";
 
 /** A plain Uint8Array over the bytes of a node `Buffer` (whose `slice` does not copy). */
 function plain(b: Uint8Array): Uint8Array {
@@ -55,34 +55,43 @@ function plain(b: Uint8Array): Uint8Array {
 
 type NodeAeadName = "aes-128-gcm" | "aes-256-gcm" | "chacha20-poly1305";
 
+/** Options of every AEAD cipher object: one shared object rather than one per record. */
+const TAG_16 = { authTagLength: 16 } as const;
+
 /** AES-GCM (RFC 5288) or ChaCha20-Poly1305 (RFC 8439) with a 12-byte nonce and a 16-byte tag. */
-class NodeAead implements Aead {
+class NodeAead extends InPlaceAead {
   readonly tagLength = 16;
   readonly #algorithm: NodeAeadName;
   readonly #key: Uint8Array;
 
   constructor(algorithm: NodeAeadName, key: Uint8Array) {
+    super();
     this.#algorithm = algorithm;
     this.#key = key.slice();
   }
 
-  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  sealInto(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    at: number,
+  ): void {
     if (nonce.length !== 12) {
       throw new TypeError(`Cannot seal ${this.#algorithm}: nonce of ${nonce.length} bytes`);
     }
+    const target = sealTarget(out, at, plaintext.length + 16);
     const a = this.#algorithm;
     const cipher = a === "chacha20-poly1305"
-      ? createCipheriv(a, this.#key, nonce, { authTagLength: 16 })
-      : createCipheriv(a, this.#key, nonce, { authTagLength: 16 });
+      ? createCipheriv(a, this.#key, nonce, TAG_16)
+      : createCipheriv(a, this.#key, nonce, TAG_16);
     cipher.setAAD(aad, { plaintextLength: plaintext.length });
     const body = cipher.update(plaintext);
+    target.set(body);
+    // A stream cipher mode: final() has nothing left, but must run to make the tag.
     const tail = cipher.final();
-    const tag = cipher.getAuthTag();
-    const out = new Uint8Array(body.length + tail.length + 16);
-    out.set(body);
-    out.set(tail, body.length);
-    out.set(tag, body.length + tail.length);
-    return out;
+    if (tail.length > 0) target.set(tail, body.length);
+    target.set(cipher.getAuthTag(), plaintext.length);
   }
 
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
@@ -91,8 +100,8 @@ class NodeAead implements Aead {
     try {
       const a = this.#algorithm;
       const decipher = a === "chacha20-poly1305"
-        ? createDecipheriv(a, this.#key, nonce, { authTagLength: 16 })
-        : createDecipheriv(a, this.#key, nonce, { authTagLength: 16 });
+        ? createDecipheriv(a, this.#key, nonce, TAG_16)
+        : createDecipheriv(a, this.#key, nonce, TAG_16);
       decipher.setAAD(aad, { plaintextLength: n });
       decipher.setAuthTag(sealed.subarray(n));
       const body = decipher.update(sealed.subarray(0, n));
@@ -149,8 +158,7 @@ class SizedChaCha implements Aead {
     if (plaintext.length < CHACHA_NATIVE_FROM) {
       this.#small.sealInto(nonce, aad, plaintext, out, at);
     } else {
-      sealTarget(out, at, plaintext.length + this.tagLength)
-        .set(this.#large.seal(nonce, aad, plaintext));
+      this.#large.sealInto(nonce, aad, plaintext, out, at);
     }
   }
 
