@@ -17,7 +17,7 @@
  * @module
  */
 
-import { type Aead, InPlaceAead, sealTarget } from "./provider.ts";
+import { InPlaceAead, sealTarget } from "./provider.ts";
 
 const TAG_LENGTH = 16;
 /** "expand 32-byte k" as four little-endian words (RFC 8439 §2.3). */
