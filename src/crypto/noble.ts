@@ -22,6 +22,7 @@ import { sha256, sha384 } from "@noble/hashes/sha2.js";
 import { aesCcm } from "./ccm.ts";
 import { aesGcm } from "./gcm.ts";
 import { ChaCha20Poly1305 } from "./chacha20_poly1305.ts";
+import { HmacSha256, sha256 as sha256Digest } from "./sha256.ts";
 import type {
   Aead,
   AeadName,
@@ -229,12 +230,15 @@ class P256Share implements KeyShare {
 export const nobleProvider: CryptoProvider = {
   name: "noble",
 
+  // SHA-256 and its HMAC are our own (sha256.ts): the PRF and the cookie
+  // call them on short inputs, where noble's per-call objects cost more than
+  // the hashing. SHA-384 (one suite's PRF) stays noble's.
   hash(hash: HashName, data: Uint8Array): Uint8Array {
-    return HASHES[hash](data);
+    return hash === "sha256" ? sha256Digest(data) : HASHES[hash](data);
   },
 
   hmac(hash: HashName, key: Uint8Array): Mac {
-    return new NobleMac(hash, key);
+    return hash === "sha256" ? new HmacSha256(key) : new NobleMac(hash, key);
   },
 
   aead(name: AeadName, key: Uint8Array): Aead {

@@ -9,6 +9,8 @@
 import type { CryptoProvider, HashName } from "./provider.ts";
 
 const encoder = new TextEncoder();
+/** The encoded labels: a handful of fixed strings, each used on every handshake. */
+const LABELS = new Map<string, Uint8Array>();
 
 /**
  * PRF(secret, label, seed) = P_<hash>(secret, label + seed), truncated to
@@ -33,7 +35,12 @@ export function prf(
   if (!Number.isSafeInteger(length) || length < 0) {
     throw new RangeError(`Cannot compute PRF: invalid length ${length}`);
   }
-  const labelBytes = encoder.encode(label);
+  let labelBytes = LABELS.get(label);
+  if (labelBytes === undefined) {
+    labelBytes = encoder.encode(label);
+    // Bounded: the RFC labels fit many times over; a caller's own are not kept.
+    if (LABELS.size < 16) LABELS.set(label, labelBytes);
+  }
   const labelSeed = new Uint8Array(labelBytes.length + seed.length);
   labelSeed.set(labelBytes);
   labelSeed.set(seed, labelBytes.length);
