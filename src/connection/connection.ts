@@ -103,7 +103,7 @@ export class Connection implements HandshakeHost {
     this.#now = now;
     this.#lastReceive = now;
     this.#handshakeDeadline = now + config.handshakeTimeoutMs;
-    this.#timer = new FlightTimer(config.retransmit);
+    this.#timer = new FlightTimer(config.retransmit, config.random);
     this.inbound = new HandshakeReassembler({
       maxMessageLength: config.maxHandshakeMessageBytes,
       maxBufferedBytes: config.maxBufferedHandshakeBytes,

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { RandomSource } from "../crypto/provider.ts";
+
 /** One item of a flight: a whole handshake message, or a ChangeCipherSpec. */
 export type FlightItem =
   | {
@@ -25,6 +27,14 @@ export interface RetransmitPolicy {
   readonly maxMs: number;
   /** Timeouts after which the handshake is abandoned. */
   readonly maxRetransmits: number;
+  /**
+   * Up to this fraction of each timeout is taken off at random (default 0:
+   * the exact schedule). Peers that lost their flights together (a burst
+   * that overflowed a socket buffer, a server restart) then come back spread
+   * over a quarter of the interval instead of all again in the same instant.
+   * A timer never fires later than the RFC's schedule.
+   */
+  readonly jitter?: number;
 }
 
 /** The RFC's defaults and a bounded number of tries. */
@@ -32,6 +42,7 @@ export const DEFAULT_RETRANSMIT: RetransmitPolicy = {
   initialMs: 1000,
   maxMs: 60_000,
   maxRetransmits: 6,
+  jitter: 0.25,
 };
 
 /** What a timer expiry asks for. */
@@ -44,14 +55,26 @@ export type TimerVerdict = "none" | "resend" | "give_up";
  */
 export class FlightTimer {
   readonly #policy: RetransmitPolicy;
+  /** Draws the jitter; absent, there is none. */
+  readonly #random: RandomSource | undefined;
   #flight: readonly FlightItem[] = [];
   #deadline: number | undefined;
   #timeoutMs: number;
   #retransmits = 0;
 
-  constructor(policy: RetransmitPolicy) {
+  constructor(policy: RetransmitPolicy, random?: RandomSource) {
     this.#policy = policy;
+    this.#random = random;
     this.#timeoutMs = policy.initialMs;
+  }
+
+  /** The current timeout with up to `jitter` of it taken off. */
+  #interval(): number {
+    const jitter = this.#policy.jitter ?? 0;
+    if (jitter <= 0 || this.#random === undefined) return this.#timeoutMs;
+    const b = this.#random(2);
+    const uniform = ((b[0]! << 8) | b[1]!) / 65_536;
+    return Math.round(this.#timeoutMs * (1 - jitter * uniform));
   }
 
   /** The flight most recently sent. */
@@ -69,7 +92,7 @@ export class FlightTimer {
     this.#flight = flight;
     this.#timeoutMs = this.#policy.initialMs;
     this.#retransmits = 0;
-    this.#deadline = armed ? now + this.#timeoutMs : undefined;
+    this.#deadline = armed ? now + this.#interval() : undefined;
   }
 
   /** The peer answered: stop the timer (the flight is kept for peer-triggered resends). */
@@ -92,7 +115,7 @@ export class FlightTimer {
     }
     this.#retransmits++;
     this.#timeoutMs = Math.min(this.#timeoutMs * 2, this.#policy.maxMs);
-    this.#deadline = now + this.#timeoutMs;
+    this.#deadline = now + this.#interval();
     return "resend";
   }
 }
