@@ -67,7 +67,9 @@ export interface LoadOptions {
 /** Latency summary, ms. */
 export interface LatencySummary {
   readonly p50: number;
+  readonly p90: number;
   readonly p99: number;
+  readonly p999: number;
   readonly max: number;
   readonly samples: number;
 }
@@ -147,7 +149,9 @@ class Samples {
     const round = (x: number) => Math.round(x * 1000) / 1000;
     return {
       p50: round(at(0.5)),
+      p90: round(at(0.9)),
       p99: round(at(0.99)),
+      p999: round(at(0.999)),
       max: round(sorted.length === 0 ? 0 : sorted[sorted.length - 1]!),
       samples: sorted.length,
     };
