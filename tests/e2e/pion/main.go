@@ -1,0 +1,128 @@
+// A pion/dtls (v2) peer for the interop tests, built by tests/e2e/pion_test.ts
+// from Debian's golang-github-pion-dtls.v2-dev (no module download):
+//
+//	GO111MODULE=off GOPATH=/usr/share/gocode go build -o /tmp/pion-peer .
+//
+// As a client (-mode client) it connects with PSK and one cipher suite,
+// sends -message, prints the reply as one JSON line and closes (close_notify).
+// As a server (-mode server) it prints {"port":N} and echoes every datagram.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pion/dtls/v2"
+)
+
+var suites = map[string]dtls.CipherSuiteID{
+	"TLS_PSK_WITH_AES_128_GCM_SHA256":       dtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+	"TLS_PSK_WITH_AES_128_CCM":              dtls.TLS_PSK_WITH_AES_128_CCM,
+	"TLS_PSK_WITH_AES_128_CCM_8":            dtls.TLS_PSK_WITH_AES_128_CCM_8,
+	"TLS_PSK_WITH_AES_256_CCM_8":            dtls.TLS_PSK_WITH_AES_256_CCM_8,
+	"TLS_PSK_WITH_AES_128_CBC_SHA256":       dtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
+	"TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256": dtls.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
+}
+
+func fail(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(1)
+}
+
+func main() {
+	mode := flag.String("mode", "client", "client | server")
+	host := flag.String("host", "127.0.0.1", "server address (client) or address to bind (server)")
+	port := flag.Int("port", 0, "UDP port")
+	identity := flag.String("identity", "Qt DTLS example client", "PSK identity (client)")
+	hint := flag.String("hint", "Qt DTLS example server", "PSK identity hint (server)")
+	pskHex := flag.String("psk", "1a2b3c4d5e6f", "PSK, hex")
+	suite := flag.String("suite", "TLS_PSK_WITH_AES_128_GCM_SHA256", "IANA name of the one suite to offer or accept")
+	message := flag.String("message", "Message from pion", "what the client sends")
+	flag.Parse()
+
+	psk, err := hex.DecodeString(*pskHex)
+	if err != nil {
+		fail("bad -psk: %v", err)
+	}
+	id, ok := suites[*suite]
+	if !ok {
+		fail("pion has no suite %s", *suite)
+	}
+	config := &dtls.Config{
+		PSK:                  func([]byte) ([]byte, error) { return psk, nil },
+		CipherSuites:         []dtls.CipherSuiteID{id},
+		ExtendedMasterSecret: dtls.RequireExtendedMasterSecret,
+	}
+	if *mode == "server" {
+		config.PSKIdentityHint = []byte(*hint)
+		serve(config, *host, *port)
+		return
+	}
+	// pion sends a client's PSKIdentityHint as its identity.
+	config.PSKIdentityHint = []byte(*identity)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	config.ConnectContextMaker = func() (context.Context, func()) { return ctx, func() {} }
+	conn, err := dtls.DialWithContext(ctx, "udp", &net.UDPAddr{IP: net.ParseIP(*host), Port: *port}, config)
+	if err != nil {
+		fail("handshake: %v", err)
+	}
+	if _, err := conn.Write([]byte(*message)); err != nil {
+		fail("write: %v", err)
+	}
+	buf := make([]byte, 65536)
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		fail("deadline: %v", err)
+	}
+	n, err := conn.Read(buf)
+	if err != nil {
+		fail("read: %v", err)
+	}
+	out, _ := json.Marshal(map[string]string{"reply": string(buf[:n])})
+	fmt.Println(string(out))
+	if err := conn.Close(); err != nil {
+		fail("close: %v", err)
+	}
+}
+
+func serve(config *dtls.Config, host string, port int) {
+	listener, err := dtls.Listen("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: port}, config)
+	if err != nil {
+		fail("listen: %v", err)
+	}
+	fmt.Printf("{\"port\":%d}\n", listener.Addr().(*net.UDPAddr).Port)
+	go func() {
+		signals := make(chan os.Signal, 1)
+		signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+		<-signals
+		listener.Close()
+		os.Exit(0)
+	}()
+	for {
+		conn, err := listener.Accept()
+		if err != nil {
+			continue
+		}
+		go func(c net.Conn) {
+			defer c.Close()
+			buf := make([]byte, 65536)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}(conn)
+	}
+}

@@ -1,0 +1,132 @@
+/**
+ * End to end against pion/dtls v2 (Go), the DTLS stack of the WebRTC world,
+ * in both directions: pion's client against our server for every suite pion
+ * has of ours, and our client against pion's server. The Go peer
+ * (tests/e2e/pion/main.go) is built from Debian's packages golang-go and
+ * golang-github-pion-dtls.v2-dev; without them these tests skip, saying why.
+ */
+
+import assert from "node:assert/strict";
+import { DtlsClient } from "../../src/client/dtls_client.ts";
+import { suiteByName } from "../../src/record/suites.ts";
+import { DEMO, runPeer, spawnPeer, startServer } from "../helpers/server_process.ts";
+
+const GOPATH = "/usr/share/gocode";
+const TIMEOUT_MS = 15_000;
+const KEY = new Uint8Array(DEMO.keyHex.match(/../g)!.map((h) => parseInt(h, 16)));
+
+/** pion's PSK suites; all of them are ours too. */
+const SUITES = [
+  "TLS_PSK_WITH_AES_128_GCM_SHA256",
+  "TLS_PSK_WITH_AES_128_CCM",
+  "TLS_PSK_WITH_AES_128_CCM_8",
+  "TLS_PSK_WITH_AES_256_CCM_8",
+  "TLS_PSK_WITH_AES_128_CBC_SHA256",
+  "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256",
+];
+
+/** Builds the Go peer once; a string says why the tests cannot run. */
+function buildPeer(): { binary: string } | { skip: string } | { error: string } {
+  const go = new Deno.Command("sh", { args: ["-c", "command -v go"], stdout: "null" }).outputSync();
+  if (!go.success) return { skip: "go not installed (Debian: golang-go)" };
+  try {
+    Deno.statSync(`${GOPATH}/src/github.com/pion/dtls/v2`);
+  } catch {
+    return { skip: "pion not installed (Debian: golang-github-pion-dtls.v2-dev)" };
+  }
+  const binary = Deno.makeTempFileSync({ prefix: "pion-peer-" });
+  const out = new Deno.Command("go", {
+    args: ["build", "-o", binary, "."],
+    cwd: new URL("./pion/", import.meta.url).pathname,
+    env: { GO111MODULE: "off", GOPATH, GOFLAGS: "" },
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) return { error: new TextDecoder().decode(out.stderr) };
+  return { binary };
+}
+
+const built = buildPeer();
+if ("skip" in built) console.log(`skip: ${built.skip}`);
+if ("binary" in built) {
+  globalThis.addEventListener("unload", () => Deno.removeSync(built.binary));
+}
+const ignore = "skip" in built;
+const peer = (): string => {
+  if ("error" in built) throw new Error(`Cannot build the pion peer:\n${built.error}`);
+  if ("skip" in built) throw new Error(built.skip);
+  return built.binary;
+};
+
+for (const suite of SUITES) {
+  Deno.test({
+    name: `pion client: ${suite} against our server`,
+    ignore,
+    async fn() {
+      await using server = await startServer();
+      const result = await runPeer(peer(), [
+        "-mode",
+        "client",
+        "-port",
+        String(server.port),
+        "-suite",
+        suite,
+        "-identity",
+        DEMO.identity,
+        "-psk",
+        DEMO.keyHex,
+        "-message",
+        "Message from pion",
+      ], { timeoutMs: TIMEOUT_MS });
+      const context =
+        `exit ${result.code}\n--- pion stdout:\n${result.stdout}\n--- pion stderr:\n` +
+        `${result.stderr}\n${server.describe()}`;
+      assert.equal(result.code, 0, context);
+      const complete = await server.waitForEvent("handshake_complete", {}, TIMEOUT_MS);
+      assert.equal(complete.suite, suite, context);
+      assert.equal(complete.identity, DEMO.identity, context);
+      assert.equal(complete.extendedMasterSecret, true, context);
+      const { reply } = JSON.parse(result.stdout.trim()) as { reply: string };
+      assert.equal(reply, `to (${complete.peer}): ACK`, context);
+      const datagram = await server.waitForEvent("datagram", { peer: complete.peer }, TIMEOUT_MS);
+      assert.equal(datagram.plaintext, "Message from pion", context);
+      // pion's Close() sends close_notify.
+      const closed = await server.waitForEvent(
+        "connection_closed",
+        { peer: complete.peer },
+        TIMEOUT_MS,
+      );
+      assert.match(String(closed.reason), /^close_notify/, context);
+      assert.equal(server.events("alert_sent").filter((e) => e.level_alert === "fatal").length, 0);
+      assert.equal(await server.stop(), 0);
+    },
+  });
+}
+
+for (const suite of SUITES) {
+  Deno.test({
+    name: `our client: ${suite} against pion's server`,
+    ignore,
+    async fn() {
+      await using pion = spawnPeer(peer(), ["-mode", "server", "-port", "0", "-suite", suite]);
+      const [, port] = (await pion.waitForOutput(/\{"port":(\d+)\}/, TIMEOUT_MS))!;
+      const client = new DtlsClient({
+        hostname: "127.0.0.1",
+        port: Number(port),
+        identity: DEMO.identity,
+        psk: KEY,
+        suites: [suiteByName(suite)],
+      });
+      try {
+        const session = await client.connect(TIMEOUT_MS);
+        assert.equal(session.suite, suite);
+        for (const message of ["hello pion", "x".repeat(1000)]) {
+          client.send(message);
+          assert.equal(new TextDecoder().decode(await client.receive(5_000)), message);
+        }
+      } finally {
+        await client.close();
+      }
+    },
+  });
+}
