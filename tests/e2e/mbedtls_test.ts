@@ -1,0 +1,83 @@
+/**
+ * End to end against Mbed TLS 2.28, the embedded world's TLS stack (CoAP's
+ * CCM_8 suites among others): a small client of ours on its API
+ * (tests/e2e/mbedtls/dtls_psk_client.c), compiled from Debian's
+ * libmbedtls-dev, runs the handshake with the cookie exchange, one message
+ * and close_notify against our server on every one of our suites. Without
+ * a C compiler or the library, these tests skip, saying why.
+ */
+
+import assert from "node:assert/strict";
+import { CIPHER_SUITES } from "../../src/record/suites.ts";
+import { DEMO, runPeer, startServer } from "../helpers/server_process.ts";
+
+const TIMEOUT_MS = 20_000;
+const MESSAGE = "Message from Mbed TLS";
+
+function buildClient(): { binary: string } | { skip: string } | { error: string } {
+  const cc = new Deno.Command("sh", { args: ["-c", "command -v cc"], stdout: "null" }).outputSync();
+  if (!cc.success) return { skip: "no C compiler (Debian: gcc)" };
+  try {
+    Deno.statSync("/usr/include/mbedtls/ssl.h");
+  } catch {
+    return { skip: "Mbed TLS not installed (Debian: libmbedtls-dev)" };
+  }
+  const binary = Deno.makeTempFileSync({ prefix: "mbedtls-client-" });
+  const source = new URL("./mbedtls/dtls_psk_client.c", import.meta.url).pathname;
+  const out = new Deno.Command("cc", {
+    args: ["-O1", "-o", binary, source, "-lmbedtls", "-lmbedx509", "-lmbedcrypto"],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) return { error: new TextDecoder().decode(out.stderr) };
+  return { binary };
+}
+
+const built = buildClient();
+if ("skip" in built) console.log(`skip: ${built.skip}`);
+if ("binary" in built) {
+  globalThis.addEventListener("unload", () => Deno.removeSync(built.binary));
+}
+const client = (): string => {
+  if ("error" in built) throw new Error(`Cannot build the Mbed TLS client:\n${built.error}`);
+  if ("skip" in built) throw new Error(built.skip);
+  return built.binary;
+};
+
+for (const { name: suite } of CIPHER_SUITES) {
+  Deno.test({
+    name: `mbedtls client: ${suite}`,
+    ignore: "skip" in built,
+    async fn() {
+      await using server = await startServer();
+      const result = await runPeer(
+        client(),
+        ["127.0.0.1", String(server.port), DEMO.identity, DEMO.keyHex, suite, MESSAGE],
+        { timeoutMs: TIMEOUT_MS },
+      );
+      const context = `exit ${result.code}\n--- client stdout:\n${result.stdout}\n` +
+        `--- client stderr:\n${result.stderr}\n${server.describe()}`;
+      assert.equal(result.code, 0, context);
+      const session = JSON.parse(result.stdout.trim()) as { suite: string; reply: string };
+      assert.equal(session.suite, suite.replaceAll("_", "-"), context);
+
+      const complete = await server.waitForEvent("handshake_complete", {}, TIMEOUT_MS);
+      assert.equal(complete.suite, suite, context);
+      assert.equal(complete.identity, DEMO.identity, context);
+      assert.equal(complete.extendedMasterSecret, true, "Mbed TLS offers extended_master_secret");
+      // RFC 7366: encrypt_then_mac applies to CBC only; Mbed TLS offers it by default.
+      assert.equal(complete.encryptThenMac, suite.includes("CBC"), context);
+      assert.equal(session.reply, `to (${complete.peer}): ACK`, context);
+      const datagram = await server.waitForEvent("datagram", { peer: complete.peer }, TIMEOUT_MS);
+      assert.equal(datagram.plaintext, MESSAGE, context);
+      const closed = await server.waitForEvent(
+        "connection_closed",
+        { peer: complete.peer },
+        TIMEOUT_MS,
+      );
+      assert.match(String(closed.reason), /^close_notify/, context);
+      assert.equal(server.events("alert_sent").filter((e) => e.level_alert === "fatal").length, 0);
+      assert.equal(await server.stop(), 0);
+    },
+  });
+}
