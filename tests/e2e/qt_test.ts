@@ -1,0 +1,123 @@
+/**
+ * End to end against Qt's QDtls (Qt 5.15 on OpenSSL), the stack of the Qt
+ * "DTLS client" example this server answers: a client of ours on QDtls
+ * (tests/e2e/qt/dtls_client.cpp), compiled against Debian's qtbase5-dev,
+ * first with Qt's default DTLS configuration and an identity like the
+ * example's ("Alice (clone number 1)"), then with each PSK cipher Qt
+ * knows. Without a C++ compiler or Qt, these tests skip, saying why.
+ */
+
+import assert from "node:assert/strict";
+import { DEMO, runPeer, type ServerProcess, startServer } from "../helpers/server_process.ts";
+
+const TIMEOUT_MS = 20_000;
+
+function buildClient(): { binary: string } | { skip: string } | { error: string } {
+  const flags = new Deno.Command("sh", {
+    args: ["-c", "command -v g++ >/dev/null && pkg-config --cflags --libs Qt5Network"],
+    stdout: "piped",
+    stderr: "null",
+  }).outputSync();
+  if (!flags.success) return { skip: "no g++ or Qt 5 Network (Debian: g++, qtbase5-dev)" };
+  const binary = Deno.makeTempFileSync({ prefix: "qt-dtls-client-" });
+  const source = new URL("./qt/dtls_client.cpp", import.meta.url).pathname;
+  const out = new Deno.Command("g++", {
+    args: [
+      "-std=c++17",
+      "-fPIC",
+      "-O1",
+      "-o",
+      binary,
+      source,
+      ...new TextDecoder().decode(flags.stdout).trim().split(/\s+/),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) return { error: new TextDecoder().decode(out.stderr) };
+  return { binary };
+}
+
+const built = buildClient();
+if ("skip" in built) console.log(`skip: ${built.skip}`);
+if ("binary" in built) {
+  globalThis.addEventListener("unload", () => Deno.removeSync(built.binary));
+}
+const client = (): string => {
+  if ("error" in built) throw new Error(`Cannot build the Qt client:\n${built.error}`);
+  if ("skip" in built) throw new Error(built.skip);
+  return built.binary;
+};
+
+/** One session: handshake, a message, the reply, close_notify. Returns the handshake_complete entry. */
+async function session(
+  server: ServerProcess,
+  identity: string,
+  message: string,
+  cipher?: string,
+) {
+  const args = ["127.0.0.1", String(server.port), identity, DEMO.keyHex, message];
+  const result = await runPeer(client(), cipher === undefined ? args : [...args, cipher], {
+    timeoutMs: TIMEOUT_MS,
+  });
+  const context = `exit ${result.code}\n--- client stdout:\n${result.stdout}\n` +
+    `--- client stderr:\n${result.stderr}\n${server.describe()}`;
+  assert.equal(result.code, 0, context);
+  const out = JSON.parse(result.stdout.trim()) as { cipher: string; reply: string };
+  const complete = await server.waitForEvent("handshake_complete", {}, TIMEOUT_MS);
+  assert.equal(complete.identity, identity, context);
+  assert.equal(out.reply, `to (${complete.peer}): ACK`, context);
+  const datagram = await server.waitForEvent("datagram", { peer: complete.peer }, TIMEOUT_MS);
+  assert.equal(datagram.plaintext, message, context);
+  // QDtls::shutdown sends close_notify.
+  const closed = await server.waitForEvent(
+    "connection_closed",
+    { peer: complete.peer },
+    TIMEOUT_MS,
+  );
+  assert.match(String(closed.reason), /^close_notify/, context);
+  assert.equal(server.events("alert_sent").filter((e) => e.level_alert === "fatal").length, 0);
+  return { complete, cipher: out.cipher };
+}
+
+Deno.test({
+  name: "qt QDtls: the example's default configuration and identity, against the demo server",
+  ignore: "skip" in built,
+  async fn() {
+    await using server = await startServer();
+    const { complete, cipher } = await session(server, "Alice (clone number 1)", "Message #1");
+    // Qt offers ECDHE-PSK first among what we share: forward secrecy.
+    assert.equal(cipher, "ECDHE-PSK-CHACHA20-POLY1305");
+    assert.equal(complete.suite, "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256");
+    assert.equal(complete.extendedMasterSecret, true);
+    const identity = server.events("psk_identity").find((e) =>
+      e.identity === "Alice (clone number 1)"
+    );
+    assert.ok(identity, "the identity is logged");
+    assert.equal(await server.stop(), 0);
+  },
+});
+
+/** Qt's name → our IANA name (Qt 5.15 has no CCM suites). */
+const CIPHERS: readonly (readonly [string, string])[] = [
+  ["PSK-AES128-GCM-SHA256", "TLS_PSK_WITH_AES_128_GCM_SHA256"],
+  ["PSK-AES256-GCM-SHA384", "TLS_PSK_WITH_AES_256_GCM_SHA384"],
+  ["PSK-CHACHA20-POLY1305", "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256"],
+  ["ECDHE-PSK-CHACHA20-POLY1305", "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256"],
+  ["PSK-AES128-CBC-SHA256", "TLS_PSK_WITH_AES_128_CBC_SHA256"],
+  ["ECDHE-PSK-AES128-CBC-SHA256", "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256"],
+];
+
+for (const [qtName, suite] of CIPHERS) {
+  Deno.test({
+    name: `qt QDtls: ${qtName} → ${suite}`,
+    ignore: "skip" in built,
+    async fn() {
+      await using server = await startServer();
+      const { complete, cipher } = await session(server, DEMO.identity, "Message #2", qtName);
+      assert.equal(cipher, qtName);
+      assert.equal(complete.suite, suite);
+      assert.equal(await server.stop(), 0);
+    },
+  });
+}
