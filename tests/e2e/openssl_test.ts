@@ -187,6 +187,35 @@ Deno.test({
 });
 
 Deno.test({
+  name: "openssl s_client: over IPv6 (the server bound to ::1)",
+  ...skipUnless("openssl"),
+  async fn() {
+    await using server = await startServer(["--address", "::1"]);
+    const args = sClientArgs(server.port, "PSK-AES128-GCM-SHA256");
+    args[args.indexOf(`127.0.0.1:${server.port}`)] = `[::1]:${server.port}`;
+    const result = await runPeer("openssl", args, {
+      input: MESSAGE,
+      until: /to \(::1:(\d+)\): ACK/,
+      timeoutMs: TIMEOUT_MS,
+    });
+    const context = show(server, result);
+    assert.equal(result.code, 0, context);
+    assert.ok(result.reply, `no ACK over IPv6\n${context}`);
+    const complete = await server.waitForEvent("handshake_complete", {}, TIMEOUT_MS);
+    // The peer key of an IPv6 client is bracketed; the reply is Qt's peer_info() format.
+    assert.equal(complete.peer, `[::1]:${result.reply[1]}`, context);
+    assert.equal(result.reply[0], `to (::1:${result.reply[1]}): ACK`, context);
+    const closed = await server.waitForEvent(
+      "connection_closed",
+      { peer: complete.peer },
+      TIMEOUT_MS,
+    );
+    assert.match(String(closed.reason), /^close_notify/, context);
+    assert.equal(await server.stop(), 0);
+  },
+});
+
+Deno.test({
   name: "openssl s_client: a wrong key fails the handshake with an alert",
   ...skipUnless("openssl"),
   async fn() {
