@@ -127,7 +127,7 @@ class NodeAead extends InPlaceAead {
 const CHACHA_NATIVE_FROM = 768;
 
 /** ChaCha20-Poly1305 on whichever of the two implementations is faster for the record's size. */
-class SizedChaCha implements Aead {
+class SizedChaCha extends InPlaceAead {
   readonly tagLength = 16;
   readonly #small: ChaCha20Poly1305;
   // Made on the first large record: most connections never send one, and
@@ -135,17 +135,12 @@ class SizedChaCha implements Aead {
   #native: NodeAead | undefined;
 
   constructor(key: Uint8Array) {
+    super();
     this.#small = new ChaCha20Poly1305(key);
   }
 
   get #large(): NodeAead {
     return this.#native ??= new NodeAead("chacha20-poly1305", this.#small.keyBytes());
-  }
-
-  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
-    return plaintext.length < CHACHA_NATIVE_FROM
-      ? this.#small.seal(nonce, aad, plaintext)
-      : this.#large.seal(nonce, aad, plaintext);
   }
 
   sealInto(
