@@ -31,7 +31,7 @@ export interface RetransmitPolicy {
    * Up to this fraction of each timeout is taken off at random (default 0:
    * the exact schedule). Peers that lost their flights together (a burst
    * that overflowed a socket buffer, a server restart) then come back spread
-   * over a quarter of the interval instead of all again in the same instant.
+   * over that share of the interval instead of all in the same instant again.
    * A timer never fires later than the RFC's schedule.
    */
   readonly jitter?: number;
