@@ -10,8 +10,9 @@
  * - `udp`: tools/udp_echo.ts, a plain UDP echo in Deno: the ceiling;
  * - `ours`: tools/bench_server.ts with the node:crypto provider (default);
  * - `ours-noble`: the same with the portable @noble provider (`--noble`);
- * - `pion`: tools/pion (pion/dtls v2 in Go), when `go` and the Debian package
- *   golang-github-pion-dtls.v2-dev are installed;
+ * - `pion`: the interop tests' pion/dtls v2 peer (tests/e2e/pion) as an echo
+ *   server, when `go` and the Debian package golang-github-pion-dtls.v2-dev
+ *   are installed;
  * - `openssl`: `openssl s_server`, which serves one client at a time and
  *   never answers by itself, so only the one-client handshake scenario.
  *
@@ -23,6 +24,14 @@
 
 import { parseArgs } from "node:util";
 import type { LoadReport } from "./load.ts";
+
+/** What the pion server accepts: its PSK suites that the load tool can ask for. */
+const PION_SUITES = [
+  "TLS_PSK_WITH_AES_128_GCM_SHA256",
+  "TLS_PSK_WITH_AES_128_CCM",
+  "TLS_PSK_WITH_AES_128_CCM_8",
+  "TLS_PSK_WITH_AES_128_CBC_SHA256",
+].join(",");
 
 /** The suite of the ChaCha20-Poly1305 echo rows. */
 const CHACHA = "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256";
@@ -105,10 +114,10 @@ function buildPion(): string | { skipped: string } {
   } catch {
     return { skipped: "pion not installed (apt-get install golang-github-pion-dtls.v2-dev)" };
   }
-  const binary = Deno.makeTempFileSync({ prefix: "pion-echo-" });
+  const binary = Deno.makeTempFileSync({ prefix: "pion-peer-" });
   const out = new Deno.Command("go", {
     args: ["build", "-o", binary, "."],
-    cwd: `${here}pion`,
+    cwd: `${here}../tests/e2e/pion`,
     env: { GO111MODULE: "off", GOPATH: gopath, GOFLAGS: "" },
     stdout: "null",
     stderr: "piped",
@@ -138,7 +147,7 @@ async function start(name: string, pion: string | undefined): Promise<Server> {
       port = await readPort(process, name);
       break;
     case "pion":
-      process = spawn(pion!, []);
+      process = spawn(pion!, ["-mode", "server", "-port", "0", "-suite", PION_SUITES]);
       port = await readPort(process, name);
       break;
     case "openssl": {

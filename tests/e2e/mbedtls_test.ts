@@ -10,48 +10,40 @@
 import assert from "node:assert/strict";
 import { CIPHER_SUITES } from "../../src/record/suites.ts";
 import { DEMO, runPeer, startServer } from "../helpers/server_process.ts";
+import { buildPeer, shellSucceeds } from "../helpers/build_peer.ts";
 
 const TIMEOUT_MS = 20_000;
 const MESSAGE = "Message from Mbed TLS";
 
-function buildClient(): { binary: string } | { skip: string } | { error: string } {
-  const cc = new Deno.Command("sh", { args: ["-c", "command -v cc"], stdout: "null" }).outputSync();
-  if (!cc.success) return { skip: "no C compiler (Debian: gcc)" };
-  try {
-    Deno.statSync("/usr/include/mbedtls/ssl.h");
-  } catch {
-    return { skip: "Mbed TLS not installed (Debian: libmbedtls-dev)" };
-  }
-  const binary = Deno.makeTempFileSync({ prefix: "mbedtls-client-" });
-  const source = new URL("./mbedtls/dtls_psk_client.c", import.meta.url).pathname;
-  const out = new Deno.Command("cc", {
-    args: ["-O1", "-o", binary, source, "-lmbedtls", "-lmbedx509", "-lmbedcrypto"],
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  if (!out.success) return { error: new TextDecoder().decode(out.stderr) };
-  return { binary };
-}
-
-const built = buildClient();
-if ("skip" in built) console.log(`skip: ${built.skip}`);
-if ("binary" in built) {
-  globalThis.addEventListener("unload", () => Deno.removeSync(built.binary));
-}
-const client = (): string => {
-  if ("error" in built) throw new Error(`Cannot build the Mbed TLS client:\n${built.error}`);
-  if ("skip" in built) throw new Error(built.skip);
-  return built.binary;
-};
+const mbedtls = buildPeer(
+  "mbedtls-client",
+  () => {
+    if (!shellSucceeds("command -v cc")) return "no C compiler (Debian: gcc)";
+    if (!shellSucceeds("test -f /usr/include/mbedtls/ssl.h")) {
+      return "Mbed TLS not installed (Debian: libmbedtls-dev)";
+    }
+    return undefined;
+  },
+  "cc",
+  (output) => [
+    "-O1",
+    "-o",
+    output,
+    new URL("./mbedtls/dtls_psk_client.c", import.meta.url).pathname,
+    "-lmbedtls",
+    "-lmbedx509",
+    "-lmbedcrypto",
+  ],
+);
 
 for (const { name: suite } of CIPHER_SUITES) {
   Deno.test({
     name: `mbedtls client: ${suite}`,
-    ignore: "skip" in built,
+    ignore: mbedtls.ignore,
     async fn() {
       await using server = await startServer();
       const result = await runPeer(
-        client(),
+        mbedtls.path(),
         ["127.0.0.1", String(server.port), DEMO.identity, DEMO.keyHex, suite, MESSAGE],
         { timeoutMs: TIMEOUT_MS },
       );

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { suiteByName } from "../../src/record/suites.ts";
 import { DEMO, runPeer, spawnPeer, startServer } from "../helpers/server_process.ts";
+import { buildPeer, shellSucceeds } from "../helpers/build_peer.ts";
 
 const GOPATH = "/usr/share/gocode";
 const TIMEOUT_MS = 15_000;
@@ -25,46 +26,30 @@ const SUITES = [
   "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256",
 ];
 
-/** Builds the Go peer once; a string says why the tests cannot run. */
-function buildPeer(): { binary: string } | { skip: string } | { error: string } {
-  const go = new Deno.Command("sh", { args: ["-c", "command -v go"], stdout: "null" }).outputSync();
-  if (!go.success) return { skip: "go not installed (Debian: golang-go)" };
-  try {
-    Deno.statSync(`${GOPATH}/src/github.com/pion/dtls/v2`);
-  } catch {
-    return { skip: "pion not installed (Debian: golang-github-pion-dtls.v2-dev)" };
-  }
-  const binary = Deno.makeTempFileSync({ prefix: "pion-peer-" });
-  const out = new Deno.Command("go", {
-    args: ["build", "-o", binary, "."],
+const pion = buildPeer(
+  "pion-peer",
+  () => {
+    if (!shellSucceeds("command -v go")) return "go not installed (Debian: golang-go)";
+    if (!shellSucceeds(`test -d ${GOPATH}/src/github.com/pion/dtls/v2`)) {
+      return "pion not installed (Debian: golang-github-pion-dtls.v2-dev)";
+    }
+    return undefined;
+  },
+  "go",
+  (output) => ["build", "-o", output, "."],
+  {
     cwd: new URL("./pion/", import.meta.url).pathname,
     env: { GO111MODULE: "off", GOPATH, GOFLAGS: "" },
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  if (!out.success) return { error: new TextDecoder().decode(out.stderr) };
-  return { binary };
-}
-
-const built = buildPeer();
-if ("skip" in built) console.log(`skip: ${built.skip}`);
-if ("binary" in built) {
-  globalThis.addEventListener("unload", () => Deno.removeSync(built.binary));
-}
-const ignore = "skip" in built;
-const peer = (): string => {
-  if ("error" in built) throw new Error(`Cannot build the pion peer:\n${built.error}`);
-  if ("skip" in built) throw new Error(built.skip);
-  return built.binary;
-};
+  },
+);
 
 for (const suite of SUITES) {
   Deno.test({
     name: `pion client: ${suite} against our server`,
-    ignore,
+    ignore: pion.ignore,
     async fn() {
       await using server = await startServer();
-      const result = await runPeer(peer(), [
+      const result = await runPeer(pion.path(), [
         "-mode",
         "client",
         "-port",
@@ -106,10 +91,17 @@ for (const suite of SUITES) {
 for (const suite of SUITES) {
   Deno.test({
     name: `our client: ${suite} against pion's server`,
-    ignore,
+    ignore: pion.ignore,
     async fn() {
-      await using pion = spawnPeer(peer(), ["-mode", "server", "-port", "0", "-suite", suite]);
-      const [, port] = (await pion.waitForOutput(/\{"port":(\d+)\}/, TIMEOUT_MS))!;
+      await using server = spawnPeer(pion.path(), [
+        "-mode",
+        "server",
+        "-port",
+        "0",
+        "-suite",
+        suite,
+      ]);
+      const [, port] = (await server.waitForOutput(/\{"port":(\d+)\}/, TIMEOUT_MS))!;
       const client = new DtlsClient({
         hostname: "127.0.0.1",
         port: Number(port),

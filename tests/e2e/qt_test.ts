@@ -9,45 +9,39 @@
 
 import assert from "node:assert/strict";
 import { DEMO, runPeer, type ServerProcess, startServer } from "../helpers/server_process.ts";
+import { buildPeer, shellSucceeds } from "../helpers/build_peer.ts";
 
 const TIMEOUT_MS = 20_000;
 
-function buildClient(): { binary: string } | { skip: string } | { error: string } {
-  const flags = new Deno.Command("sh", {
-    args: ["-c", "command -v g++ >/dev/null && pkg-config --cflags --libs Qt5Network"],
+/** The compiler flags of Qt 5 Network, or undefined. */
+function qtFlags(): string[] | undefined {
+  const out = new Deno.Command("sh", {
+    args: ["-c", "pkg-config --cflags --libs Qt5Network"],
     stdout: "piped",
     stderr: "null",
   }).outputSync();
-  if (!flags.success) return { skip: "no g++ or Qt 5 Network (Debian: g++, qtbase5-dev)" };
-  const binary = Deno.makeTempFileSync({ prefix: "qt-dtls-client-" });
-  const source = new URL("./qt/dtls_client.cpp", import.meta.url).pathname;
-  const out = new Deno.Command("g++", {
-    args: [
-      "-std=c++17",
-      "-fPIC",
-      "-O1",
-      "-o",
-      binary,
-      source,
-      ...new TextDecoder().decode(flags.stdout).trim().split(/\s+/),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).outputSync();
-  if (!out.success) return { error: new TextDecoder().decode(out.stderr) };
-  return { binary };
+  return out.success ? new TextDecoder().decode(out.stdout).trim().split(/\s+/) : undefined;
 }
 
-const built = buildClient();
-if ("skip" in built) console.log(`skip: ${built.skip}`);
-if ("binary" in built) {
-  globalThis.addEventListener("unload", () => Deno.removeSync(built.binary));
-}
-const client = (): string => {
-  if ("error" in built) throw new Error(`Cannot build the Qt client:\n${built.error}`);
-  if ("skip" in built) throw new Error(built.skip);
-  return built.binary;
-};
+const flags = qtFlags();
+const qt = buildPeer(
+  "qt-dtls-client",
+  () => {
+    if (!shellSucceeds("command -v g++")) return "no C++ compiler (Debian: g++)";
+    if (flags === undefined) return "Qt 5 Network not installed (Debian: qtbase5-dev, pkg-config)";
+    return undefined;
+  },
+  "g++",
+  (output) => [
+    "-std=c++17",
+    "-fPIC",
+    "-O1",
+    "-o",
+    output,
+    new URL("./qt/dtls_client.cpp", import.meta.url).pathname,
+    ...(flags ?? []),
+  ],
+);
 
 /** One session: handshake, a message, the reply, close_notify. Returns the handshake_complete entry. */
 async function session(
@@ -57,7 +51,7 @@ async function session(
   cipher?: string,
 ) {
   const args = ["127.0.0.1", String(server.port), identity, DEMO.keyHex, message];
-  const result = await runPeer(client(), cipher === undefined ? args : [...args, cipher], {
+  const result = await runPeer(qt.path(), cipher === undefined ? args : [...args, cipher], {
     timeoutMs: TIMEOUT_MS,
   });
   const context = `exit ${result.code}\n--- client stdout:\n${result.stdout}\n` +
@@ -82,7 +76,7 @@ async function session(
 
 Deno.test({
   name: "qt QDtls: the example's default configuration and identity, against the demo server",
-  ignore: "skip" in built,
+  ignore: qt.ignore,
   async fn() {
     await using server = await startServer();
     const { complete, cipher } = await session(server, "Alice (clone number 1)", "Message #1");
@@ -111,7 +105,7 @@ const CIPHERS: readonly (readonly [string, string])[] = [
 for (const [qtName, suite] of CIPHERS) {
   Deno.test({
     name: `qt QDtls: ${qtName} → ${suite}`,
-    ignore: "skip" in built,
+    ignore: qt.ignore,
     async fn() {
       await using server = await startServer();
       const { complete, cipher } = await session(server, DEMO.identity, "Message #2", qtName);

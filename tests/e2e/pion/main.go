@@ -1,11 +1,13 @@
-// A pion/dtls (v2) peer for the interop tests, built by tests/e2e/pion_test.ts
-// from Debian's golang-github-pion-dtls.v2-dev (no module download):
+// A pion/dtls (v2) peer for the interop tests (tests/e2e/pion_test.ts) and the
+// benchmark comparison (tools/bench_compare.ts), built from Debian's
+// golang-github-pion-dtls.v2-dev (no module download):
 //
 //	GO111MODULE=off GOPATH=/usr/share/gocode go build -o /tmp/pion-peer .
 //
-// As a client (-mode client) it connects with PSK and one cipher suite,
+// As a client (-mode client) it connects with PSK and the -suite list,
 // sends -message, prints the reply as one JSON line and closes (close_notify).
 // As a server (-mode server) it prints {"port":N} and echoes every datagram.
+// -suite takes IANA names separated by commas.
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,7 +47,7 @@ func main() {
 	identity := flag.String("identity", "Qt DTLS example client", "PSK identity (client)")
 	hint := flag.String("hint", "Qt DTLS example server", "PSK identity hint (server)")
 	pskHex := flag.String("psk", "1a2b3c4d5e6f", "PSK, hex")
-	suite := flag.String("suite", "TLS_PSK_WITH_AES_128_GCM_SHA256", "IANA name of the one suite to offer or accept")
+	suiteList := flag.String("suite", "TLS_PSK_WITH_AES_128_GCM_SHA256", "IANA names of the suites to offer or accept, comma-separated")
 	message := flag.String("message", "Message from pion", "what the client sends")
 	flag.Parse()
 
@@ -52,13 +55,17 @@ func main() {
 	if err != nil {
 		fail("bad -psk: %v", err)
 	}
-	id, ok := suites[*suite]
-	if !ok {
-		fail("pion has no suite %s", *suite)
+	var ids []dtls.CipherSuiteID
+	for _, name := range strings.Split(*suiteList, ",") {
+		id, ok := suites[name]
+		if !ok {
+			fail("pion has no suite %s", name)
+		}
+		ids = append(ids, id)
 	}
 	config := &dtls.Config{
 		PSK:                  func([]byte) ([]byte, error) { return psk, nil },
-		CipherSuites:         []dtls.CipherSuiteID{id},
+		CipherSuites:         ids,
 		ExtendedMasterSecret: dtls.RequireExtendedMasterSecret,
 	}
 	if *mode == "server" {
