@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { CIPHER_SUITES } from "../../src/record/suites.ts";
-import { DEMO, runPeer, startServer } from "../helpers/server_process.ts";
+import { assertReceivedThenClosed, DEMO, runPeer, startServer } from "../helpers/server_process.ts";
 import { buildPeer, shellSucceeds } from "../helpers/build_peer.ts";
 
 const TIMEOUT_MS = 20_000;
@@ -60,15 +60,7 @@ for (const { name: suite } of CIPHER_SUITES) {
       // RFC 7366: encrypt_then_mac applies to CBC only; Mbed TLS offers it by default.
       assert.equal(complete.encryptThenMac, suite.includes("CBC"), context);
       assert.equal(session.reply, `to (${complete.peer}): ACK`, context);
-      const datagram = await server.waitForEvent("datagram", { peer: complete.peer }, TIMEOUT_MS);
-      assert.equal(datagram.plaintext, MESSAGE, context);
-      const closed = await server.waitForEvent(
-        "connection_closed",
-        { peer: complete.peer },
-        TIMEOUT_MS,
-      );
-      assert.match(String(closed.reason), /^close_notify/, context);
-      assert.equal(server.events("alert_sent").filter((e) => e.level_alert === "fatal").length, 0);
+      await assertReceivedThenClosed(server, complete.peer, MESSAGE, context, TIMEOUT_MS);
       assert.equal(await server.stop(), 0);
     },
   });

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 /**
  * End-to-end plumbing: the real server (`main.ts`) as a subprocess whose JSON
  * log lines a test can wait for, and real peers (`openssl s_client`,
@@ -582,4 +583,24 @@ export function skipUnless(...binaries: string[]): { ignore: boolean } {
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * What the server's log must show after a peer's good session: `message`
+ * received from `peer`, then the peer's close_notify, and no fatal alert
+ * sent to anyone.
+ */
+export async function assertReceivedThenClosed(
+  server: ServerProcess,
+  peer: unknown,
+  message: string,
+  context: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const datagram = await server.waitForEvent("datagram", { peer }, timeoutMs);
+  assert.equal(datagram.plaintext, message, context);
+  const closed = await server.waitForEvent("connection_closed", { peer }, timeoutMs);
+  assert.match(String(closed.reason), /^close_notify/, context);
+  const fatal = server.events("alert_sent").filter((e) => e.level_alert === "fatal");
+  assert.deepEqual(fatal, [], context);
 }
