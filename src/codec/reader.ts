@@ -20,6 +20,18 @@ export class DecodeError extends Error {
   }
 }
 
+/**
+ * The big-endian 48-bit integer at `buf[at, at + 6)`, exact in a JS number;
+ * unchecked, for callers that checked the bounds (the counterpart of
+ * `writeU48`).
+ */
+export function readU48(buf: Uint8Array, at: number): number {
+  const hi = (buf[at]! << 8) | buf[at + 1]!;
+  const lo = ((buf[at + 2]! << 24) >>> 0) +
+    ((buf[at + 3]! << 16) | (buf[at + 4]! << 8) | buf[at + 5]!);
+  return hi * 0x1_0000_0000 + lo;
+}
+
 /** Reads big-endian integers and length-prefixed vectors from a byte range. */
 export class Reader {
   readonly #buf: Uint8Array;
@@ -69,11 +81,7 @@ export class Reader {
 
   /** A big-endian 48-bit integer (a DTLS sequence number); exact in a JS number. */
   u48(what: string): number {
-    const at = this.#take(6, what);
-    const b = this.#buf;
-    const hi = (b[at]! << 8) | b[at + 1]!;
-    const lo = ((b[at + 2]! << 24) >>> 0) + ((b[at + 3]! << 16) | (b[at + 4]! << 8) | b[at + 5]!);
-    return hi * 0x1_0000_0000 + lo;
+    return readU48(this.#buf, this.#take(6, what));
   }
 
   /** `n` bytes as a subarray of the input. */

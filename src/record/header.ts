@@ -16,6 +16,7 @@
  * @module
  */
 
+import { readU48 } from "../codec/reader.ts";
 import { writeU48 } from "../codec/writer.ts";
 
 /** ContentType values (RFC 5246 §6.2.1). */
@@ -105,14 +106,6 @@ export function parseRecords(datagram: Uint8Array): { records: RecordView[]; mal
     at = next;
   }
   return { records, malformed };
-}
-
-/** The uint48 at `at` (bounds checked by the caller). */
-function readU48(bytes: Uint8Array, at: number): number {
-  const high = (bytes[at]! << 8) | bytes[at + 1]!;
-  const low = ((bytes[at + 2]! << 24) | (bytes[at + 3]! << 16) | (bytes[at + 4]! << 8) |
-    bytes[at + 5]!) >>> 0;
-  return high * 0x1_0000_0000 + low;
 }
 
 function checkHeader(
