@@ -27,9 +27,9 @@ export interface Aead {
   /**
    * Writes ciphertext || tag to `out` from `at` (plaintext.length + tagLength
    * bytes), for a record layer that builds the whole record in one array.
-   * Optional: a provider that cannot write in place leaves it out.
+   * Extending {@link InPlaceAead} gives `seal` from it.
    */
-  sealInto?(
+  sealInto(
     nonce: Uint8Array,
     aad: Uint8Array,
     plaintext: Uint8Array,

@@ -196,10 +196,10 @@ class ExplicitNonceProtection implements RecordProtection {
     seq: number,
     plaintext: Uint8Array,
   ): Uint8Array {
-    const sealed = this.#seal(type, version, epoch, seq, plaintext);
-    const out = new Uint8Array(8 + sealed.length);
+    this.#prepare(type, version, epoch, seq, plaintext);
+    const out = new Uint8Array(8 + plaintext.length + this.#aead.tagLength);
     out.set(NONCE.subarray(4), 0);
-    out.set(sealed, 8);
+    this.#aead.sealInto(NONCE, AAD, plaintext, out, 8);
     return out;
   }
 
@@ -211,32 +211,12 @@ class ExplicitNonceProtection implements RecordProtection {
     plaintext: Uint8Array,
   ): Uint8Array {
     const aead = this.#aead;
-    const length = 8 + plaintext.length + aead.tagLength;
-    if (aead.sealInto === undefined) {
-      const sealed = this.#seal(type, version, epoch, seq, plaintext);
-      const out = newRecord(type, version, epoch, seq, length);
-      out.copyWithin(RECORD_HEADER_LENGTH, 3, 11);
-      out.set(sealed, RECORD_HEADER_LENGTH + 8);
-      return out;
-    }
     this.#prepare(type, version, epoch, seq, plaintext);
-    const out = newRecord(type, version, epoch, seq, length);
+    const out = newRecord(type, version, epoch, seq, 8 + plaintext.length + aead.tagLength);
     // nonce_explicit is epoch || seq: the header's bytes 3 to 10.
     out.copyWithin(RECORD_HEADER_LENGTH, 3, 11);
     aead.sealInto(NONCE, AAD, plaintext, out, RECORD_HEADER_LENGTH + 8);
     return out;
-  }
-
-  /** Builds the nonce (salt || epoch || seq) and AAD, and seals. */
-  #seal(
-    type: number,
-    version: number,
-    epoch: number,
-    seq: number,
-    plaintext: Uint8Array,
-  ): Uint8Array {
-    this.#prepare(type, version, epoch, seq, plaintext);
-    return this.#aead.seal(NONCE, AAD, plaintext);
   }
 
   /** Checks the arguments and builds the nonce (salt || epoch || seq) and AAD. */
@@ -302,6 +282,19 @@ class XorNonceProtection implements RecordProtection {
     putWord(NONCE, 8, this.#iv2 ^ word(AAD, 4));
   }
 
+  /** Checks the arguments and builds the AAD and nonce of a record to send. */
+  #prepare(
+    type: number,
+    version: number,
+    epoch: number,
+    seq: number,
+    plaintext: Uint8Array,
+  ): void {
+    checkSend(type, version, epoch, seq, plaintext);
+    writeHeader(AAD, type, version, epoch, seq, plaintext.length);
+    this.#setNonce();
+  }
+
   protect(
     type: number,
     version: number,
@@ -309,9 +302,7 @@ class XorNonceProtection implements RecordProtection {
     seq: number,
     plaintext: Uint8Array,
   ): Uint8Array {
-    checkSend(type, version, epoch, seq, plaintext);
-    writeHeader(AAD, type, version, epoch, seq, plaintext.length);
-    this.#setNonce();
+    this.#prepare(type, version, epoch, seq, plaintext);
     return this.#aead.seal(NONCE, AAD, plaintext);
   }
 
@@ -323,15 +314,7 @@ class XorNonceProtection implements RecordProtection {
     plaintext: Uint8Array,
   ): Uint8Array {
     const aead = this.#aead;
-    if (aead.sealInto === undefined) {
-      const sealed = this.protect(type, version, epoch, seq, plaintext);
-      const out = newRecord(type, version, epoch, seq, sealed.length);
-      out.set(sealed, RECORD_HEADER_LENGTH);
-      return out;
-    }
-    checkSend(type, version, epoch, seq, plaintext);
-    writeHeader(AAD, type, version, epoch, seq, plaintext.length);
-    this.#setNonce();
+    this.#prepare(type, version, epoch, seq, plaintext);
     const out = newRecord(type, version, epoch, seq, plaintext.length + aead.tagLength);
     aead.sealInto(NONCE, AAD, plaintext, out, RECORD_HEADER_LENGTH);
     return out;

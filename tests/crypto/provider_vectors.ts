@@ -294,7 +294,6 @@ export function providerVectorTests(p: CryptoProvider): void {
       ] as const
     ) {
       const aead = p.aead(name, random(keyLength));
-      if (aead.sealInto === undefined) continue;
       for (const n of [0, 1, 64, 767, 768, 1200]) {
         const nonce = random(12), aad = random(13), plaintext = random(n);
         const sealed = aead.seal(nonce, aad, plaintext);
@@ -304,7 +303,7 @@ export function providerVectorTests(p: CryptoProvider): void {
         assert.ok(out.subarray(0, 21).every((b) => b === 0xa5), `${name} ${n}: bytes before`);
         assert.ok(out.subarray(21 + sealed.length).every((b) => b === 0xa5), `${name} ${n}: after`);
         assert.throws(
-          () => aead.sealInto!(nonce, aad, plaintext, out, out.length - sealed.length + 1),
+          () => aead.sealInto(nonce, aad, plaintext, out, out.length - sealed.length + 1),
           RangeError,
         );
       }

@@ -73,7 +73,7 @@ Deno.test("protection: round trip for every suite and MAC order, lengths 0..2^14
 
 Deno.test("protection: protectRecord is the record header followed by what protect returns", () => {
   const random = seededRandom(4);
-  // noble's AEADs seal in place (sealInto); node's GCM does not: both paths.
+  // Both providers: each record is sealed in place (sealInto) by a different AEAD.
   for (
     const [{ suite, etm, label }, provider] of VARIANTS.flatMap((v) =>
       [nobleProvider, nodeProvider].map((p) => [v, p] as const)
