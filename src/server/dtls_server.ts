@@ -113,6 +113,8 @@ const decoder = new TextDecoder("utf-8", { fatal: false });
 interface PeerRoute {
   readonly addr: Deno.NetAddr;
   readonly info: PeerInfo;
+  /** Logs a failed send naming the peer: made once per peer, not once per datagram. */
+  readonly onSendError: (error: unknown) => void;
 }
 
 /** Default random source: the platform CSPRNG. */
@@ -145,10 +147,12 @@ export class DtlsServer {
   readonly #bytesSent: Counter = this.metrics.counter("dtls_bytes_sent_total");
   readonly #appReceived: Counter = this.metrics.counter("dtls_app_records_received_total");
   readonly #appSent: Counter = this.metrics.counter("dtls_app_records_sent_total");
-  /** One handler for every failed send, rather than a closure per datagram. */
-  readonly #onSendError = (error: unknown): void => {
-    this.#log.log("error", "socket_error", `Cannot send a datagram: ${errorMessage(error)}`);
-  };
+  /** Logs a failed send to `peer`. */
+  #sendError(peer: string): (error: unknown) => void {
+    return (error) => {
+      this.#log.log("error", "socket_error", `Cannot send to ${peer}: ${errorMessage(error)}`);
+    };
+  }
   /** Handshakes refused by admission control: logged once per reason per interval. */
   readonly #refusals: ThrottledLog;
   readonly #cookieLog: ThrottledLog;
@@ -368,12 +372,16 @@ export class DtlsServer {
           `Sent HelloVerifyRequest to ${peer} (cookie ${outcome.cookie})`,
           { peer },
         );
-        this.#send(outcome.datagram, addr);
+        this.#send(outcome.datagram, addr, this.#sendError(peer));
         return;
       case "connection": {
         if (outcome.created) {
           this.metrics.inc("dtls_handshakes_started_total");
-          this.#peers.set(peer, { addr, info: { address: addr.hostname, port: addr.port } });
+          this.#peers.set(peer, {
+            addr,
+            info: { address: addr.hostname, port: addr.port },
+            onSendError: this.#sendError(peer),
+          });
           this.#log.log("info", "cookie_verified", `Cookie verified for ${peer}`, { peer });
           if (outcome.replaced !== undefined) {
             this.#log.log(
@@ -404,7 +412,7 @@ export class DtlsServer {
     }
     if (route !== undefined) {
       for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) {
-        const sent = this.#send(d, route.addr);
+        const sent = this.#send(d, route.addr, route.onSendError);
         sends?.push(sent);
       }
     }
@@ -566,12 +574,16 @@ export class DtlsServer {
     }
   }
 
-  #send(datagram: Uint8Array, addr: Deno.NetAddr): Promise<unknown> {
+  #send(
+    datagram: Uint8Array,
+    addr: Deno.NetAddr,
+    onError: (error: unknown) => void,
+  ): Promise<unknown> {
     const socket = this.#socket;
     if (socket === undefined) return Promise.resolve();
     this.#datagramsSent.add();
     this.#bytesSent.add(datagram.length);
-    return socket.send(datagram, addr).catch(this.#onSendError);
+    return socket.send(datagram, addr).catch(onError);
   }
 }
 
