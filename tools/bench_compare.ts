@@ -24,6 +24,8 @@
 
 import { parseArgs } from "node:util";
 import type { LoadReport } from "./load.ts";
+import { buildPionPeer } from "../tests/e2e/pion/build.ts";
+import { shellSucceeds } from "../tests/helpers/build_peer.ts";
 
 /** What the pion server accepts: its PSK suites that the load tool can ask for. */
 const PION_SUITES = [
@@ -93,37 +95,6 @@ function freePort(): number {
   const port = (s.addr as Deno.NetAddr).port;
   s.close();
   return port;
-}
-
-function hasCommand(name: string): boolean {
-  try {
-    const out = new Deno.Command("sh", { args: ["-c", `command -v ${name}`], stdout: "null" })
-      .outputSync();
-    return out.success;
-  } catch {
-    return false;
-  }
-}
-
-/** Builds the pion echo server, or answers why it cannot. */
-function buildPion(): string | { skipped: string } {
-  if (!hasCommand("go")) return { skipped: "go not installed (apt-get install golang-go)" };
-  const gopath = "/usr/share/gocode";
-  try {
-    Deno.statSync(`${gopath}/src/github.com/pion/dtls/v2`);
-  } catch {
-    return { skipped: "pion not installed (apt-get install golang-github-pion-dtls.v2-dev)" };
-  }
-  const binary = Deno.makeTempFileSync({ prefix: "pion-peer-" });
-  const out = new Deno.Command("go", {
-    args: ["build", "-o", binary, "."],
-    cwd: `${here}../tests/e2e/pion`,
-    env: { GO111MODULE: "off", GOPATH: gopath, GOFLAGS: "" },
-    stdout: "null",
-    stderr: "piped",
-  }).outputSync();
-  if (!out.success) return { skipped: `go build failed: ${new TextDecoder().decode(out.stderr)}` };
-  return binary;
 }
 
 async function start(name: string, pion: string | undefined): Promise<Server> {
@@ -265,11 +236,14 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const pionBuild = buildPion();
-  const pion = typeof pionBuild === "string" ? pionBuild : undefined;
   const skipped: Record<string, string> = {};
-  if (typeof pionBuild !== "string") skipped.pion = pionBuild.skipped;
-  if (!hasCommand("openssl")) skipped.openssl = "openssl not installed";
+  let pion: string | undefined;
+  try {
+    pion = buildPionPeer().path();
+  } catch (error) {
+    skipped.pion = (error as Error).message;
+  }
+  if (!shellSucceeds("command -v openssl")) skipped.openssl = "openssl not installed";
   const available = (names: string[]) => names.filter((n) => skipped[n] === undefined);
   const ours = values.noble ? ["ours", "ours-noble"] : ["ours"];
   const clients = values.clients!;
@@ -381,7 +355,6 @@ async function main(): Promise<void> {
   console.log(lines.join("\n"));
   for (const [name, why] of Object.entries(skipped)) console.log(`\n${name} skipped: ${why}`);
   console.log(JSON.stringify({ duration: Number(values.duration), rounds, skipped, summary }));
-  if (pion) Deno.removeSync(pion);
 }
 
 await main();

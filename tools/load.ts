@@ -97,7 +97,6 @@ export interface LoadReport {
 
 type ErrorKind = "handshake_failed" | "timeout" | "closed" | "socket";
 
-/** Defaults of {@link LoadOptions}: the Qt example's credentials, AES-128-GCM. */
 /**
  * The load generator's own crypto: the node provider with our table-based
  * AES-GCM (src/crypto/gcm.ts), which costs a quarter of node:crypto's per
@@ -113,6 +112,7 @@ function loadProvider(): CryptoProvider {
   };
 }
 
+/** Defaults of {@link LoadOptions}: the Qt example's credentials, AES-128-GCM. */
 export const LOAD_DEFAULTS: Omit<LoadOptions, "port"> = {
   host: "127.0.0.1",
   mode: "echo",

@@ -16,9 +16,8 @@ import {
   spawnPeer,
   startServer,
 } from "../helpers/server_process.ts";
-import { buildPeer, shellSucceeds } from "../helpers/build_peer.ts";
+import { buildPionPeer } from "./pion/build.ts";
 
-const GOPATH = "/usr/share/gocode";
 const TIMEOUT_MS = 15_000;
 const KEY = new Uint8Array(DEMO.keyHex.match(/../g)!.map((h) => parseInt(h, 16)));
 
@@ -32,22 +31,7 @@ const SUITES = [
   "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256",
 ];
 
-const pion = buildPeer(
-  "pion-peer",
-  () => {
-    if (!shellSucceeds("command -v go")) return "go not installed (Debian: golang-go)";
-    if (!shellSucceeds(`test -d ${GOPATH}/src/github.com/pion/dtls/v2`)) {
-      return "pion not installed (Debian: golang-github-pion-dtls.v2-dev)";
-    }
-    return undefined;
-  },
-  "go",
-  (output) => ["build", "-o", output, "."],
-  {
-    cwd: new URL("./pion/", import.meta.url).pathname,
-    env: { GO111MODULE: "off", GOPATH, GOFLAGS: "" },
-  },
-);
+const pion = buildPionPeer();
 
 for (const suite of SUITES) {
   Deno.test({
