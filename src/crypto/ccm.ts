@@ -16,6 +16,7 @@
 
 import { unsafe } from "@noble/ciphers/aes.js";
 import { constantTimeEqual } from "./constant_time.ts";
+import { allocateBytes } from "../codec/byte_pool.ts";
 import { type Aead, InPlaceAead, sealTarget } from "./provider.ts";
 
 const BLOCK = 16;
@@ -109,7 +110,7 @@ class AesCcm extends InPlaceAead {
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
     const n = sealed.length - this.tagLength;
     if (nonce.length !== this.#nonceLength || n < 0 || n >= this.#maxLength) return null;
-    const out = new Uint8Array(n);
+    const out = allocateBytes(n);
     // RFC 3610 §2.5: decrypt first, then recompute the MAC over the
     // plaintext; nothing is released unless the tags match.
     this.#setCounter(nonce);

@@ -17,7 +17,8 @@
  * @module
  */
 
-import { InPlaceAead, sealTarget } from "./provider.ts";
+import { allocateBytes } from "../codec/byte_pool.ts";
+import { checkSealRange, InPlaceAead } from "./provider.ts";
 
 const TAG_LENGTH = 16;
 /** "expand 32-byte k" as four little-endian words (RFC 8439 §2.3). */
@@ -158,7 +159,7 @@ export class Poly1305 {
     if (whole < to) {
       const pad = this.#pad;
       pad.fill(0);
-      pad.set(data.subarray(whole, to));
+      for (let i = whole; i < to; i++) pad[i - whole] = data[i]!;
       this.#blocks(pad, 0, 16);
     }
   }
@@ -341,51 +342,62 @@ export class ChaCha20Poly1305 extends InPlaceAead {
       throw new TypeError(`Cannot seal ChaCha20-Poly1305: nonce of ${nonce.length} bytes`);
     }
     const n = plaintext.length;
-    const target = sealTarget(out, at, n + TAG_LENGTH);
+    checkSealRange(out, at, n + TAG_LENGTH);
     const n0 = load32(nonce, 0), n1 = load32(nonce, 4), n2 = load32(nonce, 8);
-    this.#xor(plaintext, target, n0, n1, n2);
-    this.#authenticate(n0, n1, n2, aad, target, n);
-    target.set(TAG, n);
+    this.#xor(plaintext, n, out, at, n0, n1, n2);
+    this.#authenticate(n0, n1, n2, aad, out, at, n);
+    out.set(TAG, at + n);
   }
 
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
     if (nonce.length !== 12 || sealed.length < TAG_LENGTH) return null;
     const n = sealed.length - TAG_LENGTH;
     const n0 = load32(nonce, 0), n1 = load32(nonce, 4), n2 = load32(nonce, 8);
-    this.#authenticate(n0, n1, n2, aad, sealed, n);
+    this.#authenticate(n0, n1, n2, aad, sealed, 0, n);
     const tag = TAG;
     let diff = 0;
     for (let i = 0; i < TAG_LENGTH; i++) diff |= tag[i]! ^ sealed[n + i]!;
     if (diff !== 0) return null;
-    const out = new Uint8Array(n);
-    this.#xor(sealed.subarray(0, n), out, n0, n1, n2);
+    const out = allocateBytes(n);
+    this.#xor(sealed, n, out, 0, n0, n1, n2);
     return out;
   }
 
-  /** out = input XOR the keystream from block counter 1 (§2.8: block 0 keys Poly1305). */
-  #xor(input: Uint8Array, out: Uint8Array, n0: number, n1: number, n2: number): void {
+  /**
+   * out[to..to+length) = input[0..length) XOR the keystream from block
+   * counter 1 (§2.8: block 0 keys Poly1305).
+   */
+  #xor(
+    input: Uint8Array,
+    length: number,
+    out: Uint8Array,
+    to: number,
+    n0: number,
+    n1: number,
+    n2: number,
+  ): void {
     const keystream = KEYSTREAM;
-    const length = input.length;
     for (let at = 0, counter = 1; at < length; at += 64, counter++) {
       chachaBlock(this.#key, counter, n0, n1, n2, BLOCK);
       const end = Math.min(64, length - at);
-      for (let i = 0; i < end; i++) out[at + i] = input[at + i]! ^ keystream[i]!;
+      for (let i = 0; i < end; i++) out[to + at + i] = input[at + i]! ^ keystream[i]!;
     }
   }
 
-  /** The tag over aad and `text[0..n)` into TAG (§2.8). */
+  /** The tag over aad and `text[from..from+n)` into TAG (§2.8). */
   #authenticate(
     n0: number,
     n1: number,
     n2: number,
     aad: Uint8Array,
     text: Uint8Array,
+    from: number,
     n: number,
   ): void {
     chachaBlock(this.#key, 0, n0, n1, n2, BLOCK);
     MAC.reset(KEYSTREAM);
     MAC.update(aad, 0, aad.length);
-    MAC.update(text, 0, n);
+    MAC.update(text, from, from + n);
     MAC.lengths(aad.length, n);
     MAC.finish(TAG, 0);
   }

@@ -21,6 +21,7 @@
  * @module
  */
 
+import { allocateBytes } from "../codec/byte_pool.ts";
 import { type Aead, InPlaceAead, sealTarget } from "./provider.ts";
 
 // ---------------------------------------------------------------------------
@@ -421,7 +422,7 @@ class AesGcm extends InPlaceAead {
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
     if (nonce.length !== 12 || sealed.length < 16) return null;
     const n = sealed.length - 16;
-    const out = new Uint8Array(n);
+    const out = allocateBytes(n);
     this.#absorbAad(aad);
     this.#crypt(nonce, aad.length, sealed, out, n, false);
     // Every tag word is compared: no early exit.

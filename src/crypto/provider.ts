@@ -83,11 +83,16 @@ export interface CryptoProvider {
   keyShare(group: GroupName, random: RandomSource): KeyShare;
 }
 
-/** `out[at..at+length)`, checked to be there, as its own view. */
-export function sealTarget(out: Uint8Array, at: number, length: number): Uint8Array {
+/** Throws unless `out[at..at+length)` is there. */
+export function checkSealRange(out: Uint8Array, at: number, length: number): void {
   if (!(at >= 0 && at + length <= out.length)) {
     throw new RangeError(`Cannot seal into ${out.length} bytes at ${at}: ${length} needed`);
   }
+}
+
+/** `out[at..at+length)`, checked to be there, as its own view. */
+export function sealTarget(out: Uint8Array, at: number, length: number): Uint8Array {
+  checkSealRange(out, at, length);
   return at === 0 && length === out.length ? out : out.subarray(at, at + length);
 }
 

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { allocateBytes } from "../codec/byte_pool.ts";
 import { writeU48 } from "../codec/writer.ts";
 import { encodeRecord, RECORD_HEADER_LENGTH, writeRecordHeader } from "./header.ts";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
@@ -137,6 +138,8 @@ function writeHeader(
 /**
  * A new record of `fragmentLength` fragment bytes with its header filled in;
  * the caller has validated the fields (checkSend) and writes the fragment.
+ * It comes from the byte pool: a record is sent and dropped, and a flight
+ * kept for retransmission is a copy (Connection's packing).
  */
 function newRecord(
   type: number,
@@ -145,7 +148,7 @@ function newRecord(
   seq: number,
   fragmentLength: number,
 ): Uint8Array {
-  const out = new Uint8Array(RECORD_HEADER_LENGTH + fragmentLength);
+  const out = allocateBytes(RECORD_HEADER_LENGTH + fragmentLength);
   writeRecordHeader(out, 0, type, version, epoch, seq, fragmentLength);
   return out;
 }
