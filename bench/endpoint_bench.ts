@@ -15,7 +15,7 @@ import { nodeProvider } from "../src/crypto/node.ts";
 import { parseHandshakeFragments } from "../src/handshake/fragments.ts";
 import { parseRecords } from "../src/record/header.ts";
 import { suiteByName } from "../src/record/suites.ts";
-import { peerKey } from "../src/server/dtls_server.ts";
+import { peerKey, PeerKeys } from "../src/server/dtls_server.ts";
 import { toHex } from "../src/server/log.ts";
 
 const random = (n: number) => crypto.getRandomValues(new Uint8Array(n));
@@ -148,6 +148,14 @@ for (const provider of [nobleProvider, nodeProvider]) {
     group: "peer",
     fn: () => {
       if (table.get(peerKey(addrs[i++ % 10_000]!)) === undefined) throw new Error("bench peer");
+    },
+  });
+  const keys = new PeerKeys();
+  Deno.bench({
+    name: "peer lookup: PeerKeys.of(addr) (the server's, remembered per port) + Map.get",
+    group: "peer",
+    fn: () => {
+      if (table.get(keys.of(addrs[i++ % 10_000]!)) === undefined) throw new Error("bench peer");
     },
   });
 }

@@ -45,7 +45,7 @@ import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handsh
 export type { ConnectionConfig };
 import type { ConnectionEvent, DropReason } from "./events.ts";
 import type { HandshakeEvent } from "../handshake/driver.ts";
-import { parseRecords } from "../record/header.ts";
+import { countMalformedRecords, RecordCursor } from "../record/header.ts";
 
 type Phase = "handshaking" | "established" | "closed";
 
@@ -157,11 +157,11 @@ export class Connection implements HandshakeHost {
   handleDatagram(datagram: Uint8Array, now: number): void {
     this.#now = now;
     if (this.#phase === "closed") return;
-    const { records, malformed } = parseRecords(datagram);
-    if (malformed > 0) this.#drop("malformed", -1);
-    for (const record of records) {
+    if (countMalformedRecords(datagram) > 0) this.#drop("malformed", -1);
+    const cursor = CURSOR.reset(datagram);
+    while (cursor.next()) {
       if (this.isClosed) return;
-      this.handleRecord(record, now);
+      this.handleRecord(cursor, now);
     }
   }
 
@@ -181,7 +181,14 @@ export class Connection implements HandshakeHost {
         record.epoch === this.#readEpoch + 1 && this.#phase === "handshaking" &&
         this.#early.length < MAX_EARLY_RECORDS
       ) {
-        this.#early.push({ ...record, fragment: record.fragment.slice(), raw: record.raw.slice() });
+        this.#early.push({
+          type: record.type,
+          version: record.version,
+          epoch: record.epoch,
+          seq: record.seq,
+          fragment: record.fragment.slice(),
+          raw: record.raw.slice(),
+        });
         return;
       }
       return this.#drop(record.epoch > this.#readEpoch ? "buffer_full" : "epoch", record.epoch);
@@ -563,3 +570,10 @@ export class Connection implements HandshakeHost {
 }
 
 const CCS_BODY = new Uint8Array([1]);
+
+/**
+ * The one record walk of every connection: a datagram is handled to the
+ * end without yielding, and nothing keeps the view (early records are
+ * copied), so no two walks overlap.
+ */
+const CURSOR = new RecordCursor();

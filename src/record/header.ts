@@ -62,7 +62,10 @@ export interface RecordView {
 }
 
 /**
- * Splits one datagram into its records.
+ * A walk over one datagram's records that fills this one view in place:
+ * the per-datagram path of an established connection, where an array and
+ * an object per record would be garbage per datagram. The fields describe
+ * the record of the last `next()` that returned true.
  *
  * Per RFC 6347 §4.1.2.7 invalid records are silently discarded, not fatal.
  * A truncated header, or a length running past the end of the datagram,
@@ -72,40 +75,100 @@ export interface RecordView {
  * the walk goes on: its framing is intact. Unknown content types and
  * versions are returned as they are; the caller decides.
  */
+export class RecordCursor implements RecordView {
+  type = 0;
+  version = 0;
+  epoch = 0;
+  seq = 0;
+  fragment: Uint8Array = EMPTY;
+  /** Malformed records met so far in this datagram. */
+  malformed = 0;
+  #datagram: Uint8Array = EMPTY;
+  #at = 0;
+  #start = 0;
+
+  /** Starts a walk over `datagram`. */
+  reset(datagram: Uint8Array): this {
+    this.#datagram = datagram;
+    this.#at = 0;
+    this.malformed = 0;
+    this.fragment = EMPTY;
+    return this;
+  }
+
+  /** Moves to the next well-framed record; false when there is none. */
+  next(): boolean {
+    const datagram = this.#datagram;
+    const end = datagram.length;
+    // Reads the header bytes directly: this runs once per datagram received.
+    while (this.#at < end) {
+      const at = this.#at;
+      if (end - at < RECORD_HEADER_LENGTH) {
+        this.malformed++;
+        this.#at = end;
+        return false;
+      }
+      const length = (datagram[at + 11]! << 8) | datagram[at + 12]!;
+      const body = at + RECORD_HEADER_LENGTH;
+      if (length > end - body) {
+        this.malformed++;
+        this.#at = end;
+        return false;
+      }
+      const next = body + length;
+      this.#at = next;
+      if (length > MAX_FRAGMENT_LENGTH) {
+        this.malformed++;
+        continue;
+      }
+      this.type = datagram[at]!;
+      this.version = (datagram[at + 1]! << 8) | datagram[at + 2]!;
+      this.epoch = (datagram[at + 3]! << 8) | datagram[at + 4]!;
+      this.seq = readU48(datagram, at + 5);
+      this.fragment = datagram.subarray(body, next);
+      this.#start = at;
+      return true;
+    }
+    return false;
+  }
+
+  /** The whole current record, header included (made when asked: a view per call). */
+  get raw(): Uint8Array {
+    return this.#datagram.subarray(this.#start, this.#at);
+  }
+}
+
+/** Malformed records of `datagram` (see {@link RecordCursor}), counted without building views. */
+export function countMalformedRecords(datagram: Uint8Array): number {
+  const end = datagram.length;
+  let malformed = 0;
+  for (let at = 0; at < end;) {
+    if (end - at < RECORD_HEADER_LENGTH) return malformed + 1;
+    const length = (datagram[at + 11]! << 8) | datagram[at + 12]!;
+    if (length > end - at - RECORD_HEADER_LENGTH) return malformed + 1;
+    if (length > MAX_FRAGMENT_LENGTH) malformed++;
+    at += RECORD_HEADER_LENGTH + length;
+  }
+  return malformed;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Splits one datagram into its records, as {@link RecordCursor} walks them. */
 export function parseRecords(datagram: Uint8Array): { records: RecordView[]; malformed: number } {
   const records: RecordView[] = [];
-  let malformed = 0;
-  const end = datagram.length;
-  let at = 0;
-  // Reads the header bytes directly: this runs once per datagram received.
-  while (at < end) {
-    if (end - at < RECORD_HEADER_LENGTH) {
-      malformed++;
-      break;
-    }
-    const length = (datagram[at + 11]! << 8) | datagram[at + 12]!;
-    const body = at + RECORD_HEADER_LENGTH;
-    if (length > end - body) {
-      malformed++;
-      break;
-    }
-    const next = body + length;
-    if (length > MAX_FRAGMENT_LENGTH) {
-      malformed++;
-      at = next;
-      continue;
-    }
+  const cursor = new RecordCursor().reset(datagram);
+  while (cursor.next()) {
     records.push({
-      type: datagram[at]!,
-      version: (datagram[at + 1]! << 8) | datagram[at + 2]!,
-      epoch: (datagram[at + 3]! << 8) | datagram[at + 4]!,
-      seq: readU48(datagram, at + 5),
-      fragment: datagram.subarray(body, next),
-      raw: datagram.subarray(at, next),
+      type: cursor.type,
+      version: cursor.version,
+      epoch: cursor.epoch,
+      seq: cursor.seq,
+      fragment: cursor.fragment,
+      raw: cursor.raw,
     });
-    at = next;
   }
-  return { records, malformed };
+  return { records, malformed: cursor.malformed };
 }
 
 function checkHeader(

@@ -134,6 +134,7 @@ export class DtlsServer {
   #closing = false;
   /** Peer key → socket address, for sending. */
   readonly #peers = new Map<string, PeerRoute>();
+  readonly #peerKeys = new PeerKeys();
   #psk: PskStore;
   /** Connections whose handshake completed, and the last fatal alert of each, for metrics. */
   readonly #completed = new WeakSet<Connection>();
@@ -306,7 +307,10 @@ export class DtlsServer {
     while (true) {
       let datagram: Uint8Array, addr: Deno.Addr;
       try {
-        [datagram, addr] = await socket.receive(buffer);
+        // Indexed rather than destructured: no iterator per datagram.
+        const received = await socket.receive(buffer);
+        datagram = received[0];
+        addr = received[1];
       } catch (error) {
         if (this.#closing || this.#socket !== socket) return;
         this.#log.log("error", "socket_error", `Cannot receive: ${errorMessage(error)}`);
@@ -325,7 +329,7 @@ export class DtlsServer {
 
   #onDatagram(datagram: Uint8Array, addr: Deno.NetAddr): void {
     if (this.#closing) return;
-    const peer = peerKey(addr);
+    const peer = this.#peerKeys.of(addr);
     if (datagram.length === 0) {
       // Qt's example calls this a spurious read: the socket woke with nothing in it.
       this.#log.log("warning", "spurious_read", `Empty datagram from ${peer}`, { peer });
@@ -595,6 +599,23 @@ const REFUSAL_TEXT: Record<AdmissionRefusal, string> = {
 
 function isRefusal(reason: string): reason is AdmissionRefusal {
   return reason in REFUSAL_TEXT;
+}
+
+/**
+ * {@link peerKey} remembering the last key made for each port: a peer sends
+ * from the same address again and again, and a key string built per
+ * datagram is garbage per datagram. Bounded by the 65,536 ports.
+ */
+export class PeerKeys {
+  readonly #byPort = new Map<number, { readonly hostname: string; readonly key: string }>();
+
+  of(addr: Deno.NetAddr): string {
+    const known = this.#byPort.get(addr.port);
+    if (known !== undefined && known.hostname === addr.hostname) return known.key;
+    const key = peerKey(addr);
+    this.#byPort.set(addr.port, { hostname: addr.hostname, key });
+    return key;
+  }
 }
 
 /** The connection-table key of a socket address: `1.2.3.4:5` or `[::1]:5`. */

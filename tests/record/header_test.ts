@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   ContentType,
+  countMalformedRecords,
   DTLS_1_0,
   DTLS_1_2,
   encodeRecord,
   MAX_FRAGMENT_LENGTH,
   parseRecords,
   RECORD_HEADER_LENGTH,
+  RecordCursor,
   writeRecord,
 } from "../../src/record/header.ts";
 import { concat, hex, toHex } from "../crypto/hex.ts";
@@ -220,4 +222,47 @@ Deno.test("header: property: parse(concat(encode(r...))) gives back r..., and ar
       assert.equal(used === bytes.length, malformed === 0);
     }),
   );
+});
+
+Deno.test("header: the reused cursor walks what parseRecords returns, and the malformed count matches", () => {
+  const cursor = new RecordCursor();
+  // encodeRecord refuses an oversized fragment: its header is written by hand.
+  const oversized = new Uint8Array(RECORD_HEADER_LENGTH + MAX_FRAGMENT_LENGTH + 1);
+  oversized.set([ContentType.ApplicationData, 0xfe, 0xfd], 0);
+  oversized[11] = (MAX_FRAGMENT_LENGTH + 1) >>> 8;
+  oversized[12] = (MAX_FRAGMENT_LENGTH + 1) & 0xff;
+  const good = encodeRecord(23, DTLS_1_2, 1, 2, new Uint8Array([1, 2, 3]));
+  const cases = [
+    new Uint8Array(0),
+    good,
+    concat(good, oversized, good),
+    concat(good, good.subarray(0, 10)),
+    concat(good, new Uint8Array(5)),
+  ];
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+      cases.push(bytes);
+    }),
+    { numRuns: 200 },
+  );
+  for (const datagram of cases) {
+    const parsed = parseRecords(datagram);
+    const walked = [];
+    cursor.reset(datagram);
+    while (cursor.next()) {
+      walked.push({
+        type: cursor.type,
+        version: cursor.version,
+        epoch: cursor.epoch,
+        seq: cursor.seq,
+        fragment: cursor.fragment,
+        raw: cursor.raw,
+      });
+    }
+    assert.deepEqual(walked, parsed.records);
+    assert.equal(cursor.malformed, parsed.malformed);
+    assert.equal(countMalformedRecords(datagram), parsed.malformed);
+  }
+  assert.equal(countMalformedRecords(concat(good, oversized, good)), 1);
+  assert.equal(countMalformedRecords(concat(good, good.subarray(0, 10))), 1);
 });

@@ -3,7 +3,7 @@
  */
 import assert from "node:assert/strict";
 import { DtlsClient } from "../../src/client/dtls_client.ts";
-import { DtlsServer } from "../../src/server/dtls_server.ts";
+import { DtlsServer, peerKey, PeerKeys } from "../../src/server/dtls_server.ts";
 import { MemoryLogger } from "../../src/server/log.ts";
 import { mapPskStore, parseHexKey } from "../../src/server/psk_store.ts";
 
@@ -145,4 +145,23 @@ Deno.test("with a key file an unknown identity is refused with unknown_psk_ident
     );
     assert.ok(!JSON.stringify(log.entries).includes("00112233"), "no key in logs");
   });
+});
+
+Deno.test("peer keys: the connection-table key of IPv4 and IPv6 addresses, remembered per port", () => {
+  const keys = new PeerKeys();
+  const at = (hostname: string, port: number): Deno.NetAddr => ({
+    transport: "udp",
+    hostname,
+    port,
+  });
+  assert.equal(keys.of(at("192.0.2.1", 4433)), "192.0.2.1:4433");
+  assert.equal(keys.of(at("192.0.2.1", 4433)), "192.0.2.1:4433");
+  // Another host on the same port is another peer, and so is the first one coming back.
+  assert.equal(keys.of(at("192.0.2.10", 4433)), "192.0.2.10:4433");
+  assert.equal(keys.of(at("::1", 4433)), "[::1]:4433");
+  assert.equal(keys.of(at("192.0.2.1", 4433)), "192.0.2.1:4433");
+  assert.equal(keys.of(at("192.0.2.1", 4434)), "192.0.2.1:4434");
+  for (const addr of [at("2001:db8::7", 1), at("10.0.0.1", 65535)]) {
+    assert.equal(keys.of(addr), peerKey(addr));
+  }
 });
