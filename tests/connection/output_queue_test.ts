@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { OutputQueue } from "../../src/connection/output_queue.ts";
 
 Deno.test("output queue: first in, first out, across pushes made while draining", () => {
@@ -17,4 +18,25 @@ Deno.test("output queue: first in, first out, across pushes made while draining"
     for (let i = 0; i < 100; i++) assert.equal(queue.poll(), i);
     assert.equal(queue.poll(), undefined);
   }
+});
+
+Deno.test("output queue: property: any interleaving of pushes and polls is first in, first out", () => {
+  fc.assert(
+    fc.property(fc.array(fc.boolean(), { maxLength: 200 }), (ops) => {
+      const queue = new OutputQueue<number>();
+      const model: number[] = [];
+      let next = 0;
+      for (const isPush of ops) {
+        if (isPush) {
+          queue.push(next);
+          model.push(next++);
+        } else {
+          assert.equal(queue.poll(), model.shift());
+        }
+      }
+      while (model.length > 0) assert.equal(queue.poll(), model.shift());
+      assert.equal(queue.poll(), undefined);
+    }),
+    { numRuns: 500 },
+  );
 });
