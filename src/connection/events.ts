@@ -22,7 +22,11 @@ export type ConnectionEvent =
   | HandshakeEvent
   | {
     readonly type: "data";
-    /** The decrypted payload (owned by the receiver). */
+    /**
+     * The decrypted payload, the receiver's to keep: it never changes. It is
+     * a view into a chunk shared with other records (src/codec/byte_pool.ts),
+     * so a holder that keeps many for long should `slice()` them.
+     */
     readonly data: Uint8Array;
     /** The protected record it came in (a view valid until the next datagram is handled). */
     readonly record: Uint8Array;
