@@ -1,6 +1,5 @@
 /**
- * Short-lived byte arrays for the per-record path, carved from shared
- * chunks.
+ * Short-lived byte arrays for the per-record path, carved from chunks.
  *
  * Every `new Uint8Array(n)` makes its own ArrayBuffer, and V8 sweeps each
  * young ArrayBuffer at every scavenge: measured on Deno 2.9.6, a scavenge of
@@ -15,30 +14,54 @@
  * pending in the runtime, an application keeping a message): this is a bump
  * allocator whose chunks the GC frees when their last view dies, as
  * Node.js's Buffer pool is. The costs are the same as Node's: a view keeps
- * its whole chunk alive, and its `.buffer` shows its chunk's other records,
- * so a holder that keeps bytes for long should copy them (`slice()`).
+ * its whole chunk alive, and its `.buffer` shows the chunk's other bytes.
+ * That is why what an application is handed comes from a pool of its own
+ * connection (Connection keeps one), never from the shared one.
  *
  * @module
  */
 
-/** Bytes per chunk: Node.js's Buffer.poolSize, for the same trade-off. */
+/** Bytes per chunk of the shared pool: Node.js's Buffer.poolSize, for the same trade-off. */
 export const CHUNK_BYTES = 8192;
 
-/** Larger requests get their own buffer: a chunk would hold few of them. */
-const POOLED_MAX = CHUNK_BYTES >>> 1;
+/** A bump allocator over chunks of a fixed size. */
+export class BytePool {
+  readonly #chunkBytes: number;
+  #chunk: Uint8Array | undefined = undefined;
+  #used = 0;
 
-let chunk = new Uint8Array(CHUNK_BYTES);
-let used = 0;
-
-/** `length` zeroed bytes: a view into a shared chunk, or an array of its own if large. */
-export function allocateBytes(length: number): Uint8Array {
-  if (length > POOLED_MAX) return new Uint8Array(length);
-  if (used + length > CHUNK_BYTES) {
-    chunk = new Uint8Array(CHUNK_BYTES);
-    used = 0;
+  constructor(chunkBytes: number) {
+    this.#chunkBytes = chunkBytes;
   }
-  const view = chunk.subarray(used, used + length);
-  // Keep views 8-byte aligned, as a fresh buffer is.
-  used = (used + length + 7) & ~7;
-  return view;
+
+  /** `length` zeroed bytes: a view into a chunk, or an array of its own if over half a chunk. */
+  allocate(length: number): Uint8Array {
+    if (length > this.#chunkBytes >>> 1) return new Uint8Array(length);
+    let chunk = this.#chunk;
+    if (chunk === undefined || this.#used + length > this.#chunkBytes) {
+      chunk = this.#chunk = new Uint8Array(this.#chunkBytes);
+      this.#used = 0;
+    }
+    const view = chunk.subarray(this.#used, this.#used + length);
+    // Keep views 8-byte aligned, as a fresh buffer is.
+    this.#used = (this.#used + length + 7) & ~7;
+    return view;
+  }
+
+  /** Lets go of the current chunk (views already handed out stay valid); the next allocation starts a new one. */
+  release(): void {
+    this.#chunk = undefined;
+    this.#used = 0;
+  }
+}
+
+const SHARED = new BytePool(CHUNK_BYTES);
+
+/**
+ * `length` zeroed bytes from the pool shared by every connection: for what
+ * the engine hands only to the socket (sealed records) or keeps to itself
+ * (opened plaintexts, which it copies before an application sees them).
+ */
+export function allocateBytes(length: number): Uint8Array {
+  return SHARED.allocate(length);
 }

@@ -45,6 +45,7 @@ import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handsh
 export type { ConnectionConfig };
 import type { ConnectionEvent, DropReason } from "./events.ts";
 import type { HandshakeEvent } from "../handshake/driver.ts";
+import { BytePool } from "../codec/byte_pool.ts";
 import { countMalformedRecords, RecordCursor } from "../record/header.ts";
 
 type Phase = "handshaking" | "established" | "closed";
@@ -75,6 +76,12 @@ export class Connection implements HandshakeHost {
   #readEpoch = 0;
   #pendingRead: RecordProtection | undefined;
   #early: RecordView[] = [];
+  /**
+   * Where application data handed out comes from: a pool of this
+   * connection's own, so that no view an application holds shows another
+   * peer's bytes; made on the first record, dropped when idle.
+   */
+  #received: BytePool | undefined = undefined;
 
   #writes: (RecordProtection | undefined)[] = [NULL_PROTECTION];
   #writeEpoch = 0;
@@ -144,6 +151,15 @@ export class Connection implements HandshakeHost {
   /** When the peer was last heard from (an authenticated or epoch-0 record). */
   get lastReceive(): number {
     return this.#lastReceive;
+  }
+
+  /**
+   * Lets go of the chunk application data is copied into (what was handed
+   * out stays valid): the endpoint calls this for a connection gone quiet,
+   * so an idle connection holds no buffer.
+   */
+  releaseIdleMemory(): void {
+    this.#received = undefined;
   }
 
   /** Marks a record sequence number of epoch 0 as seen (the ClientHello that created us). */
@@ -227,6 +243,20 @@ export class Connection implements HandshakeHost {
     }
   }
 
+  /**
+   * The application's copy of a record's plaintext, from this connection's
+   * pool; the record layer's copy (in the shared pool) is wiped, so that
+   * pool only ever holds bytes already public or the engine's own.
+   */
+  #keep(plaintext: Uint8Array): Uint8Array {
+    const copy = (this.#received ??= new BytePool(RECEIVED_CHUNK_BYTES)).allocate(
+      plaintext.length,
+    );
+    copy.set(plaintext);
+    plaintext.fill(0);
+    return copy;
+  }
+
   #dispatch(record: RecordView, plaintext: Uint8Array): void {
     const stale = record.epoch < this.#readEpoch;
     switch (record.type) {
@@ -248,7 +278,7 @@ export class Connection implements HandshakeHost {
         if (this.#phase !== "established" || record.epoch === 0 || stale) {
           return this.#drop("unexpected", record.epoch);
         }
-        this.#events.push({ type: "data", data: plaintext, record: record.raw });
+        this.#events.push({ type: "data", data: this.#keep(plaintext), record: record.raw });
         return;
       default:
         // RFC 5246 §6: an unexpected record type MUST get unexpected_message.
@@ -570,6 +600,12 @@ export class Connection implements HandshakeHost {
 }
 
 const CCS_BODY = new Uint8Array([1]);
+
+/**
+ * Chunk size of a connection's pool of received application data: a dozen
+ * 64-byte messages per buffer; records over half of it get one of their own.
+ */
+const RECEIVED_CHUNK_BYTES = 1024;
 
 /**
  * The one record walk of every connection: a datagram is handled to the

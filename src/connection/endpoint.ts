@@ -330,11 +330,13 @@ export class ServerEndpoint {
         this.#halfOpen.delete(connection);
         continue;
       }
-      if (connection.isEstablished && now - connection.lastReceive >= this.#options.idleTimeoutMs) {
+      const quiet = now - connection.lastReceive;
+      if (connection.isEstablished && quiet >= this.#options.idleTimeoutMs) {
         connection.close("idle timeout");
         touched.push([peer, connection]);
         continue;
       }
+      if (quiet >= QUIET_MS) connection.releaseIdleMemory();
       const due = connection.pollTimeout();
       if (due !== undefined && due <= now) {
         connection.handleTimeout(now);
@@ -345,6 +347,9 @@ export class ServerEndpoint {
     return touched;
   }
 }
+
+/** A connection not heard from for this long gives back its receive buffer, ms. */
+const QUIET_MS = 1_000;
 
 /** The ClientHello at the start of a datagram, if that is what it carries. */
 function peekClientHello(datagram: Uint8Array): { random: Uint8Array } | undefined {

@@ -24,8 +24,8 @@ export type ConnectionEvent =
     readonly type: "data";
     /**
      * The decrypted payload, the receiver's to keep: it never changes. It is
-     * a view into a chunk shared with other records (src/codec/byte_pool.ts),
-     * so a holder that keeps many for long should `slice()` them.
+     * a view into a 1 KiB chunk shared only with this connection's other
+     * records, so a holder that keeps many for long should `slice()` them.
      */
     readonly data: Uint8Array;
     /** The protected record it came in (a view valid until the next datagram is handled). */

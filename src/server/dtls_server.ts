@@ -36,8 +36,8 @@ export interface PeerInfo {
  * The application: called with each decrypted datagram; what it returns (if
  * anything) is encrypted and sent back to the same peer. The datagram's
  * bytes are the handler's to keep (they never change afterwards); they are
- * a view into a chunk shared with other records, so a handler that stores
- * many for long should `slice()` them.
+ * a view into a 1 KiB chunk shared only with the same peer's other records,
+ * so a handler that stores many for long should `slice()` them.
  */
 export type DatagramHandler = (
   data: Uint8Array,
