@@ -245,10 +245,16 @@ export class Connection implements HandshakeHost {
 
   /**
    * The application's copy of a record's plaintext, from this connection's
-   * pool; the record layer's copy (in the shared pool) is wiped, so that
-   * pool only ever holds bytes already public or the engine's own.
+   * pool, unless it already has a buffer to itself; the record layer's copy
+   * (in the shared pool) is wiped, so that pool only ever holds bytes
+   * already public or the engine's own.
    */
   #keep(plaintext: Uint8Array): Uint8Array {
+    // A plaintext that is the whole of a buffer of its own (node:crypto's
+    // are) shows nothing else: it is handed on as it is.
+    if (plaintext.byteOffset === 0 && plaintext.byteLength === plaintext.buffer.byteLength) {
+      return plaintext;
+    }
     const copy = (this.#received ??= new BytePool(RECEIVED_CHUNK_BYTES)).allocate(
       plaintext.length,
     );

@@ -4,7 +4,11 @@
  */
 import assert from "node:assert/strict";
 import type { Connection } from "../../src/connection/connection.ts";
-import type { ServerEndpoint } from "../../src/connection/endpoint.ts";
+import { connectionConfig, type ServerEndpoint } from "../../src/connection/endpoint.ts";
+import { nobleProvider } from "../../src/crypto/noble.ts";
+import { nodeProvider } from "../../src/crypto/node.ts";
+import { type CipherSuite, suiteByName } from "../../src/record/suites.ts";
+import { seededRandom } from "../helpers/random.ts";
 import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
 
 /** Sends `payload` from `client` and returns the data event's bytes at the server. */
@@ -28,40 +32,59 @@ function deliver(
   return data;
 }
 
-function connect(endpoint: ServerEndpoint, seed: string, peer: string): Connection {
-  const client = testClient(seed, 0);
+function connect(
+  endpoint: ServerEndpoint,
+  seed: string,
+  peer: string,
+  suites?: CipherSuite[],
+): Connection {
+  const client = testClient(seed, 0, suites ? { suites } : {});
   converse(endpoint, client, peer, 0);
   assert.ok(client.isEstablished);
   return client;
 }
 
-Deno.test("received data: bytes of one peer never share a buffer with another peer's, and never change", () => {
-  const endpoint = testEndpoint();
-  const a = connect(endpoint, "a", "192.0.2.1:1000");
-  const b = connect(endpoint, "b", "192.0.2.2:2000");
-  const kept: { peer: string; bytes: Uint8Array; expected: Uint8Array }[] = [];
-  // Interleaved, as a loaded server sees them; enough to fill several chunks.
-  for (let i = 0; i < 200; i++) {
-    for (const [client, peer] of [[a, "192.0.2.1:1000"], [b, "192.0.2.2:2000"]] as const) {
-      const payload = new Uint8Array(1 + (i % 90)).fill(peer === "192.0.2.1:1000" ? 0xaa : 0xbb);
-      payload[0] = i % 128;
-      const bytes = deliver(endpoint, client, peer, payload, 0);
-      assert.deepEqual(bytes, payload);
-      kept.push({ peer, bytes, expected: payload });
-    }
+for (const provider of [nobleProvider, nodeProvider]) {
+  for (
+    const suite of [
+      "TLS_PSK_WITH_AES_128_GCM_SHA256",
+      "TLS_PSK_WITH_CHACHA20_POLY1305_SHA256",
+      "TLS_PSK_WITH_AES_128_CCM_8",
+      "TLS_PSK_WITH_AES_128_CBC_SHA256",
+    ]
+  ) {
+    Deno.test(`received data: one peer's bytes never share a buffer with another's, and never change (${suite}, ${provider.name})`, () => {
+      const endpoint = testEndpoint({ connection: connectionConfig(provider, seededRandom("r")) });
+      const suites = [suiteByName(suite)];
+      const a = connect(endpoint, "a", "192.0.2.1:1000", suites);
+      const b = connect(endpoint, "b", "192.0.2.2:2000", suites);
+      const kept: { peer: string; bytes: Uint8Array; expected: Uint8Array }[] = [];
+      // Interleaved, as a loaded server sees them; enough to fill several chunks.
+      for (let i = 0; i < 200; i++) {
+        for (const [client, peer] of [[a, "192.0.2.1:1000"], [b, "192.0.2.2:2000"]] as const) {
+          const payload = new Uint8Array(1 + (i % 90)).fill(
+            peer === "192.0.2.1:1000" ? 0xaa : 0xbb,
+          );
+          payload[0] = i % 128;
+          const bytes = deliver(endpoint, client, peer, payload, 0);
+          assert.deepEqual(bytes, payload);
+          kept.push({ peer, bytes, expected: payload });
+        }
+      }
+      const buffersOf = (peer: string) =>
+        new Set(kept.filter((k) => k.peer === peer).map((k) => k.bytes.buffer));
+      const ofA = buffersOf("192.0.2.1:1000");
+      for (const buffer of buffersOf("192.0.2.2:2000")) assert.ok(!ofA.has(buffer));
+      // Nothing handed out earlier was written over by what came later.
+      for (const k of kept) assert.deepEqual(k.bytes, k.expected);
+      // Whole buffers of one peer hold only that peer's bytes (and zeros).
+      for (const buffer of buffersOf("192.0.2.2:2000")) {
+        const all = new Uint8Array(buffer);
+        assert.ok(!all.includes(0xaa), "a buffer of peer b shows a byte of peer a");
+      }
+    });
   }
-  const buffersOf = (peer: string) =>
-    new Set(kept.filter((k) => k.peer === peer).map((k) => k.bytes.buffer));
-  const ofA = buffersOf("192.0.2.1:1000");
-  for (const buffer of buffersOf("192.0.2.2:2000")) assert.ok(!ofA.has(buffer));
-  // Nothing handed out earlier was written over by what came later.
-  for (const k of kept) assert.deepEqual(k.bytes, k.expected);
-  // Whole buffers of one peer hold only that peer's bytes (and zeros).
-  for (const buffer of buffersOf("192.0.2.2:2000")) {
-    const all = new Uint8Array(buffer);
-    assert.ok(!all.includes(0xaa), "a buffer of peer b shows a byte of peer a");
-  }
-});
+}
 
 Deno.test("received data: a connection quiet for a second lets go of its buffer; what it handed out stays", () => {
   const endpoint = testEndpoint();
