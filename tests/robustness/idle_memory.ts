@@ -1,13 +1,15 @@
 /**
  * `deno task load:idle`: holds IDLE_CONNECTIONS (default 10,000) established,
  * idle connections in one ServerEndpoint and reports the server-side memory
- * per connection (V8 heap after a full GC, before and after). The clients'
- * halves are discarded as soon as each handshake completes, so only what the
+ * per connection (V8 heap plus ArrayBuffer memory, after a full GC, before
+ * and after). Each connection carries one message and then goes quiet; the
+ * clients' halves are discarded as soon as that is done, so only what the
  * server keeps is counted. Then checks that all are still held just before
  * the idle timeout and all evicted after it.
  *
  *     deno run --v8-flags=--expose-gc tests/robustness/idle_memory.ts [count]
  */
+import type { Connection } from "../../src/connection/connection.ts";
 import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
 import { CIPHER_SUITES } from "../../src/record/suites.ts";
 import { connectionConfig } from "../../src/connection/endpoint.ts";
@@ -18,11 +20,26 @@ const count = Number(Deno.args[0] ?? Deno.env.get("IDLE_CONNECTIONS") ?? "10000"
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error("Run with --v8-flags=--expose-gc");
 
+/** V8 heap plus the ArrayBuffer memory outside it (buffers a connection holds). */
 function heap(): number {
   gc!();
   gc!();
-  return Deno.memoryUsage().heapUsed;
+  const { heapUsed, external } = Deno.memoryUsage();
+  return heapUsed + external;
 }
+
+/** One 64-byte message from `client` through the endpoint, its data event drained. */
+function message(client: Connection, peer: string, now: number): void {
+  client.send(new Uint8Array(64).fill(0x61));
+  for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
+    endpoint.handleDatagram(d, peer, now);
+  }
+  const server = endpoint.get(peer)!;
+  for (let e = server.pollEvent(); e; e = server.pollEvent()) {
+    if (e.type === "data") dataEvents++;
+  }
+}
+let dataEvents = 0;
 
 const IDLE_MS = 600_000;
 // The server's default provider, so that what is counted is what a server holds.
@@ -49,8 +66,13 @@ for (let i = 0; i < count; i++) {
   const client = testClient(`idle${i}`, T0, { suites: CIPHER_SUITES });
   converse(endpoint, client, peer, T0);
   if (!client.isEstablished) throw new Error(`handshake ${i} failed`);
+  // Each carries a message, as a server's connections do, before going quiet.
+  message(client, peer, T0);
 }
 const elapsed = performance.now() - started;
+const withData = heap();
+// A second later the sweep has let every quiet connection's receive buffer go.
+endpoint.handleTimeouts(T0 + 1_500);
 const after = heap();
 const rssAfter = Deno.memoryUsage().rss;
 
@@ -75,7 +97,8 @@ console.log(JSON.stringify(
     established,
     heldJustBeforeIdleTimeout: held,
     evictedAtIdleTimeout: evicted,
-    heapBytesPerConnection: Math.round(perConnection),
+    bytesPerConnection: Math.round(perConnection),
+    bytesPerConnectionJustAfterData: Math.round((withData - before) / count),
     heapMiB: +((after - before) / 2 ** 20).toFixed(1),
     rssMiB: +((rssAfter - rssBefore) / 2 ** 20).toFixed(1),
     handshakesPerSecond: Math.round(count / (elapsed / 1000)),
@@ -84,6 +107,9 @@ console.log(JSON.stringify(
   null,
   2,
 ));
-if (established !== count || held !== count || evicted !== count || endpoint.size !== 0) {
-  throw new Error("not every connection was held and then evicted");
+if (
+  established !== count || held !== count || evicted !== count || endpoint.size !== 0 ||
+  dataEvents !== count
+) {
+  throw new Error("not every connection carried its message, was held and then evicted");
 }
