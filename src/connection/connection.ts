@@ -197,6 +197,7 @@ export class Connection implements HandshakeHost {
         record.epoch === this.#readEpoch + 1 && this.#phase === "handshaking" &&
         this.#early.length < MAX_EARLY_RECORDS
       ) {
+        // Copied: the record is a view of the datagram, and the cursor is reused.
         this.#early.push({
           type: record.type,
           version: record.version,

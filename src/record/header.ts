@@ -136,6 +136,18 @@ export class RecordCursor implements RecordView {
   get raw(): Uint8Array {
     return this.#datagram.subarray(this.#start, this.#at);
   }
+
+  /** The current record as a view of its own, which the next `next()` leaves alone. */
+  view(): RecordView {
+    return {
+      type: this.type,
+      version: this.version,
+      epoch: this.epoch,
+      seq: this.seq,
+      fragment: this.fragment,
+      raw: this.raw,
+    };
+  }
 }
 
 /** Malformed records of `datagram` (see {@link RecordCursor}), counted without building views. */
@@ -158,16 +170,7 @@ const EMPTY = new Uint8Array(0);
 export function parseRecords(datagram: Uint8Array): { records: RecordView[]; malformed: number } {
   const records: RecordView[] = [];
   const cursor = new RecordCursor().reset(datagram);
-  while (cursor.next()) {
-    records.push({
-      type: cursor.type,
-      version: cursor.version,
-      epoch: cursor.epoch,
-      seq: cursor.seq,
-      fragment: cursor.fragment,
-      raw: cursor.raw,
-    });
-  }
+  while (cursor.next()) records.push(cursor.view());
   return { records, malformed: cursor.malformed };
 }
 

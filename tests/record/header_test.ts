@@ -224,7 +224,7 @@ Deno.test("header: property: parse(concat(encode(r...))) gives back r..., and ar
   );
 });
 
-Deno.test("header: the reused cursor walks what parseRecords returns, and the malformed count matches", () => {
+Deno.test("header: one cursor reused across datagrams, even reset mid-walk, walks as a fresh parse; the malformed count agrees", () => {
   const cursor = new RecordCursor();
   // encodeRecord refuses an oversized fragment: its header is written by hand.
   const oversized = new Uint8Array(RECORD_HEADER_LENGTH + MAX_FRAGMENT_LENGTH + 1);
@@ -245,24 +245,20 @@ Deno.test("header: the reused cursor walks what parseRecords returns, and the ma
     }),
     { numRuns: 200 },
   );
+  // Left half-walked: the next reset must not carry anything over.
+  const interrupter = concat(good, oversized, good, good.subarray(0, 4));
   for (const datagram of cases) {
-    const parsed = parseRecords(datagram);
+    cursor.reset(interrupter);
+    cursor.next();
     const walked = [];
     cursor.reset(datagram);
-    while (cursor.next()) {
-      walked.push({
-        type: cursor.type,
-        version: cursor.version,
-        epoch: cursor.epoch,
-        seq: cursor.seq,
-        fragment: cursor.fragment,
-        raw: cursor.raw,
-      });
-    }
+    while (cursor.next()) walked.push(cursor.view());
+    const parsed = parseRecords(datagram);
     assert.deepEqual(walked, parsed.records);
     assert.equal(cursor.malformed, parsed.malformed);
     assert.equal(countMalformedRecords(datagram), parsed.malformed);
   }
   assert.equal(countMalformedRecords(concat(good, oversized, good)), 1);
   assert.equal(countMalformedRecords(concat(good, good.subarray(0, 10))), 1);
+  assert.equal(countMalformedRecords(interrupter), 2);
 });
