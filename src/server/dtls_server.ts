@@ -113,11 +113,17 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
 /** Where a peer's datagrams go, and how the application sees it. */
-interface PeerRoute {
+/** What the server keeps per peer besides its connection: where and how to send. */
+export interface PeerRoute {
   readonly addr: Deno.NetAddr;
   readonly info: PeerInfo;
   /** Logs a failed send naming the peer: made once per peer, not once per datagram. */
   readonly onSendError: (error: unknown) => void;
+}
+
+/** The route the server keeps for a peer at `addr` (exported so memory measurements count it). */
+export function peerRoute(addr: Deno.NetAddr, onSendError: (error: unknown) => void): PeerRoute {
+  return { addr, info: { address: addr.hostname, port: addr.port }, onSendError };
 }
 
 /** Default random source: the platform CSPRNG. */
@@ -384,11 +390,7 @@ export class DtlsServer {
       case "connection": {
         if (outcome.created) {
           this.metrics.inc("dtls_handshakes_started_total");
-          this.#peers.set(peer, {
-            addr,
-            info: { address: addr.hostname, port: addr.port },
-            onSendError: this.#sendError(peer),
-          });
+          this.#peers.set(peer, peerRoute(addr, this.#sendError(peer)));
           this.#log.log("info", "cookie_verified", `Cookie verified for ${peer}`, { peer });
           if (outcome.replaced !== undefined) {
             this.#log.log(

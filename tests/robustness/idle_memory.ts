@@ -4,8 +4,10 @@
  * per connection (V8 heap plus ArrayBuffer memory, after a full GC, before
  * and after). Each connection carries one message and then goes quiet; the
  * clients' halves are discarded as soon as that is done, so only what the
- * server keeps is counted. Then checks that all are still held just before
- * the idle timeout and all evicted after it.
+ * server keeps is counted, with the route the server shell keeps per peer.
+ * Also times the endpoint's timeout sweep (the shell's one 100 ms tick) over
+ * all of them. Then checks that all are still held just before the idle
+ * timeout and all evicted after it.
  *
  *     deno run --v8-flags=--expose-gc tests/robustness/idle_memory.ts [count]
  */
@@ -13,6 +15,7 @@ import type { Connection } from "../../src/connection/connection.ts";
 import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
 import { CIPHER_SUITES } from "../../src/record/suites.ts";
 import { connectionConfig } from "../../src/connection/endpoint.ts";
+import { type PeerRoute, peerRoute } from "../../src/server/dtls_server.ts";
 import { nodeProvider } from "../../src/crypto/node.ts";
 import { seededRandom } from "../helpers/random.ts";
 
@@ -58,6 +61,9 @@ for (let i = 0; i < 50; i++) {
   endpoint.get(peer)!.close();
   endpoint.remove(peer);
 }
+/** The server shell's per-peer entry besides the endpoint's table, as it makes it. */
+const routes = new Map<string, PeerRoute>();
+const logSendError = (peer: string) => (error: unknown) => console.error(peer, error);
 const before = heap();
 const rssBefore = Deno.memoryUsage().rss;
 const started = performance.now();
@@ -68,6 +74,11 @@ for (let i = 0; i < count; i++) {
   if (!client.isEstablished) throw new Error(`handshake ${i} failed`);
   // Each carries a message, as a server's connections do, before going quiet.
   message(client, peer, T0);
+  const [hostname, port] = peer.split(":") as [string, string];
+  routes.set(
+    peer,
+    peerRoute({ transport: "udp", hostname, port: Number(port) }, logSendError(peer)),
+  );
 }
 const elapsed = performance.now() - started;
 const withData = heap();
@@ -75,6 +86,12 @@ const withData = heap();
 endpoint.handleTimeouts(T0 + 1_500);
 const after = heap();
 const rssAfter = Deno.memoryUsage().rss;
+
+// The shell calls handleTimeouts every 100 ms: its cost with every connection idle.
+const ticks = 50;
+const tickStart = performance.now();
+for (let i = 1; i <= ticks; i++) endpoint.handleTimeouts(T0 + 1_500 + i * 100);
+const tickMs = (performance.now() - tickStart) / ticks;
 
 let established = 0;
 for (const [, c] of endpoint.entries()) if (c.isEstablished) established++;
@@ -94,6 +111,8 @@ const perConnection = (after - before) / count;
 console.log(JSON.stringify(
   {
     connections: count,
+    // Read here, after the measurement, so the routes are alive for it.
+    routes: routes.size,
     established,
     heldJustBeforeIdleTimeout: held,
     evictedAtIdleTimeout: evicted,
@@ -102,6 +121,7 @@ console.log(JSON.stringify(
     heapMiB: +((after - before) / 2 ** 20).toFixed(1),
     rssMiB: +((rssAfter - rssBefore) / 2 ** 20).toFixed(1),
     handshakesPerSecond: Math.round(count / (elapsed / 1000)),
+    timeoutTickMs: Math.round(tickMs * 1000) / 1000,
     suite: "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256 (the server's first choice)",
   },
   null,
