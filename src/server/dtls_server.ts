@@ -112,8 +112,7 @@ const RECEIVE_BUFFER = 65_536;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
-/** Where a peer's datagrams go, and how the application sees it. */
-/** What the server keeps per peer besides its connection: where and how to send. */
+/** What the server keeps per peer besides its connection: where and how to send, and how the application sees it. */
 export interface PeerRoute {
   readonly addr: Deno.NetAddr;
   readonly info: PeerInfo;

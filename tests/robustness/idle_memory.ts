@@ -4,7 +4,8 @@
  * per connection (V8 heap plus ArrayBuffer memory, after a full GC, before
  * and after). Each connection carries one message and then goes quiet; the
  * clients' halves are discarded as soon as that is done, so only what the
- * server keeps is counted, with the route the server shell keeps per peer.
+ * server keeps is counted, with the route and peer key the server shell keeps
+ * per peer.
  * Also times the endpoint's timeout sweep (the shell's one 100 ms tick) over
  * all of them. Then checks that all are still held just before the idle
  * timeout and all evicted after it.
@@ -15,7 +16,7 @@ import type { Connection } from "../../src/connection/connection.ts";
 import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
 import { CIPHER_SUITES } from "../../src/record/suites.ts";
 import { connectionConfig } from "../../src/connection/endpoint.ts";
-import { type PeerRoute, peerRoute } from "../../src/server/dtls_server.ts";
+import { PeerKeys, type PeerRoute, peerRoute } from "../../src/server/dtls_server.ts";
 import { nodeProvider } from "../../src/crypto/node.ts";
 import { seededRandom } from "../helpers/random.ts";
 
@@ -63,6 +64,7 @@ for (let i = 0; i < 50; i++) {
 }
 /** The server shell's per-peer entry besides the endpoint's table, as it makes it. */
 const routes = new Map<string, PeerRoute>();
+const peerKeys = new PeerKeys();
 const logSendError = (peer: string) => (error: unknown) => console.error(peer, error);
 const before = heap();
 const rssBefore = Deno.memoryUsage().rss;
@@ -75,10 +77,9 @@ for (let i = 0; i < count; i++) {
   // Each carries a message, as a server's connections do, before going quiet.
   message(client, peer, T0);
   const [hostname, port] = peer.split(":") as [string, string];
-  routes.set(
-    peer,
-    peerRoute({ transport: "udp", hostname, port: Number(port) }, logSendError(peer)),
-  );
+  const addr: Deno.NetAddr = { transport: "udp", hostname, port: Number(port) };
+  routes.set(peer, peerRoute(addr, logSendError(peer)));
+  peerKeys.of(addr);
 }
 const elapsed = performance.now() - started;
 const withData = heap();
@@ -113,6 +114,7 @@ console.log(JSON.stringify(
     connections: count,
     // Read here, after the measurement, so the routes are alive for it.
     routes: routes.size,
+    peerKey: peerKeys.of({ transport: "udp", hostname: "10.0.0.0", port: 1024 }),
     established,
     heldJustBeforeIdleTimeout: held,
     evictedAtIdleTimeout: evicted,
