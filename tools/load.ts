@@ -62,6 +62,8 @@ export interface LoadOptions {
   readonly timeoutMs: number;
   /** Clients bind to 127.0.0.1 … 127.0.0.N in turn (per-address limits see N sources). */
   readonly sources: number;
+  /** When set, the report says how the samples slower than this group in time (ms). */
+  readonly slowMs?: number;
 }
 
 /** Latency summary, ms. */
@@ -89,6 +91,8 @@ export interface LoadReport {
   readonly messages: number;
   readonly messagesPerSec: number;
   readonly latencyMs: LatencySummary;
+  /** With `--slow-ms`: how the slow samples group in time. */
+  readonly slow?: SlowSummary;
   readonly errors: Record<ErrorKind, number>;
   readonly errorsTotal: number;
   /** Why connections failed or closed, with counts (the engine's close reasons). */
@@ -128,18 +132,62 @@ export const LOAD_DEFAULTS: Omit<LoadOptions, "port"> = {
   sources: 1,
 };
 
-/** Growable list of latency samples, ms. */
+/**
+ * How the slow samples (over a threshold) group in time: a pause of either
+ * process delays every request in flight at once, so its samples come as
+ * one burst; spread-out slow samples point elsewhere.
+ */
+export interface SlowSummary {
+  readonly thresholdMs: number;
+  readonly samples: number;
+  /** Share of all samples, %. */
+  readonly percent: number;
+  /** Runs of slow samples sent less than 2 ms apart. */
+  readonly bursts: number;
+  readonly largestBurst: number;
+  /** Share of all samples in bursts no larger than the number of clients (one round), %. */
+  readonly inOneRoundBurstsPercent: number;
+}
+
+/** Growable list of latency samples, ms, each with when its request was sent. */
 class Samples {
   #data = new Float64Array(1 << 16);
+  #sentAt = new Float64Array(1 << 16);
   #n = 0;
 
-  add(ms: number): void {
+  add(ms: number, sentAt: number): void {
     if (this.#n === this.#data.length) {
-      const bigger = new Float64Array(this.#data.length * 2);
-      bigger.set(this.#data);
-      this.#data = bigger;
+      this.#data = grow(this.#data);
+      this.#sentAt = grow(this.#sentAt);
     }
+    this.#sentAt[this.#n] = sentAt;
     this.#data[this.#n++] = ms;
+  }
+
+  slow(thresholdMs: number, clients: number): SlowSummary {
+    const slow: number[] = [];
+    for (let i = 0; i < this.#n; i++) {
+      if (this.#data[i]! > thresholdMs) slow.push(this.#sentAt[i]!);
+    }
+    slow.sort((a, b) => a - b);
+    let bursts = 0, largest = 0, inRoundBursts = 0;
+    for (let i = 0; i < slow.length;) {
+      let j = i + 1;
+      while (j < slow.length && slow[j]! - slow[j - 1]! < 2) j++;
+      bursts++;
+      largest = Math.max(largest, j - i);
+      if (j - i <= clients) inRoundBursts += j - i;
+      i = j;
+    }
+    const percent = (k: number) => this.#n === 0 ? 0 : Math.round(10_000 * k / this.#n) / 100;
+    return {
+      thresholdMs,
+      samples: slow.length,
+      percent: percent(slow.length),
+      bursts,
+      largestBurst: largest,
+      inOneRoundBurstsPercent: percent(inRoundBursts),
+    };
   }
 
   summary(): LatencySummary {
@@ -156,6 +204,12 @@ class Samples {
       samples: sorted.length,
     };
   }
+}
+
+function grow(a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
+  const bigger = new Float64Array(a.length * 2);
+  bigger.set(a);
+  return bigger;
 }
 
 /** One client's socket and engine, as the watchdog sees them. */
@@ -366,7 +420,7 @@ async function echoClient(run: Run, index: number): Promise<void> {
       const t = performance.now();
       if (run.measuring(t)) {
         run.messages++;
-        run.latencies.add(t - client.sentAt);
+        run.latencies.add(t - client.sentAt, client.sentAt);
       }
     }
     client.sentAt = -1;
@@ -385,7 +439,7 @@ async function handshakeClient(run: Run, index: number): Promise<void> {
     if (ok) {
       if (run.measuring(t)) {
         run.handshakes++;
-        run.latencies.add(t - start);
+        run.latencies.add(t - start, start);
       }
       client.connection!.close();
       // Let close_notify leave before the socket closes.
@@ -417,7 +471,7 @@ async function udpClient(run: Run, index: number): Promise<void> {
     const t = performance.now();
     if (run.measuring(t)) {
       run.messages++;
-      run.latencies.add(t - client.sentAt);
+      run.latencies.add(t - client.sentAt, client.sentAt);
     }
   }
   client.sentAt = -1;
@@ -458,6 +512,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     messages: run.messages,
     messagesPerSec: round(run.messages / seconds),
     latencyMs: run.latencies.summary(),
+    ...(options.slowMs === undefined
+      ? {}
+      : { slow: run.latencies.slow(options.slowMs, options.clients) }),
     errors: run.errors,
     errorsTotal,
     reasons: run.reasons,
@@ -478,7 +535,9 @@ const USAGE = `Usage: deno task load --port N [options]
   --crypto NAME      load | node | noble: the clients' crypto (default load: node's,
                      with our faster, not constant-time, AES-GCM)
   --timeout MS       a request not answered by then is resent and counted (default 2000)
-  --sources N        bind clients to 127.0.0.1 … 127.0.0.N in turn (default 1)`;
+  --sources N        bind clients to 127.0.0.1 … 127.0.0.N in turn (default 1)
+  --slow-ms MS       also report how the samples slower than MS group in time
+                     (bursts: requests sent less than 2 ms apart)`;
 
 function fail(message: string): never {
   console.error(`${message}\n${USAGE}`);
@@ -515,6 +574,7 @@ export function parseLoadArgs(args: string[]): LoadOptions {
         crypto: { type: "string" },
         timeout: { type: "string" },
         sources: { type: "string" },
+        "slow-ms": { type: "string" },
         help: { type: "boolean" },
       },
     }).values;
@@ -560,6 +620,7 @@ export function parseLoadArgs(args: string[]): LoadOptions {
       : LOAD_DEFAULTS.provider,
     timeoutMs: positive("timeout", v.timeout, LOAD_DEFAULTS.timeoutMs),
     sources: Math.floor(positive("sources", v.sources, 1)),
+    ...(v["slow-ms"] === undefined ? {} : { slowMs: positive("slow-ms", v["slow-ms"], 0, 0) }),
   };
 }
 

@@ -41,6 +41,9 @@ Deno.test("load tool: the command prints one JSON report of an echo run with no 
         "1",
         "--warmup",
         "0.3",
+        // Every round trip takes more than 0 ms: all samples are "slow", whatever the timing.
+        "--slow-ms",
+        "0",
       ],
       stdout: "piped",
       stderr: "piped",
@@ -56,6 +59,11 @@ Deno.test("load tool: the command prints one JSON report of an echo run with no 
     assert.equal(report.latencyMs.samples, report.messages);
     assert.ok(report.latencyMs.p50 <= report.latencyMs.p99);
     assert.ok(report.latencyMs.p99 <= report.latencyMs.max);
+    const slow = report.slow!;
+    assert.equal(slow.samples, report.messages);
+    assert.equal(slow.percent, 100);
+    assert.ok(slow.bursts >= 1 && slow.bursts <= slow.samples);
+    assert.ok(slow.largestBurst >= Math.ceil(slow.samples / slow.bursts));
   } finally {
     await server.close();
   }
@@ -75,6 +83,7 @@ Deno.test("load tool: handshake mode completes full handshakes with cookie and c
     assert.equal(report.errorsTotal, 0, JSON.stringify(report));
     assert.ok(report.handshakes > 0);
     assert.equal(report.messages, 0);
+    assert.equal(report.slow, undefined, "no burst analysis unless asked");
   } finally {
     await server.close();
   }
