@@ -98,6 +98,22 @@ export class RecordCursor implements RecordView {
 
   /** Moves to the next well-framed record; false when there is none. */
   next(): boolean {
+    if (!this.skip()) return false;
+    const datagram = this.#datagram;
+    const at = this.#start;
+    this.type = datagram[at]!;
+    this.version = (datagram[at + 1]! << 8) | datagram[at + 2]!;
+    this.epoch = (datagram[at + 3]! << 8) | datagram[at + 4]!;
+    this.seq = readU48(datagram, at + 5);
+    this.fragment = datagram.subarray(at + RECORD_HEADER_LENGTH, this.#at);
+    return true;
+  }
+
+  /**
+   * Moves past the next well-framed record without reading its fields (the
+   * framing rules above, malformed records counted); false when there is none.
+   */
+  skip(): boolean {
     const datagram = this.#datagram;
     const end = datagram.length;
     // Reads the header bytes directly: this runs once per datagram received.
@@ -115,17 +131,11 @@ export class RecordCursor implements RecordView {
         this.#at = end;
         return false;
       }
-      const next = body + length;
-      this.#at = next;
+      this.#at = body + length;
       if (length > MAX_FRAGMENT_LENGTH) {
         this.malformed++;
         continue;
       }
-      this.type = datagram[at]!;
-      this.version = (datagram[at + 1]! << 8) | datagram[at + 2]!;
-      this.epoch = (datagram[at + 3]! << 8) | datagram[at + 4]!;
-      this.seq = readU48(datagram, at + 5);
-      this.fragment = datagram.subarray(body, next);
       this.#start = at;
       return true;
     }
@@ -152,19 +162,15 @@ export class RecordCursor implements RecordView {
 
 /** Malformed records of `datagram` (see {@link RecordCursor}), counted without building views. */
 export function countMalformedRecords(datagram: Uint8Array): number {
-  const end = datagram.length;
-  let malformed = 0;
-  for (let at = 0; at < end;) {
-    if (end - at < RECORD_HEADER_LENGTH) return malformed + 1;
-    const length = (datagram[at + 11]! << 8) | datagram[at + 12]!;
-    if (length > end - at - RECORD_HEADER_LENGTH) return malformed + 1;
-    if (length > MAX_FRAGMENT_LENGTH) malformed++;
-    at += RECORD_HEADER_LENGTH + length;
-  }
-  return malformed;
+  const counter = COUNTER.reset(datagram);
+  while (counter.skip());
+  return counter.malformed;
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The walk countMalformedRecords makes: it runs to the end without yielding. */
+const COUNTER = new RecordCursor();
 
 /** Splits one datagram into its records, as {@link RecordCursor} walks them. */
 export function parseRecords(datagram: Uint8Array): { records: RecordView[]; malformed: number } {
