@@ -9,25 +9,17 @@ import { nobleProvider } from "../../src/crypto/noble.ts";
 import { nodeProvider } from "../../src/crypto/node.ts";
 import { type CipherSuite, suiteByName } from "../../src/record/suites.ts";
 import { seededRandom } from "../helpers/random.ts";
-import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
+import { converse, deliver, testClient, testEndpoint } from "../helpers/drive.ts";
 
 /** Sends `payload` from `client` and returns the data event's bytes at the server. */
-function deliver(
+function received(
   endpoint: ServerEndpoint,
   client: Connection,
   peer: string,
   payload: Uint8Array,
   now: number,
 ): Uint8Array {
-  client.send(payload);
-  for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
-    endpoint.handleDatagram(d, peer, now);
-  }
-  const server = endpoint.get(peer)!;
-  let data: Uint8Array | undefined;
-  for (let e = server.pollEvent(); e; e = server.pollEvent()) {
-    if (e.type === "data") data = e.data;
-  }
+  const data = deliver(endpoint, client, peer, payload, now);
   assert.ok(data !== undefined, "the server got the record");
   return data;
 }
@@ -66,7 +58,7 @@ for (const provider of [nobleProvider, nodeProvider]) {
             peer === "192.0.2.1:1000" ? 0xaa : 0xbb,
           );
           payload[0] = i % 128;
-          const bytes = deliver(endpoint, client, peer, payload, 0);
+          const bytes = received(endpoint, client, peer, payload, 0);
           assert.deepEqual(bytes, payload);
           kept.push({ peer, bytes, expected: payload });
         }
@@ -90,14 +82,14 @@ Deno.test("received data: a connection quiet for a second lets go of its buffer;
   const endpoint = testEndpoint();
   const peer = "192.0.2.3:3000";
   const client = connect(endpoint, "c", peer);
-  const first = deliver(endpoint, client, peer, new Uint8Array([1, 2, 3]), 0);
-  const second = deliver(endpoint, client, peer, new Uint8Array([4, 5, 6]), 0);
+  const first = received(endpoint, client, peer, new Uint8Array([1, 2, 3]), 0);
+  const second = received(endpoint, client, peer, new Uint8Array([4, 5, 6]), 0);
   assert.equal(second.buffer, first.buffer, "records in a row share the connection's chunk");
   endpoint.handleTimeouts(500);
-  const third = deliver(endpoint, client, peer, new Uint8Array([7]), 500);
+  const third = received(endpoint, client, peer, new Uint8Array([7]), 500);
   assert.equal(third.buffer, first.buffer, "not quiet yet: same chunk");
   endpoint.handleTimeouts(1_600);
-  const fourth = deliver(endpoint, client, peer, new Uint8Array([8]), 1_600);
+  const fourth = received(endpoint, client, peer, new Uint8Array([8]), 1_600);
   assert.notEqual(fourth.buffer, first.buffer, "released after a quiet second");
   assert.deepEqual([...first, ...second, ...third, ...fourth], [1, 2, 3, 4, 5, 6, 7, 8]);
 });

@@ -85,3 +85,26 @@ export function converse(
   }
   return outcomes;
 }
+
+/**
+ * Sends `payload` from the established `client` (at `peer`) to the endpoint
+ * and drains the server's events: the bytes of its data event, if it had one.
+ */
+export function deliver(
+  endpoint: ServerEndpoint,
+  client: Connection,
+  peer: string,
+  payload: Uint8Array,
+  now: number,
+): Uint8Array | undefined {
+  client.send(payload);
+  for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
+    endpoint.handleDatagram(d, peer, now);
+  }
+  let data: Uint8Array | undefined;
+  const server = endpoint.get(peer);
+  for (let e = server?.pollEvent(); e; e = server?.pollEvent()) {
+    if (e.type === "data") data = e.data;
+  }
+  return data;
+}

@@ -13,7 +13,7 @@
  *     deno run --v8-flags=--expose-gc tests/robustness/idle_memory.ts [count]
  */
 import type { Connection } from "../../src/connection/connection.ts";
-import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
+import { converse, deliver, testClient, testEndpoint } from "../helpers/drive.ts";
 import { CIPHER_SUITES } from "../../src/record/suites.ts";
 import { connectionConfig } from "../../src/connection/endpoint.ts";
 import { PeerKeys, type PeerRoute, peerRoute } from "../../src/server/dtls_server.ts";
@@ -34,13 +34,8 @@ function heap(): number {
 
 /** One 64-byte message from `client` through the endpoint, its data event drained. */
 function message(client: Connection, peer: string, now: number): void {
-  client.send(new Uint8Array(64).fill(0x61));
-  for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
-    endpoint.handleDatagram(d, peer, now);
-  }
-  const server = endpoint.get(peer)!;
-  for (let e = server.pollEvent(); e; e = server.pollEvent()) {
-    if (e.type === "data") dataEvents++;
+  if (deliver(endpoint, client, peer, new Uint8Array(64).fill(0x61), now) !== undefined) {
+    dataEvents++;
   }
 }
 let dataEvents = 0;
