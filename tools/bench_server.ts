@@ -6,7 +6,7 @@
  * under load runs with `--log-level warning`), and no per-address handshake
  * rate limit (every load client comes from loopback).
  *
- *     deno run -A --unstable-net tools/bench_server.ts --port 4433 --crypto node
+ *     deno run -A --unstable-net tools/bench_server.ts --port 4433 --crypto node [--io libc]
  *
  * Prints `{"port":N}` once bound; closes on SIGTERM / SIGINT.
  *
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     port: { type: "string", default: "0" },
     crypto: { type: "string", default: "node" },
     app: { type: "string", default: "echo" },
+    io: { type: "string", default: "deno" },
   },
 });
 
@@ -45,6 +46,7 @@ const server = new DtlsServer({
   address: values.host,
   port: Number(values.port),
   provider: values.crypto === "noble" ? nobleProvider : nodeProvider,
+  io: values.io === "libc" ? "libc" : "deno",
   logger,
   logPlaintext: false,
   handshakesPerSecondPerAddress: 0,

@@ -102,6 +102,7 @@ export async function runServer(
     maxReassemblyBytesTotal: settings.maxReassemblyTotal,
     refusalLogIntervalMs: settings.refusalLogInterval,
     provider: settings.crypto === "noble" ? nobleProvider : nodeProvider,
+    io: settings.io,
     logger,
     ...(settings.logPlaintext === undefined ? {} : { logPlaintext: settings.logPlaintext }),
   });

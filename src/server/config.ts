@@ -169,6 +169,13 @@ export const SETTINGS: readonly Spec[] = [
     choices: ["node", "noble"],
     help: "crypto provider: the runtime's native crypto, or portable @noble",
   },
+  {
+    name: "io",
+    kind: "enum",
+    default: "deno",
+    choices: ["deno", "libc"],
+    help: "UDP socket: Deno's, or Linux libc recvmmsg/sendmmsg (needs --allow-ffi)",
+  },
 ];
 
 /** The parsed settings. Durations are in milliseconds. */
@@ -195,6 +202,7 @@ export interface ServerSettings {
   readonly maxReassemblyTotal: number;
   readonly refusalLogInterval: number;
   readonly crypto: "node" | "noble";
+  readonly io: "deno" | "libc";
 }
 
 /** The environment variable of a setting. */

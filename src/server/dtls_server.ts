@@ -23,6 +23,7 @@ import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
 import { type Logger, LogtapeLogger, toHex } from "./log.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
+import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
 
 /** A peer as the application sees it. */
 export interface PeerInfo {
@@ -95,6 +96,12 @@ export interface DtlsServerOptions {
   readonly logPlaintext?: boolean;
   /** Crypto primitives (default: {@link nodeProvider}, the runtime's native crypto; `nobleProvider` is the portable one). */
   readonly provider?: CryptoProvider;
+  /**
+   * Socket implementation (default `deno`, `Deno.listenDatagram`); `libc` is
+   * Linux's recvmmsg/sendmmsg through FFI, a batch per system call (needs
+   * `--allow-ffi`).
+   */
+  readonly io?: SocketIo;
   /** Random source (default: crypto.getRandomValues). */
   readonly random?: RandomSource;
   /** Clock in ms (default: Date.now). */
@@ -108,7 +115,6 @@ export interface ListenAddress {
 }
 
 const TICK_MS = 100;
-const RECEIVE_BUFFER = 65_536;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
@@ -136,7 +142,7 @@ export class DtlsServer {
   readonly #endpoint: ServerEndpoint;
   readonly #app: DatagramHandler;
   readonly #logPlaintext: boolean;
-  #socket: Deno.DatagramConn | undefined;
+  #socket: DatagramSocket | undefined;
   #tick: ReturnType<typeof setInterval> | undefined;
   #loop: Promise<void> | undefined;
   #closing = false;
@@ -263,10 +269,10 @@ export class DtlsServer {
     if (this.#socket !== undefined) throw new TypeError("Cannot listen: already listening");
     const hostname = this.#options.address ?? "127.0.0.1";
     const port = this.#options.port ?? 4433;
-    const socket = Deno.listenDatagram({ transport: "udp", hostname, port });
+    const socket = bindDatagramSocket({ hostname, port, io: this.#options.io ?? "deno" });
     this.#socket = socket;
     this.#closing = false;
-    const bound = socket.addr as Deno.NetAddr;
+    const bound = socket.addr;
     this.#log.log(
       "info",
       "listening",
@@ -276,7 +282,7 @@ export class DtlsServer {
         port: bound.port,
       },
     );
-    this.#loop = this.#receiveLoop(socket);
+    this.#loop = socket.serve(this.#onReceived, this.#onReceiveError);
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
     return { address: bound.hostname, port: bound.port };
   }
@@ -309,31 +315,21 @@ export class DtlsServer {
     this.#log.log("info", "closed", "Server stopped");
   }
 
-  async #receiveLoop(socket: Deno.DatagramConn): Promise<void> {
-    // One buffer for every datagram: receive() without one allocates 64 KiB each time.
-    const buffer = new Uint8Array(RECEIVE_BUFFER);
-    while (true) {
-      let datagram: Uint8Array, addr: Deno.Addr;
-      try {
-        // Indexed rather than destructured: no iterator per datagram.
-        const received = await socket.receive(buffer);
-        datagram = received[0];
-        addr = received[1];
-      } catch (error) {
-        if (this.#closing || this.#socket !== socket) return;
-        this.#log.log("error", "socket_error", `Cannot receive: ${errorMessage(error)}`);
-        continue;
-      }
-      try {
-        this.#onDatagram(datagram, addr as Deno.NetAddr);
-      } catch (error) {
-        // A bug must not take the server down for every other peer.
-        this.#log.log("error", "internal_error", `Internal error: ${errorMessage(error)}`, {
-          stack: error instanceof Error ? error.stack : undefined,
-        });
-      }
+  readonly #onReceived = (datagram: Uint8Array, addr: Deno.NetAddr): void => {
+    try {
+      this.#onDatagram(datagram, addr);
+    } catch (error) {
+      // A bug must not take the server down for every other peer.
+      this.#log.log("error", "internal_error", `Internal error: ${errorMessage(error)}`, {
+        stack: error instanceof Error ? error.stack : undefined,
+      });
     }
-  }
+  };
+
+  readonly #onReceiveError = (error: unknown): void => {
+    if (this.#closing) return;
+    this.#log.log("error", "socket_error", `Cannot receive: ${errorMessage(error)}`);
+  };
 
   #onDatagram(datagram: Uint8Array, addr: Deno.NetAddr): void {
     if (this.#closing) return;
@@ -591,7 +587,7 @@ export class DtlsServer {
     if (socket === undefined) return Promise.resolve();
     this.#datagramsSent.add();
     this.#bytesSent.add(datagram.length);
-    return socket.send(datagram, addr).catch(onError);
+    return socket.send(datagram, addr, onError);
   }
 }
 

@@ -6,6 +6,8 @@ import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { DtlsServer, peerKey, PeerKeys } from "../../src/server/dtls_server.ts";
 import { MemoryLogger } from "../../src/server/log.ts";
 import { mapPskStore, parseHexKey } from "../../src/server/psk_store.ts";
+import type { SocketIo } from "../../src/net/datagram_socket.ts";
+import { libcUnavailable } from "../helpers/libc.ts";
 
 const DEMO_KEY = parseHexKey("1a2b3c4d5e6f", "demo key");
 
@@ -23,66 +25,83 @@ async function withServer(
   }
 }
 
-Deno.test("Qt example behaviour over IPv4: ACK reply, logs, close_notify on shutdown", async () => {
-  const log = new MemoryLogger();
-  const server = new DtlsServer({ port: 0, logger: log });
-  const { port } = server.listen();
-  assert.equal(server.isListening, true);
-  const client = new DtlsClient({
-    hostname: "127.0.0.1",
-    port,
-    identity: "Alice (clone number 1)",
-    psk: DEMO_KEY,
-  });
-  try {
-    const session = await client.connect(5_000);
-    assert.equal(session.version, "DTLS 1.2");
-    client.send("Message #1");
-    const reply = new TextDecoder().decode(await client.receive(5_000));
-    assert.equal(reply, `to (127.0.0.1:${client.localPort}): ACK`);
+/** Both socket backends; libc only where FFI works here (the reason is printed otherwise). */
+const IOS: readonly SocketIo[] = ["deno", "libc"];
+function skip(io: SocketIo): boolean {
+  if (io !== "libc") return false;
+  const reason = libcUnavailable();
+  if (reason !== undefined) console.log(`skipping the libc socket tests: ${reason}`);
+  return reason !== undefined;
+}
 
-    const datagram = log.entries.find((e) => e.event === "datagram");
-    assert.ok(datagram, "datagram logged");
-    assert.equal(datagram.plaintext, "Message #1");
-    assert.match(String(datagram.ciphertext), /^17fefd0001[0-9a-f]+$/);
-    assert.equal(datagram.peer, `127.0.0.1:${client.localPort}`);
-    const identity = log.entries.find((e) => e.event === "psk_identity");
-    assert.equal(identity?.identity, "Alice (clone number 1)");
-    for (
-      const event of [
-        "listening",
-        "cookie_sent",
-        "cookie_verified",
-        "handshake_started",
-        "handshake_complete",
-      ]
-    ) {
-      assert.ok(log.entries.some((e) => e.event === event), `${event} logged`);
-    }
-    assert.equal(server.connectionCount, 1);
-  } finally {
-    await server.close();
-  }
-  assert.equal(server.isListening, false);
-  await client.receive(2_000).catch(() => {});
-  assert.equal(client.closedReason, "close_notify received");
-  await client.close();
-  assert.ok(log.entries.some((e) => e.event === "shutdown" && e.peers === 1));
-});
+for (const io of IOS) {
+  Deno.test(
+    `Qt example behaviour over IPv4 (${io} socket): ACK reply, logs, close_notify on shutdown`,
+    {
+      ignore: skip(io),
+    },
+    async () => {
+      const log = new MemoryLogger();
+      const server = new DtlsServer({ port: 0, logger: log, io });
+      const { port } = server.listen();
+      assert.equal(server.isListening, true);
+      const client = new DtlsClient({
+        hostname: "127.0.0.1",
+        port,
+        identity: "Alice (clone number 1)",
+        psk: DEMO_KEY,
+      });
+      try {
+        const session = await client.connect(5_000);
+        assert.equal(session.version, "DTLS 1.2");
+        client.send("Message #1");
+        const reply = new TextDecoder().decode(await client.receive(5_000));
+        assert.equal(reply, `to (127.0.0.1:${client.localPort}): ACK`);
 
-Deno.test("IPv6 loopback", async () => {
-  await withServer({ address: "::1" }, async (_server, port) => {
-    const client = new DtlsClient({ hostname: "::1", port, identity: "v6", psk: DEMO_KEY });
-    try {
-      await client.connect(5_000);
-      client.send("over v6");
-      const reply = new TextDecoder().decode(await client.receive(5_000));
-      assert.equal(reply, `to (::1:${client.localPort}): ACK`);
-    } finally {
+        const datagram = log.entries.find((e) => e.event === "datagram");
+        assert.ok(datagram, "datagram logged");
+        assert.equal(datagram.plaintext, "Message #1");
+        assert.match(String(datagram.ciphertext), /^17fefd0001[0-9a-f]+$/);
+        assert.equal(datagram.peer, `127.0.0.1:${client.localPort}`);
+        const identity = log.entries.find((e) => e.event === "psk_identity");
+        assert.equal(identity?.identity, "Alice (clone number 1)");
+        for (
+          const event of [
+            "listening",
+            "cookie_sent",
+            "cookie_verified",
+            "handshake_started",
+            "handshake_complete",
+          ]
+        ) {
+          assert.ok(log.entries.some((e) => e.event === event), `${event} logged`);
+        }
+        assert.equal(server.connectionCount, 1);
+      } finally {
+        await server.close();
+      }
+      assert.equal(server.isListening, false);
+      await client.receive(2_000).catch(() => {});
+      assert.equal(client.closedReason, "close_notify received");
       await client.close();
-    }
+      assert.ok(log.entries.some((e) => e.event === "shutdown" && e.peers === 1));
+    },
+  );
+
+  Deno.test(`IPv6 loopback (${io} socket)`, { ignore: skip(io) }, async () => {
+    await withServer({ address: "::1", io }, async (_server, port) => {
+      const client = new DtlsClient({ hostname: "::1", port, identity: "v6", psk: DEMO_KEY });
+      try {
+        await client.connect(5_000);
+        client.send("over v6");
+        const reply = new TextDecoder().decode(await client.receive(5_000));
+        assert.equal(reply, `to (::1:${client.localPort}): ACK`);
+      } finally {
+        await client.close();
+      }
+    });
   });
-});
+}
 
 Deno.test("a close_notify from the peer removes its connection", async () => {
   await withServer({}, async (server, port, log) => {

@@ -1,0 +1,98 @@
+/**
+ * The server shell's UDP socket, with two backends: Deno's own
+ * (`Deno.listenDatagram`, the portable default) and Linux libc through FFI
+ * (`recvmmsg`/`sendmmsg`, a batch of datagrams per system call; see
+ * libc_socket.ts). The server sees one interface and never which it has.
+ *
+ * @module
+ */
+
+import { LibcDatagramSocket } from "./libc_socket.ts";
+
+/** Which socket implementation the server uses. */
+export type SocketIo = "deno" | "libc";
+
+/** Called once per datagram received; `datagram` is valid only during the call. */
+export type DatagramListener = (datagram: Uint8Array, from: Deno.NetAddr) => void;
+
+/** A bound UDP socket. */
+export interface DatagramSocket {
+  /** The bound address (the port chosen when 0 was asked for). */
+  readonly addr: Deno.NetAddr;
+  /**
+   * Receives until the socket is closed, calling `onDatagram` for each
+   * datagram; a receive error that does not end the socket goes to
+   * `onError`. Resolves once closed. Sends made during `onDatagram` may be
+   * held and sent together when the calls for one batch have returned.
+   */
+  serve(onDatagram: DatagramListener, onError: (error: unknown) => void): Promise<void>;
+  /**
+   * Sends a datagram (copied before this returns, so its buffer may be
+   * reused); a failure goes to `onError`. The promise settles once the
+   * datagram has left or failed.
+   */
+  send(datagram: Uint8Array, to: Deno.NetAddr, onError: (error: unknown) => void): Promise<void>;
+  /** Closes the socket; `serve` then resolves. */
+  close(): void;
+}
+
+/** Where to bind and with which backend. */
+export interface DatagramSocketOptions {
+  readonly hostname: string;
+  readonly port: number;
+  readonly io: SocketIo;
+}
+
+/** Binds a UDP socket. Throws if the address cannot be bound or the backend is unavailable. */
+export function bindDatagramSocket(options: DatagramSocketOptions): DatagramSocket {
+  return options.io === "libc"
+    ? LibcDatagramSocket.bind(options.hostname, options.port)
+    : new DenoDatagramSocket(options.hostname, options.port);
+}
+
+const RECEIVE_BUFFER = 65_536;
+
+/** `Deno.listenDatagram`: one promise per datagram received and per datagram sent. */
+class DenoDatagramSocket implements DatagramSocket {
+  readonly #conn: Deno.DatagramConn;
+  #closed = false;
+
+  constructor(hostname: string, port: number) {
+    this.#conn = Deno.listenDatagram({ transport: "udp", hostname, port });
+  }
+
+  get addr(): Deno.NetAddr {
+    return this.#conn.addr as Deno.NetAddr;
+  }
+
+  async serve(onDatagram: DatagramListener, onError: (error: unknown) => void): Promise<void> {
+    // One buffer for every datagram: receive() without one allocates 64 KiB each time.
+    const buffer = new Uint8Array(RECEIVE_BUFFER);
+    while (true) {
+      let datagram: Uint8Array, from: Deno.Addr;
+      try {
+        // Indexed rather than destructured: no iterator per datagram.
+        const received = await this.#conn.receive(buffer);
+        datagram = received[0];
+        from = received[1];
+      } catch (error) {
+        if (this.#closed) return;
+        onError(error);
+        continue;
+      }
+      onDatagram(datagram, from as Deno.NetAddr);
+    }
+  }
+
+  send(datagram: Uint8Array, to: Deno.NetAddr, onError: (error: unknown) => void): Promise<void> {
+    return this.#conn.send(datagram, to).then(ignore, onError);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#conn.close();
+  }
+}
+
+function ignore(): void {}
