@@ -4,7 +4,7 @@
  * the medians and the ratios. Figures on a shared 2-core machine vary run
  * to run, so only figures from the same run are compared.
  *
- *     deno task bench:compare [--duration 5] [--rounds 2] [--only echo64,echo64-chacha,handshake]
+ *     deno task bench:compare [--duration 5] [--rounds 2] [--only echo64,echo64-chacha,handshake] [--io libc]
  *
  * Servers (each started and stopped here, on loopback):
  * - `udp`: tools/udp_echo.ts, a plain UDP echo in Deno: the ceiling;
@@ -15,6 +15,10 @@
  *   are installed;
  * - `openssl`: `openssl s_server`, which serves one client at a time and
  *   never answers by itself, so only the one-client handshake scenario.
+ *
+ * `--io libc` puts the UDP echo, our server and the load generator on the
+ * libc socket backend (src/net/libc_socket.ts) instead of Deno's socket;
+ * the other servers keep their own.
  *
  * Prints a Markdown table, then the whole result as JSON on the last line.
  * Needs `-A`: reading other processes' CPU time in /proc takes full access.
@@ -64,8 +68,13 @@ const { values } = parseArgs({
     clients: { type: "string", default: "50" },
     only: { type: "string" },
     noble: { type: "boolean", default: false },
+    io: { type: "string", default: "deno" },
   },
 });
+if (values.io !== "deno" && values.io !== "libc") {
+  throw new Error(`Cannot use --io ${values.io}: expected deno or libc`);
+}
+const io = ["--io", values.io];
 
 /** Reads the first line of a child's stdout: `{"port":N}`. */
 async function readPort(child: Deno.ChildProcess, name: string): Promise<number> {
@@ -102,7 +111,7 @@ async function start(name: string, pion: string | undefined): Promise<Server> {
   let port: number;
   switch (name) {
     case "udp":
-      process = spawn(deno, ["run", "-A", "--unstable-net", `${here}udp_echo.ts`]);
+      process = spawn(deno, ["run", "-A", "--unstable-net", `${here}udp_echo.ts`, ...io]);
       port = await readPort(process, name);
       break;
     case "ours":
@@ -114,6 +123,7 @@ async function start(name: string, pion: string | undefined): Promise<Server> {
         `${here}bench_server.ts`,
         "--crypto",
         name === "ours" ? "node" : "noble",
+        ...io,
       ]);
       port = await readPort(process, name);
       break;
@@ -199,6 +209,7 @@ async function measure(server: Server, scenario: Scenario): Promise<Measurement>
     values.duration!,
     "--warmup",
     values.warmup!,
+    ...io,
     // The plain UDP server gets the same lock-step echo without DTLS.
     ...scenario.args.map((a) => server.name === "udp" && a === "echo" ? "udp" : a),
   ];
@@ -323,8 +334,8 @@ async function main(): Promise<void> {
 
   const summary: Record<string, Record<string, unknown>> = {};
   const lines = [
-    `| scenario | server | rate (median of ${rounds}) | p50 ms | p99 ms | errors | server CPU | load CPU | vs udp | ours vs it |`,
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    `| scenario | server | rate (median of ${rounds}) | p50 ms | p99 ms | p99/p50 | errors | server CPU | load CPU | vs udp | ours vs it |`,
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const scenario of scenarios) {
     const byServer = results[scenario.name]!;
@@ -339,6 +350,9 @@ async function main(): Promise<void> {
         rate: Math.round(r),
         p50: Math.round(median(ms.map((m) => m.report.latencyMs.p50)) * 100) / 100,
         p99: Math.round(median(ms.map((m) => m.report.latencyMs.p99)) * 100) / 100,
+        tail: Math.round(
+          median(ms.map((m) => m.report.latencyMs.p99 / m.report.latencyMs.p50)) * 100,
+        ) / 100,
         errors: ms.reduce((a, m) => a + m.report.errorsTotal, 0),
         serverCpu: median(ms.map((m) => m.serverCpu)),
         loadCpu: median(ms.map((m) => m.loadCpu)),
@@ -347,14 +361,16 @@ async function main(): Promise<void> {
       };
       summary[scenario.name]![name] = row;
       lines.push(
-        `| ${scenario.title} | ${name} | ${row.rate} | ${row.p50} | ${row.p99} | ${row.errors} | ` +
+        `| ${scenario.title} | ${name} | ${row.rate} | ${row.p50} | ${row.p99} | ${row.tail} | ${row.errors} | ` +
           `${row.serverCpu}% | ${row.loadCpu}% | ${row.vsUdp ?? ""} | ${row.oursVsIt ?? ""} |`,
       );
     }
   }
   console.log(lines.join("\n"));
   for (const [name, why] of Object.entries(skipped)) console.log(`\n${name} skipped: ${why}`);
-  console.log(JSON.stringify({ duration: Number(values.duration), rounds, skipped, summary }));
+  console.log(
+    JSON.stringify({ duration: Number(values.duration), rounds, io: values.io, skipped, summary }),
+  );
 }
 
 await main();

@@ -33,6 +33,12 @@ import { nodeProvider } from "../src/crypto/node.ts";
 import type { CryptoProvider } from "../src/crypto/provider.ts";
 import { aesGcm } from "../src/crypto/gcm.ts";
 import { suiteByName } from "../src/record/suites.ts";
+import {
+  type ClientSocket,
+  type ClientSockets,
+  denoClientSockets,
+  libcClientSockets,
+} from "./load_sockets.ts";
 
 /** What to run. */
 export interface LoadOptions {
@@ -64,6 +70,8 @@ export interface LoadOptions {
   readonly sources: number;
   /** When set, the report says how the samples slower than this group in time (ms). */
   readonly slowMs?: number;
+  /** The clients' sockets: Deno's, or libc's through FFI with one poll for all (needs --allow-ffi). */
+  readonly io: "deno" | "libc";
 }
 
 /** Latency summary, ms. */
@@ -130,6 +138,7 @@ export const LOAD_DEFAULTS: Omit<LoadOptions, "port"> = {
   provider: loadProvider(),
   timeoutMs: 2_000,
   sources: 1,
+  io: "deno",
 };
 
 /**
@@ -214,7 +223,7 @@ function grow(a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> {
 
 /** One client's socket and engine, as the watchdog sees them. */
 interface Client {
-  socket: Deno.DatagramConn;
+  socket: ClientSocket;
   connection: Connection | undefined;
   /** When the outstanding request was sent (performance.now()), or -1. */
   sentAt: number;
@@ -240,6 +249,7 @@ class Run {
   };
   readonly reasons: Record<string, number> = {};
   readonly clients = new Set<Client>();
+  readonly sockets: ClientSockets;
   readonly config;
   handshakes = 0;
   messages = 0;
@@ -252,6 +262,7 @@ class Run {
   constructor(options: LoadOptions) {
     this.options = options;
     this.server = { transport: "udp", hostname: options.host, port: options.port };
+    this.sockets = options.io === "libc" ? libcClientSockets() : denoClientSockets();
     this.config = connectionConfig(
       options.provider,
       (n) => crypto.getRandomValues(new Uint8Array(n)),
@@ -275,7 +286,7 @@ class Run {
     const local = this.options.host.includes(":")
       ? "::1"
       : `127.0.0.${1 + (index % Math.max(1, this.options.sources))}`;
-    const socket = Deno.listenDatagram({ transport: "udp", hostname: local, port: 0 });
+    const socket = this.sockets.open(local);
     const client: Client = {
       socket,
       connection: undefined,
@@ -352,7 +363,7 @@ class Run {
 
 /** Receives one datagram into `buffer`; undefined once the socket is closed. */
 async function receive(
-  socket: Deno.DatagramConn,
+  socket: ClientSocket,
   buffer: Uint8Array,
 ): Promise<Uint8Array | undefined> {
   try {
@@ -496,6 +507,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   run.stop();
   clearInterval(watchdog);
   await Promise.allSettled(tasks);
+  await run.sockets.close();
   const seconds = options.durationMs / 1000;
   const round = (x: number) => Math.round(x * 10) / 10;
   const errorsTotal = Object.values(run.errors).reduce((a, b) => a + b, 0);
@@ -537,7 +549,9 @@ const USAGE = `Usage: deno task load --port N [options]
   --timeout MS       a request not answered by then is resent and counted (default 2000)
   --sources N        bind clients to 127.0.0.1 … 127.0.0.N in turn (default 1)
   --slow-ms MS       also report how the samples slower than MS group in time
-                     (bursts: requests sent less than 2 ms apart)`;
+                     (bursts: requests sent less than 2 ms apart)
+  --io deno|libc     the clients' sockets: Deno's (default), or Linux libc's with
+                     one poll for all clients (needs --allow-ffi)`;
 
 function fail(message: string): never {
   console.error(`${message}\n${USAGE}`);
@@ -575,6 +589,7 @@ export function parseLoadArgs(args: string[]): LoadOptions {
         timeout: { type: "string" },
         sources: { type: "string" },
         "slow-ms": { type: "string" },
+        io: { type: "string" },
         help: { type: "boolean" },
       },
     }).values;
@@ -594,6 +609,8 @@ export function parseLoadArgs(args: string[]): LoadOptions {
   if (cryptoName !== "load" && cryptoName !== "node" && cryptoName !== "noble") {
     fail(`Cannot use --crypto ${cryptoName}: expected load, node or noble`);
   }
+  const io = v.io ?? "deno";
+  if (io !== "deno" && io !== "libc") fail(`Cannot use --io ${io}: expected deno or libc`);
   const psk = v.psk ?? "1a2b3c4d5e6f";
   if (!/^([0-9a-fA-F]{2})+$/.test(psk)) fail(`Cannot use --psk: expected hex`);
   const suite = v.suite ?? LOAD_DEFAULTS.suite;
@@ -621,6 +638,7 @@ export function parseLoadArgs(args: string[]): LoadOptions {
     timeoutMs: positive("timeout", v.timeout, LOAD_DEFAULTS.timeoutMs),
     sources: Math.floor(positive("sources", v.sources, 1)),
     ...(v["slow-ms"] === undefined ? {} : { slowMs: positive("slow-ms", v["slow-ms"], 0, 0) }),
+    io,
   };
 }
 
