@@ -411,6 +411,9 @@ async function echoClient(run: Run, index: number): Promise<void> {
       connection.send(payload);
       run.pump(client);
     };
+    if (client.socket.listen !== undefined) {
+      await echoByCallback(run, client, connection, payload);
+    }
     while (!run.stopped && connection.isEstablished) {
       client.data = 0;
       client.sentAt = performance.now();
@@ -438,6 +441,41 @@ async function echoClient(run: Run, index: number): Promise<void> {
     if (!run.stopped && connection.isClosed) run.error("closed", client);
     run.close(client);
   }
+}
+
+/**
+ * The echo loop of {@link echoClient} for a socket that hands datagrams to
+ * a callback: no promise per datagram, so more of a shared machine measures
+ * the server. Resolves when the connection or the socket closes.
+ */
+function echoByCallback(
+  run: Run,
+  client: Client,
+  connection: Connection,
+  payload: Uint8Array,
+): Promise<void> {
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const request = () => {
+    client.data = 0;
+    client.sentAt = performance.now();
+    connection.send(payload);
+    run.pump(client);
+  };
+  client.socket.listen!((datagram) => {
+    connection.handleDatagram(datagram, Date.now());
+    run.pump(client);
+    if (client.data > 0) {
+      const t = performance.now();
+      if (run.measuring(t)) {
+        run.messages++;
+        run.latencies.add(t - client.sentAt, client.sentAt);
+      }
+    }
+    if (run.stopped || !connection.isEstablished) resolve();
+    else if (client.data > 0) request();
+  }, resolve);
+  request();
+  return promise;
 }
 
 async function handshakeClient(run: Run, index: number): Promise<void> {
@@ -471,6 +509,23 @@ async function udpClient(run: Run, index: number): Promise<void> {
     client.socket.send(payload, run.server).catch(run.onSendError);
   };
   client.resend = send;
+  if (client.socket.listen !== undefined) {
+    // As echoByCallback: no promise per datagram.
+    const { promise, resolve } = Promise.withResolvers<void>();
+    client.socket.listen(() => {
+      const t = performance.now();
+      if (run.measuring(t)) {
+        run.messages++;
+        run.latencies.add(t - client.sentAt, client.sentAt);
+      }
+      if (run.stopped) return resolve();
+      client.sentAt = t;
+      send();
+    }, resolve);
+    client.sentAt = performance.now();
+    send();
+    await promise;
+  }
   while (!run.stopped) {
     client.sentAt = performance.now();
     send();

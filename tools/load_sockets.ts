@@ -9,8 +9,14 @@
 
 import { LibcDatagramSocket, LibcPoller, type LibcSocketSizes } from "../src/net/libc_socket.ts";
 
-/** What the load tool uses of a UDP socket: Deno's interface, so its own socket needs no wrapper. */
-export type ClientSocket = Pick<Deno.DatagramConn, "receive" | "send" | "close">;
+/**
+ * What the load tool uses of a UDP socket: Deno's interface, so its own
+ * socket needs no wrapper; and, where the socket can, datagrams handed to a
+ * callback without a promise each (`listen`).
+ */
+export type ClientSocket = Pick<Deno.DatagramConn, "receive" | "send" | "close"> & {
+  listen?: (onDatagram: (datagram: Uint8Array) => void, onClose: () => void) => void;
+};
 
 /** Each client's buffers: answers up to 16 KiB, a few queued (a handshake flight, say). */
 const CLIENT_SIZES: LibcSocketSizes = {
@@ -64,6 +70,8 @@ class LibcClientSocket implements ClientSocket {
     | undefined;
   #closed = false;
   #failed: Error | undefined;
+  #listener: ((datagram: Uint8Array) => void) | undefined;
+  #onClose: (() => void) | undefined;
 
   constructor(poller: LibcPoller, hostname: string) {
     this.#socket = LibcDatagramSocket.bind(hostname, 0, CLIENT_SIZES);
@@ -71,6 +79,10 @@ class LibcClientSocket implements ClientSocket {
   }
 
   readonly #onDatagram = (datagram: Uint8Array, from: Deno.NetAddr): void => {
+    if (this.#listener !== undefined) {
+      this.#listener(datagram);
+      return;
+    }
     const waiter = this.#waiter;
     if (waiter !== undefined) {
       this.#waiter = undefined;
@@ -85,6 +97,13 @@ class LibcClientSocket implements ClientSocket {
   readonly #onError = (error: unknown): void => {
     this.#failed = error instanceof Error ? error : new Error(String(error));
   };
+
+  /** From now on every datagram goes to `onDatagram`, while it runs (no copy, no promise). */
+  listen(onDatagram: (datagram: Uint8Array) => void, onClose: () => void): void {
+    this.#listener = onDatagram;
+    this.#onClose = onClose;
+    for (let q = this.#queue.shift(); q !== undefined; q = this.#queue.shift()) onDatagram(q[0]);
+  }
 
   receive(): Promise<[Bytes, Deno.Addr]> {
     const queued = this.#queue.shift();
@@ -107,5 +126,6 @@ class LibcClientSocket implements ClientSocket {
     this.#socket.close();
     this.#waiter?.reject(this.#failed ?? new Error("Cannot receive: socket closed"));
     this.#waiter = undefined;
+    this.#onClose?.();
   }
 }

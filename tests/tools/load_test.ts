@@ -8,7 +8,7 @@ import { DtlsServer } from "../../src/server/dtls_server.ts";
 import type { Logger } from "../../src/server/log.ts";
 import { LOAD_DEFAULTS, type LoadReport, runLoad } from "../../tools/load.ts";
 import { libcUnavailable } from "../helpers/libc.ts";
-import type { SocketIo } from "../../src/net/datagram_socket.ts";
+import { bindDatagramSocket, type SocketIo } from "../../src/net/datagram_socket.ts";
 
 const quiet: Logger = { log: () => {} };
 
@@ -95,28 +95,32 @@ Deno.test("load tool: handshake mode completes full handshakes with cookie and c
 const libcReason = libcUnavailable();
 if (libcReason !== undefined) console.log(`skipping the libc load tool test: ${libcReason}`);
 
-Deno.test("load tool on libc sockets: echo and handshake runs against the server on libc sockets", {
-  ignore: libcReason !== undefined,
-}, async () => {
-  const { server, port } = startServer("libc");
-  try {
-    for (const mode of ["echo", "handshake"] as const) {
-      const report = await runLoad({
-        ...LOAD_DEFAULTS,
-        port,
-        mode,
-        io: "libc",
-        clients: 3,
-        durationMs: 600,
-        warmupMs: 200,
-      });
-      assert.equal(report.errorsTotal, 0, JSON.stringify(report));
-      assert.ok(
-        mode === "echo" ? report.messages > 0 : report.handshakes > 0,
-        JSON.stringify(report),
-      );
+Deno.test(
+  "load tool on libc sockets: echo, handshake and udp runs against servers on libc sockets",
+  {
+    ignore: libcReason !== undefined,
+  },
+  async () => {
+    const { server, port } = startServer("libc");
+    try {
+      for (const mode of ["echo", "handshake"] as const) {
+        const report = await runLoad({
+          ...LOAD_DEFAULTS,
+          port,
+          mode,
+          io: "libc",
+          clients: 3,
+          durationMs: 600,
+          warmupMs: 200,
+        });
+        assert.equal(report.errorsTotal, 0, JSON.stringify(report));
+        assert.ok(
+          mode === "echo" ? report.messages > 0 : report.handshakes > 0,
+          JSON.stringify(report),
+        );
+      }
+    } finally {
+      await server.close();
     }
-  } finally {
-    await server.close();
-  }
-});
+  },
+);
