@@ -115,10 +115,17 @@ class LibcClientSocket implements ClientSocket {
   }
 
   send(data: Uint8Array, to: Deno.Addr): Promise<number> {
-    let failed: unknown;
-    this.#socket.send(data, to as Deno.NetAddr, (error) => failed = error);
-    return failed === undefined ? SENT : Promise.reject(failed);
+    this.#sendError = undefined;
+    this.#socket.send(data, to as Deno.NetAddr, this.#onSendError);
+    const error = this.#sendError;
+    return error === undefined ? SENT : Promise.reject(error);
   }
+
+  #sendError: unknown;
+  /** One handler for every send, rather than a closure per datagram. */
+  readonly #onSendError = (error: unknown): void => {
+    this.#sendError = error;
+  };
 
   close(): void {
     if (this.#closed) return;

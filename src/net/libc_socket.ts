@@ -305,6 +305,8 @@ export class LibcDatagramSocket {
 
   /** Peers by family and port (IPv6 ports offset by 65,536): at most 131,072 entries. */
   readonly #known = new Map<number, KnownPeer>();
+  /** Destinations not seen as peers, encoded once per address object. */
+  readonly #encoded = new WeakMap<Deno.NetAddr, Uint8Array>();
   #queued = 0;
   #queuedBytes = 0;
   readonly #queuedErrors: ErrorListener[] = [];
@@ -538,17 +540,25 @@ export class LibcDatagramSocket {
     this.#libc.poll(this.#bytes.subarray(at, at + 8), 1n, SEND_WAIT_MS);
   }
 
-  /** The sockaddr to send to `to`: the kernel's own for a peer seen, else encoded. */
+  /**
+   * The sockaddr to send to `to`: the kernel's own for a peer seen, else
+   * encoded once per address object (a client sends to one server object
+   * again and again).
+   */
   #nameOf(to: Deno.NetAddr): Uint8Array | undefined {
     const v6 = this.#family === AF_INET6;
     const known = this.#known.get(v6 ? to.port + 65_536 : to.port);
     if (known !== undefined && known.addr === to) return known.name;
+    const encoded = this.#encoded.get(to);
+    if (encoded !== undefined) return encoded;
     let ip = parseIp(to.hostname);
     if (ip === undefined) return undefined;
     if (v6 && ip.length === 4) ip = ipv4Mapped(ip);
     if ((ip.length === 16) !== v6) return undefined;
-    const scratch = this.#bytes.subarray(this.#scratchAt, this.#scratchAt + NAME_SLOT);
-    return scratch.subarray(0, encodeSockaddr(scratch, ip, to.port));
+    const name = new Uint8Array(NAME_SLOT);
+    const result = name.subarray(0, encodeSockaddr(name, ip, to.port));
+    this.#encoded.set(to, result);
+    return result;
   }
 
   #boundAddress(): Deno.NetAddr {
