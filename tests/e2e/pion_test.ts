@@ -110,3 +110,38 @@ for (const suite of SUITES) {
     },
   });
 }
+
+Deno.test({
+  name: "pion load mode: lock-step echo clients against our server on libc sockets",
+  ignore: pion.ignore,
+  async fn() {
+    // The Go load generator (tools' second opinion on tail latency) and the
+    // libc backend in a real server process, with the CLI's --io flag.
+    await using server = await startServer(["--io", "libc"]);
+    const result = await runPeer(pion.path(), [
+      "-mode",
+      "load",
+      "-port",
+      String(server.port),
+      "-clients",
+      "3",
+      "-size",
+      "64",
+      "-duration",
+      "0.5",
+      "-warmup",
+      "0.2",
+    ], { timeoutMs: TIMEOUT_MS });
+    const context = `exit ${result.code}\n${result.stderr}\n${server.describe()}`;
+    assert.equal(result.code, 0, context);
+    const report = JSON.parse(result.stdout.trim()) as {
+      errorsTotal: number;
+      messagesPerSec: number;
+      latencyMs: { p50: number; p99: number; samples: number };
+    };
+    assert.equal(report.errorsTotal, 0, context);
+    assert.ok(report.latencyMs.samples > 0, context);
+    assert.ok(report.latencyMs.p50 <= report.latencyMs.p99);
+    assert.equal(await server.stop(), 0);
+  },
+});

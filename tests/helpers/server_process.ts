@@ -177,8 +177,10 @@ export class ServerProcess implements AsyncDisposable {
 
   /** @internal Use {@link startServer}. */
   constructor(args: readonly string[]) {
+    // The libc socket backend needs FFI; every other run keeps without it.
+    const ffi = args[args.indexOf("--io") + 1] === "libc" ? ["--allow-ffi"] : [];
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-read", "--allow-env", "main.ts", ...args],
+      args: ["run", "--allow-net", "--allow-read", "--allow-env", ...ffi, "main.ts", ...args],
       cwd: REPO_ROOT,
       stdin: "null",
       stdout: "piped",

@@ -7,6 +7,11 @@
 // As a client (-mode client) it connects with PSK and the -suite list,
 // sends -message, prints the reply as one JSON line and closes (close_notify).
 // As a server (-mode server) it prints {"port":N} and echoes every datagram.
+// As a load generator (-mode load) it runs -clients connections in lock-step
+// echo of -size bytes for -duration seconds after -warmup, and prints one
+// JSON line with messages/s and latency percentiles: a second load generator,
+// in a compiled language with a concurrent GC, to check what our own
+// (tools/load.ts) measures.
 // -suite takes IANA names separated by commas.
 package main
 
@@ -19,7 +24,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,6 +56,10 @@ func main() {
 	pskHex := flag.String("psk", "1a2b3c4d5e6f", "PSK, hex")
 	suiteList := flag.String("suite", "TLS_PSK_WITH_AES_128_GCM_SHA256", "IANA names of the suites to offer or accept, comma-separated")
 	message := flag.String("message", "Message from pion", "what the client sends")
+	clients := flag.Int("clients", 50, "concurrent connections (load)")
+	size := flag.Int("size", 64, "payload bytes (load)")
+	duration := flag.Float64("duration", 4, "measured seconds (load)")
+	warmup := flag.Float64("warmup", 1, "seconds before measuring (load)")
 	flag.Parse()
 
 	psk, err := hex.DecodeString(*pskHex)
@@ -75,6 +86,10 @@ func main() {
 	}
 	// pion sends a client's PSKIdentityHint as its identity.
 	config.PSKIdentityHint = []byte(*identity)
+	if *mode == "load" {
+		load(config, *host, *port, *clients, *size, *duration, *warmup)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	config.ConnectContextMaker = func() (context.Context, func()) { return ctx, func() {} }
@@ -131,5 +146,79 @@ func serve(config *dtls.Config, host string, port int) {
 				}
 			}
 		}(conn)
+	}
+}
+
+// load runs lock-step echo clients and prints what they measured.
+func load(config *dtls.Config, host string, port, clients, size int, duration, warmup float64) {
+	start := time.Now()
+	from := start.Add(time.Duration(warmup * float64(time.Second)))
+	to := from.Add(time.Duration(duration * float64(time.Second)))
+	var mu sync.Mutex
+	var all []float64
+	errors := 0
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			samples, failed := echoLoop(config, host, port, size, from, to)
+			mu.Lock()
+			all = append(all, samples...)
+			if failed {
+				errors++
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Float64s(all)
+	at := func(q float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[int(q*float64(len(all)-1))]
+	}
+	out, _ := json.Marshal(map[string]interface{}{
+		"clients":        clients,
+		"payloadBytes":   size,
+		"messagesPerSec": float64(len(all)) / duration,
+		"latencyMs": map[string]float64{
+			"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "p999": at(0.999), "max": at(1),
+			"samples": float64(len(all)),
+		},
+		"errorsTotal": errors,
+	})
+	fmt.Println(string(out))
+}
+
+// echoLoop is one client: a handshake, then write and wait for the echo until `to`.
+func echoLoop(config *dtls.Config, host string, port, size int, from, to time.Time) ([]float64, bool) {
+	conn, err := dtls.Dial("udp", &net.UDPAddr{IP: net.ParseIP(host), Port: port}, config)
+	if err != nil {
+		return nil, true
+	}
+	defer conn.Close()
+	payload := make([]byte, size)
+	buf := make([]byte, 65536)
+	var samples []float64
+	for {
+		sent := time.Now()
+		if sent.After(to) {
+			return samples, false
+		}
+		if _, err := conn.Write(payload); err != nil {
+			return samples, true
+		}
+		if err := conn.SetReadDeadline(sent.Add(2 * time.Second)); err != nil {
+			return samples, true
+		}
+		if _, err := conn.Read(buf); err != nil {
+			return samples, true
+		}
+		got := time.Now()
+		if sent.After(from) && got.Before(to) {
+			samples = append(samples, float64(got.Sub(sent).Microseconds())/1000)
+		}
 	}
 }
