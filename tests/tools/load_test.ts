@@ -122,5 +122,24 @@ Deno.test(
     } finally {
       await server.close();
     }
+    const echo = bindDatagramSocket({ hostname: "127.0.0.1", port: 0, io: "libc" });
+    const served = echo.serve((d, from) => echo.send(d, from, () => {}), () => {});
+    try {
+      const report = await runLoad({
+        ...LOAD_DEFAULTS,
+        port: echo.addr.port,
+        mode: "udp",
+        io: "libc",
+        clients: 3,
+        durationMs: 400,
+        warmupMs: 100,
+      });
+      assert.equal(report.errorsTotal, 0, JSON.stringify(report));
+      assert.ok(report.messages > 0);
+      assert.equal(report.latencyMs.samples, report.messages);
+    } finally {
+      echo.close();
+      await served;
+    }
   },
 );
