@@ -5,8 +5,8 @@
  * per datagram each way; this costs one `poll` on a worker thread per batch,
  * and allocates nothing per datagram but the subarray handed to the caller.
  * On this machine class a plain echo on it answers about twice as many
- * datagrams per second as one on `Deno.listenDatagram`, with the latency
- * tail of a C echo server.
+ * datagrams per second as one on `Deno.listenDatagram`, close to a C echo
+ * server's rate and latency tail.
  *
  * Needs `--allow-ffi` (which is full access: FFI code is outside Deno's
  * sandbox), glibc and a little-endian CPU; x86_64 and aarch64 share the
