@@ -32,6 +32,8 @@ import {
 import { ContentType, DTLS_1_2, encodeRecord } from "../../src/record/header.ts";
 import { carries, HostilePeer, splitRecords } from "../helpers/hostile_peer.ts";
 import { IDENTITY, KEY } from "../helpers/sim.ts";
+import { libcUnavailable } from "../helpers/libc.ts";
+import type { SocketIo } from "../../src/net/datagram_socket.ts";
 
 const text = new TextEncoder();
 const IDENTITY_TEXT = new TextDecoder().decode(IDENTITY);
@@ -88,10 +90,21 @@ function tick(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 5));
 }
 
+/** Both socket backends where FFI works here; Deno's alone otherwise (the reason is printed). */
+const libcReason = libcUnavailable();
+if (libcReason !== undefined) console.log(`catalogue on Deno's socket only: ${libcReason}`);
+const IOS: readonly SocketIo[] = libcReason === undefined ? ["deno", "libc"] : ["deno"];
+
+/** Registers a case once per socket backend. */
+function catalogue(name: string, body: (ctx: Live) => Promise<void>): void {
+  for (const io of IOS) Deno.test(`catalogue (${io} socket): ${name}`, () => live(io, body));
+}
+
 /** Runs a case against a live server with a bystander conversation around it. */
-async function live(body: (ctx: Live) => Promise<void>): Promise<void> {
+async function live(io: SocketIo, body: (ctx: Live) => Promise<void>): Promise<void> {
   const log = new MemoryLogger();
   const server = new DtlsServer({
+    io,
     port: 0,
     logger: log,
     logPlaintext: true,
@@ -182,71 +195,66 @@ function dataFrom(log: MemoryLogger, peer: HostilePeer): string[] {
 
 // ---- records -----------------------------------------------------------------
 
-Deno.test("catalogue: a truncated record header is dropped silently", async () => {
-  await live(async ({ log, peer }) => {
-    await establish(peer);
-    await peer.sendRaw(sealed(peer, "cut").subarray(0, 7));
-    await expectSilence(log, peer);
-  });
+catalogue("a truncated record header is dropped silently", async ({ log, peer }) => {
+  await establish(peer);
+  await peer.sendRaw(sealed(peer, "cut").subarray(0, 7));
+  await expectSilence(log, peer);
 });
 
-Deno.test("catalogue: a record length past the end of the datagram is dropped silently", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "a record length past the end of the datagram is dropped silently",
+  async ({ log, peer }) => {
     await establish(peer);
     const record = sealed(peer, "short");
     await peer.sendRaw(record.subarray(0, record.length - 5));
     await expectSilence(log, peer);
     assert.deepEqual(dataFrom(log, peer), ["probe"]);
-  });
+  },
+);
+
+catalogue("zero-length records are dropped silently", async ({ log, peer }) => {
+  await establish(peer);
+  const empty = new Uint8Array(0);
+  await peer.sendRaw(
+    encodeRecord(ContentType.ApplicationData, DTLS_1_2, 1, 500, empty),
+    encodeRecord(ContentType.Handshake, DTLS_1_2, 1, 501, empty),
+    peer.rawRecord(ContentType.Handshake, empty),
+    peer.rawRecord(ContentType.Alert, empty),
+  );
+  await expectSilence(log, peer);
 });
 
-Deno.test("catalogue: zero-length records are dropped silently", async () => {
-  await live(async ({ log, peer }) => {
-    await establish(peer);
-    const empty = new Uint8Array(0);
-    await peer.sendRaw(
-      encodeRecord(ContentType.ApplicationData, DTLS_1_2, 1, 500, empty),
-      encodeRecord(ContentType.Handshake, DTLS_1_2, 1, 501, empty),
-      peer.rawRecord(ContentType.Handshake, empty),
-      peer.rawRecord(ContentType.Alert, empty),
-    );
-    await expectSilence(log, peer);
-  });
+catalogue("an unknown content type in epoch 0 is dropped silently", async ({ log, peer }) => {
+  await establish(peer);
+  await peer.sendRaw(peer.rawRecord(99, text.encode("what is this")));
+  await expectSilence(log, peer);
 });
 
-Deno.test("catalogue: an unknown content type in epoch 0 is dropped silently", async () => {
-  await live(async ({ log, peer }) => {
-    await establish(peer);
-    await peer.sendRaw(peer.rawRecord(99, text.encode("what is this")));
-    await expectSilence(log, peer);
-  });
-});
-
-Deno.test("catalogue: an authenticated record of unknown content type gets unexpected_message", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "an authenticated record of unknown content type gets unexpected_message",
+  async ({ log, peer }) => {
     await establish(peer);
     peer.connection!.injectRecord(99, text.encode("what is this"));
     peer.flush();
     await expectAlert(log, peer, "unexpected_message");
-  });
+  },
+);
+
+catalogue("a record with a wrong version field is dropped silently", async ({ log, peer }) => {
+  await establish(peer);
+  for (const version of [0x0303, 0xfeff, 0x0000, 0xfefc]) {
+    const record = sealed(peer, "wrong version");
+    record[1] = version >> 8;
+    record[2] = version & 0xff;
+    await peer.sendRaw(record);
+  }
+  await expectSilence(log, peer);
+  assert.deepEqual(dataFrom(log, peer), ["probe"]);
 });
 
-Deno.test("catalogue: a record with a wrong version field is dropped silently", async () => {
-  await live(async ({ log, peer }) => {
-    await establish(peer);
-    for (const version of [0x0303, 0xfeff, 0x0000, 0xfefc]) {
-      const record = sealed(peer, "wrong version");
-      record[1] = version >> 8;
-      record[2] = version & 0xff;
-      await peer.sendRaw(record);
-    }
-    await expectSilence(log, peer);
-    assert.deepEqual(dataFrom(log, peer), ["probe"]);
-  });
-});
-
-Deno.test("catalogue: a ClientHello in a TLS (not DTLS) record gets no HelloVerifyRequest", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "a ClientHello in a TLS (not DTLS) record gets no HelloVerifyRequest",
+  async ({ log, peer }) => {
     const hello = encodeClientHello({
       clientVersion: DTLS_1_2,
       random: new Uint8Array(32).fill(3),
@@ -271,11 +279,12 @@ Deno.test("catalogue: a ClientHello in a TLS (not DTLS) record gets no HelloVeri
       log.entries.filter((e) => e.event === "cookie_sent" && e.peer === peer.key).length,
       1,
     );
-  });
-});
+  },
+);
 
-Deno.test("catalogue: garbage after a valid record is dropped and the record delivered once", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "garbage after a valid record is dropped and the record delivered once",
+  async ({ log, peer }) => {
     await establish(peer);
     const record = sealed(peer, "with trailer");
     const datagram = new Uint8Array(record.length + 20);
@@ -284,13 +293,14 @@ Deno.test("catalogue: garbage after a valid record is dropped and the record del
     await peer.sendRaw(datagram);
     await expectSilence(log, peer);
     assert.deepEqual(dataFrom(log, peer), ["with trailer", "probe"]);
-  });
-});
+  },
+);
 
 // ---- handshake fragments ---------------------------------------------------------
 
-Deno.test("catalogue: fragments with inconsistent message_length get illegal_parameter", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "fragments with inconsistent message_length get illegal_parameter",
+  async ({ log, peer }) => {
     await holdFlight5(peer);
     const body = new Uint8Array(10).fill(1);
     await peer.sendRaw(
@@ -298,53 +308,58 @@ Deno.test("catalogue: fragments with inconsistent message_length get illegal_par
       peer.rawFragment(HandshakeType.ClientKeyExchange, 2, 50, 10, body),
     );
     await expectAlert(log, peer, "illegal_parameter");
-  });
-});
+  },
+);
 
-Deno.test("catalogue: overlapping fragments with different bytes get illegal_parameter", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "overlapping fragments with different bytes get illegal_parameter",
+  async ({ log, peer }) => {
     await holdFlight5(peer);
     await peer.sendRaw(
       peer.rawFragment(HandshakeType.ClientKeyExchange, 2, 40, 0, new Uint8Array(20).fill(1)),
       peer.rawFragment(HandshakeType.ClientKeyExchange, 2, 40, 10, new Uint8Array(20).fill(2)),
     );
     await expectAlert(log, peer, "illegal_parameter");
-  });
-});
+  },
+);
 
-Deno.test("catalogue: fragment_offset + fragment_length past message_length gets decode_error", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "fragment_offset + fragment_length past message_length gets decode_error",
+  async ({ log, peer }) => {
     await holdFlight5(peer);
     await peer.sendRaw(
       peer.rawFragment(HandshakeType.ClientKeyExchange, 2, 10, 5, new Uint8Array(10)),
     );
     await expectAlert(log, peer, "decode_error");
-  });
-});
+  },
+);
 
-Deno.test("catalogue: a 16 MB message_length is refused before allocating (handshake_failure)", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "a 16 MB message_length is refused before allocating (handshake_failure)",
+  async ({ log, peer }) => {
     await holdFlight5(peer);
     await peer.sendRaw(
       peer.rawFragment(HandshakeType.ClientKeyExchange, 2, 0xffffff, 0, new Uint8Array(100)),
     );
     await expectAlert(log, peer, "handshake_failure");
-  });
-});
+  },
+);
 
-Deno.test("catalogue: a duplicate message_seq with a different type gets illegal_parameter", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "a duplicate message_seq with a different type gets illegal_parameter",
+  async ({ log, peer }) => {
     await holdFlight5(peer);
     await peer.sendRaw(
       peer.rawFragment(HandshakeType.ClientKeyExchange, 2, 40, 0, new Uint8Array(10)),
       peer.rawFragment(HandshakeType.Finished, 2, 40, 10, new Uint8Array(10)),
     );
     await expectAlert(log, peer, "illegal_parameter");
-  });
-});
+  },
+);
 
-Deno.test("catalogue: wrong message_seq values are ignored and the real flight completes", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "wrong message_seq values are ignored and the real flight completes",
+  async ({ log, peer }) => {
     const flight5 = await holdFlight5(peer);
     const cke = encodePskClientKeyExchange(IDENTITY);
     await peer.sendRaw(
@@ -355,65 +370,65 @@ Deno.test("catalogue: wrong message_seq values are ignored and the real flight c
     await peer.sendRaw(...flight5);
     await peer.until(() => peer.connection!.isEstablished, "handshake");
     await expectSilence(log, peer);
-  });
-});
+  },
+);
 
 // ---- handshake state machine ---------------------------------------------------------
 
-Deno.test("catalogue: ChangeCipherSpec before the key exchange is dropped; the handshake completes", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "ChangeCipherSpec before the key exchange is dropped; the handshake completes",
+  async ({ log, peer }) => {
     const flight5 = await holdFlight5(peer);
     await peer.sendRaw(peer.rawRecord(ContentType.ChangeCipherSpec, Uint8Array.of(1)));
     await peer.sendRaw(...flight5);
     await peer.until(() => peer.connection!.isEstablished, "handshake");
     await expectSilence(log, peer);
-  });
-});
+  },
+);
 
-Deno.test("catalogue: Finished before ChangeCipherSpec (in epoch 0) gets unexpected_message", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "Finished before ChangeCipherSpec (in epoch 0) gets unexpected_message",
+  async ({ log, peer }) => {
     const [cke] = await holdFlight5(peer);
     await peer.sendRaw(cke!, peer.rawMessage(HandshakeType.Finished, 3, new Uint8Array(12)));
     await expectAlert(log, peer, "unexpected_message");
-  });
-});
+  },
+);
 
-Deno.test("catalogue: an epoch-1 Finished ahead of its ChangeCipherSpec is held; the handshake completes", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "an epoch-1 Finished ahead of its ChangeCipherSpec is held; the handshake completes",
+  async ({ log, peer }) => {
     const [cke, ccs, finished] = await holdFlight5(peer);
     await peer.sendRaw(cke!);
     await peer.sendRaw(finished!);
     await peer.sendRaw(ccs!);
     await peer.until(() => peer.connection!.isEstablished, "handshake");
     await expectSilence(log, peer);
-  });
+  },
+);
+
+catalogue("a Finished with wrong verify_data gets decrypt_error", async ({ log, peer }) => {
+  const [cke, ccs] = await holdFlight5(peer);
+  await peer.sendRaw(cke!, ccs!);
+  // Sealed with the right keys, so only the verify_data is wrong.
+  peer.connection!.injectRecord(
+    ContentType.Handshake,
+    encodeHandshakeMessage(HandshakeType.Finished, 3, new Uint8Array(12).fill(0x55)),
+  );
+  peer.flush();
+  await expectAlert(log, peer, "decrypt_error");
 });
 
-Deno.test("catalogue: a Finished with wrong verify_data gets decrypt_error", async () => {
-  await live(async ({ log, peer }) => {
-    const [cke, ccs] = await holdFlight5(peer);
-    await peer.sendRaw(cke!, ccs!);
-    // Sealed with the right keys, so only the verify_data is wrong.
-    peer.connection!.injectRecord(
-      ContentType.Handshake,
-      encodeHandshakeMessage(HandshakeType.Finished, 3, new Uint8Array(12).fill(0x55)),
-    );
-    peer.flush();
-    await expectAlert(log, peer, "decrypt_error");
-  });
+catalogue("a Finished whose ciphertext was modified gets bad_record_mac", async ({ log, peer }) => {
+  const [cke, ccs, finished] = await holdFlight5(peer);
+  finished![finished!.length - 1]! ^= 0x01;
+  await peer.sendRaw(cke!, ccs!, finished!);
+  await expectAlert(log, peer, "bad_record_mac");
 });
 
-Deno.test("catalogue: a Finished whose ciphertext was modified gets bad_record_mac", async () => {
-  await live(async ({ log, peer }) => {
-    const [cke, ccs, finished] = await holdFlight5(peer);
-    finished![finished!.length - 1]! ^= 0x01;
-    await peer.sendRaw(cke!, ccs!, finished!);
-    await expectAlert(log, peer, "bad_record_mac");
-  });
-});
-
-Deno.test("catalogue: application data in epoch 0 is dropped, during and after the handshake", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "application data in epoch 0 is dropped, during and after the handshake",
+  async ({ log, peer }) => {
     const flight5 = await holdFlight5(peer);
     await peer.sendRaw(peer.rawRecord(ContentType.ApplicationData, text.encode("early plain")));
     await peer.sendRaw(...flight5);
@@ -421,11 +436,12 @@ Deno.test("catalogue: application data in epoch 0 is dropped, during and after t
     await peer.sendRaw(peer.rawRecord(ContentType.ApplicationData, text.encode("late plain")));
     await expectSilence(log, peer);
     assert.deepEqual(dataFrom(log, peer), ["probe"]);
-  });
-});
+  },
+);
 
-Deno.test("catalogue: application data before the handshake completed is not delivered", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "application data before the handshake completed is not delivered",
+  async ({ log, peer }) => {
     const [cke, ccs, finished] = await holdFlight5(peer);
     await peer.sendRaw(cke!, ccs!);
     // Epoch 1, sealed with the right keys, but ahead of the Finished.
@@ -435,11 +451,12 @@ Deno.test("catalogue: application data before the handshake completed is not del
     await peer.until(() => peer.connection!.isEstablished, "handshake");
     await expectSilence(log, peer);
     assert.deepEqual(dataFrom(log, peer), ["probe"]);
-  });
-});
+  },
+);
 
-Deno.test("catalogue: a ClientHello inside epoch 1 before Finished gets unexpected_message", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "a ClientHello inside epoch 1 before Finished gets unexpected_message",
+  async ({ log, peer }) => {
     const [cke, ccs] = await holdFlight5(peer);
     await peer.sendRaw(cke!, ccs!);
     const hello = encodeClientHello({
@@ -457,11 +474,12 @@ Deno.test("catalogue: a ClientHello inside epoch 1 before Finished gets unexpect
     );
     peer.flush();
     await expectAlert(log, peer, "unexpected_message");
-  });
-});
+  },
+);
 
-Deno.test("catalogue: renegotiation after the handshake gets a no_renegotiation warning", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "renegotiation after the handshake gets a no_renegotiation warning",
+  async ({ log, peer }) => {
     await establish(peer);
     const hello = encodeClientHello({
       clientVersion: DTLS_1_2,
@@ -480,11 +498,12 @@ Deno.test("catalogue: renegotiation after the handshake gets a no_renegotiation 
     await probe(peer);
     assert.deepEqual(alertsSentTo(log, peer), ["no_renegotiation"]);
     assert.equal(peer.connection!.isEstablished, true);
-  });
-});
+  },
+);
 
-Deno.test("catalogue: an epoch-0 ClientHello from an established peer only earns a HelloVerifyRequest", async () => {
-  await live(async ({ log, peer, server }) => {
+catalogue(
+  "an epoch-0 ClientHello from an established peer only earns a HelloVerifyRequest",
+  async ({ log, peer, server }) => {
     await establish(peer);
     const hello = encodeClientHello({
       clientVersion: DTLS_1_2,
@@ -501,11 +520,12 @@ Deno.test("catalogue: an epoch-0 ClientHello from an established peer only earns
     await peer.until(() => cookies() === 2, "HelloVerifyRequest");
     await expectSilence(log, peer);
     assert.equal(server.connectionCount, 2);
-  });
-});
+  },
+);
 
-Deno.test("catalogue: close_notify in the middle of the handshake is answered and frees the state", async () => {
-  await live(async ({ log, peer, server }) => {
+catalogue(
+  "close_notify in the middle of the handshake is answered and frees the state",
+  async ({ log, peer, server }) => {
     await holdFlight5(peer);
     assert.equal(server.halfOpenCount, 1);
     await peer.sendRaw(
@@ -521,23 +541,22 @@ Deno.test("catalogue: close_notify in the middle of the handshake is answered an
     peer.held.length = 0;
     await establish(peer);
     await probe(peer);
-  });
-});
+  },
+);
 
 // ---- replay ------------------------------------------------------------------------
 
-Deno.test("catalogue: a replayed datagram is delivered once", async () => {
-  await live(async ({ log, peer }) => {
-    await establish(peer);
-    const record = sealed(peer, "once");
-    await peer.sendRaw(record, record, record);
-    await expectSilence(log, peer);
-    assert.deepEqual(dataFrom(log, peer), ["once", "probe"]);
-  });
+catalogue("a replayed datagram is delivered once", async ({ log, peer }) => {
+  await establish(peer);
+  const record = sealed(peer, "once");
+  await peer.sendRaw(record, record, record);
+  await expectSilence(log, peer);
+  assert.deepEqual(dataFrom(log, peer), ["once", "probe"]);
 });
 
-Deno.test("catalogue: a replayed flight 5 after the handshake is dropped: no second handshake", async () => {
-  await live(async ({ log, peer, server }) => {
+catalogue(
+  "a replayed flight 5 after the handshake is dropped: no second handshake",
+  async ({ log, peer, server }) => {
     const flight5 = await holdFlight5(peer);
     await peer.sendRaw(...flight5);
     await peer.until(() => peer.connection!.isEstablished, "handshake");
@@ -548,59 +567,53 @@ Deno.test("catalogue: a replayed flight 5 after the handshake is dropped: no sec
       e.event === "handshake_complete" && e.peer === peer.key
     );
     assert.equal(completed.length, 1);
-  });
-});
+  },
+);
 
-Deno.test("catalogue: an old sequence number outside the replay window is dropped", async () => {
-  await live(async ({ log, peer }) => {
-    await establish(peer);
-    const first = sealed(peer, "message 0");
-    for (let i = 1; i <= 70; i++) await peer.sendRaw(sealed(peer, `message ${i}`));
-    await peer.until(
-      () => peer.events.filter((e) => e.type === "data").length === 70,
-      "70 replies",
-    );
-    await peer.sendRaw(first);
-    await expectSilence(log, peer);
-    const got = dataFrom(log, peer);
-    assert.equal(got.length, 71);
-    assert.ok(!got.includes("message 0"), "the record 70 behind the newest was refused");
-  });
+catalogue("an old sequence number outside the replay window is dropped", async ({ log, peer }) => {
+  await establish(peer);
+  const first = sealed(peer, "message 0");
+  for (let i = 1; i <= 70; i++) await peer.sendRaw(sealed(peer, `message ${i}`));
+  await peer.until(
+    () => peer.events.filter((e) => e.type === "data").length === 70,
+    "70 replies",
+  );
+  await peer.sendRaw(first);
+  await expectSilence(log, peer);
+  const got = dataFrom(log, peer);
+  assert.equal(got.length, 71);
+  assert.ok(!got.includes("message 0"), "the record 70 behind the newest was refused");
 });
 
 // ---- PSK identities -------------------------------------------------------------------
 
-Deno.test("catalogue: an unknown PSK identity gets unknown_psk_identity", async () => {
-  await live(async ({ log, peer }) => {
-    peer.connect({ identity: text.encode("mallory") });
-    await expectAlert(log, peer, "unknown_psk_identity");
-  });
+catalogue("an unknown PSK identity gets unknown_psk_identity", async ({ log, peer }) => {
+  peer.connect({ identity: text.encode("mallory") });
+  await expectAlert(log, peer, "unknown_psk_identity");
 });
 
-Deno.test("catalogue: a wrong key gets bad_record_mac", async () => {
-  await live(async ({ log, peer }) => {
-    peer.connect({ psk: new Uint8Array(16).fill(0x42) });
-    await expectAlert(log, peer, "bad_record_mac");
-  });
+catalogue("a wrong key gets bad_record_mac", async ({ log, peer }) => {
+  peer.connect({ psk: new Uint8Array(16).fill(0x42) });
+  await expectAlert(log, peer, "bad_record_mac");
 });
 
-Deno.test("catalogue: an empty identity gets unknown_psk_identity", async () => {
-  await live(async ({ log, peer }) => {
-    peer.connect({ identity: new Uint8Array(0) });
-    await expectAlert(log, peer, "unknown_psk_identity");
-  });
+catalogue("an empty identity gets unknown_psk_identity", async ({ log, peer }) => {
+  peer.connect({ identity: new Uint8Array(0) });
+  await expectAlert(log, peer, "unknown_psk_identity");
 });
 
-Deno.test("catalogue: an identity over 128 bytes (RFC 4279 §5.3) gets illegal_parameter", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "an identity over 128 bytes (RFC 4279 §5.3) gets illegal_parameter",
+  async ({ log, peer }) => {
     peer.connect({ identity: new Uint8Array(129).fill(0x61) });
     await expectAlert(log, peer, "illegal_parameter");
-  });
-});
+  },
+);
 
-Deno.test("catalogue: an identity of 2^16-1 bytes is refused before reassembly (handshake_failure)", async () => {
-  await live(async ({ log, peer }) => {
+catalogue(
+  "an identity of 2^16-1 bytes is refused before reassembly (handshake_failure)",
+  async ({ log, peer }) => {
     peer.connect({ identity: new Uint8Array(0xffff).fill(0x61) });
     await expectAlert(log, peer, "handshake_failure");
-  });
-});
+  },
+);
