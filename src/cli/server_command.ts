@@ -103,6 +103,7 @@ export async function runServer(
     refusalLogIntervalMs: settings.refusalLogInterval,
     provider: settings.crypto === "noble" ? nobleProvider : nodeProvider,
     io: settings.io,
+    ...(settings.receiveBuffer === undefined ? {} : { receiveBufferBytes: settings.receiveBuffer }),
     logger,
     ...(settings.logPlaintext === undefined ? {} : { logPlaintext: settings.logPlaintext }),
   });

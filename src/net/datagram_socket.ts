@@ -7,7 +7,7 @@
  * @module
  */
 
-import { LibcDatagramSocket } from "./libc_socket.ts";
+import { LibcDatagramSocket, SERVER_SIZES } from "./libc_socket.ts";
 
 /** Which socket implementation the server uses. */
 export type SocketIo = "deno" | "libc";
@@ -34,6 +34,10 @@ export interface DatagramSocket {
   send(datagram: Uint8Array, to: Deno.NetAddr, onError: (error: unknown) => void): Promise<void>;
   /** Closes the socket; `serve` then resolves. */
   close(): void;
+  /** Datagrams the kernel dropped for want of buffer room, where the backend can tell (libc). */
+  readonly receiveDrops?: number;
+  /** The socket receive buffer the kernel granted, where the backend can tell (libc). */
+  readonly receiveBufferBytes?: number;
 }
 
 /** Where to bind and with which backend. */
@@ -41,13 +45,21 @@ export interface DatagramSocketOptions {
   readonly hostname: string;
   readonly port: number;
   readonly io: SocketIo;
+  /** SO_RCVBUF to ask for, bytes (libc only: Deno's socket cannot set it). */
+  readonly receiveBuffer?: number | undefined;
 }
 
 /** Binds a UDP socket. Throws if the address cannot be bound or the backend is unavailable. */
 export function bindDatagramSocket(options: DatagramSocketOptions): DatagramSocket {
-  return options.io === "libc"
-    ? LibcDatagramSocket.bind(options.hostname, options.port)
-    : new DenoDatagramSocket(options.hostname, options.port);
+  if (options.io === "libc") {
+    return LibcDatagramSocket.bind(options.hostname, options.port, SERVER_SIZES, {
+      ...(options.receiveBuffer === undefined ? {} : { receiveBuffer: options.receiveBuffer }),
+    });
+  }
+  if (options.receiveBuffer !== undefined) {
+    throw new Error("Cannot set a receive buffer on Deno's socket: it needs --io libc");
+  }
+  return new DenoDatagramSocket(options.hostname, options.port);
 }
 
 const RECEIVE_BUFFER = 65_536;

@@ -69,13 +69,26 @@ const MSG_NAME = 0;
 const MSG_NAMELEN = 8;
 const MSG_IOV = 16;
 const MSG_IOVLEN = 24;
+const MSG_CONTROL = 32;
+const MSG_CONTROLLEN = 40;
 const MSG_FLAGS = 48;
 const MSG_LEN = 56;
+// Ancillary data per received datagram: one struct cmsghdr { size_t len; int level, type; } with
+// SO_RXQ_OVFL's u32, the socket's drop count when the datagram was queued.
+const CONTROL_SLOT = 32;
+const CMSG_LEVEL = 8;
+const CMSG_TYPE = 12;
+const CMSG_DATA = 16;
+const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
+const SO_RXQ_OVFL = 40;
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -296,6 +309,7 @@ export class LibcDatagramSocket {
   readonly #receiveHeaders: Uint8Array;
   readonly #receiveHeadersAt: number;
   readonly #receiveNamesAt: number;
+  readonly #receiveControlAt: number;
   readonly #receiveDataAt: number;
   readonly #sendHeaders: Uint8Array;
   readonly #sendHeadersAt: number;
@@ -324,7 +338,7 @@ export class LibcDatagramSocket {
     const { receiveSlots, receiveSlotBytes, sendSlots, sendBytes } = sizes;
     const arena = new Arena(
       NAME_SLOT + 8 +
-        receiveSlots * (receiveSlotBytes + NAME_SLOT + IOVEC + MMSGHDR) +
+        receiveSlots * (receiveSlotBytes + NAME_SLOT + CONTROL_SLOT + IOVEC + MMSGHDR) +
         sendSlots * (NAME_SLOT + IOVEC + MMSGHDR) + sendBytes + 64,
     );
     this.#base = arena.base;
@@ -334,6 +348,7 @@ export class LibcDatagramSocket {
     this.#scratchAt = arena.take(NAME_SLOT + 8);
     this.#receiveDataAt = arena.take(receiveSlots * receiveSlotBytes);
     this.#receiveNamesAt = arena.take(receiveSlots * NAME_SLOT);
+    this.#receiveControlAt = arena.take(receiveSlots * CONTROL_SLOT);
     const receiveIovsAt = arena.take(receiveSlots * IOVEC);
     this.#receiveHeadersAt = arena.take(receiveSlots * MMSGHDR);
     this.#sendDataAt = arena.take(sendBytes);
@@ -356,6 +371,7 @@ export class LibcDatagramSocket {
       this.#setPointer(header + MSG_NAME, this.#receiveNamesAt + i * NAME_SLOT);
       this.#setPointer(header + MSG_IOV, iov);
       this.#setSize(header + MSG_IOVLEN, 1);
+      this.#setPointer(header + MSG_CONTROL, this.#receiveControlAt + i * CONTROL_SLOT);
     }
     for (let i = 0; i < sendSlots; i++) {
       const header = this.#sendHeadersAt + i * MMSGHDR;
@@ -366,8 +382,18 @@ export class LibcDatagramSocket {
     this.addr = this.#boundAddress();
   }
 
-  /** Binds `hostname` (an IP literal or `localhost`) and `port` (0: any free one). */
-  static bind(hostname: string, port: number, sizes = SERVER_SIZES): LibcDatagramSocket {
+  /**
+   * Binds `hostname` (an IP literal or `localhost`) and `port` (0: any free
+   * one). `receiveBuffer` asks the kernel for that socket receive buffer
+   * (SO_RCVBUF; Linux grants at most net.core.rmem_max, see
+   * {@link receiveBufferBytes}).
+   */
+  static bind(
+    hostname: string,
+    port: number,
+    sizes = SERVER_SIZES,
+    options: { readonly receiveBuffer?: number } = {},
+  ): LibcDatagramSocket {
     const ip = parseIp(hostname);
     if (ip === undefined) {
       throw new Error(`Cannot use libc socket I/O: "${hostname}" is not an IP address`);
@@ -376,6 +402,20 @@ export class LibcDatagramSocket {
     const family = ip.length === 4 ? AF_INET : AF_INET6;
     const fd = libc.socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw systemError("open a UDP socket", errno());
+    const option = new Uint8Array(new ArrayBuffer(8), 0, 4);
+    const optionView = new DataView(option.buffer);
+    // The kernel then tells, with each datagram, how many it has dropped for want of room.
+    optionView.setInt32(0, 1, true);
+    libc.setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, option, 4);
+    if (options.receiveBuffer !== undefined) {
+      // The kernel doubles what it is asked for (for its bookkeeping): ask for half.
+      optionView.setInt32(0, Math.max(1, Math.floor(options.receiveBuffer / 2)), true);
+      if (libc.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, option, 4) !== 0) {
+        const code = errno();
+        libc.close(fd);
+        throw systemError(`set a receive buffer of ${options.receiveBuffer} bytes`, code);
+      }
+    }
     const name = new Uint8Array(new ArrayBuffer(64), 0, NAME_SLOT);
     const length = encodeSockaddr(name, ip, port);
     if (libc.bind(fd, name, length) !== 0) {
@@ -413,7 +453,9 @@ export class LibcDatagramSocket {
     const view = this.#view;
     const { receiveSlots, receiveSlotBytes } = this.#sizes;
     for (let i = 0; i < receiveSlots; i++) {
-      view.setUint32(this.#receiveHeadersAt + i * MMSGHDR + MSG_NAMELEN, NAME_SLOT, true);
+      const header = this.#receiveHeadersAt + i * MMSGHDR;
+      view.setUint32(header + MSG_NAMELEN, NAME_SLOT, true);
+      this.#setSize(header + MSG_CONTROLLEN, CONTROL_SLOT);
     }
     const count = this.#libc.recvmmsg(
       this.fd,
@@ -429,6 +471,7 @@ export class LibcDatagramSocket {
     }
     this.#batching = true;
     try {
+      if (count > 0) this.#noteDrops(count - 1);
       for (let i = 0; i < count && !this.#closed; i++) {
         const header = this.#receiveHeadersAt + i * MMSGHDR;
         const length = view.getUint32(header + MSG_LEN, true);
@@ -448,6 +491,44 @@ export class LibcDatagramSocket {
       this.#batching = false;
       this.#flush();
     }
+  }
+
+  /**
+   * Datagrams the kernel dropped because this socket's receive buffer was
+   * full, as of the last datagram received (SO_RXQ_OVFL; it counts from the
+   * socket's creation and is only reported once there is something to say).
+   */
+  get receiveDrops(): number {
+    return this.#drops;
+  }
+
+  #drops = 0;
+
+  /** Reads the drop count off the last datagram of a batch (the count only grows). */
+  #noteDrops(slot: number): void {
+    const view = this.#view;
+    const header = this.#receiveHeadersAt + slot * MMSGHDR;
+    if (view.getUint32(header + MSG_CONTROLLEN, true) < CMSG_DATA + 4) return;
+    const control = this.#receiveControlAt + slot * CONTROL_SLOT;
+    if (
+      view.getInt32(control + CMSG_LEVEL, true) === SOL_SOCKET &&
+      view.getInt32(control + CMSG_TYPE, true) === SO_RXQ_OVFL
+    ) {
+      const drops = view.getUint32(control + CMSG_DATA, true);
+      if (drops > this.#drops) this.#drops = drops;
+    }
+  }
+
+  /** The receive buffer the kernel granted (SO_RCVBUF as read back: twice what was set). */
+  get receiveBufferBytes(): number {
+    const at = this.#scratchAt;
+    this.#view.setUint32(at + 4, 4, true);
+    const value = this.#bytes.subarray(at, at + 4);
+    const length = this.#bytes.subarray(at + 4, at + 8);
+    if (this.#libc.getsockopt(this.fd, SOL_SOCKET, SO_RCVBUF, value, length) !== 0) {
+      throw systemError("read the receive buffer size", errno());
+    }
+    return this.#view.getInt32(at, true);
   }
 
   /** The peer whose sockaddr is at `offset`, made once per address and port. */

@@ -176,6 +176,13 @@ export const SETTINGS: readonly Spec[] = [
     choices: ["deno", "libc"],
     help: "UDP socket: Deno's, or Linux libc recvmmsg/sendmmsg (needs --allow-ffi)",
   },
+  {
+    name: "receive-buffer",
+    kind: "int",
+    min: 4_096,
+    max: 1 << 30,
+    help: "socket receive buffer to ask the kernel for, bytes (--io libc only)",
+  },
 ];
 
 /** The parsed settings. Durations are in milliseconds. */
@@ -203,6 +210,7 @@ export interface ServerSettings {
   readonly refusalLogInterval: number;
   readonly crypto: "node" | "noble";
   readonly io: "deno" | "libc";
+  readonly receiveBuffer: number | undefined;
 }
 
 /** The environment variable of a setting. */

@@ -102,6 +102,11 @@ export interface DtlsServerOptions {
    * `--allow-ffi`).
    */
   readonly io?: SocketIo;
+  /**
+   * Socket receive buffer to ask the kernel for, bytes (`io: "libc"` only;
+   * Linux grants at most net.core.rmem_max and the server logs what it got).
+   */
+  readonly receiveBufferBytes?: number;
   /** Random source (default: crypto.getRandomValues). */
   readonly random?: RandomSource;
   /** Clock in ms (default: Date.now). */
@@ -269,10 +274,13 @@ export class DtlsServer {
     if (this.#socket !== undefined) throw new TypeError("Cannot listen: already listening");
     const hostname = this.#options.address ?? "127.0.0.1";
     const port = this.#options.port ?? 4433;
-    const socket = bindDatagramSocket({ hostname, port, io: this.#options.io ?? "deno" });
+    const io = this.#options.io ?? "deno";
+    const asked = this.#options.receiveBufferBytes;
+    const socket = bindDatagramSocket({ hostname, port, io, receiveBuffer: asked });
     this.#socket = socket;
     this.#closing = false;
     const bound = socket.addr;
+    const granted = socket.receiveBufferBytes;
     this.#log.log(
       "info",
       "listening",
@@ -280,8 +288,22 @@ export class DtlsServer {
       {
         address: bound.hostname,
         port: bound.port,
+        io,
+        ...(granted === undefined ? {} : { receiveBufferBytes: granted }),
       },
     );
+    if (asked !== undefined && granted !== undefined && granted < asked) {
+      this.#log.log(
+        "warning",
+        "receive_buffer_capped",
+        `Asked for a receive buffer of ${asked} bytes, the kernel granted ${granted} ` +
+          "(raise net.core.rmem_max to allow more)",
+        { asked, granted },
+      );
+    }
+    if (socket.receiveDrops !== undefined) {
+      this.metrics.gauge("dtls_socket_receive_drops_total", () => socket.receiveDrops ?? 0);
+    }
     this.#loop = socket.serve(this.#onReceived, this.#onReceiveError);
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
     return { address: bound.hostname, port: bound.port };

@@ -57,6 +57,10 @@ export const FAMILIES = {
   dtls_connections: { help: "Connections held (established and half-open)", type: "gauge" },
   dtls_connections_half_open: { help: "Connections still in their handshake", type: "gauge" },
   dtls_psk_reloads_total: { help: "Key file reloads, by result", type: "counter" },
+  dtls_socket_receive_drops_total: {
+    help: "Datagrams the kernel dropped for a full socket receive buffer (--io libc only)",
+    type: "counter",
+  },
 } as const satisfies Record<string, Family>;
 
 /** A metric family name. */
@@ -161,7 +165,7 @@ export class Metrics {
       }
       const series = this.#values.get(name);
       if (series === undefined || series.size === 0) {
-        if (!FAMILY_HAS_LABELS.has(name)) lines.push(`${name} 0`);
+        if (!FAMILY_HAS_LABELS.has(name) && !FAMILY_OPTIONAL.has(name)) lines.push(`${name} 0`);
         continue;
       }
       for (const [key, cell] of series) lines.push(`${name}${key} ${cell.value}`);
@@ -179,6 +183,9 @@ const FAMILY_HAS_LABELS = new Set<MetricName>([
   "dtls_records_dropped_total",
   "dtls_psk_reloads_total",
 ]);
+
+/** Families with no sample unless their source exists (a zero would claim what is not known). */
+const FAMILY_OPTIONAL = new Set<MetricName>(["dtls_socket_receive_drops_total"]);
 
 /** A running metrics endpoint. */
 export interface MetricsServer {

@@ -200,3 +200,33 @@ Deno.test("libc poller: one poll for many sockets; closing one leaves the others
   // The poller closed the sockets it still watched: their ports are free.
   for (const s of sockets) LibcDatagramSocket.bind("127.0.0.1", s.addr.port).close();
 });
+
+Deno.test("libc socket: datagrams the kernel drops for a full buffer are counted, to the one", {
+  ignore,
+}, async () => {
+  // A small receive buffer and nobody reading: most of a burst cannot be queued.
+  const socket = LibcDatagramSocket.bind("127.0.0.1", 0, undefined, { receiveBuffer: 4_096 });
+  assert.ok(socket.receiveBufferBytes >= 4_096 && socket.receiveBufferBytes < 65_536);
+  const sender = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const burst = 500;
+  for (let i = 0; i < burst; i++) await sender.send(new Uint8Array(100), socket.addr);
+  let received = 0;
+  const served = socket.serve(() => received++, () => {});
+  try {
+    const settle = async (want: () => boolean) => {
+      for (let i = 0; i < 200 && !want(); i++) await new Promise((r) => setTimeout(r, 5));
+    };
+    await settle(() => received > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    const queued = received;
+    assert.ok(queued > 0 && queued < burst, `${queued} of ${burst} queued`);
+    // The kernel reports the count with the next datagram it queues.
+    await sender.send(new Uint8Array(1), socket.addr);
+    await settle(() => received === queued + 1);
+    assert.equal(socket.receiveDrops, burst - queued, "every datagram not received was dropped");
+  } finally {
+    sender.close();
+    socket.close();
+    await served;
+  }
+});

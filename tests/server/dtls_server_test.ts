@@ -184,3 +184,25 @@ Deno.test("peer keys: the connection-table key of IPv4 and IPv6 addresses, remem
     assert.equal(keys.of(addr), peerKey(addr));
   }
 });
+
+Deno.test("libc socket: the drop counter is exported, and a capped receive buffer is logged", {
+  ignore: skip("libc"),
+}, async () => {
+  // More than any kernel grants (Linux: up to twice net.core.rmem_max, which only root can read here).
+  const asked = 1 << 30;
+  await withServer({ io: "libc", receiveBufferBytes: asked }, (server, _port, log) => {
+    const listening = log.entries.find((e) => e.event === "listening")!;
+    assert.equal(listening.io, "libc");
+    const granted = listening.receiveBufferBytes as number;
+    assert.ok(granted > 0 && granted < asked, `granted ${granted}`);
+    const capped = log.entries.find((e) => e.event === "receive_buffer_capped");
+    assert.deepEqual([capped?.asked, capped?.granted], [asked, granted]);
+    assert.match(server.metrics.render(), /^dtls_socket_receive_drops_total 0$/m);
+    return Promise.resolve();
+  });
+  // Deno's socket cannot tell: no sample rather than a zero that would claim it knows.
+  await withServer({}, (server) => {
+    assert.doesNotMatch(server.metrics.render(), /^dtls_socket_receive_drops_total /m);
+    return Promise.resolve();
+  });
+});
