@@ -56,6 +56,8 @@ export const SERVER_SIZES: LibcSocketSizes = {
   sendSlots: 64,
   sendBytes: 256 * 1024,
 };
+/** Full batches taken from one socket per wake-up before the event loop gets a turn. */
+const BATCHES_PER_WAKE = 8;
 /** How long a send waits for room in a full socket buffer before giving the datagram up. */
 const SEND_WAIT_MS = 10;
 
@@ -247,8 +249,16 @@ export class LibcPoller {
         if (view.getInt16((i + 1) * 8 + 6, true) === 0) continue;
         const socket = order[i]!;
         const member = this.#members.get(socket);
-        // One batch per socket per wake-up, then back to the event loop: timers must not starve.
-        if (member !== undefined) socket.receiveBatch(member.onDatagram, member.onError);
+        if (member === undefined) continue;
+        // Full batches mean more is waiting: drain up to a bound, then back to the
+        // event loop (timers must not starve). A burst that outruns one batch per
+        // wake-up would otherwise overflow the kernel's buffer.
+        for (
+          let round = 0;
+          round < BATCHES_PER_WAKE &&
+          socket.receiveBatch(member.onDatagram, member.onError) === socket.receiveSlots;
+          round++
+        );
       }
     }
     for (const socket of this.#order) socket.release();
@@ -447,9 +457,17 @@ export class LibcDatagramSocket {
     poller.watch(this, onDatagram, onError);
   }
 
-  /** Takes what one `recvmmsg` gives and hands each datagram over; then sends what they queued. */
-  receiveBatch(onDatagram: Listener, onError: ErrorListener): void {
-    if (this.#closed) return;
+  /** Datagrams one `recvmmsg` may take. */
+  get receiveSlots(): number {
+    return this.#sizes.receiveSlots;
+  }
+
+  /**
+   * Takes what one `recvmmsg` gives and hands each datagram over; then sends
+   * what they queued. Returns how many it took.
+   */
+  receiveBatch(onDatagram: Listener, onError: ErrorListener): number {
+    if (this.#closed) return 0;
     const view = this.#view;
     const { receiveSlots, receiveSlotBytes } = this.#sizes;
     for (let i = 0; i < receiveSlots; i++) {
@@ -467,7 +485,7 @@ export class LibcDatagramSocket {
     if (count < 0) {
       const code = errno();
       if (code !== EAGAIN && code !== EINTR) onError(systemError("receive", code));
-      return;
+      return 0;
     }
     this.#batching = true;
     try {
@@ -491,6 +509,7 @@ export class LibcDatagramSocket {
       this.#batching = false;
       this.#flush();
     }
+    return count;
   }
 
   /**
