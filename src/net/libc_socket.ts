@@ -180,7 +180,9 @@ type ErrorListener = (error: unknown) => void;
 /**
  * One `poll` on a worker thread for any number of sockets, woken by an
  * eventfd when the set changes or it is closed. The set is rebuilt only
- * between polls, so the array the thread reads never changes under it.
+ * between polls, so the array the thread reads never changes under it; and
+ * a descriptor is closed only when no poll holds it, exactly once (a number
+ * closed twice would close whatever the kernel gave it to in between).
  */
 export class LibcPoller {
   readonly #libc: Libc;
@@ -190,11 +192,17 @@ export class LibcPoller {
     { onDatagram: Listener; onError: ErrorListener }
   >();
   #order: LibcDatagramSocket[] = [];
+  /** The sockets in the poll set, including those unwatched since it was built. */
+  #polled = new Set<LibcDatagramSocket>();
+  /** Unwatched while a poll held them: closed at the next rebuild. */
+  readonly #retired: LibcDatagramSocket[] = [];
   #fds = new Uint8Array(new ArrayBuffer(16));
   #fdsView = new DataView(this.#fds.buffer);
   #changed = true;
   #closed = false;
+  #running = false;
   #polling = false;
+  #released = false;
   readonly #signal = new Uint8Array(new ArrayBuffer(64), 0, 8);
 
   constructor() {
@@ -212,8 +220,14 @@ export class LibcPoller {
 
   /** Stops delivering `socket`'s datagrams; its descriptor is closed once no poll holds it. */
   unwatch(socket: LibcDatagramSocket): void {
-    if (this.#members.delete(socket)) this.#change();
-    else socket.release();
+    this.#members.delete(socket);
+    if (this.#polling && this.#polled.has(socket)) {
+      this.#retired.push(socket);
+      this.#change();
+    } else {
+      this.#changed = true;
+      socket.release();
+    }
   }
 
   #change(): void {
@@ -228,6 +242,17 @@ export class LibcPoller {
 
   /** Polls until closed. */
   async run(): Promise<void> {
+    if (this.#running || this.#closed) throw new TypeError("Cannot run: running or closed");
+    this.#running = true;
+    try {
+      await this.#loop();
+    } finally {
+      this.#running = false;
+      this.#releaseAll();
+    }
+  }
+
+  async #loop(): Promise<void> {
     while (!this.#closed) {
       if (this.#changed) this.#rebuild();
       this.#polling = true;
@@ -261,15 +286,25 @@ export class LibcPoller {
         );
       }
     }
+  }
+
+  /** Closes every descriptor left, once: the sockets' and the eventfd. */
+  #releaseAll(): void {
+    if (this.#released) return;
+    this.#released = true;
+    for (const socket of this.#retired) socket.release();
     for (const socket of this.#order) socket.release();
     for (const socket of this.#members.keys()) socket.release();
+    this.#retired.length = 0;
     this.#libc.close(this.#wake);
   }
 
   #rebuild(): void {
     this.#changed = false;
-    for (const socket of this.#order) if (!this.#members.has(socket)) socket.release();
+    for (const socket of this.#retired) socket.release();
+    this.#retired.length = 0;
     this.#order = [...this.#members.keys()];
+    this.#polled = new Set(this.#order);
     const length = (this.#order.length + 1) * 8;
     if (this.#fds.length < length) {
       // struct pollfd { int fd; short events; short revents; }, in memory V8 never moves.
@@ -289,16 +324,13 @@ export class LibcPoller {
     for (const member of this.#members.values()) member.onError(error);
   }
 
-  /** Ends `run()`, which then closes every socket still watched. */
+  /** Ends `run()`, which then closes every socket still watched (at once if not running). */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#polling) this.#poke();
-    else {
-      for (const socket of this.#order) socket.release();
-      for (const socket of this.#members.keys()) socket.release();
-      this.#libc.close(this.#wake);
-    }
+    else if (!this.#running) this.#releaseAll();
+    // Running but between polls (a callback closed it): run() ends at its next check.
   }
 }
 
@@ -606,6 +638,14 @@ export class LibcDatagramSocket {
   /** Sends what is queued; a datagram that fails is reported to its sender and skipped. */
   #flush(): void {
     const count = this.#queued;
+    if (this.#released) {
+      for (let i = 0; i < count; i++) {
+        this.#queuedErrors[i]!(new Error("Cannot send: socket closed"));
+      }
+      this.#queued = 0;
+      this.#queuedBytes = 0;
+      return;
+    }
     let sent = 0;
     let waited = false;
     while (sent < count) {
@@ -682,6 +722,8 @@ export class LibcDatagramSocket {
   /** Closes the socket: `serve` then resolves, and no datagram is delivered after. */
   close(): void {
     if (this.#closed) return;
+    // What a batch queued before the close still leaves.
+    if (this.#queued > 0) this.#flush();
     this.#closed = true;
     const poller = this.#poller;
     if (poller === undefined) this.release();

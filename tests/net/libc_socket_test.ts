@@ -230,3 +230,76 @@ Deno.test("libc socket: datagrams the kernel drops for a full buffer are counted
     await served;
   }
 });
+
+Deno.test(
+  "libc socket: closed from inside its own datagram callback, it closes its descriptors once",
+  {
+    ignore,
+  },
+  async () => {
+    // A descriptor closed twice would close whatever the kernel gave its number
+    // to in between: here the sockets bound right after (the lowest free numbers).
+    const first = LibcDatagramSocket.bind("127.0.0.1", 0);
+    const next: LibcDatagramSocket[] = [];
+    const served = first.serve(() => {
+      first.close();
+      next.push(LibcDatagramSocket.bind("127.0.0.1", 0), LibcDatagramSocket.bind("127.0.0.1", 0));
+    }, () => {});
+    const sender = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    try {
+      await sender.send(encoder.encode("close now"), first.addr);
+      await served;
+      assert.equal(next.length, 2);
+      for (const socket of next) {
+        const got: string[] = [];
+        const errors: unknown[] = [];
+        const servedNext = socket.serve((d) => got.push(decoder.decode(d)), (e) => errors.push(e));
+        await sender.send(encoder.encode("still here"), socket.addr);
+        for (let i = 0; i < 100 && got.length === 0; i++) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        assert.deepEqual([got, errors.map(String)], [["still here"], []]);
+        socket.close();
+        await servedNext;
+      }
+    } finally {
+      sender.close();
+    }
+  },
+);
+
+Deno.test("libc poller: a socket unwatched before any poll is closed, not leaked", {
+  ignore,
+}, async () => {
+  const poller = new LibcPoller();
+  const socket = LibcDatagramSocket.bind("127.0.0.1", 0);
+  socket.serveOn(poller, () => {}, () => {});
+  socket.close();
+  const running = poller.run();
+  await new Promise((r) => setTimeout(r, 20));
+  // Its port is free again: the descriptor was closed.
+  LibcDatagramSocket.bind("127.0.0.1", socket.addr.port).close();
+  poller.close();
+  await running;
+});
+
+Deno.test("libc socket: datagrams queued in a batch still leave when the socket closes in it", {
+  ignore,
+}, async () => {
+  const socket = LibcDatagramSocket.bind("127.0.0.1", 0);
+  const peer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const errors: unknown[] = [];
+  const served = socket.serve((_d, from) => {
+    socket.send(encoder.encode("goodbye"), from, (e) => errors.push(e));
+    socket.close();
+  }, (e) => errors.push(e));
+  try {
+    await peer.send(encoder.encode("hello"), socket.addr);
+    const [reply] = await peer.receive();
+    assert.equal(decoder.decode(reply), "goodbye");
+    await served;
+    assert.deepEqual(errors, []);
+  } finally {
+    peer.close();
+  }
+});
