@@ -140,7 +140,7 @@ function errno(): number {
   return errnoCell!.getInt32();
 }
 
-/** An Error for the last failed call, with the system's text and code: "Cannot bind: Address already in use (EADDRINUSE 98)". */
+/** An Error for a failed call, with the system's text and code: "Cannot bind …: Address already in use (errno 98)". */
 function systemError(what: string, code: number): Error {
   const text = Deno.UnsafePointerView.getCString(libc!.strerror(code)!);
   const error = new Error(`Cannot ${what}: ${text} (errno ${code})`);
@@ -260,9 +260,14 @@ export class LibcPoller {
       this.#polling = false;
       if (this.#closed) break;
       if (ready < 0) {
+        // errno belongs to the worker thread that polled: ask again here, at once, to read it.
+        if (this.#libc.poll(this.#fds, BigInt(this.#order.length + 1), 0) >= 0) continue;
         const code = errno();
-        if (code !== EINTR) this.#reportToAll(systemError("wait for datagrams", code));
-        continue;
+        if (code === EINTR) continue;
+        // Not transient (the set itself is wrong): say so and stop rather than spin.
+        this.#reportToAll(systemError("wait for datagrams", code));
+        this.#closed = true;
+        break;
       }
       const view = this.#fdsView;
       if (view.getInt16(6, true) !== 0) {
