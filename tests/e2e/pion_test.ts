@@ -10,7 +10,6 @@ import assert from "node:assert/strict";
 import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { suiteByName } from "../../src/record/suites.ts";
 import {
-  assertReceivedThenClosed,
   DEMO,
   runPeer,
   spawnPeer,
@@ -38,40 +37,54 @@ for (const suite of SUITES) {
     name: `pion client: ${suite} against our server`,
     ignore: pion.ignore,
     async fn() {
-      await using server = await startServer();
-      const result = await runPeer(pion.path(), [
-        "-mode",
-        "client",
-        "-port",
-        String(server.port),
-        "-suite",
-        suite,
-        "-identity",
-        DEMO.identity,
-        "-psk",
-        DEMO.keyHex,
-        "-message",
-        "Message from pion",
-      ], { timeoutMs: TIMEOUT_MS });
-      const context =
-        `exit ${result.code}\n--- pion stdout:\n${result.stdout}\n--- pion stderr:\n` +
-        `${result.stderr}\n${server.describe()}`;
-      assert.equal(result.code, 0, context);
-      const complete = await server.waitForEvent("handshake_complete", {}, TIMEOUT_MS);
-      assert.equal(complete.suite, suite, context);
-      assert.equal(complete.identity, DEMO.identity, context);
-      assert.equal(complete.extendedMasterSecret, true, context);
-      const { reply } = JSON.parse(result.stdout.trim()) as { reply: string };
-      assert.equal(reply, `to (${complete.peer}): ACK`, context);
-      // pion's Close() sends close_notify.
-      await assertReceivedThenClosed(
-        server,
-        complete.peer,
-        "Message from pion",
-        context,
-        TIMEOUT_MS,
-      );
-      assert.equal(await server.stop(), 0);
+      for (let attempt = 1;; attempt++) {
+        await using server = await startServer();
+        const result = await runPeer(pion.path(), [
+          "-mode",
+          "client",
+          "-port",
+          String(server.port),
+          "-suite",
+          suite,
+          "-identity",
+          DEMO.identity,
+          "-psk",
+          DEMO.keyHex,
+          "-message",
+          "Message from pion",
+        ], { timeoutMs: TIMEOUT_MS });
+        const context =
+          `exit ${result.code}\n--- pion stdout:\n${result.stdout}\n--- pion stderr:\n` +
+          `${result.stderr}\n${server.describe()}`;
+        assert.equal(result.code, 0, context);
+        const complete = await server.waitForEvent("handshake_complete", {}, TIMEOUT_MS);
+        assert.equal(complete.suite, suite, context);
+        assert.equal(complete.identity, DEMO.identity, context);
+        assert.equal(complete.extendedMasterSecret, true, context);
+        const { reply } = JSON.parse(result.stdout.trim()) as { reply: string };
+        assert.equal(reply, `to (${complete.peer}): ACK`, context);
+        const datagram = await server.waitForEvent("datagram", { peer: complete.peer }, TIMEOUT_MS);
+        assert.equal(datagram.plaintext, "Message from pion", context);
+        // pion's Close() sends close_notify, before the process exits: it is there at once or never.
+        const closed = await server.waitForEvent(
+          "connection_closed",
+          { peer: complete.peer },
+          3_000,
+        ).catch(() => undefined);
+        if (closed === undefined && attempt === 1) {
+          // pion v2 now and then exits without sending it (seen on the wire with tshark, about
+          // 1 run in 300 under CPU load: its Close() drops that write's error). A second run
+          // tells a pion slip, which does not repeat, from a server that ignores close_notify.
+          console.log(`pion sent no close_notify (${suite}); running it again`);
+          continue;
+        }
+        assert.ok(closed, `no close_notify twice in a row\n${context}`);
+        assert.match(String(closed.reason), /^close_notify/, context);
+        const fatal = server.events("alert_sent").filter((e) => e.level_alert === "fatal");
+        assert.deepEqual(fatal, [], context);
+        assert.equal(await server.stop(), 0);
+        return;
+      }
     },
   });
 }
