@@ -9,12 +9,7 @@
 import assert from "node:assert/strict";
 import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { suiteByName } from "../../src/record/suites.ts";
-import {
-  DEMO,
-  runPeer,
-  spawnPeer,
-  startServer,
-} from "../helpers/server_process.ts";
+import { DEMO, runPeer, spawnPeer, startServer } from "../helpers/server_process.ts";
 import { buildPionPeer } from "./pion/build.ts";
 
 const TIMEOUT_MS = 15_000;
