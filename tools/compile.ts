@@ -2,6 +2,11 @@
  * `deno task compile`: builds the standalone executable `dist/dtls-server`
  * with its permissions and `--unstable-net` baked in.
  *
+ *     deno task compile [OUTPUT] [--with-ffi]
+ *
+ * `--with-ffi` also builds in the FFI permission (`--allow-ffi`), which the libc socket
+ * backend (`--io libc`) needs; it is full access, so it is not the default.
+ *
  * `deno compile` needs Deno's base runtime (`denort`): it downloads it, or
  * takes the file named by `DENORT_BIN`. Where it can do neither, this says so
  * in one line instead of leaving a DNS error to decode.
@@ -9,13 +14,15 @@
  * @module
  */
 
-const output = Deno.args[0] ?? "dist/dtls-server";
+const ffi = Deno.args.includes("--with-ffi");
+const output = Deno.args.find((a) => !a.startsWith("--")) ?? "dist/dtls-server";
 const args = [
   "compile",
   "--unstable-net",
   "--allow-net",
   "--allow-read",
   "--allow-env",
+  ...(ffi ? ["--allow-ffi"] : []),
   "--output",
   output,
   "main.ts",
