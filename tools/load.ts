@@ -275,6 +275,16 @@ class Run {
     return t >= this.measureFrom && t < this.measureTo;
   }
 
+  /** Counts an answer to `client`'s outstanding request, if inside the window; returns now. */
+  answered(client: Client): number {
+    const t = performance.now();
+    if (this.measuring(t)) {
+      this.messages++;
+      this.latencies.add(t - client.sentAt, client.sentAt);
+    }
+    return t;
+  }
+
   error(kind: ErrorKind, client?: Client): void {
     if (!this.measuring(performance.now())) return;
     this.errors[kind]++;
@@ -415,10 +425,7 @@ async function echoClient(run: Run, index: number): Promise<void> {
       await echoByCallback(run, client, connection, payload);
     }
     while (!run.stopped && connection.isEstablished) {
-      client.data = 0;
-      client.sentAt = performance.now();
-      connection.send(payload);
-      run.pump(client);
+      request(run, client, connection, payload);
       while (client.data === 0 && !connection.isClosed) {
         // Awaited here rather than through receive(): one promise less per datagram.
         let datagram: Uint8Array;
@@ -431,16 +438,20 @@ async function echoClient(run: Run, index: number): Promise<void> {
         run.pump(client);
       }
       if (client.data === 0) break;
-      const t = performance.now();
-      if (run.measuring(t)) {
-        run.messages++;
-        run.latencies.add(t - client.sentAt, client.sentAt);
-      }
+      run.answered(client);
     }
     client.sentAt = -1;
     if (!run.stopped && connection.isClosed) run.error("closed", client);
     run.close(client);
   }
+}
+
+/** Sends one echo request and starts its clock. */
+function request(run: Run, client: Client, connection: Connection, payload: Uint8Array): void {
+  client.data = 0;
+  client.sentAt = performance.now();
+  connection.send(payload);
+  run.pump(client);
 }
 
 /**
@@ -455,26 +466,14 @@ function echoByCallback(
   payload: Uint8Array,
 ): Promise<void> {
   const { promise, resolve } = Promise.withResolvers<void>();
-  const request = () => {
-    client.data = 0;
-    client.sentAt = performance.now();
-    connection.send(payload);
-    run.pump(client);
-  };
   client.socket.listen!((datagram) => {
     connection.handleDatagram(datagram, Date.now());
     run.pump(client);
-    if (client.data > 0) {
-      const t = performance.now();
-      if (run.measuring(t)) {
-        run.messages++;
-        run.latencies.add(t - client.sentAt, client.sentAt);
-      }
-    }
+    if (client.data > 0) run.answered(client);
     if (run.stopped || !connection.isEstablished) resolve();
-    else if (client.data > 0) request();
+    else if (client.data > 0) request(run, client, connection, payload);
   }, resolve);
-  request();
+  request(run, client, connection, payload);
   return promise;
 }
 
@@ -513,11 +512,7 @@ async function udpClient(run: Run, index: number): Promise<void> {
     // As echoByCallback: no promise per datagram.
     const { promise, resolve } = Promise.withResolvers<void>();
     client.socket.listen(() => {
-      const t = performance.now();
-      if (run.measuring(t)) {
-        run.messages++;
-        run.latencies.add(t - client.sentAt, client.sentAt);
-      }
+      const t = run.answered(client);
       if (run.stopped) return resolve();
       client.sentAt = t;
       send();
@@ -534,11 +529,7 @@ async function udpClient(run: Run, index: number): Promise<void> {
     } catch {
       break;
     }
-    const t = performance.now();
-    if (run.measuring(t)) {
-      run.messages++;
-      run.latencies.add(t - client.sentAt, client.sentAt);
-    }
+    run.answered(client);
   }
   client.sentAt = -1;
   run.close(client);
