@@ -53,7 +53,7 @@ export interface DatagramSocketOptions {
 export function bindDatagramSocket(options: DatagramSocketOptions): DatagramSocket {
   if (options.io === "libc") {
     return LibcDatagramSocket.bind(options.hostname, options.port, SERVER_SIZES, {
-      ...(options.receiveBuffer === undefined ? {} : { receiveBuffer: options.receiveBuffer }),
+      receiveBuffer: options.receiveBuffer,
     });
   }
   if (options.receiveBuffer !== undefined) {

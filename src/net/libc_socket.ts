@@ -371,6 +371,8 @@ export class LibcDatagramSocket {
   #queued = 0;
   #queuedBytes = 0;
   readonly #queuedErrors: ErrorListener[] = [];
+  /** Receive slots the last `recvmmsg` wrote into (their lengths need restoring). */
+  #filled = 0;
   #batching = false;
   #closed = false;
   #released = false;
@@ -410,6 +412,7 @@ export class LibcDatagramSocket {
       this.#sendHeadersAt,
       this.#sendHeadersAt + sendSlots * MMSGHDR,
     );
+    this.#filled = receiveSlots;
     for (let i = 0; i < receiveSlots; i++) {
       const iov = receiveIovsAt + i * IOVEC;
       this.#setPointer(iov, this.#receiveDataAt + i * receiveSlotBytes);
@@ -439,7 +442,7 @@ export class LibcDatagramSocket {
     hostname: string,
     port: number,
     sizes = SERVER_SIZES,
-    options: { readonly receiveBuffer?: number } = {},
+    options: { readonly receiveBuffer?: number | undefined } = {},
   ): LibcDatagramSocket {
     const ip = parseIp(hostname);
     if (ip === undefined) {
@@ -507,11 +510,13 @@ export class LibcDatagramSocket {
     if (this.#closed) return 0;
     const view = this.#view;
     const { receiveSlots, receiveSlotBytes } = this.#sizes;
-    for (let i = 0; i < receiveSlots; i++) {
+    // The kernel shortens these for each datagram it writes: restore those it used.
+    for (let i = 0; i < this.#filled; i++) {
       const header = this.#receiveHeadersAt + i * MMSGHDR;
       view.setUint32(header + MSG_NAMELEN, NAME_SLOT, true);
       this.#setSize(header + MSG_CONTROLLEN, CONTROL_SLOT);
     }
+    this.#filled = 0;
     const count = this.#libc.recvmmsg(
       this.fd,
       this.#receiveHeaders,
@@ -524,6 +529,7 @@ export class LibcDatagramSocket {
       if (code !== EAGAIN && code !== EINTR) onError(systemError("receive", code));
       return 0;
     }
+    this.#filled = count;
     this.#batching = true;
     try {
       if (count > 0) this.#noteDrops(count - 1);
@@ -600,8 +606,7 @@ export class LibcDatagramSocket {
       return known.addr;
     }
     const name = this.#bytes.slice(offset, offset + (v6 ? 28 : 16));
-    const hostname = formatIp(name.subarray(ipAt, ipAt + ipLength));
-    const addr: Deno.NetAddr = { transport: "udp", hostname, port };
+    const addr = decodeSockaddr(name);
     this.#known.set(key, { addr, name });
     return addr;
   }
@@ -719,9 +724,7 @@ export class LibcDatagramSocket {
     ) {
       throw systemError("read the bound address", errno());
     }
-    const v6 = this.#view.getUint16(at, true) === AF_INET6;
-    const ip = v6 ? name.subarray(8, 24) : name.subarray(4, 8);
-    return { transport: "udp", hostname: formatIp(ip), port: this.#view.getUint16(at + 2, false) };
+    return decodeSockaddr(name);
   }
 
   /** Closes the socket: `serve` then resolves, and no datagram is delivered after. */
@@ -767,6 +770,13 @@ function encodeSockaddr(into: Uint8Array, ip: IpBytes, port: number): number {
   view.setUint16(2, port, false);
   into.set(ip, ip.length === 4 ? 4 : 8);
   return ip.length === 4 ? 16 : 28;
+}
+
+/** The address a sockaddr_in or sockaddr_in6 names (the inverse of {@link encodeSockaddr}). */
+function decodeSockaddr(name: Uint8Array): Deno.NetAddr {
+  const view = new DataView(name.buffer, name.byteOffset, name.byteLength);
+  const ip = view.getUint16(0, true) === AF_INET6 ? name.subarray(8, 24) : name.subarray(4, 8);
+  return { transport: "udp", hostname: formatIp(ip), port: view.getUint16(2, false) };
 }
 
 function ipv4Mapped(ip: IpBytes): IpBytes {
