@@ -1,3 +1,5 @@
+import type { SocketIo } from "../../src/net/datagram_socket.ts";
+
 /**
  * Whether the libc socket backend can run here: Linux and Deno's FFI
  * permission. Tests that need it skip with this reason printed.
@@ -8,4 +10,12 @@ export function libcUnavailable(): string | undefined {
     return "run the tests with --allow-ffi";
   }
   return undefined;
+}
+
+/** The socket backends that run here: libc too where it can, else Deno's alone, saying why for `what`. */
+export function socketBackends(what: string): readonly SocketIo[] {
+  const reason = libcUnavailable();
+  if (reason === undefined) return ["deno", "libc"];
+  console.log(`${what} on Deno's socket only: ${reason}`);
+  return ["deno"];
 }

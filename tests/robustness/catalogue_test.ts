@@ -32,7 +32,7 @@ import {
 import { ContentType, DTLS_1_2, encodeRecord } from "../../src/record/header.ts";
 import { carries, HostilePeer, splitRecords } from "../helpers/hostile_peer.ts";
 import { IDENTITY, KEY } from "../helpers/sim.ts";
-import { libcUnavailable } from "../helpers/libc.ts";
+import { socketBackends } from "../helpers/libc.ts";
 import type { SocketIo } from "../../src/net/datagram_socket.ts";
 
 const text = new TextEncoder();
@@ -91,9 +91,7 @@ function tick(): Promise<void> {
 }
 
 /** Both socket backends where FFI works here; Deno's alone otherwise (the reason is printed). */
-const libcReason = libcUnavailable();
-if (libcReason !== undefined) console.log(`catalogue on Deno's socket only: ${libcReason}`);
-const IOS: readonly SocketIo[] = libcReason === undefined ? ["deno", "libc"] : ["deno"];
+const IOS = socketBackends("catalogue");
 
 /** Registers a case once per socket backend. */
 function catalogue(name: string, body: (ctx: Live) => Promise<void>): void {

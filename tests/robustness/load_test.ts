@@ -11,19 +11,13 @@ import { DtlsServer } from "../../src/server/dtls_server.ts";
 import { MemoryLogger } from "../../src/server/log.ts";
 import { KEY } from "../helpers/sim.ts";
 import type { SocketIo } from "../../src/net/datagram_socket.ts";
-import { libcUnavailable } from "../helpers/libc.ts";
+import { socketBackends } from "../helpers/libc.ts";
 
 const CLIENTS = Number(Deno.env.get("LOAD_CLIENTS") ?? "1000");
 const chosen = Deno.env.get("LOAD_IO");
-const libcReason = libcUnavailable();
-if (chosen === undefined && libcReason !== undefined) {
-  console.log(`load test on Deno's socket only: ${libcReason}`);
-}
 const IOS: readonly SocketIo[] = chosen === "libc" || chosen === "deno"
   ? [chosen]
-  : libcReason === undefined
-  ? ["deno", "libc"]
-  : ["deno"];
+  : socketBackends("load test");
 
 for (const IO of IOS) {
   Deno.test(`load: ${CLIENTS} concurrent clients complete handshakes and exchange messages (${IO} socket)`, async () => {
