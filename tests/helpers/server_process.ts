@@ -220,6 +220,14 @@ export class ServerProcess implements AsyncDisposable {
     return this.#status;
   }
 
+  /**
+   * Resolves when the process ends, by itself (a crash) or when stopped: a
+   * test that must see the server survive races its waits against this.
+   */
+  get exited(): Promise<ExitStatus> {
+    return this.#child.status.then(exitStatus);
+  }
+
   /** Log entries of one event, in order. */
   events(event: string): LogEntry[] {
     return this.logs.filter((e) => e.event === event);
