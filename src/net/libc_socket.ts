@@ -21,7 +21,7 @@
  * @module
  */
 
-import { formatIp, type IpBytes, parseIp } from "./ip_address.ts";
+import { formatIp, type IpBytes, parseIp } from "../codec/ip_address.ts";
 
 const AF_INET = 2;
 const AF_INET6 = 10;

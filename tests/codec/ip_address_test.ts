@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { formatIp, parseIp } from "../../src/net/ip_address.ts";
+import { formatIp, parseIp } from "../../src/codec/ip_address.ts";
 
 const hex = (text: string) => Uint8Array.from(text.match(/../g)!.map((b) => parseInt(b, 16)));
 
