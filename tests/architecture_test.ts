@@ -1,10 +1,10 @@
 /**
  * Keeps the engine sans-I/O and its layers importing only downward
- * (STYLE.md): codec → crypto → record → cookie / handshake → connection.
+ * (STYLE.md): codec, memory → crypto → record → cookie / handshake → connection.
  */
 import assert from "node:assert/strict";
 
-const ENGINE = ["codec", "crypto", "record", "cookie", "handshake", "connection"];
+const ENGINE = ["codec", "memory", "crypto", "record", "cookie", "handshake", "connection"];
 const FORBIDDEN = [
   /\bDeno\./,
   /\bDate\b/,
@@ -18,11 +18,12 @@ const FORBIDDEN = [
 /** Which folders each layer may import from (besides itself). */
 const ALLOWED: Record<string, string[]> = {
   codec: [],
+  memory: [],
   crypto: ["codec"],
-  record: ["codec", "crypto"],
+  record: ["codec", "memory", "crypto"],
   cookie: ["codec", "crypto"],
-  handshake: ["codec", "crypto", "record"],
-  connection: ["codec", "crypto", "record", "cookie", "handshake"],
+  handshake: ["codec", "memory", "crypto", "record"],
+  connection: ["codec", "memory", "crypto", "record", "cookie", "handshake"],
 };
 
 function* sources(dir: string): Generator<string> {

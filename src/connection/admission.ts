@@ -7,6 +7,8 @@
  * @module
  */
 
+import { parseIp } from "../codec/ip_address.ts";
+
 /** Settings of a {@link SourceRateLimiter}. */
 export interface SourceRateLimiterOptions {
   /** Handshakes per second one source address may start, sustained; 0 for no limit. */
@@ -89,8 +91,26 @@ export class SourceRateLimiter {
   }
 }
 
-/** The address part of a peer key: `1.2.3.4:5` → `1.2.3.4`, `[::1]:5` → `[::1]`. */
+/**
+ * The source a peer key is counted under by the per-source limits: the
+ * address of `1.2.3.4:5` (`1.2.3.4`), and for IPv6 the /64 network of
+ * `[2001:db8::1]:5` (`2001:db8:0:0::/64`), since one host or site commonly
+ * holds a whole /64 and could otherwise take a share per address. An
+ * IPv4-mapped IPv6 address counts as its IPv4 address.
+ */
 export function sourceAddress(peer: string): string {
   const colon = peer.lastIndexOf(":");
-  return colon < 0 ? peer : peer.slice(0, colon);
+  const host = colon < 0 ? peer : peer.slice(0, colon);
+  if (!host.startsWith("[")) return host;
+  const bytes = parseIp(host.slice(1, -1));
+  if (bytes === undefined || bytes.length !== 16) return host;
+  if (isV4Mapped(bytes)) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  return `${groups.join(":")}::/64`;
+}
+
+function isV4Mapped(bytes: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff;
 }

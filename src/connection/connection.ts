@@ -43,9 +43,10 @@ import { alertFor, ProtocolError } from "../handshake/errors.ts";
 import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handshake/driver.ts";
 
 export type { ConnectionConfig };
-import type { ConnectionEvent, DropReason } from "./events.ts";
+import type { ConnectionEvent, DropReason, InternalOrigin } from "./events.ts";
 import type { HandshakeEvent } from "../handshake/driver.ts";
 import { BytePool } from "../codec/byte_pool.ts";
+import { BUFFER_OVERHEAD, MemoryAccount } from "../memory/budget.ts";
 import { countMalformedRecords, RecordCursor } from "../record/header.ts";
 
 type Phase = "handshaking" | "established" | "closed";
@@ -57,6 +58,28 @@ interface ReadEpoch {
 
 /** Records of the next epoch held while its ChangeCipherSpec is awaited (reordering). */
 const MAX_EARLY_RECORDS = 4;
+
+/**
+ * The last sequence number we write in an epoch is 2^48 - 2: RFC 6347 §4.1
+ * forbids wrapping, so a connection that has used them all closes instead.
+ */
+const MAX_WRITE_SEQ = 2 ** 48 - 2;
+
+/**
+ * How many times the bytes of an unauthenticated datagram a peer-triggered
+ * resend may send back: before the handshake completes the address was only
+ * checked by the cookie, and a spoofer could aim our flight at it (RFC 9147
+ * §5.1 asks for the care of RFC 9000 §8.1's three times).
+ */
+const UNAUTHENTICATED_RESEND_FACTOR = 3;
+
+/** Thrown when an epoch's sequence numbers are used up: the connection must close. */
+export class SequenceExhausted extends Error {
+  constructor(epoch: number) {
+    super(`Cannot send: sequence numbers of epoch ${epoch} exhausted`);
+    this.name = "SequenceExhausted";
+  }
+}
 
 /** One DTLS association. Create with {@link createServerConnection} / {@link createClientConnection}. */
 export class Connection implements HandshakeHost {
@@ -75,7 +98,18 @@ export class Connection implements HandshakeHost {
   ];
   #readEpoch = 0;
   #pendingRead: RecordProtection | undefined;
+  /** Records of the next epoch that came before its ChangeCipherSpec, copied and charged. */
   #early: RecordView[] = [];
+  /** Handshake buffers this connection holds for its peer, charged to the endpoint's budget. */
+  readonly #memory: MemoryAccount;
+  /** Bytes of the datagram being handled: the most a peer-triggered resend may answer it with (times a factor). */
+  #datagramBytes = 0;
+  /** The earliest time the peer may make us resend our flight again. */
+  #nextPeerResend = -Infinity;
+  /** Bytes of datagrams the last (re)transmission of our flight took. */
+  #flightBytes = 0;
+  /** Whether the repeat being handled came in an authenticated record. */
+  #peerRepeat: "authenticated" | "unauthenticated" = "unauthenticated";
   /**
    * Where application data handed out comes from: a pool of this
    * connection's own, so that no view an application holds shows another
@@ -101,20 +135,26 @@ export class Connection implements HandshakeHost {
     unexpected: 0,
     unknown_type: 0,
     buffer_full: 0,
+    resend_limited: 0,
   };
 
-  /** @internal Use the role factories. */
-  constructor(config: ConnectionConfig, now: number) {
+  /**
+   * @internal Use the role factories. `memory` is the account its handshake
+   * buffers are charged to (default: one of its own, limited to
+   * `maxBufferedHandshakeBytes`).
+   */
+  constructor(config: ConnectionConfig, now: number, memory?: MemoryAccount) {
     this.config = config;
     this.createdAt = now;
     this.#now = now;
     this.#lastReceive = now;
     this.#handshakeDeadline = now + config.handshakeTimeoutMs;
     this.#timer = new FlightTimer(config.retransmit, config.random);
+    this.#memory = memory ?? new MemoryAccount(undefined, "", config.maxBufferedHandshakeBytes);
     this.inbound = new HandshakeReassembler({
       maxMessageLength: config.maxHandshakeMessageBytes,
       maxBufferedBytes: config.maxBufferedHandshakeBytes,
-      budget: config.reassemblyBudget,
+      account: this.#memory,
     });
   }
 
@@ -122,6 +162,11 @@ export class Connection implements HandshakeHost {
   attach(driver: HandshakeDriver, firstWriteSeq = 0): void {
     this.#driver = driver;
     this.#writeSeq[0] = firstWriteSeq;
+  }
+
+  /** Bytes of handshake buffers held for the peer now (reassembly and early records). */
+  get bufferedBytes(): number {
+    return this.#memory.used;
   }
 
   /** Runs the driver's opening move (the server answers its ClientHello, the client sends one). */
@@ -173,17 +218,32 @@ export class Connection implements HandshakeHost {
   handleDatagram(datagram: Uint8Array, now: number): void {
     this.#now = now;
     if (this.#phase === "closed") return;
-    if (countMalformedRecords(datagram) > 0) this.#drop("malformed", -1);
-    const cursor = CURSOR.reset(datagram);
-    while (cursor.next()) {
-      if (this.isClosed) return;
-      this.handleRecord(cursor, now);
+    this.#datagramBytes = datagram.length;
+    try {
+      if (countMalformedRecords(datagram) > 0) this.#drop("malformed", -1);
+      const cursor = CURSOR.reset(datagram);
+      while (cursor.next()) {
+        if (this.isClosed) return;
+        this.#handleRecord(cursor);
+      }
+    } catch (error) {
+      this.#fail(error);
     }
   }
 
   /** Handles one parsed record (the endpoint may have parsed the datagram already). */
   handleRecord(record: RecordView, now: number): void {
     this.#now = now;
+    if (this.#phase === "closed") return;
+    this.#datagramBytes = record.raw.length;
+    try {
+      this.#handleRecord(record);
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  #handleRecord(record: RecordView): void {
     if (this.#phase === "closed") return;
     const validVersion = record.version === DTLS_1_2 ||
       (record.version === DTLS_1_0 && record.epoch === 0);
@@ -195,16 +255,19 @@ export class Connection implements HandshakeHost {
       // ChangeCipherSpec; keep a few, drop the rest.
       if (
         record.epoch === this.#readEpoch + 1 && this.#phase === "handshaking" &&
-        this.#early.length < MAX_EARLY_RECORDS
+        this.#early.length < MAX_EARLY_RECORDS &&
+        this.#memory.charge(record.raw.length + BUFFER_OVERHEAD)
       ) {
-        // Copied: the record is a view of the datagram, and the cursor is reused.
+        // Copied once (the record is a view of the datagram, and the cursor is
+        // reused); the fragment is a view of the copy.
+        const raw = record.raw.slice();
         this.#early.push({
           type: record.type,
           version: record.version,
           epoch: record.epoch,
           seq: record.seq,
-          fragment: record.fragment.slice(),
-          raw: record.raw.slice(),
+          fragment: raw.subarray(RECORD_HEADER_LENGTH),
+          raw,
         });
         return;
       }
@@ -235,13 +298,10 @@ export class Connection implements HandshakeHost {
       return;
     }
     epoch.replay.accept(record.seq);
-    this.#lastReceive = now;
-
-    try {
-      this.#dispatch(record, plaintext);
-    } catch (error) {
-      this.#fail(error);
-    }
+    // Only a record of the epoch in use shows the peer is there: once keys
+    // are, an epoch-0 record is anyone's and must not keep the connection.
+    if (record.epoch === this.#readEpoch) this.#lastReceive = this.#now;
+    this.#dispatch(record, plaintext);
   }
 
   /**
@@ -268,7 +328,7 @@ export class Connection implements HandshakeHost {
     const stale = record.epoch < this.#readEpoch;
     switch (record.type) {
       case ContentType.Handshake:
-        if (stale) return this.#handleStaleHandshake(record.epoch, plaintext);
+        if (stale) return this.#handleStaleHandshake(record.epoch);
         return this.#handleHandshake(record.epoch, plaintext);
       case ContentType.ChangeCipherSpec:
         if (stale || record.epoch !== 0) return this.#drop("unexpected", record.epoch);
@@ -311,7 +371,10 @@ export class Connection implements HandshakeHost {
         case "old":
           // The peer repeated a message we already processed: it lost our
           // last flight. Resend once per repeated flight (its first fragment).
-          if (fragment.fragmentOffset === 0) this.#driver.onPeerRetransmit(fragment.messageSeq);
+          if (fragment.fragmentOffset === 0) {
+            this.#peerRepeat = epoch > 0 ? "authenticated" : "unauthenticated";
+            this.#driver.onPeerRetransmit(fragment.messageSeq);
+          }
           break;
         case "inconsistent":
           throw new ProtocolError(
@@ -338,25 +401,14 @@ export class Connection implements HandshakeHost {
 
   /**
    * A handshake record of an epoch we no longer read (epoch 0 once keys are
-   * in use) is unauthenticated: anyone on the path could have sent it. It is
-   * only looked at as a sign that the peer repeated a flight we answered
-   * (RFC 6347 §4.2.4); it never reaches the handshake logic and never fails
-   * the connection.
+   * in use) is unauthenticated: anyone on the path could have sent it, so it
+   * never reaches the handshake logic, never fails the connection and never
+   * makes us resend. A peer that repeats its final flight (RFC 6347 §4.2.4)
+   * repeats its Finished too, in the new epoch: that authenticated copy is
+   * what triggers the resend.
    */
-  #handleStaleHandshake(epoch: number, plaintext: Uint8Array): void {
-    let fragments;
-    try {
-      fragments = parseHandshakeFragments(plaintext);
-    } catch {
-      return this.#drop("malformed", epoch);
-    }
-    for (const fragment of fragments) {
-      if (fragment.messageSeq < this.inbound.nextSeq && fragment.fragmentOffset === 0) {
-        this.#driver.onPeerRetransmit(fragment.messageSeq);
-      } else {
-        this.#drop("epoch", epoch);
-      }
-    }
+  #handleStaleHandshake(epoch: number): void {
+    this.#drop("epoch", epoch);
   }
 
   #handleAlert(plaintext: Uint8Array): void {
@@ -376,7 +428,7 @@ export class Connection implements HandshakeHost {
     });
     if (alert.description === AlertDescription.CloseNotify) {
       // RFC 5246 §7.2.1: answer close_notify with close_notify.
-      this.#sendAlert(AlertLevel.Warning, AlertDescription.CloseNotify);
+      this.#trySendAlert(AlertLevel.Warning, AlertDescription.CloseNotify);
       return this.#close("close_notify received", false);
     }
     if (fatal) return this.#close(`fatal alert received: ${description}`, true);
@@ -398,45 +450,69 @@ export class Connection implements HandshakeHost {
   handleTimeout(now: number): void {
     this.#now = now;
     if (this.#phase === "closed") return;
-    if (this.#phase === "handshaking" && now >= this.#handshakeDeadline) {
-      return this.#close("handshake timeout", true);
-    }
-    switch (this.#timer.poll(now)) {
-      case "resend":
-        this.#events.push({ type: "retransmit", cause: "timeout" });
-        this.#transmitFlight(this.#timer.flight);
-        return;
-      case "give_up":
-        if (this.#phase === "handshaking") this.#close("handshake timeout", true);
-        else this.#timer.clear();
-        return;
-      case "none":
-        return;
+    try {
+      if (this.#phase === "handshaking" && now >= this.#handshakeDeadline) {
+        return this.#close("handshake timeout", true);
+      }
+      switch (this.#timer.poll(now)) {
+        case "resend":
+          this.#events.push({ type: "retransmit", cause: "timeout" });
+          this.#transmitFlight(this.#timer.flight);
+          return;
+        case "give_up":
+          if (this.#phase === "handshaking") this.#close("handshake timeout", true);
+          else this.#timer.clear();
+          return;
+        case "none":
+          return;
+      }
+    } catch (error) {
+      this.#fail(error);
     }
   }
 
   // ---- application ---------------------------------------------------------
 
-  /** Encrypts and queues application data. Throws unless established. */
+  /**
+   * Encrypts and queues application data. Throws unless established, or for
+   * data over 2^14 bytes (the caller's mistakes); a failure of the record
+   * layer (sequence numbers used up, a broken cipher) closes the connection
+   * instead.
+   */
   send(data: Uint8Array): void {
     if (this.#phase !== "established") {
       throw new TypeError(`Cannot send application data: connection is ${this.#phase}`);
     }
     if (data.length > 16384) throw new RangeError("Cannot send application data: over 2^14 bytes");
-    this.#transmits.push(this.#seal(ContentType.ApplicationData, this.#writeEpoch, data));
+    try {
+      this.#transmits.push(this.#seal(ContentType.ApplicationData, this.#writeEpoch, data));
+    } catch (error) {
+      this.#fail(error);
+    }
   }
 
-  /** Sends close_notify and closes. Safe to call in any state. */
+  /** Sends close_notify and closes. Safe to call in any state; never throws. */
   close(reason = "closed locally"): void {
     if (this.#phase === "closed") return;
-    this.#sendAlert(AlertLevel.Warning, AlertDescription.CloseNotify);
+    this.#trySendAlert(AlertLevel.Warning, AlertDescription.CloseNotify);
     this.#close(reason, false);
   }
 
-  /** Closes with a fatal alert (used by the endpoint's policies, e.g. replaced by a new handshake). */
+  /** Closes without an alert (used by the endpoint's policies, e.g. replaced by a new handshake). */
   abort(reason: string): void {
     if (this.#phase === "closed") return;
     this.#close(reason, true);
+  }
+
+  /**
+   * Ends the connection for an error outside it (the application's handler,
+   * the owner's logging): internal_error to the peer if it can be sent, and
+   * a `closed` event marked internal. Never throws.
+   */
+  failInternal(error: unknown, origin: InternalOrigin = "handler"): void {
+    if (this.#phase === "closed") return;
+    this.#trySendAlert(AlertLevel.Fatal, AlertDescription.InternalError);
+    this.#close(`internal error: ${errorText(error)}`, true, origin);
   }
 
   // ---- output --------------------------------------------------------------
@@ -458,8 +534,25 @@ export class Connection implements HandshakeHost {
     this.#transmitFlight(items);
   }
 
+  /**
+   * Resends our last flight because the peer repeated its own (RFC 6347
+   * §4.2.4): at most once per initial retransmission interval, and for a
+   * repeat that did not authenticate, only when the flight is at most three
+   * times the datagram that asked for it, so a spoofed or packed datagram
+   * cannot make us amplify.
+   */
   resendFlight(): void {
+    const repeat = this.#peerRepeat;
+    this.#peerRepeat = "unauthenticated";
     if (this.#timer.flight.length === 0) return;
+    if (this.#now < this.#nextPeerResend) return this.#drop("resend_limited", -1);
+    if (
+      repeat === "unauthenticated" &&
+      this.#flightBytes > UNAUTHENTICATED_RESEND_FACTOR * this.#datagramBytes
+    ) {
+      return this.#drop("resend_limited", -1);
+    }
+    this.#nextPeerResend = this.#now + this.config.retransmit.initialMs;
     this.#events.push({ type: "retransmit", cause: "peer_repeat" });
     this.#transmitFlight(this.#timer.flight);
   }
@@ -484,7 +577,10 @@ export class Connection implements HandshakeHost {
     this.#pendingRead = undefined;
     const early = this.#early;
     this.#early = [];
-    for (const record of early) this.handleRecord(record, this.#now);
+    for (const record of early) {
+      this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
+      this.#handleRecord(record);
+    }
   }
 
   setWrite(epoch: number, protection: RecordProtection): void {
@@ -507,20 +603,44 @@ export class Connection implements HandshakeHost {
     this.#events.push({ type: "dropped", reason, epoch });
   }
 
+  /**
+   * The one way a failure ends the connection: the alert for it, if one can
+   * still be sent, and `closed`. Never throws, so no failure in one
+   * connection's path can escape into its owner's loop or timer.
+   */
   #fail(error: unknown): void {
     if (this.#phase === "closed") return;
+    if (error instanceof SequenceExhausted) {
+      // No sequence number is left for an alert either (RFC 6347 §4.1).
+      return this.#close(error.message, true);
+    }
     const { alert, internal } = alertFor(error);
-    this.#sendAlert(AlertLevel.Fatal, alert);
-    const message = error instanceof Error ? error.message : String(error);
-    this.#close(internal ? `internal error: ${message}` : message, true);
+    this.#trySendAlert(AlertLevel.Fatal, alert);
+    const message = errorText(error);
+    this.#close(
+      internal ? `internal error: ${message}` : message,
+      true,
+      internal ? "engine" : undefined,
+    );
   }
 
-  #close(reason: string, error: boolean): void {
+  #close(reason: string, error: boolean, internal?: InternalOrigin): void {
     this.#phase = "closed";
     this.#timer.clear();
+    for (const record of this.#early) this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
     this.#early = [];
     this.inbound.clear();
-    this.#events.push({ type: "closed", reason, error });
+    this.#memory.releaseAll();
+    this.#events.push({ type: "closed", reason, error, internal });
+  }
+
+  /** Sends an alert if the record layer still can; a connection ending anyway does without. */
+  #trySendAlert(level: number, description: number): void {
+    try {
+      this.#sendAlert(level, description);
+    } catch {
+      // Sequence numbers used up or write keys broken: close silently.
+    }
   }
 
   #sendAlert(level: number, description: number): void {
@@ -553,14 +673,13 @@ export class Connection implements HandshakeHost {
     const protection = this.#writes[epoch];
     if (protection === undefined) throw new Error(`no write keys for epoch ${epoch}`);
     const seq = this.#writeSeq[epoch]!;
-    if (seq >= 2 ** 48 - 1) {
-      throw new ProtocolError(AlertDescription.InternalError, "sequence exhausted");
-    }
+    if (!(seq <= MAX_WRITE_SEQ)) throw new SequenceExhausted(epoch);
     this.#writeSeq[epoch] = seq + 1;
     return protection.protectRecord(type, DTLS_1_2, epoch, seq, plaintext);
   }
 
   #transmitFlight(items: readonly FlightItem[]): void {
+    this.#flightBytes = 0;
     const records: Uint8Array[] = [];
     for (const item of items) {
       if (item.kind === "change_cipher_spec") {
@@ -594,6 +713,7 @@ export class Connection implements HandshakeHost {
         at += r.length;
       }
       this.#transmits.push(datagram);
+      this.#flightBytes += datagram.length;
       batch = [];
       size = 0;
     };
@@ -607,6 +727,10 @@ export class Connection implements HandshakeHost {
 }
 
 const CCS_BODY = new Uint8Array([1]);
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 /**
  * Chunk size of a connection's pool of received application data: a dozen

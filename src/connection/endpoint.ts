@@ -11,7 +11,13 @@
  */
 
 import { clientHelloParams, CookieAuthority, type CookieVerdict } from "../cookie/cookie.ts";
-import { encodeHelloVerifyRequest, HandshakeType } from "../handshake/messages.ts";
+import {
+  AlertDescription,
+  AlertLevel,
+  encodeAlert,
+  encodeHelloVerifyRequest,
+  HandshakeType,
+} from "../handshake/messages.ts";
 import {
   encodeHandshakeMessage,
   type HandshakeFragment,
@@ -29,7 +35,7 @@ import {
 } from "../record/header.ts";
 import { Connection, type ConnectionConfig } from "./connection.ts";
 import { DEFAULT_RETRANSMIT } from "../handshake/flight.ts";
-import { SharedReassemblyBudget } from "../handshake/fragments.ts";
+import { MemoryBudget } from "../memory/budget.ts";
 import { sourceAddress, SourceRateLimiter } from "./admission.ts";
 import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
 
@@ -58,7 +64,23 @@ export const ADMISSION_DEFAULTS = {
   handshakeBurstPerAddress: 100,
   maxRateSources: 4_096,
   maxReassemblyBytesTotal: 8 * 1024 * 1024,
+  maxReassemblyBytesPerSource: 1024 * 1024,
 } as const;
+
+/**
+ * The highest record sequence number of a ClientHello we answer with a
+ * handshake: our epoch-0 records continue from it, and must never run out
+ * (RFC 6347 §4.1) however long the connection lives and however often the
+ * peer makes us resend our final flight. Honest clients start near 0.
+ */
+export const MAX_CLIENT_HELLO_SEQ = 2 ** 48 - 2 ** 32;
+
+/**
+ * The highest message_seq of a ClientHello we answer with a handshake: ours
+ * continue from it and are uint16 (RFC 6347 §4.2.2). A client's is 0, or 1
+ * after a HelloVerifyRequest, a little more after a few.
+ */
+export const MAX_CLIENT_HELLO_MESSAGE_SEQ = 255;
 
 /** Settings of a {@link ServerEndpoint}. */
 export interface ServerEndpointOptions {
@@ -80,8 +102,10 @@ export interface ServerEndpointOptions {
   readonly handshakeBurstPerAddress?: number;
   /** Source addresses the rate limit tracks at once (bounds its memory). */
   readonly maxRateSources?: number;
-  /** Handshake reassembly memory of all connections together, bytes. */
+  /** Handshake buffers (reassembly, early records) of all connections together, bytes. */
   readonly maxReassemblyBytesTotal?: number;
+  /** Handshake buffers of the connections of one source address (IPv6: one /64) together, bytes. */
+  readonly maxReassemblyBytesPerSource?: number;
 }
 
 /** Why a handshake that passed the cookie check was not admitted. */
@@ -98,6 +122,13 @@ export type EndpointOutcome =
     readonly cookie: Exclude<CookieVerdict, "ok">;
   }
   | {
+    readonly kind: "alert";
+    /** A fatal alert to send back (no state was kept). */
+    readonly datagram: Uint8Array;
+    /** Its description, for the log. */
+    readonly description: "protocol_version";
+  }
+  | {
     readonly kind: "connection";
     readonly connection: Connection;
     /** True when this datagram created it (the cookie was just verified). */
@@ -111,6 +142,10 @@ export type EndpointDropReason =
   | "malformed"
   | "not_client_hello"
   | "fragmented_client_hello"
+  /** A ClientHello whose record sequence number or message_seq leaves us too few of our own. */
+  | "sequence_limit"
+  /** Our own failure while handling it (a bug): nothing was kept. */
+  | "internal_error"
   | AdmissionRefusal;
 
 interface Entry {
@@ -139,7 +174,7 @@ export class ServerEndpoint {
   readonly #halfOpen = new Set<Connection>();
   readonly #maxHalfOpen: number;
   readonly #rate: SourceRateLimiter;
-  readonly #reassembly: SharedReassemblyBudget;
+  readonly #memory: MemoryBudget;
   /** Handshakes refused by admission control, by reason, since creation. */
   readonly refused: Record<AdmissionRefusal, number> = { capacity: 0, half_open: 0, rate: 0 };
 
@@ -152,10 +187,12 @@ export class ServerEndpoint {
       burst: options.handshakeBurstPerAddress ?? ADMISSION_DEFAULTS.handshakeBurstPerAddress,
       maxSources: options.maxRateSources ?? ADMISSION_DEFAULTS.maxRateSources,
     });
-    this.#reassembly = new SharedReassemblyBudget(
-      options.maxReassemblyBytesTotal ?? ADMISSION_DEFAULTS.maxReassemblyBytesTotal,
-    );
-    this.#config = { ...options.connection, reassemblyBudget: this.#reassembly };
+    this.#memory = new MemoryBudget({
+      total: options.maxReassemblyBytesTotal ?? ADMISSION_DEFAULTS.maxReassemblyBytesTotal,
+      perSource: options.maxReassemblyBytesPerSource ??
+        ADMISSION_DEFAULTS.maxReassemblyBytesPerSource,
+    });
+    this.#config = options.connection;
     this.#cookies = new CookieAuthority({
       provider: options.connection.provider,
       random: options.connection.random,
@@ -178,10 +215,18 @@ export class ServerEndpoint {
     return this.#rate.size;
   }
 
-  /** Bytes of handshake reassembly buffers reserved by all connections. */
+  /** Bytes of handshake buffers (reassembly, early records) held for all connections. */
   get reassemblyBytes(): number {
-    return this.#reassembly.used;
+    return this.#memory.used;
   }
+
+  /** Bytes of handshake buffers held for the connections of `peer`'s source. */
+  reassemblyBytesOf(peer: string): number {
+    return this.#memory.usedBy(sourceAddress(peer));
+  }
+
+  /** Failures of our own (bugs) met while handling datagrams and timers, since creation. */
+  internalErrors = 0;
 
   /** The connection with this peer, if any. */
   get(peer: string): Connection | undefined {
@@ -215,7 +260,7 @@ export class ServerEndpoint {
       // RFC 6347 §4.2.8: an epoch-0 ClientHello on an established association
       // is a restarted client, unless it is a late copy of this handshake's own.
       if (hello === undefined || byteString(hello.random) === entry.clientRandom) {
-        entry.connection.handleDatagram(datagram, now);
+        this.#guard(entry.connection, () => entry.connection.handleDatagram(datagram, now));
         this.#settle(entry.connection);
         return {
           kind: "connection",
@@ -230,7 +275,29 @@ export class ServerEndpoint {
       this.#table.delete(peer);
       this.#halfOpen.delete(entry.connection);
     }
-    return this.#accept(datagram, peer, now, undefined);
+    try {
+      return this.#accept(datagram, peer, now, undefined);
+    } catch {
+      // A bug on the stateless path: whatever it made is not in the table.
+      this.internalErrors++;
+      const made = this.#table.get(peer);
+      if (made !== undefined) this.remove(peer, made.connection);
+      return { kind: "dropped", reason: "internal_error" };
+    }
+  }
+
+  /**
+   * Runs `step` on one connection; a throw that escaped it (connections
+   * catch their own, so this is a bug) ends that connection, never the
+   * caller's loop.
+   */
+  #guard(connection: Connection, step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.internalErrors++;
+      connection.failInternal(error);
+    }
   }
 
   /** Stops counting a connection as half-open once its handshake is over either way. */
@@ -284,6 +351,22 @@ export class ServerEndpoint {
     } catch {
       return { kind: "dropped", reason: "malformed" };
     }
+    if (!isSupportedClientVersion(params.clientVersion)) {
+      // We speak DTLS 1.2 only (RFC 6347 §4.1: versions count down, 1.0 is
+      // 0xfeff): an older client gets protocol_version at once, with no
+      // state kept and fewer bytes than it sent (RFC 5246 §E.1).
+      return {
+        kind: "alert",
+        datagram: encodeRecord(
+          ContentType.Alert,
+          DTLS_1_0,
+          0,
+          record.seq,
+          encodeAlert(AlertLevel.Fatal, AlertDescription.ProtocolVersion),
+        ),
+        description: "protocol_version",
+      };
+    }
     const peerBytes = encoder.encode(peer);
     const verdict = this.#cookies.verify(peerBytes, params, params.cookie, now);
     if (verdict !== "ok") {
@@ -293,6 +376,9 @@ export class ServerEndpoint {
         cookie: verdict,
       };
     }
+    if (record.seq > MAX_CLIENT_HELLO_SEQ || fragment.messageSeq > MAX_CLIENT_HELLO_MESSAGE_SEQ) {
+      return { kind: "dropped", reason: "sequence_limit" };
+    }
     const refusal = this.#admit(peer, now, previous !== undefined);
     if (refusal !== undefined) {
       this.refused[refusal]++;
@@ -300,7 +386,11 @@ export class ServerEndpoint {
     }
     // clientHelloParams read past the 32-byte random, so it is there.
     const random = fragment.body.subarray(2, 34);
-    const connection = new Connection(this.#config, now);
+    const memory = this.#memory.account(
+      sourceAddress(peer),
+      this.#config.maxBufferedHandshakeBytes,
+    );
+    const connection = new Connection(this.#config, now, memory);
     const handshake = new ServerHandshake(
       connection,
       this.#options.psk,
@@ -339,7 +429,7 @@ export class ServerEndpoint {
       if (quiet >= QUIET_MS) connection.releaseIdleMemory();
       const due = connection.pollTimeout();
       if (due !== undefined && due <= now) {
-        connection.handleTimeout(now);
+        this.#guard(connection, () => connection.handleTimeout(now));
         this.#settle(connection);
         touched.push([peer, connection]);
       }
@@ -394,6 +484,15 @@ function helloVerifyRequest(
     body,
   );
   return encodeRecord(ContentType.Handshake, DTLS_1_0, 0, record.seq, message);
+}
+
+/**
+ * Whether we answer a ClientHello of this client_version: DTLS 1.2 (0xfefd)
+ * or a later version's number (lower: 0xfefc is 1.3), which negotiates
+ * down to 1.2; not 1.0 (0xfeff), nor anything that is not a DTLS version.
+ */
+function isSupportedClientVersion(version: number): boolean {
+  return version >= 0xfe00 && version <= DTLS_1_2;
 }
 
 /** A client connection that sends its first ClientHello on creation. */

@@ -15,7 +15,12 @@ export type DropReason =
   | "bad_mac"
   | "unexpected"
   | "unknown_type"
-  | "buffer_full";
+  | "buffer_full"
+  /** Not a record dropped: a resend the peer asked for was held back (once per interval, 3x its bytes). */
+  | "resend_limited";
+
+/** Where an internal error (ours, not the peer's) that ended a connection came from. */
+export type InternalOrigin = "engine" | "handler" | "log";
 
 /** An event of a connection, drained with `pollEvent()`. */
 export type ConnectionEvent =
@@ -49,4 +54,9 @@ export type ConnectionEvent =
     readonly reason: string;
     /** True when the connection ended by a failure rather than an orderly close. */
     readonly error: boolean;
+    /**
+     * Set when that failure was ours, not the peer's: a bug in the engine, or
+     * a throw from the owner's handler or logging for this connection.
+     */
+    readonly internal: InternalOrigin | undefined;
   };

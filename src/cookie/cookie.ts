@@ -4,7 +4,13 @@
  * A cookie binds the peer's address and port and the ClientHello parameters
  * to a time and a server secret, so that verifying it needs no per-peer state:
  *
- *     cookie = generation(1) || issued_at_seconds(4) || HMAC-SHA256(secret, ...)[0..16]
+ *     cookie = generation(1) || issued_at_seconds(4) || HMAC-SHA256(secret, input)[0..16]
+ *     input  = generation || issued_at || for each of peer, client_version || random
+ *              || session_id, cipher_suites, compression_methods: length(2) || bytes
+ *
+ * Every variable-length part carries its length, so no two different inputs
+ * concatenate to the same bytes: a cookie minted for `10.0.0.1:555` cannot be
+ * read as one for `10.0.0.1:55` with a byte moved into the next field.
  *
  * The secret rotates; the current and the previous one are accepted, so a
  * cookie minted just before a rotation still verifies. A cookie older than
@@ -86,7 +92,17 @@ export class CookieAuthority {
     const header = new Uint8Array(5);
     header[0] = secret.generation;
     new DataView(header.buffer).setUint32(1, issuedAt);
-    const tag = secret.mac.compute(header, peer, params.head, params.suites, params.compression);
+    const tag = secret.mac.compute(
+      header,
+      lengthOf(peer),
+      peer,
+      lengthOf(params.head),
+      params.head,
+      lengthOf(params.suites),
+      params.suites,
+      lengthOf(params.compression),
+      params.compression,
+    );
     const cookie = new Uint8Array(COOKIE_LENGTH);
     cookie.set(header);
     cookie.set(tag.subarray(0, MAC_LENGTH), 5);
@@ -126,6 +142,14 @@ export class CookieAuthority {
   }
 }
 
+/** A part's length as two bytes (every part is shorter than a 2^16-byte handshake body). */
+function lengthOf(part: Uint8Array): Uint8Array {
+  if (part.length > 0xffff) {
+    throw new RangeError(`Cannot mint cookie: part of ${part.length} bytes`);
+  }
+  return new Uint8Array([part.length >>> 8, part.length & 0xff]);
+}
+
 /**
  * The ClientHello fields a cookie covers (RFC 6347 §4.2.1: version, random,
  * session_id, cipher_suites, compression_method), as subarrays of its body.
@@ -133,6 +157,8 @@ export class CookieAuthority {
  * ClientHellos.
  */
 export interface ClientHelloParams {
+  /** client_version, as a number (0xfefd is DTLS 1.2). */
+  readonly clientVersion: number;
   /** client_version || random || session_id (with its length byte). */
   readonly head: Uint8Array;
   /** cipher_suites (with its length prefix). */
@@ -146,7 +172,7 @@ export interface ClientHelloParams {
 /** Slices a ClientHello body into the fields a cookie covers; throws DecodeError on a short body. */
 export function clientHelloParams(body: Uint8Array): ClientHelloParams {
   const r = new Reader(body);
-  r.u16("ClientHello.client_version");
+  const clientVersion = r.u16("ClientHello.client_version");
   r.bytes(32, "ClientHello.random");
   r.opaque8("ClientHello.session_id");
   const headEnd = r.position;
@@ -156,6 +182,7 @@ export function clientHelloParams(body: Uint8Array): ClientHelloParams {
   const compressionStart = r.position;
   r.opaque8("ClientHello.compression_methods");
   return {
+    clientVersion,
     head: body.subarray(0, headEnd),
     suites: body.subarray(suitesStart, compressionStart),
     compression: body.subarray(compressionStart, r.position),

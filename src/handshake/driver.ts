@@ -8,7 +8,7 @@
 import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
 import type { RecordProtection } from "../record/protection.ts";
 import type { FlightItem, RetransmitPolicy } from "./flight.ts";
-import type { HandshakeReassembler, ReassemblyBudget } from "./fragments.ts";
+import type { HandshakeReassembler } from "./fragments.ts";
 
 /** Settings shared by every connection of an endpoint. */
 export interface ConnectionConfig {
@@ -24,15 +24,21 @@ export interface ConnectionConfig {
   readonly handshakeTimeoutMs: number;
   /** Largest handshake message accepted, bytes (bounds reassembly). */
   readonly maxHandshakeMessageBytes: number;
-  /** Bytes of handshake fragments buffered per connection at most. */
+  /** Bytes of handshake buffers (reassembly, early records) held per connection at most. */
   readonly maxBufferedHandshakeBytes: number;
-  /** Reassembly memory shared with the other connections of an endpoint (optional). */
-  readonly reassemblyBudget?: ReassemblyBudget | undefined;
 }
 
 /** What a handshake driver reports to the owner of the connection. */
 export type HandshakeEvent =
-  | { readonly type: "psk_identity"; readonly identity: string; readonly known: boolean }
+  | {
+    readonly type: "psk_identity";
+    /** The identity as text (invalid UTF-8 replaced): for display only. */
+    readonly identity: string;
+    /** The identity exactly as the peer sent it. */
+    readonly identityBytes: Uint8Array;
+    /** Whether the key store knows it (an unknown one carries on with a random key). */
+    readonly known: boolean;
+  }
   | {
     readonly type: "handshake_complete";
     readonly suite: string;

@@ -9,14 +9,16 @@
  *
  * Reassembly is the part an attacker reaches before any authentication, so it
  * is bounded everywhere: a message's declared length is checked against a
- * limit before anything is allocated, only a small window of future
- * `message_seq`s is buffered, and the total buffered bytes are capped.
+ * limit and allocates nothing, only the bytes that arrived are held and
+ * charged, only a small window of future `message_seq`s is buffered, and the
+ * bytes held are capped per connection and by a shared account.
  *
  * @module
  */
 
 import { DecodeError, Reader } from "../codec/reader.ts";
 import { Writer } from "../codec/writer.ts";
+import { BUFFER_OVERHEAD } from "../memory/budget.ts";
 
 /** msg_type(1) + length(3) + message_seq(2) + fragment_offset(3) + fragment_length(3). */
 export const HANDSHAKE_HEADER_LENGTH = 12;
@@ -148,16 +150,41 @@ export function fragmentHandshakeMessage(
   return out;
 }
 
-/** Whether `a[at, at + b.length)` equals `b`. */
-function sameBytes(a: Uint8Array, at: number, b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (a[at + i] !== b[i]) return false;
-  return true;
+/** A received run of a message's body: `bytes` sit at `start`. */
+interface Piece {
+  readonly start: number;
+  readonly bytes: Uint8Array;
 }
+
+/** Memory charged for a message's pieces (a {@link MemoryAccount} fits). */
+export interface ReassemblyAccount {
+  /** Takes `bytes`; false (taking nothing) when they do not fit. */
+  charge(bytes: number): boolean;
+  /** Gives back bytes taken with {@link charge}. */
+  release(bytes: number): void;
+}
+
+/** An account with no limit, for a message reassembled outside any budget (tests). */
+const UNLIMITED: ReassemblyAccount = { charge: () => true, release: () => {} };
+
+/**
+ * The most separate pieces one message is kept in. An honest peer sends a
+ * 16 KiB message in a few dozen fragments even over a 576-byte path, and a
+ * retransmission cut at other boundaries only adds the gaps it fills; a peer
+ * scattering tiny fragments gets its further fragments dropped.
+ */
+export const MAX_PIECES = 128;
 
 /**
  * Reassembles one handshake message from fragments arriving in any order,
  * possibly duplicated or overlapping (RFC 6347 §4.2.3: a retransmission may be
  * cut at different boundaries than the original).
+ *
+ * Only the bytes that arrived are held: each fragment's new bytes are copied
+ * once, into a piece of their own, and the pieces are joined once, when the
+ * last one arrives. The message's declared `length` allocates nothing, so a
+ * peer is charged for what it sent, not for what it announced, and no input
+ * makes reassembly copy more than twice what it received.
  *
  * Bytes received twice must agree: a peer that sends two different versions
  * of one message is either broken or hostile, and the transcript could not say
@@ -170,74 +197,91 @@ export class MessageReassembler {
   readonly length: number;
   /** message_seq every fragment must carry. */
   readonly messageSeq: number;
-  readonly #buf: Uint8Array;
-  /**
-   * One flag per body byte, set once the byte has arrived. Absent until a
-   * partial fragment arrives (a message that comes whole never needs one) and
-   * dropped again once the message is complete.
-   */
-  #have: Uint8Array | undefined;
+  readonly #account: ReassemblyAccount;
+  /** Disjoint runs in offset order. */
+  #pieces: Piece[] = [];
   #filled = 0;
   #seen = false;
+  /** Bytes charged to the account for this message. */
+  #charged = 0;
 
   /**
    * Prepares for a message of `length` bytes. Throws {@link DecodeError} when
-   * `length > maxLength`, before allocating: the length comes from the peer.
+   * `length > maxLength`: the length comes from the peer.
    */
-  constructor(msgType: number, length: number, messageSeq: number, maxLength: number) {
+  constructor(
+    msgType: number,
+    length: number,
+    messageSeq: number,
+    maxLength: number,
+    account: ReassemblyAccount = UNLIMITED,
+  ) {
     if (!Number.isInteger(length) || length < 0 || length > maxLength) {
       throw new DecodeError("Handshake.length", `${length} bytes exceed the limit of ${maxLength}`);
     }
     this.msgType = msgType;
     this.length = length;
     this.messageSeq = messageSeq;
-    this.#buf = new Uint8Array(length);
+    this.#account = account;
+  }
+
+  /** Bytes this message holds charged to its account. */
+  get charged(): number {
+    return this.#charged;
   }
 
   /**
    * Adds a fragment. Returns `"inconsistent"`, leaving the state unchanged,
    * when the fragment's type, length or sequence differ from this message's,
    * when it does not fit the message, or when it overlaps received bytes with
-   * different ones. Duplicates are `"ok"`.
+   * different ones; `"busy"`, also leaving it unchanged, when the account
+   * cannot take its new bytes or the message would be in too many pieces.
+   * Duplicates are `"ok"`.
    */
-  add(f: HandshakeFragment): "ok" | "inconsistent" {
+  add(f: HandshakeFragment): "ok" | "inconsistent" | "busy" {
     const offset = f.fragmentOffset;
     const n = f.fragmentLength;
+    const end = offset + n;
     if (
       f.msgType !== this.msgType || f.length !== this.length ||
-      f.messageSeq !== this.messageSeq || f.body.length !== n || offset < 0 ||
-      offset + n > this.length
+      f.messageSeq !== this.messageSeq || f.body.length !== n || offset < 0 || end > this.length
     ) {
       return "inconsistent";
     }
+    // Check every overlap before changing anything, so a rejected fragment
+    // leaves no trace, and note the gaps this fragment fills.
+    const pieces = this.#pieces;
+    const gaps: number[] = [];
+    let cursor = offset;
+    for (const p of pieces) {
+      const pEnd = p.start + p.bytes.length;
+      if (pEnd <= offset) continue;
+      if (p.start >= end) break;
+      const from = Math.max(p.start, offset);
+      const to = Math.min(pEnd, end);
+      for (let at = from; at < to; at++) {
+        if (p.bytes[at - p.start] !== f.body[at - offset]) return "inconsistent";
+      }
+      if (p.start > cursor) gaps.push(cursor, p.start);
+      cursor = Math.max(cursor, pEnd);
+    }
+    if (cursor < end) gaps.push(cursor, end);
     this.#seen = true;
-    if (this.#filled === this.length) {
-      // Complete already: a fragment can only repeat what we have.
-      return sameBytes(this.#buf, offset, f.body) ? "ok" : "inconsistent";
+    if (gaps.length === 0) return "ok";
+    if (pieces.length + gaps.length / 2 > MAX_PIECES) return "busy";
+    let added = 0;
+    for (let i = 0; i < gaps.length; i += 2) added += gaps[i + 1]! - gaps[i]!;
+    const cost = added + (gaps.length / 2) * BUFFER_OVERHEAD;
+    if (!this.#account.charge(cost)) return "busy";
+    for (let i = 0; i < gaps.length; i += 2) {
+      const from = gaps[i]!;
+      const piece = { start: from, bytes: f.body.slice(from - offset, gaps[i + 1]! - offset) };
+      let at = pieces.length;
+      while (at > 0 && pieces[at - 1]!.start > from) at--;
+      pieces.splice(at, 0, piece);
     }
-    if (this.#filled === 0) {
-      // First bytes: nothing to compare against.
-      this.#buf.set(f.body, offset);
-      this.#filled = n;
-      if (n > 0 && n < this.length) {
-        this.#have = new Uint8Array(this.length).fill(1, offset, offset + n);
-      }
-      return "ok";
-    }
-    const have = this.#have!;
-    // Check every overlap before writing anything, so a rejected fragment
-    // leaves no trace.
-    for (let i = 0; i < n; i++) {
-      if (have[offset + i] === 1 && this.#buf[offset + i] !== f.body[i]) return "inconsistent";
-    }
-    for (let i = 0; i < n; i++) {
-      if (have[offset + i] === 0) {
-        have[offset + i] = 1;
-        this.#buf[offset + i] = f.body[i]!;
-        this.#filled++;
-      }
-    }
-    if (this.#filled === this.length) this.#have = undefined;
+    this.#charged += cost;
+    this.#filled += added;
     return "ok";
   }
 
@@ -249,49 +293,19 @@ export class MessageReassembler {
   /** The reassembled body; throws if the message is not complete yet (a caller bug). */
   message(): Uint8Array {
     if (!this.complete) throw new Error("Cannot read handshake message: incomplete");
-    return this.#buf;
-  }
-}
-
-/**
- * Reassembly memory shared by many queues (every handshake of an endpoint):
- * a queue reserves a message's declared length before allocating it and
- * releases it when the message is handed out or dropped.
- */
-export interface ReassemblyBudget {
-  /** Takes `bytes` from the budget; false (taking nothing) when they do not fit. */
-  reserve(bytes: number): boolean;
-  /** Gives back bytes taken with {@link reserve}. */
-  release(bytes: number): void;
-}
-
-/** A {@link ReassemblyBudget} with a fixed limit. */
-export class SharedReassemblyBudget implements ReassemblyBudget {
-  /** The most bytes reserved at once. */
-  readonly limit: number;
-  #used = 0;
-
-  /** A budget of `limit` bytes. */
-  constructor(limit: number) {
-    if (!Number.isInteger(limit) || limit < 0) {
-      throw new RangeError(`Cannot create reassembly budget: limit ${limit}`);
-    }
-    this.limit = limit;
+    const pieces = this.#pieces;
+    if (pieces.length === 1) return pieces[0]!.bytes;
+    const body = new Uint8Array(this.length);
+    for (const p of pieces) body.set(p.bytes, p.start);
+    return body;
   }
 
-  /** Bytes currently reserved. */
-  get used(): number {
-    return this.#used;
-  }
-
-  reserve(bytes: number): boolean {
-    if (this.#used + bytes > this.limit) return false;
-    this.#used += bytes;
-    return true;
-  }
-
-  release(bytes: number): void {
-    this.#used = Math.max(0, this.#used - bytes);
+  /** Gives back everything charged (the message was handed out or dropped). */
+  release(): void {
+    this.#account.release(this.#charged);
+    this.#charged = 0;
+    this.#pieces = [];
+    this.#filled = 0;
   }
 }
 
@@ -299,12 +313,15 @@ export class SharedReassemblyBudget implements ReassemblyBudget {
 export interface HandshakeReassemblerOptions {
   /** The largest message body accepted; longer declared lengths are `"overflow"`. */
   maxMessageLength: number;
-  /** The most body bytes buffered across all pending messages. */
+  /** The most bytes held across all pending messages (this connection's own limit). */
   maxBufferedBytes: number;
   /** How many message_seq values from `nextSeq` on are buffered (default 8). */
   window?: number;
-  /** Memory shared with other queues; a message that does not fit it is `"busy"`. */
-  budget?: ReassemblyBudget | undefined;
+  /**
+   * Memory shared with other connections (the source's share, the endpoint's
+   * total); bytes it refuses are `"busy"`.
+   */
+  account?: ReassemblyAccount | undefined;
 }
 
 /**
@@ -314,17 +331,19 @@ export interface HandshakeReassemblerOptions {
  * strictly in message_seq order, so the handshake logic sees an ordered,
  * loss-free stream of whole messages.
  *
- * Buffered bytes are counted by each pending message's declared length, since
- * that is what is allocated for it.
+ * Buffered bytes are counted as they are allocated: the runs of received
+ * bytes, plus {@link BUFFER_OVERHEAD} for each.
  */
-export class HandshakeReassembler {
+export class HandshakeReassembler implements ReassemblyAccount {
   readonly #maxMessageLength: number;
   readonly #maxBufferedBytes: number;
   readonly #window: number;
-  readonly #budget: ReassemblyBudget | undefined;
+  readonly #account: ReassemblyAccount;
   readonly #pending = new Map<number, MessageReassembler>();
   #nextSeq = 0;
   #bufferedBytes = 0;
+  /** Set when the last charge failed on this queue's own limit. */
+  #overLimit = false;
 
   /** Creates an empty queue expecting message_seq 0. */
   constructor(opts: HandshakeReassemblerOptions) {
@@ -335,7 +354,7 @@ export class HandshakeReassembler {
     this.#maxMessageLength = opts.maxMessageLength;
     this.#maxBufferedBytes = opts.maxBufferedBytes;
     this.#window = window;
-    this.#budget = opts.budget;
+    this.#account = opts.account ?? UNLIMITED;
   }
 
   /** The message_seq of the next message {@link next} will hand out. */
@@ -358,9 +377,27 @@ export class HandshakeReassembler {
     }
   }
 
-  /** Body bytes currently reserved by pending messages. */
+  /** Bytes currently held by pending messages. */
   get bufferedBytes(): number {
     return this.#bufferedBytes;
+  }
+
+  /** @internal The pending messages charge through here: this queue's limit, then the shared account. */
+  charge(bytes: number): boolean {
+    if (this.#bufferedBytes + bytes > this.#maxBufferedBytes) {
+      this.#overLimit = true;
+      return false;
+    }
+    if (!this.#account.charge(bytes)) return false;
+    this.#bufferedBytes += bytes;
+    return true;
+  }
+
+  /** @internal */
+  release(bytes: number): void {
+    const n = Math.min(bytes, this.#bufferedBytes);
+    this.#bufferedBytes -= n;
+    this.#account.release(n);
   }
 
   /**
@@ -371,10 +408,11 @@ export class HandshakeReassembler {
    *   this as a sign its own last flight was lost;
    * - `"future"`: beyond the window, dropped (the peer will retransmit);
    * - `"inconsistent"`: contradicts fragments already kept for that message_seq;
-   * - `"overflow"`: the message is longer than `maxMessageLength`, or would
-   *   push the buffered bytes past `maxBufferedBytes`; dropped;
-   * - `"busy"`: the shared budget has no room for it now; dropped (the peer
-   *   will retransmit, and the fault is not necessarily its own).
+   * - `"overflow"`: the message is longer than `maxMessageLength`, or its bytes
+   *   would push this queue past `maxBufferedBytes`; dropped;
+   * - `"busy"`: the shared account has no room for it now, or the message is
+   *   in too many pieces; dropped (the peer will retransmit, and the fault is
+   *   not necessarily its own).
    */
   add(
     f: HandshakeFragment,
@@ -382,20 +420,15 @@ export class HandshakeReassembler {
     const seq = f.messageSeq;
     if (seq < this.#nextSeq) return "old";
     if (seq >= this.#nextSeq + this.#window) return "future";
-    const existing = this.#pending.get(seq);
-    if (existing) return existing.add(f) === "ok" ? "buffered" : "inconsistent";
     if (f.length > this.#maxMessageLength) return "overflow";
-    if (this.#bufferedBytes + f.length > this.#maxBufferedBytes) return "overflow";
-    // Reserve the shared budget before allocating anything for the message.
-    if (this.#budget !== undefined && !this.#budget.reserve(f.length)) return "busy";
-    const m = new MessageReassembler(f.msgType, f.length, seq, this.#maxMessageLength);
-    // A fragment that does not fit its own header is not worth a slot.
-    if (m.add(f) !== "ok") {
-      this.#budget?.release(f.length);
-      return "inconsistent";
-    }
-    this.#pending.set(seq, m);
-    this.#bufferedBytes += m.length;
+    let m = this.#pending.get(seq);
+    const created = m === undefined;
+    m ??= new MessageReassembler(f.msgType, f.length, seq, this.#maxMessageLength, this);
+    this.#overLimit = false;
+    const verdict = m.add(f);
+    if (verdict === "inconsistent") return "inconsistent";
+    if (verdict === "busy") return this.#overLimit ? "overflow" : "busy";
+    if (created) this.#pending.set(seq, m);
     return "buffered";
   }
 
@@ -403,21 +436,19 @@ export class HandshakeReassembler {
   next(): HandshakeMessage | undefined {
     const m = this.#pending.get(this.#nextSeq);
     if (!m || !m.complete) return undefined;
+    const body = m.message();
     this.#drop(this.#nextSeq, m);
     this.#nextSeq++;
-    return { msgType: m.msgType, messageSeq: m.messageSeq, body: m.message() };
+    return { msgType: m.msgType, messageSeq: m.messageSeq, body };
   }
 
   /** Drops everything buffered (e.g. once the handshake is over); `nextSeq` is kept. */
   clear(): void {
-    this.#budget?.release(this.#bufferedBytes);
-    this.#pending.clear();
-    this.#bufferedBytes = 0;
+    for (const [s, m] of this.#pending) this.#drop(s, m);
   }
 
   #drop(seq: number, m: MessageReassembler): void {
     this.#pending.delete(seq);
-    this.#bufferedBytes -= m.length;
-    this.#budget?.release(m.length);
+    m.release();
   }
 }

@@ -384,14 +384,13 @@ export class ServerHandshake implements HandshakeDriver {
         "Cannot accept PSK identity: too long",
       );
     }
-    const psk = this.#options.lookupPsk(identityBytes);
-    conn.emit({ type: "psk_identity", identity, known: psk !== undefined });
-    if (psk === undefined) {
-      throw new ProtocolError(
-        AlertDescription.UnknownPskIdentity,
-        `Cannot find PSK for identity "${identity}"`,
-      );
-    }
+    const known = this.#options.lookupPsk(identityBytes);
+    conn.emit({ type: "psk_identity", identity, identityBytes, known: known !== undefined });
+    // RFC 4279 §5: an unknown identity may be refused at once, or carried
+    // on with a random key so that it fails where a wrong key does, at the
+    // client's Finished (bad_record_mac). The second tells an attacker
+    // nothing about which identities exist, on the wire or in time.
+    const psk = known ?? conn.config.random(DUMMY_PSK_LENGTH);
     n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
 
     const provider = conn.config.provider;
@@ -466,3 +465,6 @@ export class ServerHandshake implements HandshakeDriver {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Bytes of the random key an unknown identity carries on with. */
+const DUMMY_PSK_LENGTH = 32;

@@ -241,6 +241,10 @@ export class DtlsServer {
   }
 
   #installGauges(): void {
+    // Present at zero from the start, so an alert on any increase works.
+    for (const where of ["engine", "handler", "log", "timer", "shell", "endpoint"]) {
+      this.metrics.counter("dtls_internal_errors_total", { where });
+    }
     this.metrics.gauge("dtls_connections", () => this.#endpoint.size);
     this.metrics.gauge("dtls_connections_half_open", () => {
       let n = 0;
@@ -342,11 +346,33 @@ export class DtlsServer {
       this.#onDatagram(datagram, addr);
     } catch (error) {
       // A bug must not take the server down for every other peer.
-      this.#log.log("error", "internal_error", `Internal error: ${errorMessage(error)}`, {
-        stack: error instanceof Error ? error.stack : undefined,
-      });
+      this.#internalError("shell", error);
     }
   };
+
+  /**
+   * Counts and logs an internal error (a bug, ours or the application's).
+   * Never throws, even when the logger does.
+   */
+  #internalError(where: string, error: unknown, peer?: string): void {
+    this.metrics.inc("dtls_internal_errors_total", { where });
+    try {
+      this.#log.log(
+        "error",
+        "internal_error",
+        `Internal error (${where})${peer === undefined ? "" : ` with ${peer}`}: ${
+          errorMessage(error)
+        }`,
+        {
+          where,
+          ...(peer === undefined ? {} : { peer }),
+          stack: error instanceof Error ? error.stack : undefined,
+        },
+      );
+    } catch {
+      // The logger itself is broken: the metric has counted it.
+    }
+  }
 
   readonly #onReceiveError = (error: unknown): void => {
     if (this.#closing) return;
@@ -368,6 +394,10 @@ export class DtlsServer {
     switch (outcome.kind) {
       case "dropped":
         this.metrics.inc("dtls_datagrams_dropped_total", { reason: outcome.reason });
+        if (outcome.reason === "internal_error") {
+          this.#internalError("endpoint", new Error("stateless path failed; nothing kept"), peer);
+          return;
+        }
         if (isRefusal(outcome.reason)) {
           this.#refusals.note(
             now,
@@ -388,6 +418,18 @@ export class DtlsServer {
             reason: outcome.reason,
           },
         );
+        return;
+      case "alert":
+        this.metrics.inc("dtls_stateless_alerts_total", { description: outcome.description });
+        this.#refusals.note(
+          now,
+          outcome.description,
+          "warning",
+          "alert_sent",
+          `Sent fatal alert ${outcome.description} to ${peer} (no state kept)`,
+          { peer, level_alert: "fatal", description: outcome.description },
+        );
+        this.#send(outcome.datagram, addr, this.#sendError(peer));
         return;
       case "hello_verify_request":
         this.metrics.inc("dtls_hello_verify_requests_total");
@@ -434,7 +476,13 @@ export class DtlsServer {
   #drain(peer: string, connection: Connection, sends?: Promise<unknown>[]): void {
     const route = this.#peers.get(peer);
     for (let event = connection.pollEvent(); event; event = connection.pollEvent()) {
-      this.#onEvent(peer, route, connection, event);
+      try {
+        this.#onEvent(peer, route, connection, event);
+      } catch (error) {
+        // Our handling of this connection's event failed (the logger threw,
+        // say): that ends this connection, not the server.
+        connection.failInternal(error, "log");
+      }
     }
     if (route !== undefined) {
       for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) {
@@ -506,7 +554,7 @@ export class DtlsServer {
           });
           return;
         }
-        this.#answer(peer, route, connection, event.data);
+        this.#answer(route, connection, event.data);
         return;
       }
       case "alert":
@@ -548,6 +596,9 @@ export class DtlsServer {
         );
         return;
       case "closed":
+        if (event.internal !== undefined) {
+          this.#internalError(event.internal, new Error(event.reason), peer);
+        }
         if (event.error && !this.#completed.has(connection)) {
           const reason = event.reason === "handshake timeout"
             ? "timeout"
@@ -571,7 +622,6 @@ export class DtlsServer {
   }
 
   #answer(
-    peer: string,
     route: PeerRoute | undefined,
     connection: Connection,
     data: Uint8Array,
@@ -580,23 +630,33 @@ export class DtlsServer {
     let reply: Uint8Array | string | undefined;
     try {
       reply = this.#app(data, route.info);
+      if (reply === undefined) return;
+      connection.send(typeof reply === "string" ? encoder.encode(reply) : reply);
     } catch (error) {
-      this.#log.log("error", "app_error", `Application handler failed: ${errorMessage(error)}`, {
-        peer,
-      });
+      // The handler threw, or returned what cannot be sent (over 2^14
+      // bytes, not bytes): this conversation cannot go on, the others can.
+      connection.failInternal(error, "handler");
       return;
     }
-    if (reply === undefined) return;
-    connection.send(typeof reply === "string" ? encoder.encode(reply) : reply);
     this.#appSent.add();
   }
 
   #onTick(): void {
-    const now = this.#clock();
-    this.#refusals.flush(now, "warning", "handshake_refused");
-    this.#cookieLog.flush(now, "info", "cookie_sent");
-    for (const [peer, connection] of this.#endpoint.handleTimeouts(now)) {
-      this.#drain(peer, connection);
+    // A timer callback that throws would end the process: nothing escapes.
+    try {
+      const now = this.#clock();
+      this.#refusals.flush(now, "warning", "handshake_refused");
+      this.#cookieLog.flush(now, "info", "cookie_sent");
+      for (const [peer, connection] of this.#endpoint.handleTimeouts(now)) {
+        try {
+          this.#drain(peer, connection);
+        } catch (error) {
+          connection.failInternal(error, "log");
+          this.#internalError("timer", error, peer);
+        }
+      }
+    } catch (error) {
+      this.#internalError("timer", error);
     }
   }
 

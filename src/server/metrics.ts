@@ -57,6 +57,14 @@ export const FAMILIES = {
   dtls_connections: { help: "Connections held (established and half-open)", type: "gauge" },
   dtls_connections_half_open: { help: "Connections still in their handshake", type: "gauge" },
   dtls_psk_reloads_total: { help: "Key file reloads, by result", type: "counter" },
+  dtls_internal_errors_total: {
+    help: "Internal errors (bugs, throwing handlers or logging), by where they were caught",
+    type: "counter",
+  },
+  dtls_stateless_alerts_total: {
+    help: "Fatal alerts sent without keeping state (e.g. protocol_version), by description",
+    type: "counter",
+  },
   dtls_socket_receive_drops_total: {
     help: "Datagrams the kernel dropped for a full socket receive buffer (--io libc only)",
     type: "counter",

@@ -125,14 +125,22 @@ Deno.test("a wrong key fails the handshake cleanly with bad_record_mac", () => {
   assert.ok(got && got.type === "alert" && got.description === "bad_record_mac");
 });
 
-Deno.test("an unknown identity gets unknown_psk_identity", () => {
-  const pair = new Pair({ client: { identity: text.encode("mallory") } });
-  pair.run();
-  assert.equal(pair.client.isClosed, true);
-  const got = pair.clientEvents.find((e) => e.type === "alert" && e.direction === "received");
-  assert.ok(got && got.type === "alert");
-  assert.equal(got.description, "unknown_psk_identity");
-  const identity = pair.serverEvents.find((e) => e.type === "psk_identity");
+Deno.test("an unknown identity fails exactly as a wrong key does: bad_record_mac at Finished, same bytes on the wire", () => {
+  // RFC 4279 §5 allows either answer; only this one does not tell an
+  // attacker which identities exist.
+  const unknown = new Pair({ seed: "uniform", client: { identity: text.encode("mallory") } });
+  const wrongKey = new Pair({ seed: "uniform", client: { psk: new Uint8Array(6).fill(0x42) } });
+  for (const pair of [unknown, wrongKey]) {
+    pair.run();
+    assert.equal(pair.client.isClosed, true);
+    const got = pair.clientEvents.find((e) => e.type === "alert" && e.direction === "received");
+    assert.ok(got && got.type === "alert");
+    assert.equal(got.description, "bad_record_mac");
+  }
+  const shape = (pair: Pair) =>
+    pair.wire.filter((w) => w.direction === "s2c").map((w) => w.datagram.length);
+  assert.deepEqual(shape(unknown), shape(wrongKey));
+  const identity = unknown.serverEvents.find((e) => e.type === "psk_identity");
   assert.ok(
     identity && identity.type === "psk_identity" && identity.identity === "mallory" &&
       !identity.known,

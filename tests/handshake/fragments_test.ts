@@ -7,9 +7,11 @@ import {
   HANDSHAKE_HEADER_LENGTH,
   type HandshakeFragment,
   HandshakeReassembler,
+  MAX_PIECES,
   MessageReassembler,
   parseHandshakeFragments,
 } from "../../src/handshake/fragments.ts";
+import { BUFFER_OVERHEAD } from "../../src/memory/budget.ts";
 import {
   decodeClientHello,
   decodeEcdhePskServerKeyExchange,
@@ -316,7 +318,9 @@ Deno.test("HandshakeReassembler: any order gives the original, once (property)",
       const q = new HandshakeReassembler(ALL);
       q.nextSeq = 5;
       for (const f of order) assert.equal(q.add(f), "buffered");
-      assert.equal(q.bufferedBytes, body.length);
+      // Exactly the bytes that arrived, once each, plus each piece's overhead.
+      const overhead = q.bufferedBytes - body.length;
+      assert.ok(overhead % BUFFER_OVERHEAD === 0 && overhead <= MAX_PIECES * BUFFER_OVERHEAD);
       const m = q.next();
       assert.deepEqual(m, { msgType: HandshakeType.ClientHello, messageSeq: 5, body });
       assert.equal(q.next(), undefined);
@@ -381,7 +385,7 @@ Deno.test("MessageReassembler: empty fragments of a non-empty message change not
   assert.equal(m.complete, true);
 });
 
-Deno.test("16 MB message_length with a 16 KB bound: rejected before allocating", () => {
+Deno.test("a declared length allocates nothing: 16 MB over the bound is overflow, 16 KB holds only what arrived", () => {
   const [f] = parseHandshakeFragments(hex("01 ffffff 0000 000000 000004 01020304"));
   assert.throws(() => new MessageReassembler(1, 0xffffff, 0, 16384), {
     name: "DecodeError",
@@ -391,9 +395,9 @@ Deno.test("16 MB message_length with a 16 KB bound: rejected before allocating",
   assert.equal(q.add(f!), "overflow");
   assert.equal(q.bufferedBytes, 0);
   assert.equal(q.next(), undefined);
-  // The bound itself is allowed.
+  // The bound itself is allowed, and costs what arrived, not what was declared.
   assert.equal(q.add(frag(1, 16384, 0, 0, hex("00"))), "buffered");
-  assert.equal(q.bufferedBytes, 16384);
+  assert.equal(q.bufferedBytes, 1 + BUFFER_OVERHEAD);
 });
 
 Deno.test("HandshakeReassembler: same message_seq with a different type is inconsistent", () => {
@@ -410,40 +414,62 @@ Deno.test("HandshakeReassembler: same message_seq with a different type is incon
   assert.equal(q.bufferedBytes, 0);
 });
 
-Deno.test("HandshakeReassembler: bounded window and buffer, in-order delivery", () => {
-  const q = new HandshakeReassembler({ maxMessageLength: 80, maxBufferedBytes: 100, window: 4 });
+Deno.test("HandshakeReassembler: bytes are charged as they arrive, within its limit and window", () => {
+  const O = BUFFER_OVERHEAD;
+  const q = new HandshakeReassembler({
+    maxMessageLength: 80,
+    maxBufferedBytes: 100 + 2 * O,
+    window: 4,
+  });
   assert.equal(q.nextSeq, 0);
   assert.equal(q.add(frag(1, 60, 0, 0, new Uint8Array(30))), "buffered");
-  assert.equal(q.add(frag(2, 50, 1, 0, new Uint8Array(50))), "overflow", "60 + 50 > 100");
+  assert.equal(q.bufferedBytes, 30 + O, "30 of the 60 declared bytes arrived");
   assert.equal(q.add(frag(2, 81, 1, 0, new Uint8Array(1))), "overflow", "over maxMessageLength");
-  assert.equal(q.add(frag(2, 40, 1, 0, new Uint8Array(40))), "buffered");
-  assert.equal(q.bufferedBytes, 100);
-  assert.equal(q.add(frag(3, 0, 2, 0, hex(""))), "buffered", "empty messages fit");
-  assert.equal(q.add(frag(3, 1, 3, 0, hex("00"))), "overflow");
+  assert.equal(q.add(frag(2, 80, 1, 0, new Uint8Array(71))), "overflow", "30 + 71 > 100");
+  assert.equal(q.bufferedBytes, 30 + O, "a refused fragment leaves nothing");
+  assert.equal(q.add(frag(2, 80, 1, 0, new Uint8Array(70))), "buffered");
+  assert.equal(q.bufferedBytes, 100 + 2 * O);
+  assert.equal(q.add(frag(3, 0, 3, 0, hex(""))), "buffered", "empty messages cost nothing");
   assert.equal(q.add(frag(3, 0, 4, 0, hex(""))), "future", "seq 4 is past the window 0..3");
-  // seq 1 and 2 are complete but wait for seq 0.
+  assert.equal(q.add(frag(1, 60, 0, 30, new Uint8Array(30))), "overflow", "no room left");
+  // seq 1 and 3 wait for seq 0.
   assert.equal(q.next(), undefined);
-  assert.equal(q.add(frag(1, 60, 0, 30, new Uint8Array(30))), "buffered");
-  assert.deepEqual(q.next()?.messageSeq, 0);
-  assert.equal(q.bufferedBytes, 40);
-  assert.deepEqual(q.next()?.messageSeq, 1);
-  assert.deepEqual(q.next(), { msgType: 3, messageSeq: 2, body: new Uint8Array(0) });
-  assert.equal(q.next(), undefined);
-  assert.equal(q.nextSeq, 3);
+  q.nextSeq = 1; // give up on seq 0: its bytes are freed
+  assert.equal(q.bufferedBytes, 70 + O);
+  assert.equal(q.add(frag(2, 80, 1, 70, new Uint8Array(10))), "buffered");
+  assert.equal(q.next()?.body.length, 80);
   assert.equal(q.bufferedBytes, 0);
+  assert.equal(q.next(), undefined, "seq 2 never came");
+  q.nextSeq = 3;
+  assert.deepEqual(q.next(), { msgType: 3, messageSeq: 3, body: new Uint8Array(0) });
   assert.equal(q.add(frag(1, 60, 0, 0, new Uint8Array(60))), "old");
-  assert.equal(q.add(frag(3, 0, 4, 0, hex(""))), "buffered", "the window moved");
-  assert.equal(q.add(frag(3, 0, 7, 0, hex(""))), "future");
+  assert.equal(q.add(frag(3, 0, 5, 0, hex(""))), "buffered", "the window moved");
+  assert.equal(q.add(frag(3, 0, 8, 0, hex(""))), "future");
+});
+
+Deno.test("MessageReassembler: scattered one-byte fragments stop at MAX_PIECES and copy nothing twice", () => {
+  const O = BUFFER_OVERHEAD;
+  const q = new HandshakeReassembler({ maxMessageLength: 16384, maxBufferedBytes: 1 << 20 });
+  for (let i = 0; i < MAX_PIECES; i++) {
+    assert.equal(q.add(frag(1, 16384, 0, i * 2, hex("00"))), "buffered");
+  }
+  assert.equal(q.bufferedBytes, MAX_PIECES * (1 + O));
+  assert.equal(q.add(frag(1, 16384, 0, 1000, hex("00"))), "busy", "a new piece past the cap");
+  assert.equal(q.add(frag(1, 16384, 0, 0, hex("00"))), "buffered", "a duplicate needs no piece");
+  // A fragment spanning the scattered bytes fills the gaps between them.
+  assert.equal(q.add(frag(1, 16384, 0, 0, new Uint8Array(MAX_PIECES * 2))), "busy");
+  assert.equal(q.bufferedBytes, MAX_PIECES * (1 + O));
 });
 
 Deno.test("HandshakeReassembler: setting nextSeq drops what falls outside the window", () => {
+  const O = BUFFER_OVERHEAD;
   const q = new HandshakeReassembler({ maxMessageLength: 100, maxBufferedBytes: 1000, window: 3 });
   q.add(frag(1, 10, 0, 0, new Uint8Array(5)));
   q.add(frag(1, 20, 1, 0, new Uint8Array(5)));
   q.add(frag(1, 30, 2, 0, new Uint8Array(30)));
-  assert.equal(q.bufferedBytes, 60);
+  assert.equal(q.bufferedBytes, 40 + 3 * O);
   q.nextSeq = 2;
-  assert.equal(q.bufferedBytes, 30);
+  assert.equal(q.bufferedBytes, 30 + O);
   assert.deepEqual(q.next()?.messageSeq, 2);
   q.add(frag(1, 40, 3, 0, new Uint8Array(5)));
   q.nextSeq = 0; // moving back drops seq 3, which is now beyond 0..2

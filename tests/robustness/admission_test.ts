@@ -9,6 +9,7 @@ import { nobleProvider } from "../../src/crypto/noble.ts";
 import { seededRandom } from "../helpers/random.ts";
 import { sourceAddress, SourceRateLimiter } from "../../src/connection/admission.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
+import { BUFFER_OVERHEAD } from "../../src/memory/budget.ts";
 import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { DtlsServer } from "../../src/server/dtls_server.ts";
 import { MemoryLogger } from "../../src/server/log.ts";
@@ -19,25 +20,31 @@ import { KEY } from "../helpers/sim.ts";
 
 const T0 = 1_000_000;
 
-/** A ClientKeyExchange fragment (epoch 0) declaring `length` bytes, from a half-open client. */
-function bigFragment(seq: number, length: number, messageSeq = 2): Uint8Array {
-  const out = new Uint8Array(13 + 12 + 10);
+/**
+ * A ClientKeyExchange fragment (epoch 0) carrying the first `sent` bytes of
+ * a message declared `length` bytes long (by default one more, so that it
+ * stays incomplete), from a half-open client.
+ */
+function bigFragment(seq: number, sent: number, messageSeq = 2, length = sent + 1): Uint8Array {
+  const out = new Uint8Array(13 + 12 + sent);
   const v = new DataView(out.buffer);
   out[0] = 22;
   v.setUint16(1, 0xfefd);
   v.setUint16(3, 0);
   v.setUint32(7, seq);
-  v.setUint16(11, 22);
+  v.setUint16(11, 12 + sent);
   out[13] = HandshakeType.ClientKeyExchange;
   out[14] = length >> 16;
   v.setUint16(15, length & 0xffff);
   v.setUint16(17, messageSeq);
-  // fragment_offset 0, fragment_length 10
-  out[22] = 0;
-  out[23] = 0;
-  out[24] = 10;
+  // fragment_offset 0, fragment_length `sent`
+  out[22] = sent >> 16;
+  v.setUint16(23, sent & 0xffff);
   return out;
 }
+
+/** What holding `bytes` received in one piece costs. */
+const held = (bytes: number) => bytes + BUFFER_OVERHEAD;
 
 Deno.test("admission: maxConnections refuses the next handshake after its cookie, keeping nothing", () => {
   const endpoint = testEndpoint({ maxConnections: 3 });
@@ -85,7 +92,7 @@ Deno.test("admission: a half-open handshake past its deadline frees its slot and
   converse(endpoint, c, "10.0.2.1:1000", T0, (_d, index) => index < 2);
   endpoint.handleDatagram(bigFragment(30, 1000), "10.0.2.1:1000", T0);
   assert.equal(endpoint.halfOpen, 1);
-  assert.equal(endpoint.reassemblyBytes, 1000);
+  assert.equal(endpoint.reassemblyBytes, held(1000));
   endpoint.handleTimeouts(T0 + 30_000);
   assert.equal(endpoint.halfOpen, 0);
   assert.equal(endpoint.reassemblyBytes, 0);
@@ -134,14 +141,19 @@ Deno.test("admission: the per-address rate table stays bounded under many source
   assert.equal(limiter.tryTake("192.0.2.1", T0), true);
   assert.equal(limiter.tryTake("192.0.2.1", T0), true);
   assert.equal(limiter.tryTake("192.0.2.1", T0), false);
-  assert.equal(sourceAddress("[::1]:4433"), "[::1]");
   assert.equal(sourceAddress("127.0.0.1:4433"), "127.0.0.1");
+  // IPv6 counts by /64: one host commonly holds the whole network.
+  assert.equal(sourceAddress("[::1]:4433"), "0:0:0:0::/64");
+  assert.equal(sourceAddress("[2001:db8:1:2:aaaa::1]:1"), "2001:db8:1:2::/64");
+  assert.equal(sourceAddress("[2001:db8:1:2:bbbb::9]:2"), "2001:db8:1:2::/64");
+  assert.notEqual(sourceAddress("[2001:db8:1:3::1]:1"), "2001:db8:1:2::/64");
+  assert.equal(sourceAddress("[::ffff:10.1.2.3]:7"), "10.1.2.3");
 });
 
 Deno.test("admission: reassembly per handshake is bounded (handshake_failure past it)", () => {
   const endpoint = testEndpoint({
     connection: connectionConfig(nobleProvider, seededRandom("perconn/server"), {
-      maxBufferedHandshakeBytes: 3_000,
+      maxBufferedHandshakeBytes: 3 * held(1000),
     }),
   });
   const c = testClient("perconn", T0);
@@ -151,7 +163,7 @@ Deno.test("admission: reassembly per handshake is bounded (handshake_failure pas
   // Messages 2..4 are each 1,000 bytes: 3,000 fit, a fourth does not.
   for (let i = 0; i < 3; i++) endpoint.handleDatagram(bigFragment(30 + i, 1000, 2 + i), peer, T0);
   assert.equal(server.isClosed, false);
-  assert.equal(endpoint.reassemblyBytes, 3000);
+  assert.equal(endpoint.reassemblyBytes, 3 * held(1000));
   endpoint.handleDatagram(bigFragment(40, 1000, 5), peer, T0);
   assert.equal(server.isClosed, true);
   const alerts = [];
@@ -169,17 +181,50 @@ Deno.test("admission: reassembly in total is bounded; over it fragments are drop
     converse(endpoint, testClient(`total${i}`, T0), peer, T0, (_d, index) => index < 2);
   }
   for (const peer of peers.slice(0, 3)) endpoint.handleDatagram(bigFragment(30, 3000), peer, T0);
-  assert.equal(endpoint.reassemblyBytes, 9000);
+  assert.equal(endpoint.reassemblyBytes, 3 * held(3000));
   const last = endpoint.get(peers[3]!)!;
   endpoint.handleDatagram(bigFragment(30, 3000), peers[3]!, T0);
-  assert.equal(endpoint.reassemblyBytes, 9000);
+  assert.equal(endpoint.reassemblyBytes, 3 * held(3000));
   assert.equal(last.isClosed, false, "not the peer's fault: dropped, not failed");
   assert.equal(last.drops.buffer_full, 1);
   // Once another handshake is gone, the retransmitted fragment fits.
   endpoint.get(peers[0]!)!.close();
   endpoint.remove(peers[0]!);
   endpoint.handleDatagram(bigFragment(31, 3000), peers[3]!, T0);
-  assert.equal(endpoint.reassemblyBytes, 9000);
+  assert.equal(endpoint.reassemblyBytes, 3 * held(3000));
+});
+
+Deno.test("admission: declared lengths cost nothing; one address is held to its share and others go on (finding 2)", () => {
+  // The reported attack: ~140 half-open handshakes from one address, each
+  // declaring 16 KiB messages in one-byte fragments, filled the 8 MiB total
+  // and every other client's ClientKeyExchange was refused as busy.
+  const endpoint = testEndpoint();
+  const attacker = (i: number) => `10.0.6.1:${2000 + i}`;
+  // Within the default rate limit: a burst of 100, then 50 a second.
+  const at = (i: number) => T0 + (i < 100 ? 0 : 1_000);
+  for (let i = 0; i < 140; i++) {
+    converse(endpoint, testClient(`share${i}`, at(i)), attacker(i), at(i), (_d, n) => n < 2);
+    for (let m = 0; m < 4; m++) {
+      endpoint.handleDatagram(bigFragment(30 + m, 1, 2 + m, 16_384), attacker(i), at(i));
+    }
+  }
+  // Each handshake holds what it sent: 4 bytes and their overhead, not 64 KiB.
+  assert.equal(endpoint.halfOpen, 140);
+  assert.equal(endpoint.reassemblyBytesOf(attacker(0)), 140 * 4 * held(1));
+  // Sending the bytes for real stops at the address's share.
+  for (let i = 0; i < 140; i++) {
+    for (let m = 0; m < 4; m++) {
+      endpoint.handleDatagram(bigFragment(40 + m, 3_000, 2 + m, 16_384), attacker(i), T0 + 1_000);
+    }
+  }
+  // 140 x 12 KB would be 1.7 MB: the address is held to its share.
+  const share = ADMISSION_DEFAULTS.maxReassemblyBytesPerSource;
+  assert.ok(endpoint.reassemblyBytesOf(attacker(0)) <= share);
+  assert.ok(endpoint.reassemblyBytesOf(attacker(0)) > share - held(3_000));
+  // Another address's handshake is served as if nothing had happened.
+  const bystander = testClient("bystander", T0 + 1_000);
+  converse(endpoint, bystander, "10.0.7.1:1000", T0 + 1_000);
+  assert.equal(bystander.isEstablished, true);
 });
 
 Deno.test("admission: defaults are the documented ones", () => {
@@ -189,6 +234,7 @@ Deno.test("admission: defaults are the documented ones", () => {
     handshakeBurstPerAddress: 100,
     maxRateSources: 4_096,
     maxReassemblyBytesTotal: 8 * 1024 * 1024,
+    maxReassemblyBytesPerSource: 1024 * 1024,
   });
 });
 
