@@ -21,6 +21,7 @@ import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
 import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
 import { type Logger, LogtapeLogger, toHex } from "./log.ts";
+import { safeTextBounded } from "./log_text.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
@@ -120,6 +121,10 @@ export interface ListenAddress {
 }
 
 const TICK_MS = 100;
+/** Most bytes of a received record logged as hex, per datagram. */
+const LOGGED_RECORD_BYTES = 64;
+/** Most characters of a received payload logged, per datagram. */
+const LOGGED_PLAINTEXT_CHARS = 256;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
@@ -492,12 +497,21 @@ export class DtlsServer {
         // The hex dump costs more than the record's decryption: build it
         // only when the line will be written.
         if (log.enabled?.("info") ?? true) {
+          // The peer chooses the size (up to ~16 KiB a record): a line per
+          // datagram shows a bounded head of each, and says when it cut.
+          const cut = event.record.length > LOGGED_RECORD_BYTES;
           const fields: Record<string, unknown> = {
             peer,
-            ciphertext: toHex(event.record),
+            ciphertext: toHex(event.record.subarray(0, LOGGED_RECORD_BYTES)),
             bytes: event.data.length,
           };
-          if (this.#logPlaintext) fields.plaintext = decoder.decode(event.data);
+          let truncated = cut;
+          if (this.#logPlaintext) {
+            const plaintext = safeTextBounded(decoder.decode(event.data), LOGGED_PLAINTEXT_CHARS);
+            fields.plaintext = plaintext.text;
+            truncated ||= plaintext.truncated;
+          }
+          if (truncated) fields.truncated = true;
           log.log("info", "datagram", `Received ${event.data.length} bytes from ${peer}`, fields);
         }
         if (event.data.length === 0) {

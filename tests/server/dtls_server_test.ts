@@ -206,3 +206,33 @@ Deno.test("libc socket: the drop counter is exported, and a capped receive buffe
     return Promise.resolve();
   });
 });
+
+Deno.test("the datagram line is bounded and escaped: 64 record bytes as hex, 256 characters of plaintext", async () => {
+  await withServer({}, async (_server, port, log) => {
+    const client = new DtlsClient({ hostname: "127.0.0.1", port, identity: "big", psk: DEMO_KEY });
+    const hostile = "\x1b[2J\nFAKE LINE ".repeat(300);
+    try {
+      await client.connect(5_000);
+      client.send("short");
+      await client.receive(5_000);
+      client.send(hostile);
+      await client.receive(5_000);
+    } finally {
+      await client.close();
+    }
+    const [short, big] = log.entries.filter((e) => e.event === "datagram");
+    assert.ok(short && big, "two datagrams logged");
+    assert.equal(short.plaintext, "short");
+    assert.equal("truncated" in short, false, "nothing cut from a short record");
+
+    assert.equal(big.bytes, hostile.length, "bytes: the full length");
+    assert.match(String(big.ciphertext), /^17fefd0001[0-9a-f]{118}$/, "64 bytes of the record");
+    assert.equal(big.truncated, true);
+    const plaintext = String(big.plaintext);
+    assert.ok(plaintext.startsWith("\\x1b[2J\\x0aFAKE LINE \\x1b[2J"), plaintext);
+    assert.ok(!plaintext.includes("\x1b") && !plaintext.includes("\n"), "no raw ESC or newline");
+    const cut = /…\(\+(\d+) more\)$/.exec(plaintext);
+    assert.ok(cut, "says it was cut");
+    assert.ok(cut.index <= 256, `at most 256 characters shown, got ${cut.index}`);
+  });
+});
