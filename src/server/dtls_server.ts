@@ -25,6 +25,7 @@ import { safeTextBounded } from "./log_text.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
+import { isLoopbackIp } from "../net/ip_address.ts";
 
 /** A peer as the application sees it. */
 export interface PeerInfo {
@@ -93,7 +94,10 @@ export interface DtlsServerOptions {
   readonly onDatagram?: DatagramHandler;
   /** Where to log (default: JSON lines on stdout). */
   readonly logger?: Logger;
-  /** Log decrypted payloads (default: only with the demo keys). */
+  /**
+   * Log decrypted payloads (default: only with the demo keys on a loopback
+   * address, where no one else can be the peer).
+   */
   readonly logPlaintext?: boolean;
   /** Crypto primitives (default: {@link nodeProvider}, the runtime's native crypto; `nobleProvider` is the portable one). */
   readonly provider?: CryptoProvider;
@@ -151,7 +155,8 @@ export class DtlsServer {
   readonly #clock: () => number;
   readonly #endpoint: ServerEndpoint;
   readonly #app: DatagramHandler;
-  readonly #logPlaintext: boolean;
+  /** Decided in {@link listen} when not given: it depends on the bound address. */
+  #logPlaintext: boolean;
   #socket: DatagramSocket | undefined;
   #tick: ReturnType<typeof setInterval> | undefined;
   #loop: Promise<void> | undefined;
@@ -188,7 +193,7 @@ export class DtlsServer {
     this.#clock = options.clock ?? Date.now;
     const psk = options.psk ?? demoPskStore();
     this.#psk = psk;
-    this.#logPlaintext = options.logPlaintext ?? psk.kind === "demo";
+    this.#logPlaintext = options.logPlaintext ?? false;
     this.#app = options.onDatagram ?? qtAckHandler;
     const random = options.random ?? systemRandom;
     const provider = options.provider ?? nodeProvider;
@@ -286,6 +291,11 @@ export class DtlsServer {
     this.#closing = false;
     const bound = socket.addr;
     const granted = socket.receiveBufferBytes;
+    // The demo key lets anyone who can reach the address in, so their
+    // payloads are logged by default only where that is this machine alone.
+    if (this.#options.logPlaintext === undefined) {
+      this.#logPlaintext = this.#psk.kind === "demo" && isLoopbackIp(bound.hostname);
+    }
     this.#log.log(
       "info",
       "listening",

@@ -305,3 +305,20 @@ Deno.test("--crypto noble serves, and --handshake-rate refuses a second handshak
   await outcome;
   await second.close();
 });
+
+Deno.test("--allow-demo-key on a public address does not log payloads unless --log-plaintext", async () => {
+  const psk = parseHexKey("1a2b3c4d5e6f", "k");
+  for (const [args, logged] of [[[], false], [["--log-plaintext"], true]] as const) {
+    await using server = await startServer(["--address", "0.0.0.0", "--allow-demo-key", ...args]);
+    const client = new DtlsClient({ hostname: "127.0.0.1", port: server.port, identity: "d", psk });
+    try {
+      await client.connect(5_000);
+      client.send("demo payload");
+      await client.receive(5_000);
+    } finally {
+      await client.close();
+    }
+    const datagram = await server.waitForEvent("datagram");
+    assert.equal(datagram.plaintext, logged ? "demo payload" : undefined, args.join(" "));
+  }
+});

@@ -236,3 +236,33 @@ Deno.test("the datagram line is bounded and escaped: 64 record bytes as hex, 256
     assert.ok(cut.index <= 256, `at most 256 characters shown, got ${cut.index}`);
   });
 });
+
+Deno.test("the demo key logs plaintext by default only on a loopback address", async (t) => {
+  async function plaintextLogged(options: ConstructorParameters<typeof DtlsServer>[0]) {
+    let logged: unknown;
+    await withServer(options, async (_server, port, log) => {
+      const client = new DtlsClient({ hostname: "127.0.0.1", port, identity: "c", psk: DEMO_KEY });
+      try {
+        await client.connect(5_000);
+        client.send("payload");
+        await client.receive(5_000);
+      } finally {
+        await client.close();
+      }
+      logged = log.entries.find((e) => e.event === "datagram")?.plaintext;
+    });
+    return logged;
+  }
+  await t.step("127.0.0.1: logged", async () => {
+    assert.equal(await plaintextLogged({ address: "127.0.0.1" }), "payload");
+  });
+  await t.step("0.0.0.0 (as with --allow-demo-key): not logged", async () => {
+    assert.equal(await plaintextLogged({ address: "0.0.0.0" }), undefined);
+  });
+  await t.step("0.0.0.0 with logPlaintext: logged", async () => {
+    assert.equal(await plaintextLogged({ address: "0.0.0.0", logPlaintext: true }), "payload");
+  });
+  await t.step("127.0.0.1 with logPlaintext false: not logged", async () => {
+    assert.equal(await plaintextLogged({ address: "127.0.0.1", logPlaintext: false }), undefined);
+  });
+});
