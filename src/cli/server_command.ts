@@ -108,12 +108,31 @@ export async function runServer(
     ...(settings.logPlaintext === undefined ? {} : { logPlaintext: settings.logPlaintext }),
   });
   // Signal handlers first: a SIGTERM that arrives as soon as we report
-  // `listening` must still reach every peer as close_notify.
+  // `listening` must still reach every peer as close_notify, and a SIGHUP
+  // must reload the keys, not end the process (its default action).
+  const reload = () => {
+    try {
+      const keys = loadKeys(settings, env);
+      server.setPskStore(keys);
+      server.metrics.inc("dtls_psk_reloads_total", { result: "ok" });
+      logger.log("info", "keys_reloaded", `Reloaded keys: ${keys.size} PSK identities`, {
+        identities: keys.size,
+      });
+    } catch (error) {
+      server.metrics.inc("dtls_psk_reloads_total", { result: "error" });
+      logger.log(
+        "error",
+        "keys_reload_failed",
+        `Kept the old keys: ${error instanceof Error ? error.message : error}`,
+      );
+    }
+  };
   const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
   const onInt = () => stop("SIGINT");
   const onTerm = () => stop("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGHUP", reload);
   try {
     server.listen();
   } catch (error) {
@@ -151,25 +170,6 @@ export async function runServer(
       },
     );
   }
-
-  const reload = () => {
-    try {
-      const keys = loadKeys(settings, env);
-      server.setPskStore(keys);
-      server.metrics.inc("dtls_psk_reloads_total", { result: "ok" });
-      logger.log("info", "keys_reloaded", `Reloaded keys: ${keys.size} PSK identities`, {
-        identities: keys.size,
-      });
-    } catch (error) {
-      server.metrics.inc("dtls_psk_reloads_total", { result: "error" });
-      logger.log(
-        "error",
-        "keys_reload_failed",
-        `Kept the old keys: ${error instanceof Error ? error.message : error}`,
-      );
-    }
-  };
-  Deno.addSignalListener("SIGHUP", reload);
 
   const signal = await stopped;
   logger.log("info", "signal", `Received ${signal}: shutting down`);

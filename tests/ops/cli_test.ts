@@ -322,3 +322,11 @@ Deno.test("--allow-demo-key on a public address does not log payloads unless --l
     assert.equal(datagram.plaintext, logged ? "demo payload" : undefined, args.join(" "));
   }
 });
+
+Deno.test("a SIGHUP as soon as the server reports listening reloads the keys, and does not end it", async () => {
+  const keys = tempFile("keys.psk", "alice:0102030405060708\n");
+  await using server = await startServer(["--psk-file", keys, "--metrics", "127.0.0.1:0"]);
+  Deno.kill(server.pid, "SIGHUP");
+  await server.waitForEvent("keys_reloaded", { identities: 1 });
+  assert.equal(await server.stop(), 0);
+});
