@@ -6,7 +6,7 @@ import {
   resolveSettings,
   SETTINGS,
 } from "../../src/server/config.ts";
-import { loadKeys } from "../../src/cli/server_command.ts";
+import { loadKeys, openKeyFileMode } from "../../src/cli/server_command.ts";
 
 const noEnv = () => undefined;
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
@@ -165,4 +165,20 @@ Deno.test("admission limits and the crypto provider are settings too", () => {
   assert.equal(s.maxHalfOpen, 5);
   refuses(["--crypto", "openssl"], {}, /--crypto "openssl".*node, noble/);
   refuses(["--max-handshake-message", "10"], {}, /--max-handshake-message "10"/);
+});
+
+Deno.test("openKeyFileMode: the mode of a key file open to group or others", {
+  ignore: Deno.build.os === "windows",
+}, () => {
+  const file = tempFile("keys.psk", "alice:00\n");
+  for (
+    const [mode, open] of [[0o600, undefined], [0o400, undefined], [0o644, 0o644], [0o604, 0o604], [
+      0o620,
+      0o620,
+    ], [0o601, 0o601]] as const
+  ) {
+    Deno.chmodSync(file, mode);
+    assert.equal(openKeyFileMode(file), open, mode.toString(8));
+  }
+  assert.equal(openKeyFileMode("/nonexistent/keys.psk"), undefined);
 });
