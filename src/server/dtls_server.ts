@@ -229,7 +229,7 @@ export class DtlsServer {
     this.#endpoint = new ServerEndpoint({
       connection: connectionConfig(provider, random, overrides),
       psk: {
-        lookupPsk: (identity) => this.#psk.lookup(decoder.decode(identity)),
+        lookupPsk: (identity) => this.#psk.lookup(identity),
         identityHint: encoder.encode(options.identityHint ?? DEMO_IDENTITY_HINT),
         suites: options.suites ?? CIPHER_SUITES,
         groups: options.groups ?? ["x25519", "secp256r1"],

@@ -117,12 +117,15 @@ Deno.test("keys: key file, environment, demo, and the demo refusal off loopback"
   const file = tempFile("keys.psk", "# test keys\nalice:0011223344\n");
   const fromFile = loadKeys(resolveSettings(["--psk-file", file], noEnv), noEnv);
   assert.equal(fromFile.kind, "keys");
-  assert.deepEqual(fromFile.lookup("alice"), new Uint8Array([0, 0x11, 0x22, 0x33, 0x44]));
+  assert.deepEqual(
+    fromFile.lookup(new TextEncoder().encode("alice")),
+    new Uint8Array([0, 0x11, 0x22, 0x33, 0x44]),
+  );
 
   const env = envOf({ DTLS_SERVER_PSK_KEYS: "bob:aabb,carol:ccdd" });
   const fromEnv = loadKeys(resolveSettings([], env), env);
   assert.equal(fromEnv.size, 2);
-  assert.deepEqual(fromEnv.lookup("carol"), new Uint8Array([0xcc, 0xdd]));
+  assert.deepEqual(fromEnv.lookup(new TextEncoder().encode("carol")), new Uint8Array([0xcc, 0xdd]));
 
   assert.equal(loadKeys(resolveSettings([], noEnv), noEnv).kind, "demo");
   assert.throws(

@@ -266,3 +266,21 @@ Deno.test("the demo key logs plaintext by default only on a loopback address", a
     assert.equal(await plaintextLogged({ address: "127.0.0.1", logPlaintext: false }), undefined);
   });
 });
+
+Deno.test("a PSK identity with a leading BOM is another identity, not the one without", async () => {
+  const key = parseHexKey("00112233", "k");
+  await withServer({ psk: mapPskStore(new Map([["abc", key]])) }, async (_server, port) => {
+    const bom = new DtlsClient({ hostname: "127.0.0.1", port, identity: "\uFEFFabc", psk: key });
+    try {
+      await assert.rejects(() => bom.connect(5_000), /unknown_psk_identity/);
+    } finally {
+      await bom.close();
+    }
+    const plain = new DtlsClient({ hostname: "127.0.0.1", port, identity: "abc", psk: key });
+    try {
+      await plain.connect(5_000);
+    } finally {
+      await plain.close();
+    }
+  });
+});
