@@ -14,7 +14,7 @@ import {
 import { nobleProvider } from "../crypto/noble.ts";
 import { nodeProvider } from "../crypto/node.ts";
 import { DtlsServer } from "../server/dtls_server.ts";
-import { configureLogging, LogtapeLogger } from "../server/log.ts";
+import { configureLogging, type Logger, LogtapeLogger } from "../server/log.ts";
 import { type MetricsServer, serveMetrics } from "../server/metrics.ts";
 import { demoPskStore, mapPskStore, parsePskFile, type PskStore } from "../server/psk_store.ts";
 
@@ -46,6 +46,41 @@ export function loadKeys(
     );
   }
   return demoPskStore();
+}
+
+/**
+ * The permission bits of `path` when group or others have any access to it,
+ * else undefined; undefined also where there are no such bits (Windows) or
+ * the file cannot be read (loading it reports that).
+ */
+export function openKeyFileMode(path: string): number | undefined {
+  let mode: number | null;
+  try {
+    mode = Deno.statSync(path).mode;
+  } catch {
+    return undefined;
+  }
+  if (mode === null || Deno.build.os === "windows") return undefined;
+  return (mode & 0o077) !== 0 ? mode & 0o777 : undefined;
+}
+
+/**
+ * Warns, as ssh does of a private key, when the key file is open to group or
+ * others: any local user who can read it can impersonate every identity in
+ * it. The server still starts; the keys are the operator's to protect.
+ */
+function warnOpenKeyFile(logger: Logger, settings: ServerSettings): void {
+  if (settings.pskFile === undefined) return;
+  const mode = openKeyFileMode(settings.pskFile);
+  if (mode === undefined) return;
+  const octal = mode.toString(8).padStart(4, "0");
+  logger.log(
+    "warning",
+    "key_file_permissions",
+    `Key file ${settings.pskFile} is open to group or others (mode ${octal}): ` +
+      `its keys should be readable by the server alone (chmod 600 ${settings.pskFile})`,
+    { file: settings.pskFile, mode: octal },
+  );
 }
 
 function parseKeys(text: string, source: string): Map<string, Uint8Array> {
@@ -84,6 +119,7 @@ export async function runServer(
       identities: psk.size,
     });
   }
+  warnOpenKeyFile(logger, settings);
 
   const server = new DtlsServer({
     address: settings.address,
@@ -108,12 +144,32 @@ export async function runServer(
     ...(settings.logPlaintext === undefined ? {} : { logPlaintext: settings.logPlaintext }),
   });
   // Signal handlers first: a SIGTERM that arrives as soon as we report
-  // `listening` must still reach every peer as close_notify.
+  // `listening` must still reach every peer as close_notify, and a SIGHUP
+  // must reload the keys, not end the process (its default action).
+  const reload = () => {
+    warnOpenKeyFile(logger, settings);
+    try {
+      const keys = loadKeys(settings, env);
+      server.setPskStore(keys);
+      server.metrics.inc("dtls_psk_reloads_total", { result: "ok" });
+      logger.log("info", "keys_reloaded", `Reloaded keys: ${keys.size} PSK identities`, {
+        identities: keys.size,
+      });
+    } catch (error) {
+      server.metrics.inc("dtls_psk_reloads_total", { result: "error" });
+      logger.log(
+        "error",
+        "keys_reload_failed",
+        `Kept the old keys: ${error instanceof Error ? error.message : error}`,
+      );
+    }
+  };
   const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
   const onInt = () => stop("SIGINT");
   const onTerm = () => stop("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGHUP", reload);
   try {
     server.listen();
   } catch (error) {
@@ -150,26 +206,18 @@ export async function runServer(
         port: metrics.address.port,
       },
     );
-  }
-
-  const reload = () => {
-    try {
-      const keys = loadKeys(settings, env);
-      server.setPskStore(keys);
-      server.metrics.inc("dtls_psk_reloads_total", { result: "ok" });
-      logger.log("info", "keys_reloaded", `Reloaded keys: ${keys.size} PSK identities`, {
-        identities: keys.size,
-      });
-    } catch (error) {
-      server.metrics.inc("dtls_psk_reloads_total", { result: "error" });
+    if (!isLoopback(metrics.address.hostname)) {
+      // There is no authentication on them: what they tell (traffic, peers
+      // refused, key reloads) is for whoever can reach the address.
       logger.log(
-        "error",
-        "keys_reload_failed",
-        `Kept the old keys: ${error instanceof Error ? error.message : error}`,
+        "warning",
+        "metrics_exposed",
+        `Metrics and health are served unauthenticated on ${hostport(metrics.address)}, ` +
+          "reachable from other machines (bind --metrics to 127.0.0.1 unless that is meant)",
+        { address: metrics.address.hostname, port: metrics.address.port },
       );
     }
-  };
-  Deno.addSignalListener("SIGHUP", reload);
+  }
 
   const signal = await stopped;
   logger.log("info", "signal", `Received ${signal}: shutting down`);

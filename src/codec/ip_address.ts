@@ -65,6 +65,18 @@ function groups(text: string, mayEndInIpv4: boolean): number[] | undefined {
   return out;
 }
 
+/**
+ * True for an address only this machine can reach: 127.0.0.0/8, `::1`, or
+ * `localhost`. Anything else, names and IPv4-mapped forms included, counts
+ * as reachable from outside, the safe side to err on.
+ */
+export function isLoopbackIp(text: string): boolean {
+  const bytes = parseIp(text);
+  if (bytes === undefined) return false;
+  if (bytes.length === 4) return bytes[0] === 127;
+  return bytes.subarray(0, 15).every((b) => b === 0) && bytes[15] === 1;
+}
+
 /** The text of an address: dotted IPv4, or RFC 5952 IPv6 (IPv4-mapped ones as `::ffff:a.b.c.d`). */
 export function formatIp(bytes: IpBytes): string {
   if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;

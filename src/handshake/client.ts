@@ -435,6 +435,7 @@ export class ClientHandshake implements HandshakeDriver {
       suite: a.suite.name,
       version: "DTLS 1.2",
       identity: new TextDecoder().decode(this.#options.identity),
+      identityBytes: this.#options.identity,
       extendedMasterSecret: a.extendedMasterSecret,
       encryptThenMac: a.encryptThenMac,
       group: state.group,

@@ -43,7 +43,10 @@ export type HandshakeEvent =
     readonly type: "handshake_complete";
     readonly suite: string;
     readonly version: "DTLS 1.2";
+    /** The PSK identity as text (invalid UTF-8 replaced): for display only. */
     readonly identity: string;
+    /** The PSK identity exactly as sent. */
+    readonly identityBytes: Uint8Array;
     readonly extendedMasterSecret: boolean;
     readonly encryptThenMac: boolean;
     readonly group: string | undefined;

@@ -90,6 +90,7 @@ interface Keyed {
   readonly nextSeq: number;
   readonly master: Uint8Array;
   readonly identity: string;
+  readonly identityBytes: Uint8Array;
 }
 
 type ServerState =
@@ -408,7 +409,14 @@ export class ServerHandshake implements HandshakeDriver {
     const options = { encryptThenMac: n.encryptThenMac, random: conn.config.random };
     conn.setPendingRead(createProtection(n.suite, keys.client, provider, options));
     conn.setWrite(1, createProtection(n.suite, keys.server, provider, options));
-    return { kind: "await_change_cipher_spec", n, nextSeq: state.nextSeq, master, identity };
+    return {
+      kind: "await_change_cipher_spec",
+      n,
+      nextSeq: state.nextSeq,
+      master,
+      identity,
+      identityBytes: identityBytes.slice(),
+    };
   }
 
   #onFinished(
@@ -456,6 +464,7 @@ export class ServerHandshake implements HandshakeDriver {
       suite: n.suite.name,
       version: "DTLS 1.2",
       identity: state.identity,
+      identityBytes: state.identityBytes,
       extendedMasterSecret: n.extendedMasterSecret,
       encryptThenMac: n.encryptThenMac,
       group: n.group,

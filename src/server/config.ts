@@ -9,6 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
+import { isLoopbackIp } from "../codec/ip_address.ts";
 
 /** A configuration error: the message names the setting and its source. */
 export class ConfigError extends Error {
@@ -78,7 +79,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "log-plaintext",
     kind: "bool",
-    help: "log decrypted payloads (default: only with the demo key)",
+    help: "log decrypted payloads (default: only with the demo key on loopback)",
   },
   {
     name: "metrics",
@@ -350,9 +351,9 @@ export function resolveSettings(
   return out as unknown as ServerSettings;
 }
 
-/** True for addresses only this machine can reach. */
+/** True for addresses only this machine can reach (127.0.0.0/8, `::1`, `localhost`). */
 export function isLoopback(address: string): boolean {
-  return address === "localhost" || address === "::1" || /^127\.\d+\.\d+\.\d+$/.test(address);
+  return isLoopbackIp(address);
 }
 
 /** The usage text, generated from the table. */

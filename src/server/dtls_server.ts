@@ -21,9 +21,11 @@ import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
 import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
 import { type Logger, LogtapeLogger, toHex } from "./log.ts";
+import { bytesForLog, safeTextBounded } from "./log_text.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
+import { isLoopbackIp } from "../codec/ip_address.ts";
 
 /** A peer as the application sees it. */
 export interface PeerInfo {
@@ -92,7 +94,10 @@ export interface DtlsServerOptions {
   readonly onDatagram?: DatagramHandler;
   /** Where to log (default: JSON lines on stdout). */
   readonly logger?: Logger;
-  /** Log decrypted payloads (default: only with the demo keys). */
+  /**
+   * Log decrypted payloads (default: only with the demo keys on a loopback
+   * address, where no one else can be the peer).
+   */
   readonly logPlaintext?: boolean;
   /** Crypto primitives (default: {@link nodeProvider}, the runtime's native crypto; `nobleProvider` is the portable one). */
   readonly provider?: CryptoProvider;
@@ -120,6 +125,10 @@ export interface ListenAddress {
 }
 
 const TICK_MS = 100;
+/** Most bytes of a received record logged as hex, per datagram. */
+const LOGGED_RECORD_BYTES = 64;
+/** Most characters of a received payload logged, per datagram. */
+const LOGGED_PLAINTEXT_CHARS = 256;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
@@ -146,7 +155,8 @@ export class DtlsServer {
   readonly #clock: () => number;
   readonly #endpoint: ServerEndpoint;
   readonly #app: DatagramHandler;
-  readonly #logPlaintext: boolean;
+  /** Decided in {@link listen} when not given: it depends on the bound address. */
+  #logPlaintext: boolean;
   #socket: DatagramSocket | undefined;
   #tick: ReturnType<typeof setInterval> | undefined;
   #loop: Promise<void> | undefined;
@@ -183,7 +193,7 @@ export class DtlsServer {
     this.#clock = options.clock ?? Date.now;
     const psk = options.psk ?? demoPskStore();
     this.#psk = psk;
-    this.#logPlaintext = options.logPlaintext ?? psk.kind === "demo";
+    this.#logPlaintext = options.logPlaintext ?? false;
     this.#app = options.onDatagram ?? qtAckHandler;
     const random = options.random ?? systemRandom;
     const provider = options.provider ?? nodeProvider;
@@ -219,7 +229,7 @@ export class DtlsServer {
     this.#endpoint = new ServerEndpoint({
       connection: connectionConfig(provider, random, overrides),
       psk: {
-        lookupPsk: (identity) => this.#psk.lookup(decoder.decode(identity)),
+        lookupPsk: (identity) => this.#psk.lookup(identity),
         identityHint: encoder.encode(options.identityHint ?? DEMO_IDENTITY_HINT),
         suites: options.suites ?? CIPHER_SUITES,
         groups: options.groups ?? ["x25519", "secp256r1"],
@@ -285,6 +295,11 @@ export class DtlsServer {
     this.#closing = false;
     const bound = socket.addr;
     const granted = socket.receiveBufferBytes;
+    // The demo key lets anyone who can reach the address in, so their
+    // payloads are logged by default only where that is this machine alone.
+    if (this.#options.logPlaintext === undefined) {
+      this.#logPlaintext = this.#psk.kind === "demo" && isLoopbackIp(bound.hostname);
+    }
     this.#log.log(
       "info",
       "listening",
@@ -508,10 +523,10 @@ export class DtlsServer {
         log.log(
           event.known ? "info" : "warning",
           "psk_identity",
-          `PSK identity from ${peer}: "${event.identity}"`,
+          `PSK identity from ${peer}: "${bytesForLog(event.identityBytes)}"`,
           {
             peer,
-            identity: event.identity,
+            identity: bytesForLog(event.identityBytes),
             known: event.known,
           },
         );
@@ -528,7 +543,7 @@ export class DtlsServer {
             peer,
             suite: event.suite,
             version: event.version,
-            identity: event.identity,
+            identity: bytesForLog(event.identityBytes),
             extendedMasterSecret: event.extendedMasterSecret,
             encryptThenMac: event.encryptThenMac,
             group: event.group,
@@ -540,12 +555,21 @@ export class DtlsServer {
         // The hex dump costs more than the record's decryption: build it
         // only when the line will be written.
         if (log.enabled?.("info") ?? true) {
+          // The peer chooses the size (up to ~16 KiB a record): a line per
+          // datagram shows a bounded head of each, and says when it cut.
+          const cut = event.record.length > LOGGED_RECORD_BYTES;
           const fields: Record<string, unknown> = {
             peer,
-            ciphertext: toHex(event.record),
+            ciphertext: toHex(event.record.subarray(0, LOGGED_RECORD_BYTES)),
             bytes: event.data.length,
           };
-          if (this.#logPlaintext) fields.plaintext = decoder.decode(event.data);
+          let truncated = cut;
+          if (this.#logPlaintext) {
+            const plaintext = safeTextBounded(decoder.decode(event.data), LOGGED_PLAINTEXT_CHARS);
+            fields.plaintext = plaintext.text;
+            truncated ||= plaintext.truncated;
+          }
+          if (truncated) fields.truncated = true;
           log.log("info", "datagram", `Received ${event.data.length} bytes from ${peer}`, fields);
         }
         if (event.data.length === 0) {

@@ -14,6 +14,7 @@
  */
 
 import { configureSync, getLogger, type LogRecord, resetSync, type Sink } from "@logtape/logtape";
+import { escapeJsonUnsafe, safeText } from "./log_text.ts";
 
 /** Severity, least to most severe. */
 export type LogLevel = "debug" | "info" | "warning" | "error";
@@ -71,16 +72,22 @@ function messageOf(record: LogRecord): string {
   return record.message.map((part) => (typeof part === "string" ? part : String(part))).join("");
 }
 
-/** Formats a LogTape record as our JSON line (without the newline). */
+/**
+ * Formats a LogTape record as our JSON line (without the newline). Besides
+ * the C0 controls JSON escapes, DEL, C1 controls, U+2028/U+2029 and bidi
+ * controls in any string are escaped too: a peer's text must not act on the
+ * terminal of someone tailing the log, nor split the line for a reader that
+ * takes U+2028 as a line break.
+ */
 export function formatJsonLine(record: LogRecord): string {
   const { event, ...fields } = record.properties;
-  return JSON.stringify({
+  return escapeJsonUnsafe(JSON.stringify({
     ts: new Date(record.timestamp).toISOString(),
     level: record.level,
     event: event ?? "log",
     msg: messageOf(record),
     ...fields,
-  });
+  }));
 }
 
 const COLOURS = {
@@ -92,7 +99,20 @@ const COLOURS = {
   reset: "\x1b[0m",
 };
 
-/** Formats a record as one coloured line for a terminal, as the Qt example's window does. */
+/**
+ * Longest message or plaintext shown on a pretty line, in characters. Larger
+ * than safeText's default: messages the server writes are short, and the
+ * plaintext field is already bounded when logged, but its escapes grow when
+ * shown again here.
+ */
+const PRETTY_MAX_CHARS = 2048;
+
+/**
+ * Formats a record as one coloured line for a terminal, as the Qt example's
+ * window does. The message and the plaintext carry peer text (a PSK
+ * identity, a payload), so both go through {@link safeText}: the only
+ * escape sequences on the line are our colours, and it stays one line.
+ */
 export function formatPretty(record: LogRecord): string {
   const { event, ...fields } = record.properties;
   const colour = record.level === "error" || record.level === "fatal"
@@ -105,9 +125,12 @@ export function formatPretty(record: LogRecord): string {
     ? COLOURS.blue
     : COLOURS.grey;
   const time = new Date(record.timestamp).toISOString().slice(11, 23);
-  let line = `${COLOURS.grey}${time}${COLOURS.reset} ${colour}${messageOf(record)}`;
+  const message = safeText(messageOf(record), PRETTY_MAX_CHARS);
+  let line = `${COLOURS.grey}${time}${COLOURS.reset} ${colour}${message}`;
   if (event === "datagram" && "plaintext" in fields) {
-    line += `: ${JSON.stringify(fields.plaintext)}`;
+    const plaintext = fields.plaintext;
+    const text = typeof plaintext === "string" ? plaintext : String(plaintext);
+    line += `: "${safeText(text, PRETTY_MAX_CHARS)}"`;
   }
   return line + COLOURS.reset;
 }

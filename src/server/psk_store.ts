@@ -6,6 +6,8 @@
  * @module
  */
 
+import { safeText } from "./log_text.ts";
+
 /** The Qt DTLS example's identity hint. */
 export const DEMO_IDENTITY_HINT = "Qt DTLS example server";
 /** The Qt DTLS example's client identity. */
@@ -17,8 +19,12 @@ export const DEMO_KEY_HEX = "1a2b3c4d5e6f";
 export interface PskStore {
   /** "demo": any identity gets the demo key; "keys": only listed identities. */
   readonly kind: "demo" | "keys";
-  /** The key for an identity, or undefined. */
-  lookup(identity: string): Uint8Array | undefined;
+  /**
+   * The key for an identity as the peer sent it, matched byte for byte, or
+   * undefined. No text decoding: one that drops a BOM or turns invalid
+   * UTF-8 into U+FFFD would give one key to two identities.
+   */
+  lookup(identity: Uint8Array): Uint8Array | undefined;
   /** How many identities are known (0 for demo). */
   readonly size: number;
 }
@@ -29,9 +35,33 @@ export function demoPskStore(): PskStore {
   return { kind: "demo", size: 0, lookup: () => key };
 }
 
-/** A store holding exactly these identities. */
+/**
+ * A store holding exactly these identities, each matched as its UTF-8 bytes.
+ * Throws for an identity with a lone surrogate, which has no UTF-8 form.
+ */
 export function mapPskStore(keys: ReadonlyMap<string, Uint8Array>): PskStore {
-  return { kind: "keys", size: keys.size, lookup: (identity) => keys.get(identity) };
+  const byBytes = new Map<string, Uint8Array>();
+  for (const [identity, key] of keys) {
+    if (!identity.isWellFormed()) {
+      const shown = safeText(identity);
+      throw new TypeError(`Cannot use PSK identity "${shown}": not well-formed Unicode`);
+    }
+    byBytes.set(byteString(encoder.encode(identity)), key);
+  }
+  return {
+    kind: "keys",
+    size: byBytes.size,
+    lookup: (identity) => byBytes.get(byteString(identity)),
+  };
+}
+
+const encoder = new TextEncoder();
+
+/** One character per byte: a map key equal to another exactly when the bytes are. */
+function byteString(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
+  return s;
 }
 
 /** Parses a hex key; throws "Cannot parse <what>: reason" (never echoing the key). */

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { formatIp, parseIp } from "../../src/codec/ip_address.ts";
+import { formatIp, isLoopbackIp, parseIp } from "../../src/codec/ip_address.ts";
 
 const hex = (text: string) => Uint8Array.from(text.match(/../g)!.map((b) => parseInt(b, 16)));
 
@@ -73,4 +73,14 @@ Deno.test("formatIp agrees with the URL parser, and parseIp reads back what it p
     }),
     { numRuns: 2_000 },
   );
+});
+
+Deno.test("isLoopbackIp: 127.0.0.0/8 and ::1 only", () => {
+  for (const text of ["127.0.0.1", "127.255.3.4", "::1", "0:0:0:0:0:0:0:1", "localhost"]) {
+    assert.equal(isLoopbackIp(text), true, text);
+  }
+  const outside = ["0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "::2", "::ffff:127.0.0.1"];
+  for (const text of [...outside, "1::1", "127.0.0.256", "example.com", ""]) {
+    assert.equal(isLoopbackIp(text), false, text);
+  }
 });

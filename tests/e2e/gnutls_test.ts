@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import { safeText } from "../../src/server/log_text.ts";
 import {
   DEMO,
   type LogEntry,
@@ -148,7 +149,8 @@ for (const c of CASES) {
       );
 
       const datagram = await server.waitForEvent("datagram", { peer }, TIMEOUT_MS);
-      assert.equal(datagram.plaintext, MESSAGE, context);
+      // The log shows the newline escaped (safeText): one line per datagram.
+      assert.equal(datagram.plaintext, safeText(MESSAGE), context);
       assert.equal(typeof datagram.ciphertext, "string", context);
       assert.match(datagram.ciphertext as string, /^17fefd0001[0-9a-f]{16,}$/, context);
 

@@ -10,6 +10,7 @@
  */
 
 import assert from "node:assert/strict";
+import { safeText } from "../../src/server/log_text.ts";
 import {
   DEMO,
   type LogEntry,
@@ -95,7 +96,8 @@ async function assertSession(
 
   const datagram = await server.waitForEvent("datagram", { peer }, TIMEOUT_MS);
   if (expected.logsPlaintext ?? true) {
-    assert.equal(datagram.plaintext, MESSAGE, context);
+    // The log shows the newline escaped (safeText): one line per datagram.
+    assert.equal(datagram.plaintext, safeText(MESSAGE), context);
   } else {
     // With a key file the server must not log payloads.
     assert.equal("plaintext" in datagram, false, context);

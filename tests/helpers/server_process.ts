@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { safeText } from "../../src/server/log_text.ts";
 /**
  * End-to-end plumbing: the real server (`main.ts`) as a subprocess whose JSON
  * log lines a test can wait for, and real peers (`openssl s_client`,
@@ -597,8 +598,8 @@ function escapeRegExp(text: string): string {
 
 /**
  * What the server's log must show after a peer's good session: `message`
- * received from `peer`, then the peer's close_notify, and no fatal alert
- * sent to anyone.
+ * received from `peer` (shown escaped, as safeText writes it), then the
+ * peer's close_notify, and no fatal alert sent to anyone.
  */
 export async function assertReceivedThenClosed(
   server: ServerProcess,
@@ -608,7 +609,7 @@ export async function assertReceivedThenClosed(
   timeoutMs = 15_000,
 ): Promise<void> {
   const datagram = await server.waitForEvent("datagram", { peer }, timeoutMs);
-  assert.equal(datagram.plaintext, message, context);
+  assert.equal(datagram.plaintext, safeText(message), context);
   const closed = await server.waitForEvent("connection_closed", { peer }, timeoutMs);
   assert.match(String(closed.reason), /^close_notify/, context);
   const fatal = server.events("alert_sent").filter((e) => e.level_alert === "fatal");

@@ -305,3 +305,68 @@ Deno.test("--crypto noble serves, and --handshake-rate refuses a second handshak
   await outcome;
   await second.close();
 });
+
+Deno.test("--allow-demo-key on a public address does not log payloads unless --log-plaintext", async () => {
+  const psk = parseHexKey("1a2b3c4d5e6f", "k");
+  for (const [args, logged] of [[[], false], [["--log-plaintext"], true]] as const) {
+    await using server = await startServer(["--address", "0.0.0.0", "--allow-demo-key", ...args]);
+    const client = new DtlsClient({ hostname: "127.0.0.1", port: server.port, identity: "d", psk });
+    try {
+      await client.connect(5_000);
+      client.send("demo payload");
+      await client.receive(5_000);
+    } finally {
+      await client.close();
+    }
+    const datagram = await server.waitForEvent("datagram");
+    assert.equal(datagram.plaintext, logged ? "demo payload" : undefined, args.join(" "));
+  }
+});
+
+Deno.test("a SIGHUP as soon as the server reports listening reloads the keys, and does not end it", async () => {
+  const keys = tempFile("keys.psk", "alice:0102030405060708\n");
+  await using server = await startServer(["--psk-file", keys, "--metrics", "127.0.0.1:0"]);
+  Deno.kill(server.pid, "SIGHUP");
+  await server.waitForEvent("keys_reloaded", { identities: 1 });
+  assert.equal(await server.stop(), 0);
+});
+
+Deno.test("a key file open to group or others is warned of at start and on SIGHUP; the server still serves", async () => {
+  const keys = tempFile("keys.psk", "alice:0102030405060708\n");
+  Deno.chmodSync(keys, 0o644);
+  await using server = await startServer(["--psk-file", keys]);
+  const warning = await server.waitForEvent("key_file_permissions");
+  assert.equal(warning.level, "warning");
+  assert.equal(warning.file, keys);
+  assert.equal(warning.mode, "0644");
+  assert.ok(String(warning.msg).includes(`chmod 600 ${keys}`), String(warning.msg));
+
+  const reloads = (n: number) =>
+    server.waitFor(() => server.events("keys_reloaded").length === n, 10_000, `${n} reloads`);
+  Deno.chmodSync(keys, 0o600);
+  Deno.kill(server.pid, "SIGHUP");
+  await reloads(1);
+  assert.equal(server.events("key_file_permissions").length, 1, "a private file is not warned of");
+
+  Deno.chmodSync(keys, 0o640);
+  Deno.kill(server.pid, "SIGHUP");
+  await reloads(2);
+  const warnings = server.events("key_file_permissions");
+  assert.deepEqual(warnings.map((w) => w.mode), ["0644", "0640"]);
+  assert.equal(await server.stop(), 0);
+});
+
+Deno.test("--metrics on a non-loopback address warns that it is unauthenticated", async () => {
+  for (const [metrics, exposed] of [["127.0.0.1:0", false], ["0.0.0.0:0", true]] as const) {
+    await using server = await startServer(["--metrics", metrics]);
+    await server.waitForEvent("metrics_listening");
+    assert.equal(await server.stop(), 0);
+    const warnings = server.events("metrics_exposed");
+    assert.equal(warnings.length, exposed ? 1 : 0, metrics);
+    if (exposed) {
+      assert.equal(warnings[0]!.level, "warning");
+      assert.equal(warnings[0]!.address, "0.0.0.0");
+      assert.match(String(warnings[0]!.msg), /unauthenticated/);
+    }
+  }
+});

@@ -6,7 +6,7 @@ import {
   resolveSettings,
   SETTINGS,
 } from "../../src/server/config.ts";
-import { loadKeys } from "../../src/cli/server_command.ts";
+import { loadKeys, openKeyFileMode } from "../../src/cli/server_command.ts";
 
 const noEnv = () => undefined;
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
@@ -117,12 +117,15 @@ Deno.test("keys: key file, environment, demo, and the demo refusal off loopback"
   const file = tempFile("keys.psk", "# test keys\nalice:0011223344\n");
   const fromFile = loadKeys(resolveSettings(["--psk-file", file], noEnv), noEnv);
   assert.equal(fromFile.kind, "keys");
-  assert.deepEqual(fromFile.lookup("alice"), new Uint8Array([0, 0x11, 0x22, 0x33, 0x44]));
+  assert.deepEqual(
+    fromFile.lookup(new TextEncoder().encode("alice")),
+    new Uint8Array([0, 0x11, 0x22, 0x33, 0x44]),
+  );
 
   const env = envOf({ DTLS_SERVER_PSK_KEYS: "bob:aabb,carol:ccdd" });
   const fromEnv = loadKeys(resolveSettings([], env), env);
   assert.equal(fromEnv.size, 2);
-  assert.deepEqual(fromEnv.lookup("carol"), new Uint8Array([0xcc, 0xdd]));
+  assert.deepEqual(fromEnv.lookup(new TextEncoder().encode("carol")), new Uint8Array([0xcc, 0xdd]));
 
   assert.equal(loadKeys(resolveSettings([], noEnv), noEnv).kind, "demo");
   assert.throws(
@@ -165,4 +168,20 @@ Deno.test("admission limits and the crypto provider are settings too", () => {
   assert.equal(s.maxHalfOpen, 5);
   refuses(["--crypto", "openssl"], {}, /--crypto "openssl".*node, noble/);
   refuses(["--max-handshake-message", "10"], {}, /--max-handshake-message "10"/);
+});
+
+Deno.test("openKeyFileMode: the mode of a key file open to group or others", {
+  ignore: Deno.build.os === "windows",
+}, () => {
+  const file = tempFile("keys.psk", "alice:00\n");
+  for (
+    const [mode, open] of [[0o600, undefined], [0o400, undefined], [0o644, 0o644], [0o604, 0o604], [
+      0o620,
+      0o620,
+    ], [0o601, 0o601]] as const
+  ) {
+    Deno.chmodSync(file, mode);
+    assert.equal(openKeyFileMode(file), open, mode.toString(8));
+  }
+  assert.equal(openKeyFileMode("/nonexistent/keys.psk"), undefined);
 });

@@ -206,3 +206,81 @@ Deno.test("libc socket: the drop counter is exported, and a capped receive buffe
     return Promise.resolve();
   });
 });
+
+Deno.test("the datagram line is bounded and escaped: 64 record bytes as hex, 256 characters of plaintext", async () => {
+  await withServer({}, async (_server, port, log) => {
+    const client = new DtlsClient({ hostname: "127.0.0.1", port, identity: "big", psk: DEMO_KEY });
+    const hostile = "\x1b[2J\nFAKE LINE ".repeat(300);
+    try {
+      await client.connect(5_000);
+      client.send("short");
+      await client.receive(5_000);
+      client.send(hostile);
+      await client.receive(5_000);
+    } finally {
+      await client.close();
+    }
+    const [short, big] = log.entries.filter((e) => e.event === "datagram");
+    assert.ok(short && big, "two datagrams logged");
+    assert.equal(short.plaintext, "short");
+    assert.equal("truncated" in short, false, "nothing cut from a short record");
+
+    assert.equal(big.bytes, hostile.length, "bytes: the full length");
+    assert.match(String(big.ciphertext), /^17fefd0001[0-9a-f]{118}$/, "64 bytes of the record");
+    assert.equal(big.truncated, true);
+    const plaintext = String(big.plaintext);
+    assert.ok(plaintext.startsWith("\\x1b[2J\\x0aFAKE LINE \\x1b[2J"), plaintext);
+    assert.ok(!plaintext.includes("\x1b") && !plaintext.includes("\n"), "no raw ESC or newline");
+    const cut = /…\(\+(\d+) more\)$/.exec(plaintext);
+    assert.ok(cut, "says it was cut");
+    assert.ok(cut.index <= 256, `at most 256 characters shown, got ${cut.index}`);
+  });
+});
+
+Deno.test("the demo key logs plaintext by default only on a loopback address", async (t) => {
+  async function plaintextLogged(options: ConstructorParameters<typeof DtlsServer>[0]) {
+    let logged: unknown;
+    await withServer(options, async (_server, port, log) => {
+      const client = new DtlsClient({ hostname: "127.0.0.1", port, identity: "c", psk: DEMO_KEY });
+      try {
+        await client.connect(5_000);
+        client.send("payload");
+        await client.receive(5_000);
+      } finally {
+        await client.close();
+      }
+      logged = log.entries.find((e) => e.event === "datagram")?.plaintext;
+    });
+    return logged;
+  }
+  await t.step("127.0.0.1: logged", async () => {
+    assert.equal(await plaintextLogged({ address: "127.0.0.1" }), "payload");
+  });
+  await t.step("0.0.0.0 (as with --allow-demo-key): not logged", async () => {
+    assert.equal(await plaintextLogged({ address: "0.0.0.0" }), undefined);
+  });
+  await t.step("0.0.0.0 with logPlaintext: logged", async () => {
+    assert.equal(await plaintextLogged({ address: "0.0.0.0", logPlaintext: true }), "payload");
+  });
+  await t.step("127.0.0.1 with logPlaintext false: not logged", async () => {
+    assert.equal(await plaintextLogged({ address: "127.0.0.1", logPlaintext: false }), undefined);
+  });
+});
+
+Deno.test("a PSK identity with a leading BOM is another identity, not the one without", async () => {
+  const key = parseHexKey("00112233", "k");
+  await withServer({ psk: mapPskStore(new Map([["abc", key]])) }, async (_server, port) => {
+    const bom = new DtlsClient({ hostname: "127.0.0.1", port, identity: "\uFEFFabc", psk: key });
+    try {
+      await assert.rejects(() => bom.connect(5_000), /bad_record_mac/);
+    } finally {
+      await bom.close();
+    }
+    const plain = new DtlsClient({ hostname: "127.0.0.1", port, identity: "abc", psk: key });
+    try {
+      await plain.connect(5_000);
+    } finally {
+      await plain.close();
+    }
+  });
+});
