@@ -12,6 +12,7 @@ import fc from "fast-check";
 import { DecodeError } from "../../src/codec/reader.ts";
 import { clientHelloParams } from "../../src/cookie/cookie.ts";
 import type { EndpointOutcome } from "../../src/connection/endpoint.ts";
+import type { ConnectionEvent } from "../../src/connection/events.ts";
 import {
   decodeEcPointFormats,
   decodeRenegotiationInfo,
@@ -339,6 +340,168 @@ Deno.test("fuzz: an established connection fed random datagrams stays up and del
   const data = [];
   for (let e = server.pollEvent(); e; e = server.pollEvent()) if (e.type === "data") data.push(e);
   assert.equal(data.length, 1);
+});
+
+// ---- numbers at their limits, with time advancing after each input ---------------------
+
+/** Values at and around `limit` (0, 1, limit-1, limit, ...) as often as anywhere in between. */
+function near(limit: number, max = limit): fc.Arbitrary<number> {
+  const edges = [0, 1, 2, limit - 2, limit - 1, limit, limit + 1].filter((v) => v >= 0 && v <= max);
+  return fc.oneof(fc.constantFrom(...edges), fc.integer({ min: 0, max }));
+}
+
+/** A record header written by hand: every field, the length too, may be at or past its limit. */
+const edgeRecord = fc.record({
+  type: fc.constantFrom(20, 21, 22, 23, 25, 0, 255),
+  version: fc.constantFrom(DTLS_1_2, DTLS_1_0, 0xfefc, 0xfeff, 0x0303),
+  epoch: near(0x10000, 0xffff),
+  seq: near(2 ** 48, 2 ** 48 - 1),
+  lengthLie: fc.constantFrom(0, 0, 0, 1, -1, 0x4000, 0x4801),
+  handshake: fc.record({
+    msgType: fc.constantFrom(1, 11, 12, 14, 16, 20, 255),
+    length: near(0x1000000, 0xffffff),
+    messageSeq: near(0x10000, 0xffff),
+    offset: near(0x1000000, 0xffffff),
+    fragmentLength: near(0x4000, 0xffffff),
+  }),
+  bodyLength: near(0x4000, 0x4801),
+  asHandshake: fc.boolean(),
+}).map((r) => {
+  const body = new Uint8Array(r.asHandshake ? 12 + Math.min(r.bodyLength, 300) : r.bodyLength);
+  if (r.asHandshake) {
+    const h = r.handshake;
+    const u24 = (at: number, v: number) => {
+      body[at] = v >>> 16;
+      body[at + 1] = v >>> 8;
+      body[at + 2] = v;
+    };
+    body[0] = h.msgType;
+    u24(1, h.length);
+    body[4] = h.messageSeq >>> 8;
+    body[5] = h.messageSeq;
+    u24(6, h.offset);
+    u24(9, h.fragmentLength);
+  }
+  const out = new Uint8Array(13 + body.length);
+  out[0] = r.type;
+  out[1] = r.version >>> 8;
+  out[2] = r.version;
+  out[3] = r.epoch >>> 8;
+  out[4] = r.epoch;
+  for (let i = 0; i < 6; i++) out[5 + i] = Math.floor(r.seq / 2 ** (8 * (5 - i))) % 256;
+  const length = Math.max(0, Math.min(0xffff, body.length + r.lengthLie));
+  out[11] = length >>> 8;
+  out[12] = length;
+  out.set(body, 13);
+  return out;
+});
+
+/** Fires every timer of every connection up to `horizon`, draining output; returns the last `now`. */
+function advancePastTimers(
+  endpoint: ReturnType<typeof testEndpoint>,
+  from: number,
+  horizon: number,
+  check: (e: ConnectionEvent) => void,
+): number {
+  let now = from;
+  for (let step = 0; step < 1_000; step++) {
+    let due: number | undefined;
+    for (const [, c] of endpoint.entries()) {
+      const t = c.pollTimeout();
+      if (t !== undefined && (due === undefined || t < due)) due = t;
+    }
+    if (due === undefined || due > horizon) break;
+    now = Math.max(now, due);
+    for (const [peer, c] of endpoint.handleTimeouts(now)) {
+      for (let e = c.pollEvent(); e; e = c.pollEvent()) check(e);
+      while (c.pollTransmit());
+      if (c.isClosed) endpoint.remove(peer, c);
+    }
+  }
+  return now;
+}
+
+/** No internal error may ever come out of hostile input. */
+function noInternalError(e: ConnectionEvent): void {
+  if (e.type === "closed") assert.equal(e.internal, undefined, e.reason);
+  if (e.type === "alert" && e.direction === "sent") {
+    assert.notEqual(e.description, "internal_error");
+  }
+}
+
+Deno.test("fuzz: hostile records with fields at their limits, then every timer fired: no internal error, no amplification", () => {
+  let n = 0;
+  check(
+    fc.tuple(fc.boolean(), fc.array(edgeRecord, { minLength: 1, maxLength: 4 })),
+    1_500,
+    ([established, records]) => {
+      const endpoint = testEndpoint({ handshakesPerSecondPerAddress: 0 }, `fuzz/edges${n % 4}`);
+      const peer = `10.9.3.${n & 0xff}:${2000 + (n++ >> 8)}`;
+      const client = testClient(`edges${n % 16}`, T0);
+      converse(endpoint, client, peer, T0, established ? undefined : (_d, i) => i < 2);
+      const server = endpoint.get(peer)!;
+      assert.equal(server.isEstablished, established);
+      for (let e = server.pollEvent(); e; e = server.pollEvent()) noInternalError(e);
+      while (server.pollTransmit());
+      let now = T0;
+      for (const record of records) {
+        now += 10;
+        const out = endpoint.handleDatagram(record, peer, now);
+        if (out.kind !== "connection") {
+          if (out.kind !== "dropped") assert.ok(out.datagram.length <= record.length);
+        } else {
+          let bytesOut = 0;
+          for (let e = out.connection.pollEvent(); e; e = out.connection.pollEvent()) {
+            noInternalError(e);
+          }
+          for (let d = out.connection.pollTransmit(); d; d = out.connection.pollTransmit()) {
+            bytesOut += d.length;
+          }
+          // Nothing here authenticates: at most what came in once keys are in
+          // use, three times that before (an alert ends it either way).
+          assert.ok(bytesOut <= (established ? 1 : 3) * Math.max(record.length, 40), `${bytesOut}`);
+        }
+        // Time goes on after every input, past the retransmission timers and
+        // the handshake deadline, so that a timer cannot hide what input did.
+        now = advancePastTimers(endpoint, now, now + 40_000, noInternalError);
+      }
+      // And on past the idle timeout: everything ends quietly.
+      advancePastTimers(endpoint, now, now + 700_000, noInternalError);
+      assert.equal(endpoint.internalErrors, 0);
+    },
+  );
+});
+
+Deno.test("fuzz: a ClientHello with a valid cookie at any record sequence or message_seq is served or dropped, and its timers are harmless", () => {
+  let n = 0;
+  check(fc.tuple(near(2 ** 48, 2 ** 48 - 1), near(0x10000, 0xffff)), 400, ([seq, messageSeq]) => {
+    const endpoint = testEndpoint({ handshakesPerSecondPerAddress: 0 }, "fuzz/hello-edges");
+    const peer = `10.9.4.${n & 0xff}:${2000 + (n++ >> 8)}`;
+    const client = testClient(`hello-edges${n % 16}`, T0);
+    const hvr = endpoint.handleDatagram(client.pollTransmit()!, peer, T0);
+    assert.equal(hvr.kind, "hello_verify_request");
+    if (hvr.kind !== "hello_verify_request") return;
+    client.handleDatagram(hvr.datagram, T0);
+    const record = parseRecords(client.pollTransmit()!).records[0]!;
+    const fragment = new Uint8Array(record.fragment);
+    fragment[4] = messageSeq >>> 8;
+    fragment[5] = messageSeq;
+    const out = endpoint.handleDatagram(
+      encodeRecord(ContentType.Handshake, DTLS_1_2, 0, seq, fragment),
+      peer,
+      T0,
+    );
+    assert.ok(out.kind === "connection" || out.kind === "dropped", out.kind);
+    if (out.kind === "connection") {
+      for (let e = out.connection.pollEvent(); e; e = out.connection.pollEvent()) {
+        noInternalError(e);
+      }
+      while (out.connection.pollTransmit());
+    }
+    advancePastTimers(endpoint, T0, T0 + 700_000, noInternalError);
+    assert.equal(endpoint.size, 0, "every handshake ended by its deadline");
+    assert.equal(endpoint.internalErrors, 0);
+  });
 });
 
 Deno.test("fuzz: at least 100,000 inputs were generated across these suites", () => {
