@@ -136,6 +136,7 @@ export async function runServer(
     maxHandshakeMessageBytes: settings.maxHandshakeMessage,
     maxReassemblyBytesPerHandshake: settings.maxReassemblyPerHandshake,
     maxReassemblyBytesTotal: settings.maxReassemblyTotal,
+    maxReassemblyBytesPerSource: settings.maxReassemblyPerSource,
     refusalLogIntervalMs: settings.refusalLogInterval,
     provider: settings.crypto === "noble" ? nobleProvider : nodeProvider,
     io: settings.io,

@@ -154,7 +154,15 @@ export const SETTINGS: readonly Spec[] = [
     default: 8 << 20,
     min: 1_024,
     max: 1 << 30,
-    help: "handshake reassembly memory of all connections, bytes",
+    help: "handshake buffers (reassembly, early records) of all connections, bytes",
+  },
+  {
+    name: "max-reassembly-per-source",
+    kind: "int",
+    default: 1 << 20,
+    min: 1_024,
+    max: 1 << 30,
+    help: "handshake buffers of the connections of one address (IPv6: one /64), bytes",
   },
   {
     name: "refusal-log-interval",
@@ -208,6 +216,7 @@ export interface ServerSettings {
   readonly maxHandshakeMessage: number;
   readonly maxReassemblyPerHandshake: number;
   readonly maxReassemblyTotal: number;
+  readonly maxReassemblyPerSource: number;
   readonly refusalLogInterval: number;
   readonly crypto: "node" | "noble";
   readonly io: "deno" | "libc";

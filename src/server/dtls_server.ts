@@ -86,8 +86,10 @@ export interface DtlsServerOptions {
   readonly maxHandshakeMessageBytes?: number;
   /** Handshake reassembly memory per connection, bytes (default 64 KiB). */
   readonly maxReassemblyBytesPerHandshake?: number;
-  /** Handshake reassembly memory of all connections together, bytes (default 8 MiB). */
+  /** Handshake buffers (reassembly, early records) of all connections together, bytes (default 8 MiB). */
   readonly maxReassemblyBytesTotal?: number;
+  /** Handshake buffers of the connections of one address (IPv6: one /64) together, bytes (default 1 MiB). */
+  readonly maxReassemblyBytesPerSource?: number;
   /** Refusals and cookie floods are logged once per reason per this interval, ms (default 10 s). */
   readonly refusalLogIntervalMs?: number;
   /** The application (default: {@link qtAckHandler}). */
@@ -217,6 +219,7 @@ export class DtlsServer {
         "handshakesPerSecondPerAddress",
         "handshakeBurstPerAddress",
         "maxReassemblyBytesTotal",
+        "maxReassemblyBytesPerSource",
       ] as const
     ) {
       if (options[key] !== undefined) Object.assign(admission, { [key]: options[key] });
