@@ -40,6 +40,10 @@ import {
   parseRecords,
 } from "../../src/record/header.ts";
 import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
+import { connectionConfig } from "../../src/connection/endpoint.ts";
+import { nobleProvider } from "../../src/crypto/noble.ts";
+import { seededRandom } from "../helpers/random.ts";
+import { Pair } from "../helpers/sim.ts";
 
 const SCALE = Number(Deno.env.get("FUZZ_SCALE") ?? "1") || 1;
 let generated = 0;
@@ -501,6 +505,90 @@ Deno.test("fuzz: a ClientHello with a valid cookie at any record sequence or mes
     advancePastTimers(endpoint, T0, T0 + 700_000, noInternalError);
     assert.equal(endpoint.size, 0, "every handshake ended by its deadline");
     assert.equal(endpoint.internalErrors, 0);
+  });
+});
+
+Deno.test("fuzz: handshake buffers from many addresses stay within every budget and are all given back", () => {
+  const limits = { perConnection: 8 * 1024, perSource: 20 * 1024, total: 48 * 1024 };
+  const input = fc.array(
+    fc.record({
+      source: fc.integer({ min: 0, max: 3 }),
+      port: fc.integer({ min: 0, max: 5 }),
+      epoch: fc.constantFrom(0, 1),
+      messageSeq: fc.integer({ min: 1, max: 9 }),
+      offset: near(4096, 4096),
+      length: near(1200, 1200),
+      declared: fc.constantFrom(4096, 16_384),
+    }),
+    { minLength: 1, maxLength: 60 },
+  );
+  let n = 0;
+  check(input, 300, (fragments) => {
+    const endpoint = testEndpoint({
+      handshakesPerSecondPerAddress: 0,
+      maxReassemblyBytesPerSource: limits.perSource,
+      maxReassemblyBytesTotal: limits.total,
+      connection: connectionConfig(nobleProvider, seededRandom("budget"), {
+        maxBufferedHandshakeBytes: limits.perConnection,
+      }),
+    }, "fuzz/budget");
+    const peer = (f: { source: number; port: number }) => `10.9.5.${f.source}:${3000 + f.port}`;
+    let seq = 30;
+    for (const f of fragments) {
+      if (endpoint.get(peer(f)) === undefined) {
+        converse(endpoint, testClient(`budget${n++ % 8}`, T0), peer(f), T0, (_d, i) => i < 2);
+      }
+      const length = Math.min(f.length, f.declared - Math.min(f.offset, f.declared));
+      const body = new Uint8Array(12 + length);
+      body[0] = HandshakeType.ClientKeyExchange;
+      body[1] = f.declared >> 16;
+      body[2] = f.declared >> 8;
+      body[3] = f.declared;
+      body[5] = f.messageSeq;
+      const offset = Math.min(f.offset, f.declared);
+      body[6] = offset >> 16;
+      body[7] = offset >> 8;
+      body[8] = offset;
+      body[10] = length >> 8;
+      body[11] = length;
+      endpoint.handleDatagram(
+        encodeRecord(ContentType.Handshake, DTLS_1_2, f.epoch, seq++, body),
+        peer(f),
+        T0,
+      );
+      for (const [, c] of endpoint.entries()) {
+        assert.ok(c.bufferedBytes <= limits.perConnection);
+        while (c.pollEvent());
+        while (c.pollTransmit());
+      }
+      for (let s = 0; s < 4; s++) {
+        assert.ok(endpoint.reassemblyBytesOf(`10.9.5.${s}:1`) <= limits.perSource);
+      }
+      assert.ok(endpoint.reassemblyBytes <= limits.total);
+    }
+    // Whatever happened, once every handshake is over nothing stays charged.
+    advancePastTimers(endpoint, T0, T0 + 60_000, noInternalError);
+    for (const [peer, c] of [...endpoint.entries()]) {
+      c.abort("fuzz done");
+      endpoint.remove(peer, c);
+    }
+    assert.equal(endpoint.reassemblyBytes, 0);
+  });
+});
+
+Deno.test("fuzz: any unknown identity gets the same datagrams from the server as the known identity with a wrong key", () => {
+  const serverSide = (pair: Pair) =>
+    pair.wire.filter((w) => w.direction === "s2c").map((w) => w.datagram.length);
+  const wrongKey = new Pair({ seed: "uniform", client: { psk: new Uint8Array(6).fill(7) } });
+  wrongKey.run();
+  const expected = serverSide(wrongKey);
+  check(fc.uint8Array({ minLength: 0, maxLength: 128 }), 150, (identity) => {
+    if (new TextDecoder().decode(identity) === "Qt DTLS example client") return;
+    const pair = new Pair({ seed: "uniform", client: { identity } });
+    pair.run();
+    assert.deepEqual(serverSide(pair), expected);
+    const alert = pair.serverEvents.find((e) => e.type === "alert" && e.direction === "sent");
+    assert.ok(alert?.type === "alert" && alert.description === "bad_record_mac");
   });
 });
 
