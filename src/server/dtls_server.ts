@@ -21,7 +21,7 @@ import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
 import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
 import { type Logger, LogtapeLogger, toHex } from "./log.ts";
-import { bytesForLog, safeTextBounded } from "./log_text.ts";
+import { bytesForLog, safeText, safeTextBounded } from "./log_text.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
@@ -179,15 +179,37 @@ export class DtlsServer {
   readonly #bytesSent: Counter = this.metrics.counter("dtls_bytes_sent_total");
   readonly #appReceived: Counter = this.metrics.counter("dtls_app_records_received_total");
   readonly #appSent: Counter = this.metrics.counter("dtls_app_records_sent_total");
-  /** Logs a failed send to `peer`. */
+  /**
+   * Logs a failed send to `peer`, throttled: a peer's source address is its
+   * own to spoof (port 0, a broadcast address), and every HelloVerifyRequest
+   * to it would fail.
+   */
   #sendError(peer: string): (error: unknown) => void {
     return (error) => {
-      this.#log.log("error", "socket_error", `Cannot send to ${peer}: ${errorMessage(error)}`);
+      this.#noise.note(
+        this.#clock(),
+        "send_failed",
+        "error",
+        "socket_error",
+        `Cannot send to ${peer}: ${safeText(errorMessage(error), 200)}`,
+        { peer },
+      );
     };
   }
   /** Handshakes refused by admission control: logged once per reason per interval. */
   readonly #refusals: ThrottledLog;
   readonly #cookieLog: ThrottledLog;
+  /**
+   * Lines any peer can cause many of with one datagram or a flood (empty
+   * datagrams and records, failed sends, non-fatal alerts): each kind
+   * {@link NOISE_LINES} times per interval, then counted.
+   */
+  readonly #noise: ThrottledLog;
+  /** Debug lines for dropped datagrams and records, throttled the same way, per reason. */
+  readonly #datagramDrops: ThrottledLog;
+  readonly #recordDrops: ThrottledLog;
+  /** The stack of an error in the application's handler, kept for the line its connection's close writes. */
+  readonly #failureStacks = new WeakMap<Connection, string>();
 
   constructor(options: DtlsServerOptions = {}) {
     this.#options = options;
@@ -229,6 +251,9 @@ export class DtlsServer {
     // A HelloVerifyRequest is cheap, so a flood of ClientHellos is answered in
     // full; its log lines are not: the first 100 per interval, then a count.
     this.#cookieLog = new ThrottledLog(this.#log, interval, 100);
+    this.#noise = new ThrottledLog(this.#log, interval, NOISE_LINES);
+    this.#datagramDrops = new ThrottledLog(this.#log, interval, NOISE_LINES);
+    this.#recordDrops = new ThrottledLog(this.#log, interval, NOISE_LINES);
     this.#endpoint = new ServerEndpoint({
       connection: connectionConfig(provider, random, overrides),
       psk: {
@@ -372,19 +397,19 @@ export class DtlsServer {
    * Counts and logs an internal error (a bug, ours or the application's).
    * Never throws, even when the logger does.
    */
-  #internalError(where: string, error: unknown, peer?: string): void {
+  #internalError(where: string, error: unknown, peer?: string, stack?: string): void {
     this.metrics.inc("dtls_internal_errors_total", { where });
     try {
       this.#log.log(
         "error",
         "internal_error",
         `Internal error (${where})${peer === undefined ? "" : ` with ${peer}`}: ${
-          errorMessage(error)
+          safeText(errorMessage(error), REASON_CHARS)
         }`,
         {
           where,
           ...(peer === undefined ? {} : { peer }),
-          stack: error instanceof Error ? error.stack : undefined,
+          stack: stack ?? (error instanceof Error ? safeText(error.stack ?? "", 4_000) : undefined),
         },
       );
     } catch {
@@ -402,7 +427,14 @@ export class DtlsServer {
     const peer = this.#peerKeys.of(addr);
     if (datagram.length === 0) {
       // Qt's example calls this a spurious read: the socket woke with nothing in it.
-      this.#log.log("warning", "spurious_read", `Empty datagram from ${peer}`, { peer });
+      this.#noise.note(
+        this.#clock(),
+        "spurious_read",
+        "warning",
+        "spurious_read",
+        `Empty datagram from ${peer}`,
+        { peer },
+      );
       return;
     }
     this.#datagramsReceived.add();
@@ -427,14 +459,13 @@ export class DtlsServer {
           );
           return;
         }
-        this.#log.log(
+        this.#datagramDrops.note(
+          now,
+          outcome.reason,
           "debug",
           "datagram_dropped",
           `Dropped datagram from ${peer}: ${outcome.reason}`,
-          {
-            peer,
-            reason: outcome.reason,
-          },
+          { peer },
         );
         return;
       case "alert":
@@ -476,6 +507,8 @@ export class DtlsServer {
               `${peer} restarted: new handshake replaces the old connection`,
               { peer },
             );
+            // The old connection's own end (its closed event, its metrics).
+            this.#drain(peer, outcome.replaced);
           }
           this.#log.log("info", "handshake_started", `Handshake in progress with ${peer}`, {
             peer,
@@ -576,39 +609,56 @@ export class DtlsServer {
           log.log("info", "datagram", `Received ${event.data.length} bytes from ${peer}`, fields);
         }
         if (event.data.length === 0) {
-          log.log("warning", "empty_datagram", `${peer}: 0-byte datagram after decryption`, {
-            peer,
-          });
+          this.#noise.note(
+            this.#clock(),
+            "empty_record",
+            "warning",
+            "empty_datagram",
+            `${peer}: 0-byte datagram after decryption`,
+            { peer },
+          );
           return;
         }
         this.#answer(route, connection, event.data);
         return;
       }
-      case "alert":
+      case "alert": {
         if (event.level === "fatal") {
+          // A metric label: a peer's unknown alert code is "unknown", so
+          // peers cannot add series.
+          const description = isKnownAlert(event.description) ? event.description : "unknown";
           this.#lastFatal.set(
             connection,
-            event.direction === "sent" ? event.description : `peer_${event.description}`,
+            event.direction === "sent" ? description : `peer_${description}`,
           );
         }
-        log.log(
-          event.level === "fatal" ? "warning" : "info",
-          event.direction === "sent" ? "alert_sent" : "alert_received",
-          `${
-            event.direction === "sent" ? "Sent" : "Received"
-          } ${event.level} alert ${event.description} ${
-            event.direction === "sent" ? "to" : "from"
-          } ${peer}`,
-          { peer, level_alert: event.level, description: event.description },
-        );
+        const level = event.level === "fatal" ? "warning" : "info";
+        const name = event.direction === "sent" ? "alert_sent" : "alert_received";
+        const msg = `${
+          event.direction === "sent" ? "Sent" : "Received"
+        } ${event.level} alert ${event.description} ${
+          event.direction === "sent" ? "to" : "from"
+        } ${peer}`;
+        const fields = { peer, level_alert: event.level, description: event.description };
+        // A peer can pack warning alerts that close nothing into one datagram.
+        const closes = event.level === "fatal" || event.description === "close_notify";
+        if (event.direction === "received" && !closes) {
+          this.#noise.note(this.#clock(), "warning_alert", level, name, msg, fields);
+        } else {
+          log.log(level, name, msg, fields);
+        }
         return;
+      }
       case "dropped":
         this.metrics.inc("dtls_records_dropped_total", { reason: event.reason });
-        log.log("debug", "record_dropped", `Dropped a record from ${peer}: ${event.reason}`, {
-          peer,
-          reason: event.reason,
-          epoch: event.epoch,
-        });
+        this.#recordDrops.note(
+          this.#clock(),
+          event.reason,
+          "debug",
+          "record_dropped",
+          `Dropped a record from ${peer}: ${event.reason}`,
+          { peer, epoch: event.epoch },
+        );
         return;
       case "retransmit":
         this.metrics.inc("dtls_retransmissions_total", { cause: event.cause });
@@ -624,7 +674,12 @@ export class DtlsServer {
         return;
       case "closed":
         if (event.internal !== undefined) {
-          this.#internalError(event.internal, new Error(event.reason), peer);
+          this.#internalError(
+            event.internal,
+            new Error(event.reason),
+            peer,
+            this.#failureStacks.get(connection),
+          );
         }
         if (event.error && !this.#completed.has(connection)) {
           const reason = event.reason === "handshake timeout"
@@ -635,10 +690,10 @@ export class DtlsServer {
         log.log(
           event.error ? "warning" : "info",
           "connection_closed",
-          `Connection with ${peer} closed: ${event.reason}`,
+          `Connection with ${peer} closed: ${safeText(event.reason, REASON_CHARS)}`,
           {
             peer,
-            reason: event.reason,
+            reason: safeText(event.reason, REASON_CHARS),
             error: event.error,
           },
         );
@@ -662,18 +717,42 @@ export class DtlsServer {
     } catch (error) {
       // The handler threw, or returned what cannot be sent (over 2^14
       // bytes, not bytes): this conversation cannot go on, the others can.
-      connection.failInternal(error, "handler");
+      // Its message may quote the peer's data (JSON.parse's does): logged
+      // only where plaintext is, and bounded.
+      const described = this.#describeHandlerError(error);
+      this.#failureStacks.set(connection, described.stack);
+      connection.failInternal(new Error(described.message), "handler");
       return;
     }
     this.#appSent.add();
   }
 
+  /** A handler's error as it may be logged: its message only where plaintext is, bounded. */
+  #describeHandlerError(error: unknown): { message: string; stack: string } {
+    const name = error instanceof Error ? error.name : typeof error;
+    const message = this.#logPlaintext
+      ? safeText(errorMessage(error), REASON_CHARS)
+      : `${name} (its message is not logged: it may quote the peer's data; see --log-plaintext)`;
+    // The stack's first line repeats the message: only the frames are kept.
+    const frames = error instanceof Error && error.stack !== undefined
+      ? error.stack.split("\n").filter((line) => /^\s+at /.test(line)).slice(0, 12)
+      : [];
+    return { message, stack: safeText([message, ...frames].join("\n"), 4_000) };
+  }
+
   #onTick(): void {
-    // A timer callback that throws would end the process: nothing escapes.
+    // A timer callback that throws would end the process: nothing escapes,
+    // and a failing log flush does not keep the timers from running.
+    let now = 0;
     try {
-      const now = this.#clock();
-      this.#refusals.flush(now, "warning", "handshake_refused");
-      this.#cookieLog.flush(now, "info", "cookie_sent");
+      now = this.#clock();
+      for (const log of [this.#refusals, this.#cookieLog, this.#noise]) log.flush(now);
+      this.#datagramDrops.flush(now);
+      this.#recordDrops.flush(now);
+    } catch (error) {
+      this.#internalError("timer", error);
+    }
+    try {
       for (const [peer, connection] of this.#endpoint.handleTimeouts(now)) {
         try {
           this.#drain(peer, connection);
@@ -698,6 +777,17 @@ export class DtlsServer {
     this.#bytesSent.add(datagram.length);
     return socket.send(datagram, addr, onError);
   }
+}
+
+/** Lines of one noisy kind logged per interval before the rest are only counted. */
+const NOISE_LINES = 5;
+
+/** The longest reason or error message a line carries, characters. */
+const REASON_CHARS = 300;
+
+/** Whether an alert description is one of the RFC's (not `alert_<n>` for an unknown code). */
+function isKnownAlert(description: string): boolean {
+  return !/^alert_\d+$/.test(description);
 }
 
 const REFUSAL_TEXT: Record<AdmissionRefusal, string> = {

@@ -32,6 +32,8 @@ function escapeOf(cp: number): string | undefined {
   // The backslash is escaped too, so every backslash in the output starts an
   // escape and the output reads back to exactly one input.
   if (cp === 0x5c) return "\\\\";
+  // Quotes too: a line quotes peer text, and a quote inside must not end it.
+  if (cp === 0x22) return "\\x22";
   if (cp < 0x20 || isUnsafeBeyondC0(cp)) {
     return cp <= 0xff ? `\\x${hex(cp, 2)}` : `\\u{${hex(cp, 4)}}`;
   }
@@ -47,7 +49,7 @@ function hex(n: number, digits: number): string {
 function isPlain(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c < 0x20 || c === 0x5c || (c >= 0x7f && c <= 0x9f)) return false;
+    if (c < 0x20 || c === 0x5c || c === 0x22 || (c >= 0x7f && c <= 0x9f)) return false;
     if (c >= 0x0600 && (isUnsafeBeyondC0(c) || (c >= 0xd800 && c <= 0xdfff))) return false;
   }
   return true;
@@ -163,7 +165,9 @@ function byteWise(bytes: Uint8Array): string {
   let out = "";
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i]!;
-    out += b >= 0x20 && b <= 0x7e && b !== 0x5c ? String.fromCharCode(b) : `\\x${hex(b, 2)}`;
+    out += b >= 0x20 && b <= 0x7e && b !== 0x5c && b !== 0x22
+      ? String.fromCharCode(b)
+      : `\\x${hex(b, 2)}`;
   }
   return out;
 }

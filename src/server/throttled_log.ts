@@ -17,9 +17,15 @@ interface Slot {
   logged: number;
   /** Occurrences in this interval that were counted but not logged. */
   suppressed: number;
+  /** The level and event its summary is logged under (those of its entries). */
+  readonly level: LogLevel;
+  readonly event: string;
 }
 
-/** Logs at most `limit` entries per reason per interval, and a summary of the rest. */
+/**
+ * Logs at most `limit` entries per reason per interval, and a summary of the
+ * rest. The reasons must come from a fixed set (they are table keys).
+ */
 export class ThrottledLog {
   readonly #log: Logger;
   readonly #intervalMs: number;
@@ -50,11 +56,12 @@ export class ThrottledLog {
     this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
     let slot = this.#slots.get(reason);
     if (slot !== undefined && now - slot.start >= this.#intervalMs) {
-      this.#summarize(reason, slot, level, event);
+      this.#slots.delete(reason);
+      this.#summarize(reason, slot);
       slot = undefined;
     }
     if (slot === undefined) {
-      slot = { start: now, logged: 0, suppressed: 0 };
+      slot = { start: now, logged: 0, suppressed: 0, level, event };
       this.#slots.set(reason, slot);
     }
     if (slot.logged >= this.#limit) {
@@ -65,23 +72,26 @@ export class ThrottledLog {
     this.#log.log(level, event, msg, { ...fields, reason });
   }
 
-  /** Reports what was suppressed in intervals that are over (call periodically). */
-  flush(now: number, level: LogLevel, event: string): void {
-    for (const [reason, slot] of this.#slots) {
+  /**
+   * Reports what was suppressed in intervals that are over (call
+   * periodically). The state is updated before anything is logged, so a
+   * logger that throws loses one summary, never repeats it.
+   */
+  flush(now: number): void {
+    for (const [reason, slot] of [...this.#slots]) {
       if (now - slot.start < this.#intervalMs) continue;
-      this.#summarize(reason, slot, level, event);
       this.#slots.delete(reason);
+      this.#summarize(reason, slot);
     }
   }
 
-  #summarize(reason: string, slot: Slot, level: LogLevel, event: string): void {
+  #summarize(reason: string, slot: Slot): void {
     if (slot.suppressed === 0) return;
     this.#log.log(
-      level,
-      event,
-      `${slot.suppressed} more ${event} (${reason}) not logged in the last ${this.#intervalMs} ms`,
+      slot.level,
+      slot.event,
+      `${slot.suppressed} more ${slot.event} (${reason}) not logged in the last ${this.#intervalMs} ms`,
       { reason, suppressed: slot.suppressed },
     );
-    slot.suppressed = 0;
   }
 }

@@ -244,9 +244,9 @@ Deno.test("admission: ThrottledLog logs once per reason per interval, then a cou
   for (let i = 0; i < 1000; i++) throttled.note(T0 + i, "rate", "warning", "refused", `#${i}`);
   throttled.note(T0, "capacity", "warning", "refused", "cap");
   assert.deepEqual(log.entries.map((e) => e.msg), ["#0", "cap"]);
-  throttled.flush(T0 + 5_000, "warning", "refused");
+  throttled.flush(T0 + 5_000);
   assert.equal(log.entries.length, 2, "nothing before the interval is over");
-  throttled.flush(T0 + 10_000, "warning", "refused");
+  throttled.flush(T0 + 10_000);
   assert.deepEqual(log.entries.slice(2).map((e) => [e.reason, e.suppressed]), [["rate", 999]]);
   assert.equal(throttled.counts.get("rate"), 1000);
 });
