@@ -363,10 +363,22 @@ export class Connection implements HandshakeHost {
   #handleHandshake(epoch: number, plaintext: Uint8Array): void {
     const fragments = parseHandshakeFragments(plaintext);
     for (const fragment of fragments) {
-      const verdict = this.inbound.add(fragment);
+      if (this.isClosed) return;
+      // Once established nothing is buffered: the only message a peer may
+      // start then (a ClientHello asking to renegotiate) must come whole.
+      const whole = fragment.fragmentOffset === 0 && fragment.fragmentLength === fragment.length;
+      const verdict =
+        this.#phase === "established" && fragment.messageSeq >= this.inbound.nextSeq &&
+          !(whole && fragment.messageSeq === this.inbound.nextSeq)
+          ? "ignored"
+          : this.inbound.add(fragment, epoch);
       switch (verdict) {
         case "buffered":
         case "future":
+          break;
+        case "stale":
+        case "ignored":
+          this.#drop("unexpected", epoch);
           break;
         case "old":
           // The peer repeated a message we already processed: it lost our
@@ -392,10 +404,11 @@ export class Connection implements HandshakeHost {
           this.#drop("buffer_full", epoch);
           break;
       }
-    }
-    for (let m = this.inbound.next(); m !== undefined; m = this.inbound.next()) {
-      if (this.isClosed) return;
-      this.#driver.onMessage(m.msgType, m.messageSeq, m.body, epoch);
+      // Complete messages go out at once (a whole one is never charged).
+      for (let m = this.inbound.next(); m !== undefined; m = this.inbound.next()) {
+        if (this.isClosed) return;
+        this.#driver.onMessage(m.msgType, m.messageSeq, m.body, m.epoch);
+      }
     }
   }
 
@@ -456,6 +469,8 @@ export class Connection implements HandshakeHost {
       }
       switch (this.#timer.poll(now)) {
         case "resend":
+          // A peer's repeat right after this gets no second copy.
+          this.#nextPeerResend = now + this.config.retransmit.initialMs;
           this.#events.push({ type: "retransmit", cause: "timeout" });
           this.#transmitFlight(this.#timer.flight);
           return;
@@ -546,13 +561,18 @@ export class Connection implements HandshakeHost {
     this.#peerRepeat = "unauthenticated";
     if (this.#timer.flight.length === 0) return;
     if (this.#now < this.#nextPeerResend) return this.#drop("resend_limited", -1);
+    // Room is kept for the one alert the same datagram might still cause.
+    const alertRoom = RECORD_HEADER_LENGTH + 2 + (this.#writes[this.#writeEpoch]?.overhead ?? 0);
     if (
       repeat === "unauthenticated" &&
-      this.#flightBytes > UNAUTHENTICATED_RESEND_FACTOR * this.#datagramBytes
+      this.#flightBytes + alertRoom > UNAUTHENTICATED_RESEND_FACTOR * this.#datagramBytes
     ) {
       return this.#drop("resend_limited", -1);
     }
     this.#nextPeerResend = this.#now + this.config.retransmit.initialMs;
+    // RFC 6347 §4.2.4: a retransmission goes back to WAITING, its timer
+    // started again, so the timer does not send the flight again at once.
+    this.#timer.restart(this.#now);
     this.#events.push({ type: "retransmit", cause: "peer_repeat" });
     this.#transmitFlight(this.#timer.flight);
   }
@@ -575,6 +595,8 @@ export class Connection implements HandshakeHost {
     this.#readEpoch++;
     this.#reads[this.#readEpoch] = { protection: this.#pendingRead, replay: new ReplayWindow() };
     this.#pendingRead = undefined;
+    // What older epochs left half-built cannot be the peer's now.
+    this.inbound.dropEpochsBelow(this.#readEpoch);
     const early = this.#early;
     this.#early = [];
     for (const record of early) {
@@ -594,6 +616,8 @@ export class Connection implements HandshakeHost {
 
   established(): void {
     this.#phase = "established";
+    // Nothing is buffered once established (see #handleHandshake).
+    this.inbound.clear();
   }
 
   // ---- internals -------------------------------------------------------------

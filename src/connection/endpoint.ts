@@ -64,7 +64,7 @@ export const ADMISSION_DEFAULTS = {
   handshakeBurstPerAddress: 100,
   maxRateSources: 4_096,
   maxReassemblyBytesTotal: 8 * 1024 * 1024,
-  maxReassemblyBytesPerSource: 1024 * 1024,
+  maxReassemblyBytesPerSource: 256 * 1024,
 } as const;
 
 /**
@@ -390,6 +390,7 @@ export class ServerEndpoint {
       sourceAddress(peer),
       this.#config.maxBufferedHandshakeBytes,
     );
+    // The ClientHello is not kept: the transcript hashes it as it goes.
     const connection = new Connection(this.#config, now, memory);
     const handshake = new ServerHandshake(
       connection,

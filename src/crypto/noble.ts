@@ -33,6 +33,7 @@ import type {
   KeyShare,
   Mac,
   RandomSource,
+  RunningHash,
 } from "./provider.ts";
 
 const HASHES = { sha256, sha384 } as const;
@@ -226,6 +227,15 @@ class P256Share implements KeyShare {
   }
 }
 
+/** noble's incremental SHA-2: a digest so far is taken from a clone, so the hash goes on. */
+export function nobleRunningHash(hash: HashName): RunningHash {
+  const state = (hash === "sha256" ? sha256 : sha384).create();
+  return {
+    update: (data) => void state.update(data),
+    digest: () => state.clone().digest(),
+  };
+}
+
 /** The portable `@noble` implementation of every primitive the engine uses. */
 export const nobleProvider: CryptoProvider = {
   name: "noble",
@@ -239,6 +249,10 @@ export const nobleProvider: CryptoProvider = {
 
   hmac(hash: HashName, key: Uint8Array): Mac {
     return hash === "sha256" ? new HmacSha256(key) : new NobleMac(hash, key);
+  },
+
+  runningHash(hash: HashName): RunningHash {
+    return nobleRunningHash(hash);
   },
 
   aead(name: AeadName, key: Uint8Array): Aead {

@@ -45,6 +45,7 @@ import type {
   KeyShare,
   Mac,
   RandomSource,
+  RunningHash,
 } from "./provider.ts";
 import { InPlaceAead, sealTarget } from "./provider.ts";
 
@@ -340,6 +341,10 @@ export const nodeProvider: CryptoProvider = {
 
   hmac(hash: HashName, key: Uint8Array): Mac {
     return nobleProvider.hmac(hash, key);
+  },
+
+  runningHash(hash: HashName): RunningHash {
+    return nobleProvider.runningHash(hash);
   },
 
   aead(name: AeadName, key: Uint8Array): Aead {

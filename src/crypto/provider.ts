@@ -48,6 +48,14 @@ export interface CbcCipher {
   decrypt(iv: Uint8Array, data: Uint8Array): Uint8Array;
 }
 
+/** A hash fed piece by piece, whose digest so far can be read at any point. */
+export interface RunningHash {
+  /** Hashes `data` after what came before. */
+  update(data: Uint8Array): void;
+  /** The digest of everything so far; the hash goes on. */
+  digest(): Uint8Array;
+}
+
 /** A keyed HMAC, keyed state reused across calls. */
 export interface Mac {
   /** Output bytes. */
@@ -73,6 +81,8 @@ export interface CryptoProvider {
   readonly name: string;
   /** A hash digest. */
   hash(hash: HashName, data: Uint8Array): Uint8Array;
+  /** A hash to feed piece by piece (the handshake transcript). */
+  runningHash(hash: HashName): RunningHash;
   /** A keyed HMAC. */
   hmac(hash: HashName, key: Uint8Array): Mac;
   /** A keyed AEAD (key length selects AES-128/256). */

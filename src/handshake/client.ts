@@ -317,6 +317,7 @@ export class ClientHandshake implements HandshakeDriver {
         );
       }
     }
+    this.#transcript.start(this.#conn.config.provider, suite.prfHash);
     this.#transcript.add(encodeHandshakeMessage(HandshakeType.ServerHello, messageSeq, body));
     const ems = findExtension(sh.extensions, ExtensionType.ExtendedMasterSecret) !== undefined;
     const etm = findExtension(sh.extensions, ExtensionType.EncryptThenMac) !== undefined &&

@@ -100,6 +100,11 @@ export class FlightTimer {
     this.#deadline = undefined;
   }
 
+  /** Starts the current interval again from `now`, if the timer is armed (a resend the peer asked for). */
+  restart(now: number): void {
+    if (this.#deadline !== undefined) this.#deadline = now + this.#interval();
+  }
+
   /** Forgets the flight entirely. */
   clear(): void {
     this.#flight = [];

@@ -50,6 +50,8 @@ export interface HandshakeMessage {
   msgType: number;
   /** message_seq. */
   messageSeq: number;
+  /** The epoch its fragments came in: every fragment of one message comes in one epoch. */
+  epoch: number;
   /** The reassembled body (owned by the caller; not tied to any datagram). */
   body: Uint8Array;
 }
@@ -197,6 +199,8 @@ export class MessageReassembler {
   readonly length: number;
   /** message_seq every fragment must carry. */
   readonly messageSeq: number;
+  /** The record epoch every fragment must come in (RFC 6347 §4.1: a message is in one epoch). */
+  epoch = 0;
   readonly #account: ReassemblyAccount;
   /** Disjoint runs in offset order. */
   #pieces: Piece[] = [];
@@ -412,18 +416,43 @@ export class HandshakeReassembler implements ReassemblyAccount {
    *   would push this queue past `maxBufferedBytes`; dropped;
    * - `"busy"`: the shared account has no room for it now, or the message is
    *   in too many pieces; dropped (the peer will retransmit, and the fault is
-   *   not necessarily its own).
+   *   not necessarily its own);
+   * - `"stale"`: it came in an older epoch than fragments of the same message
+   *   already kept; dropped (an epoch-0 record is anyone's).
+   *
+   * A fragment that is a whole message and the next one expected is not
+   * charged: it is handed out by the {@link next} call that follows, so even
+   * a full shared account never stops an unfragmented handshake.
    */
   add(
     f: HandshakeFragment,
-  ): "buffered" | "old" | "future" | "inconsistent" | "overflow" | "busy" {
+    epoch = 0,
+  ): "buffered" | "old" | "future" | "inconsistent" | "overflow" | "busy" | "stale" {
     const seq = f.messageSeq;
     if (seq < this.#nextSeq) return "old";
     if (seq >= this.#nextSeq + this.#window) return "future";
     if (f.length > this.#maxMessageLength) return "overflow";
     let m = this.#pending.get(seq);
+    if (m !== undefined && m.epoch !== epoch) {
+      // A message is sent in one epoch: fragments of a newer one (the
+      // authenticated peer's) replace what an older epoch left.
+      if (epoch < m.epoch) return "stale";
+      this.#drop(seq, m);
+      m = undefined;
+    }
     const created = m === undefined;
-    m ??= new MessageReassembler(f.msgType, f.length, seq, this.#maxMessageLength, this);
+    if (m === undefined) {
+      const whole = seq === this.#nextSeq && f.fragmentOffset === 0 &&
+        f.fragmentLength === f.length;
+      m = new MessageReassembler(
+        f.msgType,
+        f.length,
+        seq,
+        this.#maxMessageLength,
+        whole ? UNLIMITED : this,
+      );
+      m.epoch = epoch;
+    }
     this.#overLimit = false;
     const verdict = m.add(f);
     if (verdict === "inconsistent") return "inconsistent";
@@ -439,7 +468,12 @@ export class HandshakeReassembler implements ReassemblyAccount {
     const body = m.message();
     this.#drop(this.#nextSeq, m);
     this.#nextSeq++;
-    return { msgType: m.msgType, messageSeq: m.messageSeq, body };
+    return { msgType: m.msgType, messageSeq: m.messageSeq, epoch: m.epoch, body };
+  }
+
+  /** Drops what older epochs left: once a new epoch is read, their messages cannot be the peer's. */
+  dropEpochsBelow(epoch: number): void {
+    for (const [s, m] of this.#pending) if (m.epoch < epoch) this.#drop(s, m);
   }
 
   /** Drops everything buffered (e.g. once the handshake is over); `nextSeq` is kept. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { CryptoProvider, HashName } from "../crypto/provider.ts";
+import type { CryptoProvider, HashName, RunningHash } from "../crypto/provider.ts";
 import { prf } from "../crypto/prf.ts";
 import type { RecordKeys } from "../record/protection.ts";
 import type { CipherSuite } from "../record/suites.ts";
@@ -131,20 +131,41 @@ export function verifyData(
  * HelloVerifyRequest.
  */
 export class Transcript {
+  /** Messages kept until the hash is known (a client before ServerHello). */
   #parts: Uint8Array[] = [];
+  #running: { readonly name: HashName; readonly state: RunningHash } | undefined;
+
+  /**
+   * Hashes with `hash` from now on, as messages come, and keeps none of
+   * them: a handshake waiting for its peer holds a hash state, not the
+   * peer's ClientHello. Call once the suite (and so the PRF hash) is chosen.
+   */
+  start(provider: CryptoProvider, hash: HashName): void {
+    if (this.#running !== undefined) return;
+    const state = provider.runningHash(hash);
+    for (const part of this.#parts) state.update(part);
+    this.#parts = [];
+    this.#running = { name: hash, state };
+  }
 
   /** Appends one whole message (12-byte DTLS header + body). */
   add(message: Uint8Array): void {
-    this.#parts.push(message);
+    if (this.#running !== undefined) this.#running.state.update(message);
+    else this.#parts.push(message);
   }
 
   /** Forgets everything (a ClientHello that got a HelloVerifyRequest). */
   reset(): void {
     this.#parts = [];
+    this.#running = undefined;
   }
 
   /** The hash of everything so far. */
   hash(provider: CryptoProvider, hash: HashName): Uint8Array {
-    return provider.hash(hash, concat(...this.#parts));
+    if (this.#running === undefined) return provider.hash(hash, concat(...this.#parts));
+    if (this.#running.name !== hash) {
+      throw new Error(`Cannot hash transcript with ${hash}: it runs with ${this.#running.name}`);
+    }
+    return this.#running.state.digest();
   }
 }

@@ -70,6 +70,11 @@ export interface PskServerOptions {
   readonly groups: readonly GroupName[];
   /** Longest identity accepted, bytes (RFC 4279 §5.3: at least 128 must work). */
   readonly maxIdentityLength: number;
+  /**
+   * Length of the random key an unknown identity carries on with (default
+   * 32): that of most known keys, so that both cost the same to reject.
+   */
+  readonly dummyKeyLength?: () => number;
 }
 
 /** What was agreed in the hellos. */
@@ -260,6 +265,7 @@ export class ServerHandshake implements HandshakeDriver {
     const encryptThenMac = etm !== undefined && suite.cipher.kind === "cbc";
 
     const transcript = new Transcript();
+    transcript.start(conn.config.provider, suite.prfHash);
     transcript.add(encodeHandshakeMessage(HandshakeType.ClientHello, hello.messageSeq, hello.body));
 
     const serverRandom = conn.config.random(32);
@@ -322,7 +328,8 @@ export class ServerHandshake implements HandshakeDriver {
       nextSeq: seq,
       n: {
         suite,
-        clientRandom: ch.random,
+        // Copied: a view would keep the whole ClientHello alive.
+        clientRandom: ch.random.slice(),
         serverRandom,
         extendedMasterSecret: ems !== undefined,
         encryptThenMac,
@@ -391,7 +398,7 @@ export class ServerHandshake implements HandshakeDriver {
     // on with a random key so that it fails where a wrong key does, at the
     // client's Finished (bad_record_mac). The second tells an attacker
     // nothing about which identities exist, on the wire or in time.
-    const psk = known ?? conn.config.random(DUMMY_PSK_LENGTH);
+    const psk = known ?? conn.config.random(this.#options.dummyKeyLength?.() ?? DUMMY_PSK_LENGTH);
     n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
 
     const provider = conn.config.provider;

@@ -159,7 +159,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "max-reassembly-per-source",
     kind: "int",
-    default: 1 << 20,
+    default: 256 << 10,
     min: 1_024,
     max: 1 << 30,
     help: "handshake buffers of the connections of one address (IPv6: one /64), bytes",

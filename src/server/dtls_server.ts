@@ -88,7 +88,7 @@ export interface DtlsServerOptions {
   readonly maxReassemblyBytesPerHandshake?: number;
   /** Handshake buffers (reassembly, early records) of all connections together, bytes (default 8 MiB). */
   readonly maxReassemblyBytesTotal?: number;
-  /** Handshake buffers of the connections of one address (IPv6: one /64) together, bytes (default 1 MiB). */
+  /** Handshake buffers of the connections of one address (IPv6: one /64) together, bytes (default 256 KiB). */
   readonly maxReassemblyBytesPerSource?: number;
   /** Refusals and cookie floods are logged once per reason per this interval, ms (default 10 s). */
   readonly refusalLogIntervalMs?: number;
@@ -258,6 +258,8 @@ export class DtlsServer {
       connection: connectionConfig(provider, random, overrides),
       psk: {
         lookupPsk: (identity) => this.#psk.lookup(identity),
+        // The key store is replaced on reload: both read the current one.
+        dummyKeyLength: () => this.#psk.typicalKeyLength,
         identityHint: encoder.encode(options.identityHint ?? DEMO_IDENTITY_HINT),
         suites: options.suites ?? CIPHER_SUITES,
         groups: options.groups ?? ["x25519", "secp256r1"],
@@ -556,8 +558,10 @@ export class DtlsServer {
     const log = this.#log;
     switch (event.type) {
       case "psk_identity":
+        // One level for both: a filtered line costs less than a written one,
+        // and the time to answer must not say which identities exist.
         log.log(
-          event.known ? "info" : "warning",
+          "info",
           "psk_identity",
           `PSK identity from ${peer}: "${bytesForLog(event.identityBytes)}"`,
           {

@@ -27,12 +27,18 @@ export interface PskStore {
   lookup(identity: Uint8Array): Uint8Array | undefined;
   /** How many identities are known (0 for demo). */
   readonly size: number;
+  /**
+   * The length of most of its keys: an unknown identity carries on with a
+   * random key this long, so that its key schedule costs what a known
+   * identity's does (HMAC hashes a key longer than its block first).
+   */
+  readonly typicalKeyLength: number;
 }
 
 /** The Qt example's behaviour: every identity gets the demo key. */
 export function demoPskStore(): PskStore {
   const key = parseHexKey(DEMO_KEY_HEX, "demo key");
-  return { kind: "demo", size: 0, lookup: () => key };
+  return { kind: "demo", size: 0, lookup: () => key, typicalKeyLength: key.length };
 }
 
 /**
@@ -52,6 +58,7 @@ export function mapPskStore(keys: ReadonlyMap<string, Uint8Array>): PskStore {
     kind: "keys",
     size: byBytes.size,
     lookup: (identity) => byBytes.get(byteString(identity)),
+    typicalKeyLength: mostCommonLength(byBytes.values()),
   };
 }
 
@@ -98,4 +105,16 @@ export function parsePskFile(text: string, source = "PSK file"): Map<string, Uin
   }
   if (keys.size === 0) throw new TypeError(`Cannot parse ${source}: no keys`);
   return keys;
+}
+
+/** The most common length among `keys` (the shortest of equals); 32 for none. */
+function mostCommonLength(keys: Iterable<Uint8Array>): number {
+  const counts = new Map<number, number>();
+  for (const key of keys) counts.set(key.length, (counts.get(key.length) ?? 0) + 1);
+  let best = 32;
+  let most = 0;
+  for (const [length, count] of counts) {
+    if (count > most || (count === most && length < best)) [best, most] = [length, count];
+  }
+  return best;
 }

@@ -318,11 +318,14 @@ Deno.test("HandshakeReassembler: any order gives the original, once (property)",
       const q = new HandshakeReassembler(ALL);
       q.nextSeq = 5;
       for (const f of order) assert.equal(q.add(f), "buffered");
-      // Exactly the bytes that arrived, once each, plus each piece's overhead.
+      // Exactly the bytes that arrived, once each, plus each piece's overhead;
+      // nothing for a message that came whole and next in line.
+      const whole = order[0]!.fragmentOffset === 0 && order[0]!.fragmentLength === body.length;
       const overhead = q.bufferedBytes - body.length;
-      assert.ok(overhead % BUFFER_OVERHEAD === 0 && overhead <= MAX_PIECES * BUFFER_OVERHEAD);
+      if (whole) assert.equal(q.bufferedBytes, 0);
+      else assert.ok(overhead % BUFFER_OVERHEAD === 0 && overhead <= MAX_PIECES * BUFFER_OVERHEAD);
       const m = q.next();
-      assert.deepEqual(m, { msgType: HandshakeType.ClientHello, messageSeq: 5, body });
+      assert.deepEqual(m, { msgType: HandshakeType.ClientHello, messageSeq: 5, epoch: 0, body });
       assert.equal(q.next(), undefined);
       assert.equal(q.nextSeq, 6);
       assert.equal(q.bufferedBytes, 0);
@@ -408,7 +411,7 @@ Deno.test("HandshakeReassembler: same message_seq with a different type is incon
   assert.equal(q.add(frag(1, 4, 0, 1, hex("ff"))), "inconsistent");
   assert.equal(q.next(), undefined);
   assert.equal(q.add(frag(1, 4, 0, 2, hex("0304"))), "buffered");
-  assert.deepEqual(q.next(), { msgType: 1, messageSeq: 0, body: hex("01020304") });
+  assert.deepEqual(q.next(), { msgType: 1, messageSeq: 0, epoch: 0, body: hex("01020304") });
   // A first fragment that contradicts its own header takes no slot.
   assert.equal(q.add({ ...frag(2, 4, 1, 3, hex("0102")) }), "inconsistent");
   assert.equal(q.bufferedBytes, 0);
@@ -441,7 +444,7 @@ Deno.test("HandshakeReassembler: bytes are charged as they arrive, within its li
   assert.equal(q.bufferedBytes, 0);
   assert.equal(q.next(), undefined, "seq 2 never came");
   q.nextSeq = 3;
-  assert.deepEqual(q.next(), { msgType: 3, messageSeq: 3, body: new Uint8Array(0) });
+  assert.deepEqual(q.next(), { msgType: 3, messageSeq: 3, epoch: 0, body: new Uint8Array(0) });
   assert.equal(q.add(frag(1, 60, 0, 0, new Uint8Array(60))), "old");
   assert.equal(q.add(frag(3, 0, 5, 0, hex(""))), "buffered", "the window moved");
   assert.equal(q.add(frag(3, 0, 8, 0, hex(""))), "future");
@@ -525,4 +528,31 @@ Deno.test("HandshakeReassembler: arbitrary fragment streams keep every bound (pr
     }),
     { numRuns: 500 },
   );
+});
+
+Deno.test("HandshakeReassembler: a whole message next in line costs nothing, even with the account full", () => {
+  const full = { charge: () => false, release: () => {} };
+  const q = new HandshakeReassembler({ ...ALL, account: full });
+  assert.equal(q.add(frag(16, 4, 0, 0, hex("01020304"))), "buffered");
+  assert.equal(q.bufferedBytes, 0);
+  assert.deepEqual(q.next()?.body, hex("01020304"));
+  // A fragment, or a whole message ahead of its turn, must be held: refused.
+  assert.equal(q.add(frag(16, 4, 1, 0, hex("0102"))), "busy");
+  assert.equal(q.add(frag(16, 4, 2, 0, hex("01020304"))), "busy");
+});
+
+Deno.test("HandshakeReassembler: a message is in one epoch; an older epoch's fragments never join or outlive a newer one", () => {
+  const q = new HandshakeReassembler(ALL);
+  // Anyone can send epoch 0: its fragment of message 0 is kept...
+  assert.equal(q.add(frag(20, 4, 0, 0, hex("0102")), 0), "buffered");
+  // ...until the peer's own, in epoch 1, replaces it.
+  assert.equal(q.add(frag(20, 4, 0, 0, hex("aabb")), 1), "buffered");
+  assert.equal(q.add(frag(20, 4, 0, 2, hex("0304")), 0), "stale", "epoch 0 cannot join epoch 1");
+  assert.equal(q.add(frag(20, 4, 0, 2, hex("ccdd")), 1), "buffered");
+  assert.deepEqual(q.next(), { msgType: 20, messageSeq: 0, epoch: 1, body: hex("aabbccdd") });
+  // What epoch 0 left for later messages goes when epoch 1 is read.
+  assert.equal(q.add(frag(20, 4, 2, 0, hex("01")), 0), "buffered");
+  assert.ok(q.bufferedBytes > 0);
+  q.dropEpochsBelow(1);
+  assert.equal(q.bufferedBytes, 0);
 });

@@ -36,6 +36,7 @@ export function serverPsk(overrides: Partial<PskServerOptions> = {}): PskServerO
     suites: CIPHER_SUITES,
     groups: ["x25519", "secp256r1"],
     maxIdentityLength: 128,
+    dummyKeyLength: () => KEY.length,
     ...overrides,
   };
 }

@@ -156,7 +156,7 @@ Deno.test("admission limits and the crypto provider are settings too", () => {
   assert.equal(d.maxHandshakeMessage, 16_384);
   assert.equal(d.maxReassemblyPerHandshake, 65_536);
   assert.equal(d.maxReassemblyTotal, 8 << 20);
-  assert.equal(d.maxReassemblyPerSource, 1 << 20);
+  assert.equal(d.maxReassemblyPerSource, 256 << 10);
   assert.equal(d.refusalLogInterval, 10_000);
   assert.equal(d.crypto, "node");
   const s = resolveSettings(

@@ -234,7 +234,7 @@ Deno.test("admission: defaults are the documented ones", () => {
     handshakeBurstPerAddress: 100,
     maxRateSources: 4_096,
     maxReassemblyBytesTotal: 8 * 1024 * 1024,
-    maxReassemblyBytesPerSource: 1024 * 1024,
+    maxReassemblyBytesPerSource: 256 * 1024,
   });
 });
 

@@ -186,8 +186,8 @@ Deno.test("finding 4: epoch-1 records before ChangeCipherSpec are charged; one a
     }
   }
   assert.equal(endpoint.halfOpen, 300);
-  // 300 x 64 KB would be 19 MB: the address is held to its 1 MiB share.
-  assert.ok(endpoint.reassemblyBytesOf("10.20.2.1:1") <= 1024 * 1024);
+  // 300 x 64 KB would be 19 MB: the address is held to its 256 KiB share.
+  assert.ok(endpoint.reassemblyBytesOf("10.20.2.1:1") <= 256 * 1024);
   assert.equal(endpoint.reassemblyBytes, endpoint.reassemblyBytesOf("10.20.2.1:1"));
   // Handshakes that end give their bytes back.
   for (let i = 0; i < 300; i++) endpoint.get(`10.20.2.1:${3000 + i}`)!.abort("test");
