@@ -207,11 +207,6 @@ export class Connection implements HandshakeHost {
     this.#received = undefined;
   }
 
-  /** Marks a record sequence number of epoch 0 as seen (the ClientHello that created us). */
-  markSeen(epoch: number, seq: number): void {
-    this.#reads[epoch]?.replay.accept(seq);
-  }
-
   // ---- input -------------------------------------------------------------
 
   /** Handles one datagram from the peer. */
@@ -273,7 +268,14 @@ export class Connection implements HandshakeHost {
       }
       return this.#drop(record.epoch > this.#readEpoch ? "buffer_full" : "epoch", record.epoch);
     }
-    if (!epoch.replay.isFresh(record.seq)) return this.#drop("replay", record.epoch);
+    // Epoch 0 has no replay window (RFC 6347 §4.1.2.6 makes one optional):
+    // anyone can send epoch-0 records, so one at 2^48-1 would push the
+    // window past the peer's own. Copies there are harmless: reassembly
+    // and the handshake ignore what they already took.
+    const replayChecked = record.epoch > 0;
+    if (replayChecked && !epoch.replay.isFresh(record.seq)) {
+      return this.#drop("replay", record.epoch);
+    }
     const plaintext = epoch.protection.unprotect(
       record.type,
       record.version,
@@ -297,7 +299,7 @@ export class Connection implements HandshakeHost {
       }
       return;
     }
-    epoch.replay.accept(record.seq);
+    if (replayChecked) epoch.replay.accept(record.seq);
     // Only a record of the epoch in use shows the peer is there: once keys
     // are, an epoch-0 record is anyone's and must not keep the connection.
     if (record.epoch === this.#readEpoch) this.#lastReceive = this.#now;

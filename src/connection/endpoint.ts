@@ -10,7 +10,12 @@
  * @module
  */
 
-import { clientHelloParams, CookieAuthority, type CookieVerdict } from "../cookie/cookie.ts";
+import {
+  clientHelloParams,
+  CookieAuthority,
+  cookieIssuedAt,
+  type CookieVerdict,
+} from "../cookie/cookie.ts";
 import {
   AlertDescription,
   AlertLevel,
@@ -81,6 +86,9 @@ export const MAX_CLIENT_HELLO_SEQ = 2 ** 48 - 2 ** 32;
  * after a HelloVerifyRequest, a little more after a few.
  */
 export const MAX_CLIENT_HELLO_MESSAGE_SEQ = 255;
+
+/** The most a plaintext (epoch-0) record carries (RFC 5246 §6.2.1). */
+const MAX_PLAINTEXT_LENGTH = 16_384;
 
 /** Settings of a {@link ServerEndpoint}. */
 export interface ServerEndpointOptions {
@@ -367,8 +375,27 @@ export class ServerEndpoint {
         description: "protocol_version",
       };
     }
+    // RFC 5246 §6.2.1: a plaintext record carries at most 2^14 bytes; and a
+    // ClientHello is held to the handshake message limit like any message.
+    if (
+      record.fragment.length > MAX_PLAINTEXT_LENGTH ||
+      fragment.length > this.#config.maxHandshakeMessageBytes
+    ) {
+      return { kind: "dropped", reason: "malformed" };
+    }
     const peerBytes = encoder.encode(peer);
-    const verdict = this.#cookies.verify(peerBytes, params, params.cookie, now);
+    let verdict = this.#cookies.verify(peerBytes, params, params.cookie, now);
+    // RFC 6347 §4.2.8: a ClientHello may replace this address's association
+    // only once the client has shown it is reachable. A cookie minted before
+    // that association began shows nothing: it is a replay of an older
+    // handshake (a cookie stays valid for minutes), so the client gets a
+    // fresh cookie instead, which only the real one can echo.
+    if (
+      verdict === "ok" && previous !== undefined &&
+      cookieIssuedAt(params.cookie) < Math.floor(previous.createdAt / 1000) * 1000
+    ) {
+      verdict = "replayed";
+    }
     if (verdict !== "ok") {
       return {
         kind: "hello_verify_request",
@@ -400,7 +427,6 @@ export class ServerEndpoint {
     // Our epoch-0 records continue from the ClientHello's sequence number, as
     // the HelloVerifyRequest used it (RFC 6347 §4.2.1).
     connection.attach(handshake, record.seq);
-    connection.markSeen(0, record.seq);
     previous?.abort("replaced by a new handshake from the same address (RFC 6347 §4.2.8)");
     if (previous !== undefined) this.#halfOpen.delete(previous);
     this.#table.set(peer, { connection, clientRandom: byteString(random) });

@@ -187,7 +187,9 @@ export class ServerHandshake implements HandshakeDriver {
       // A ChangeCipherSpec before our keys exist (reordered, or an attack):
       // RFC 6347 §4.1 lets us drop it; the peer will retransmit its flight.
       if (state.kind === "await_client_key_exchange") return;
-      if (state.kind === "done") return;
+      // A copy of the one already taken (epoch 0 has no replay window: a
+      // duplicated datagram is no reason to fail).
+      if (state.kind === "await_finished" || state.kind === "done") return;
       throw new ProtocolError(
         AlertDescription.UnexpectedMessage,
         "Cannot accept ChangeCipherSpec now",
