@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ecdhePskPremaster, pskPremaster, Transcript } from "../../src/handshake/keys.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import { nodeProvider } from "../../src/crypto/node.ts";
+import { concat } from "../crypto/hex.ts";
 
 Deno.test("PSK premaster secret is uint16 N, N zeros, uint16 N, psk (RFC 4279 §2)", () => {
   const psk = new Uint8Array([0x1a, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f]);
@@ -38,7 +39,7 @@ Deno.test("Transcript: the running hash is the hash of every message so far, at 
       for (let i = 2; i < parts.length; i++) {
         before.add(parts[i]!);
         after.add(parts[i]!);
-        const expected = provider.hash(hash, concatBytes(parts.slice(0, i + 1)));
+        const expected = provider.hash(hash, concat(...parts.slice(0, i + 1)));
         assert.deepEqual(before.hash(provider, hash), expected, `${provider.name} ${hash} ${i}`);
         assert.deepEqual(after.hash(provider, hash), expected, `${provider.name} ${hash} ${i}`);
       }
@@ -46,13 +47,3 @@ Deno.test("Transcript: the running hash is the hash of every message so far, at 
     }
   }
 });
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}

@@ -4,6 +4,7 @@
  */
 
 import type { Connection } from "../../src/connection/connection.ts";
+import type { ConnectionEvent } from "../../src/connection/events.ts";
 import {
   connectionConfig,
   createClientConnection,
@@ -107,4 +108,13 @@ export function deliver(
     if (e.type === "data") data = e.data;
   }
   return data;
+}
+
+/** Everything a connection has to say now: its events and the datagrams it would send. */
+export function drain(connection: Connection): { events: ConnectionEvent[]; sent: Uint8Array[] } {
+  const events: ConnectionEvent[] = [];
+  const sent: Uint8Array[] = [];
+  for (let e = connection.pollEvent(); e; e = connection.pollEvent()) events.push(e);
+  for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) sent.push(d);
+  return { events, sent };
 }

@@ -52,6 +52,29 @@ async function withBystander(
   assert.equal(server.isListening, true);
 }
 
+/**
+ * A victim connects and sends `message`, which must end its connection with
+ * internal_error, while a bystander talks before and after.
+ */
+async function victimEndedBy(
+  server: DtlsServer,
+  port: number,
+  message: string,
+  connected: (victim: DtlsClient) => void = () => {},
+): Promise<void> {
+  await withBystander(server, port, async () => {
+    const victim = client(port, "victim");
+    try {
+      await victim.connect(5_000);
+      connected(victim);
+      victim.send(message);
+      await assert.rejects(() => victim.receive(5_000), /internal_error/);
+    } finally {
+      await victim.close();
+    }
+  });
+}
+
 for (const io of socketBackends("fault isolation tests")) {
   Deno.test(`fault isolation (${io} socket): a throwing application handler ends only its connection`, async () => {
     const log = new MemoryLogger();
@@ -66,16 +89,7 @@ for (const io of socketBackends("fault isolation tests")) {
     });
     const { port } = server.listen();
     try {
-      await withBystander(server, port, async () => {
-        const victim = client(port, "victim");
-        try {
-          await victim.connect(5_000);
-          victim.send("throw");
-          await assert.rejects(() => victim.receive(5_000), /internal_error/);
-        } finally {
-          await victim.close();
-        }
-      });
+      await victimEndedBy(server, port, "throw");
       assert.equal(internalErrors(server, "handler"), 1);
       const errors = log.entries.filter((e) => e.level === "error");
       assert.equal(errors.length, 1);
@@ -100,17 +114,7 @@ for (const io of socketBackends("fault isolation tests")) {
     const server = new DtlsServer({ port: 0, io, logger });
     const { port } = server.listen();
     try {
-      await withBystander(server, port, async () => {
-        const victim = client(port, "victim");
-        try {
-          await victim.connect(5_000);
-          poisoned = victim.localPort;
-          victim.send("hello");
-          await assert.rejects(() => victim.receive(5_000), /internal_error/);
-        } finally {
-          await victim.close();
-        }
-      });
+      await victimEndedBy(server, port, "hello", (victim) => (poisoned = victim.localPort));
       assert.equal(internalErrors(server, "log"), 1);
     } finally {
       await server.close();
@@ -124,16 +128,7 @@ for (const io of socketBackends("fault isolation tests")) {
     const server = new DtlsServer({ port: 0, io, logger: log, provider: poisonOnOpen("poison") });
     const { port } = server.listen();
     try {
-      await withBystander(server, port, async () => {
-        const victim = client(port, "victim");
-        try {
-          await victim.connect(5_000);
-          victim.send("poison");
-          await assert.rejects(() => victim.receive(5_000), /internal_error/);
-        } finally {
-          await victim.close();
-        }
-      });
+      await victimEndedBy(server, port, "poison");
       assert.equal(internalErrors(server, "engine"), 1);
       assert.ok(log.entries.some((e) => e.level === "error" && e.event === "internal_error"));
     } finally {

@@ -25,20 +25,12 @@ import {
   encodeRecord,
   parseRecords,
 } from "../../src/record/header.ts";
-import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
+import { converse, drain, testClient, testEndpoint } from "../helpers/drive.ts";
 import { seededRandom } from "../helpers/random.ts";
 import { serverPsk } from "../helpers/sim.ts";
 
 const T0 = 1_000_000;
 const encoder = new TextEncoder();
-
-function drain(connection: Connection): { events: ConnectionEvent[]; sent: Uint8Array[] } {
-  const events: ConnectionEvent[] = [];
-  const sent: Uint8Array[] = [];
-  for (let e = connection.pollEvent(); e; e = connection.pollEvent()) events.push(e);
-  for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) sent.push(d);
-  return { events, sent };
-}
 
 /** The ClientHello body and record of a client's first datagram. */
 function firstHello(seed: string) {

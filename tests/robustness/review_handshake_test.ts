@@ -4,9 +4,7 @@
  * states the guarantee it checks.
  */
 import assert from "node:assert/strict";
-import type { Connection } from "../../src/connection/connection.ts";
 import { connectionConfig, ServerEndpoint } from "../../src/connection/endpoint.ts";
-import type { ConnectionEvent } from "../../src/connection/events.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import type { CryptoProvider } from "../../src/crypto/provider.ts";
 import { encodeHandshakeMessage, parseHandshakeFragments } from "../../src/handshake/fragments.ts";
@@ -17,19 +15,11 @@ import {
   HandshakeType,
 } from "../../src/handshake/messages.ts";
 import { ContentType, DTLS_1_2, encodeRecord, parseRecords } from "../../src/record/header.ts";
-import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
+import { converse, drain, testClient, testEndpoint } from "../helpers/drive.ts";
 import { seededRandom } from "../helpers/random.ts";
 import { IDENTITY, serverPsk } from "../helpers/sim.ts";
 
 const T0 = 1_000_000;
-
-function drain(connection: Connection): { events: ConnectionEvent[]; sent: Uint8Array[] } {
-  const events: ConnectionEvent[] = [];
-  const sent: Uint8Array[] = [];
-  for (let e = connection.pollEvent(); e; e = connection.pollEvent()) events.push(e);
-  for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) sent.push(d);
-  return { events, sent };
-}
 
 const bytes = (ds: Uint8Array[]) => ds.reduce((n, d) => n + d.length, 0);
 
