@@ -146,7 +146,7 @@ export const SETTINGS: readonly Spec[] = [
     default: 65_536,
     min: 1_024,
     max: 1 << 30,
-    help: "handshake reassembly memory per connection, bytes",
+    help: "handshake buffers (reassembly, early records) per connection, bytes",
   },
   {
     name: "max-reassembly-total",
@@ -379,7 +379,13 @@ export function usage(): string {
       ? ""
       : ` ${spec.kind === "hostport" ? "ADDR:PORT" : spec.kind.toUpperCase()}`;
     const def = spec.default === undefined ? "" : ` (default ${spec.default})`;
-    lines.push(`  --${spec.name}${arg}`.padEnd(34) + `${spec.help}${def}  [${envName(spec.name)}]`);
+    // At least one space after the longest flag (--max-reassembly-per-handshake INT).
+    const flag = `  --${spec.name}${arg}`;
+    lines.push(
+      `${flag.padEnd(34)}${flag.length >= 34 ? " " : ""}${spec.help}${def}  [${
+        envName(spec.name)
+      }]`,
+    );
   }
   lines.push(
     "  --help                      this text",
