@@ -38,7 +38,7 @@ import {
   type RecordView,
 } from "../record/header.ts";
 import { NULL_PROTECTION, type RecordProtection } from "../record/protection.ts";
-import { ReplayWindow } from "../record/replay.ts";
+import { RecentSequences, ReplayWindow } from "../record/replay.ts";
 import { alertFor, ProtocolError } from "../handshake/errors.ts";
 import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handshake/driver.ts";
 
@@ -108,6 +108,10 @@ export class Connection implements HandshakeHost {
   #nextPeerResend = -Infinity;
   /** Bytes of datagrams the last (re)transmission of our flight took. */
   #flightBytes = 0;
+  /** Epoch 0's record filter (it has no replay window). */
+  readonly #recent0 = new RecentSequences();
+  /** Records dropped so far, all reasons: tells whether a dispatch used its record. */
+  #dropCount = 0;
   /** Whether the repeat being handled came in an authenticated record. */
   #peerRepeat: "authenticated" | "unauthenticated" = "unauthenticated";
   /**
@@ -167,6 +171,14 @@ export class Connection implements HandshakeHost {
   /** Bytes of handshake buffers held for the peer now (reassembly and early records). */
   get bufferedBytes(): number {
     return this.#memory.used;
+  }
+
+  /**
+   * Notes an epoch-0 record used before this connection existed (the
+   * ClientHello the endpoint verified): a copy of it is not a repeat.
+   */
+  markUsed(seq: number): void {
+    this.#recent0.add(seq);
   }
 
   /** Runs the driver's opening move (the server answers its ClientHello, the client sends one). */
@@ -248,8 +260,9 @@ export class Connection implements HandshakeHost {
     if (epoch === undefined) {
       // RFC 6347 §4.1: records of the next epoch may arrive before its
       // ChangeCipherSpec; keep a few, drop the rest.
+      // Only epoch 1 can come early (no renegotiation: there is no epoch 2).
       if (
-        record.epoch === this.#readEpoch + 1 && this.#phase === "handshaking" &&
+        record.epoch === 1 && this.#readEpoch === 0 && this.#phase === "handshaking" &&
         this.#early.length < MAX_EARLY_RECORDS &&
         this.#memory.charge(record.raw.length + BUFFER_OVERHEAD)
       ) {
@@ -270,10 +283,10 @@ export class Connection implements HandshakeHost {
     }
     // Epoch 0 has no replay window (RFC 6347 §4.1.2.6 makes one optional):
     // anyone can send epoch-0 records, so one at 2^48-1 would push the
-    // window past the peer's own. Copies there are harmless: reassembly
-    // and the handshake ignore what they already took.
+    // window past the peer's own. Only exact copies of records already used
+    // are refused there, so a duplicated datagram is not a repeated flight.
     const replayChecked = record.epoch > 0;
-    if (replayChecked && !epoch.replay.isFresh(record.seq)) {
+    if (replayChecked ? !epoch.replay.isFresh(record.seq) : this.#recent0.has(record.seq)) {
       return this.#drop("replay", record.epoch);
     }
     const plaintext = epoch.protection.unprotect(
@@ -303,7 +316,10 @@ export class Connection implements HandshakeHost {
     // Only a record of the epoch in use shows the peer is there: once keys
     // are, an epoch-0 record is anyone's and must not keep the connection.
     if (record.epoch === this.#readEpoch) this.#lastReceive = this.#now;
+    const drops = this.#dropCount;
     this.#dispatch(record, plaintext);
+    // Remembered only when used: noise must not shadow the peer's records.
+    if (!replayChecked && this.#dropCount === drops) this.#recent0.add(record.seq);
   }
 
   /**
@@ -620,11 +636,13 @@ export class Connection implements HandshakeHost {
     this.#phase = "established";
     // Nothing is buffered once established (see #handleHandshake).
     this.inbound.clear();
+    this.#dropEarly();
   }
 
   // ---- internals -------------------------------------------------------------
 
   #drop(reason: DropReason, epoch: number): void {
+    this.#dropCount++;
     this.drops[reason]++;
     this.#events.push({ type: "dropped", reason, epoch });
   }
@@ -650,11 +668,16 @@ export class Connection implements HandshakeHost {
     );
   }
 
+  /** Gives up the records held for an epoch not yet read. */
+  #dropEarly(): void {
+    for (const record of this.#early) this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
+    this.#early = [];
+  }
+
   #close(reason: string, error: boolean, internal?: InternalOrigin): void {
     this.#phase = "closed";
     this.#timer.clear();
-    for (const record of this.#early) this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
-    this.#early = [];
+    this.#dropEarly();
     this.inbound.clear();
     this.#memory.releaseAll();
     this.#events.push({ type: "closed", reason, error, internal });

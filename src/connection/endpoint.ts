@@ -10,12 +10,7 @@
  * @module
  */
 
-import {
-  clientHelloParams,
-  CookieAuthority,
-  cookieIssuedAt,
-  type CookieVerdict,
-} from "../cookie/cookie.ts";
+import { clientHelloParams, CookieAuthority, type CookieVerdict } from "../cookie/cookie.ts";
 import {
   AlertDescription,
   AlertLevel,
@@ -163,7 +158,16 @@ interface Entry {
    * string costs an idle connection a tenth of a typed array's heap.
    */
   readonly clientRandom: string;
+  /**
+   * The cookies (one character per byte) of the handshakes at this address
+   * and port, newest last, at most {@link MAX_USED_COOKIES}: a ClientHello
+   * replaying one of them may not replace the association (RFC 6347 §4.2.8).
+   */
+  readonly usedCookies: readonly string[];
 }
+
+/** Cookies remembered per address and port: more than a client restarts within a cookie's life. */
+const MAX_USED_COOKIES = 8;
 
 /** One character per byte (Latin-1), for a value that is compared, never used as bytes. */
 function byteString(bytes: Uint8Array): string {
@@ -264,9 +268,11 @@ export class ServerEndpoint {
   handleDatagram(datagram: Uint8Array, peer: string, now: number): EndpointOutcome {
     const entry = this.#table.get(peer);
     if (entry !== undefined && !entry.connection.isClosed) {
-      const hello = entry.connection.isEstablished ? peekClientHello(datagram) : undefined;
-      // RFC 6347 §4.2.8: an epoch-0 ClientHello on an established association
-      // is a restarted client, unless it is a late copy of this handshake's own.
+      const hello = peekClientHello(datagram);
+      // RFC 6347 §4.2.8: an epoch-0 ClientHello on an association (established
+      // or still in its handshake) is a restarted client, unless it is a late
+      // copy of this handshake's own. It goes the stateless way: a cookie
+      // first, and only a fresh one replaces the association.
       if (hello === undefined || byteString(hello.random) === entry.clientRandom) {
         this.#guard(entry.connection, () => entry.connection.handleDatagram(datagram, now));
         this.#settle(entry.connection);
@@ -386,16 +392,13 @@ export class ServerEndpoint {
     const peerBytes = encoder.encode(peer);
     let verdict = this.#cookies.verify(peerBytes, params, params.cookie, now);
     // RFC 6347 §4.2.8: a ClientHello may replace this address's association
-    // only once the client has shown it is reachable. A cookie minted before
-    // that association began shows nothing: it is a replay of an older
-    // handshake (a cookie stays valid for minutes), so the client gets a
-    // fresh cookie instead, which only the real one can echo.
-    if (
-      verdict === "ok" && previous !== undefined &&
-      cookieIssuedAt(params.cookie) < Math.floor(previous.createdAt / 1000) * 1000
-    ) {
-      verdict = "replayed";
-    }
+    // only once the client has shown it is reachable. A cookie this address
+    // already used shows nothing: it is a replay of an older handshake (a
+    // cookie stays valid for minutes), so the client gets a fresh cookie
+    // instead, which only the real one can echo.
+    const cookie = byteString(params.cookie);
+    const used = previous === undefined ? [] : this.#table.get(peer)?.usedCookies ?? [];
+    if (verdict === "ok" && used.includes(cookie)) verdict = "replayed";
     if (verdict !== "ok") {
       return {
         kind: "hello_verify_request",
@@ -427,9 +430,14 @@ export class ServerEndpoint {
     // Our epoch-0 records continue from the ClientHello's sequence number, as
     // the HelloVerifyRequest used it (RFC 6347 §4.2.1).
     connection.attach(handshake, record.seq);
+    connection.markUsed(record.seq);
     previous?.abort("replaced by a new handshake from the same address (RFC 6347 §4.2.8)");
     if (previous !== undefined) this.#halfOpen.delete(previous);
-    this.#table.set(peer, { connection, clientRandom: byteString(random) });
+    this.#table.set(peer, {
+      connection,
+      clientRandom: byteString(random),
+      usedCookies: [...used, cookie].slice(-MAX_USED_COOKIES),
+    });
     this.#halfOpen.add(connection);
     connection.start();
     this.#settle(connection);

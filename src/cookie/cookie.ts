@@ -29,15 +29,9 @@ const MAC_LENGTH = 16;
 
 /**
  * Why a cookie did not verify, or `"ok"`; `"replayed"` is the endpoint's: a
- * valid cookie minted before the association it would replace.
+ * valid cookie this address already used, replayed to replace its association.
  */
 export type CookieVerdict = "ok" | "missing" | "malformed" | "expired" | "invalid" | "replayed";
-
-/** When a well-formed cookie was minted, ms (whole seconds): meaningful once it verified. */
-export function cookieIssuedAt(cookie: Uint8Array): number {
-  if (cookie.length !== COOKIE_LENGTH) return 0;
-  return new DataView(cookie.buffer, cookie.byteOffset + 1, 4).getUint32(0) * 1000;
-}
 
 /** Options of a {@link CookieAuthority}. */
 export interface CookieOptions {

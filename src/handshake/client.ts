@@ -55,6 +55,13 @@ import {
   verifyData,
 } from "./keys.ts";
 
+/**
+ * How many HelloVerifyRequests a client answers: RFC 6347 §4.2.1 lets a
+ * server refuse a cookie (expired, or from before a restart) with a new one;
+ * a server that never stops is not worth waiting for.
+ */
+const MAX_HELLO_VERIFIES = 4;
+
 /** What a PSK client offers. */
 export interface PskClientOptions {
   /** psk_identity sent in ClientKeyExchange. */
@@ -115,7 +122,8 @@ export class ClientHandshake implements HandshakeDriver {
   #hello: ClientHello;
   #seq = 0;
   #state: ClientState = { kind: "await_server_hello" };
-  #cookieSeen = false;
+  /** HelloVerifyRequests answered so far (a server may send another: a cookie expired). */
+  #helloVerifies = 0;
 
   constructor(conn: HandshakeHost, options: PskClientOptions) {
     this.#conn = conn;
@@ -174,7 +182,9 @@ export class ClientHandshake implements HandshakeDriver {
     switch (state.kind) {
       case "await_server_hello":
         if (epoch !== 0) break;
-        if (msgType === HandshakeType.HelloVerifyRequest && !this.#cookieSeen) {
+        if (
+          msgType === HandshakeType.HelloVerifyRequest && this.#helloVerifies < MAX_HELLO_VERIFIES
+        ) {
           // RFC 6347 §4.2.1: resend the same ClientHello with the cookie. The
           // first ClientHello and the HelloVerifyRequest stay out of the transcript.
           const hvr = decodeHelloVerifyRequest(body);
@@ -184,7 +194,7 @@ export class ClientHandshake implements HandshakeDriver {
               "Cannot accept HelloVerifyRequest version",
             );
           }
-          this.#cookieSeen = true;
+          this.#helloVerifies++;
           conn.disarmTimer();
           this.#hello = { ...this.#hello, cookie: hvr.cookie.slice() };
           this.#sendHello();
