@@ -62,6 +62,11 @@ export class CookieAuthority {
   #previous: Secret | undefined;
   #rotatedAt = 0;
   readonly #scratch = new Uint8Array(4);
+  /**
+   * The MAC input, written into one reused buffer: one HMAC call over one
+   * array, instead of nine parts and four length arrays per cookie.
+   */
+  #input = new Uint8Array(512);
 
   constructor(options: CookieOptions) {
     this.#provider = options.provider;
@@ -92,22 +97,24 @@ export class CookieAuthority {
     peer: Uint8Array,
     params: ClientHelloParams,
   ): Uint8Array {
-    const header = new Uint8Array(5);
-    header[0] = secret.generation;
-    new DataView(header.buffer).setUint32(1, issuedAt);
-    const tag = secret.mac.compute(
-      header,
-      lengthOf(peer),
-      peer,
-      lengthOf(params.head),
-      params.head,
-      lengthOf(params.suites),
-      params.suites,
-      lengthOf(params.compression),
-      params.compression,
-    );
+    const parts = [peer, params.head, params.suites, params.compression];
+    let size = 5;
+    for (const part of parts) size += 2 + part.length;
+    if (size > this.#input.length) this.#input = new Uint8Array(size);
+    const input = this.#input;
+    input[0] = secret.generation;
+    writeU32(input, 1, issuedAt);
+    let at = 5;
+    for (const part of parts) {
+      // Every part is shorter than a 2^16-byte handshake body.
+      input[at] = part.length >>> 8;
+      input[at + 1] = part.length;
+      input.set(part, at + 2);
+      at += 2 + part.length;
+    }
+    const tag = secret.mac.compute(input.subarray(0, size));
     const cookie = new Uint8Array(COOKIE_LENGTH);
-    cookie.set(header);
+    cookie.set(input.subarray(0, 5));
     cookie.set(tag.subarray(0, MAC_LENGTH), 5);
     return cookie;
   }
@@ -145,12 +152,11 @@ export class CookieAuthority {
   }
 }
 
-/** A part's length as two bytes (every part is shorter than a 2^16-byte handshake body). */
-function lengthOf(part: Uint8Array): Uint8Array {
-  if (part.length > 0xffff) {
-    throw new RangeError(`Cannot mint cookie: part of ${part.length} bytes`);
-  }
-  return new Uint8Array([part.length >>> 8, part.length & 0xff]);
+function writeU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value >>> 24;
+  out[at + 1] = value >>> 16;
+  out[at + 2] = value >>> 8;
+  out[at + 3] = value;
 }
 
 /**
