@@ -223,6 +223,14 @@ export interface ServerSettings {
   readonly receiveBuffer: number | undefined;
 }
 
+/** What a flag takes, as `--help` shows it: the choices of an enum, the kind of anything else. */
+function argumentOf(spec: Spec): string {
+  if (spec.kind === "bool") return "";
+  if (spec.kind === "hostport") return " ADDR:PORT";
+  if (spec.kind === "enum" && spec.choices !== undefined) return ` ${spec.choices.join("|")}`;
+  return ` ${spec.kind.toUpperCase()}`;
+}
+
 /** The environment variable of a setting. */
 export function envName(name: string): string {
   return `DTLS_SERVER_${name.toUpperCase().replaceAll("-", "_")}`;
@@ -374,22 +382,16 @@ export function usage(): string {
     "",
     "Options (each also an environment variable, and a key of the --config file):",
   ];
-  for (const spec of SETTINGS) {
-    const arg = spec.kind === "bool"
-      ? ""
-      : ` ${spec.kind === "hostport" ? "ADDR:PORT" : spec.kind.toUpperCase()}`;
+  const flags = SETTINGS.map((spec) => `  --${spec.name}${argumentOf(spec)}`);
+  // One column for every description: two spaces after the longest flag.
+  const width = Math.max(...flags.map((f) => f.length)) + 2;
+  SETTINGS.forEach((spec, i) => {
     const def = spec.default === undefined ? "" : ` (default ${spec.default})`;
-    // At least one space after the longest flag (--max-reassembly-per-handshake INT).
-    const flag = `  --${spec.name}${arg}`;
-    lines.push(
-      `${flag.padEnd(34)}${flag.length >= 34 ? " " : ""}${spec.help}${def}  [${
-        envName(spec.name)
-      }]`,
-    );
-  }
+    lines.push(`${flags[i]!.padEnd(width)}${spec.help}${def}  [${envName(spec.name)}]`);
+  });
   lines.push(
-    "  --help                      this text",
-    "  --version                   print the version",
+    `${"  --help".padEnd(width)}this text`,
+    `${"  --version".padEnd(width)}print the version`,
     "",
     "Keys may also come from DTLS_SERVER_PSK_KEYS (psktool lines, newline- or comma-separated).",
     "SIGHUP reloads the keys; SIGINT / SIGTERM send close_notify to every peer and exit.",

@@ -5,6 +5,7 @@ import {
   parseDuration,
   resolveSettings,
   SETTINGS,
+  usage,
 } from "../../src/server/config.ts";
 import { loadKeys, openKeyFileMode } from "../../src/cli/server_command.ts";
 
@@ -185,4 +186,17 @@ Deno.test("openKeyFileMode: the mode of a key file open to group or others", {
     assert.equal(openKeyFileMode(file), open, mode.toString(8));
   }
   assert.equal(openKeyFileMode("/nonexistent/keys.psk"), undefined);
+});
+
+Deno.test("--help: every description starts in one column, after every flag, and enums list their choices", () => {
+  const lines = usage().split("\n").filter((l) => l.startsWith("  --"));
+  const column = (line: string) => line.search(/(?<=\S {2,})\S/);
+  const first = column(lines[0]!);
+  for (const line of lines) {
+    assert.equal(column(line), first, line);
+    assert.ok(/^  --\S+( \S+)? {2,}\S/.test(line), `two spaces between flag and text: ${line}`);
+  }
+  assert.ok(lines.some((l) => l.startsWith("  --log-level debug|info|warning|error ")));
+  assert.ok(lines.some((l) => l.startsWith("  --log-format json|pretty ")));
+  assert.ok(!lines.some((l) => l.includes("ENUM")));
 });
