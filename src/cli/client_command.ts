@@ -9,14 +9,13 @@
 import { parseArgs } from "node:util";
 import { DtlsClient } from "../client/dtls_client.ts";
 import { CIPHER_SUITES, type CipherSuite, suiteByName } from "../record/suites.ts";
-import { parseHexKey } from "../server/psk_store.ts";
+import { DEMO_CLIENT_IDENTITY, DEMO_KEY_HEX, parseHexKey } from "../server/psk_store.ts";
 
 /** Usage of the client command. */
-export const CLIENT_USAGE =
-  `Usage: dtls-server client --connect HOST:PORT --psk-identity ID --psk-key HEX [options]
+export const CLIENT_USAGE = `Usage: dtls-server client --connect HOST:PORT [options]
   --connect HOST:PORT   server to connect to ([::1]:4433 for IPv6)
-  --psk-identity ID     PSK identity
-  --psk-key HEX         the key as hex (or DTLS_CLIENT_PSK_KEY)
+  --psk-identity ID     PSK identity (default: the Qt example's, "${DEMO_CLIENT_IDENTITY}")
+  --psk-key HEX         the key as hex, or DTLS_CLIENT_PSK_KEY (default: the demo key)
   --message TEXT        what to send (default "Message #N")
   --count N             how many messages (default 1)
   --cipher NAME         offer only this suite (IANA name); default: all
@@ -59,17 +58,15 @@ export async function runClient(
     console.error(`Cannot use --connect ${v.connect ?? "(missing)"}: expected HOST:PORT`);
     return 2;
   }
-  const identity = v["psk-identity"];
-  if (identity === undefined) {
-    console.error("Cannot connect: --psk-identity is required");
-    return 2;
-  }
+  // Without keys the client is the Qt example's, as the server without a
+  // key file is: `deno task start` and `client --connect 127.0.0.1:4433` talk.
+  const identity = v["psk-identity"] ?? DEMO_CLIENT_IDENTITY;
   let psk: Uint8Array;
   let suites: readonly CipherSuite[] = CIPHER_SUITES;
   const count = Number(v.count);
   const timeoutMs = Number(v.timeout) * 1000;
   try {
-    psk = parseHexKey(v["psk-key"] ?? env("DTLS_CLIENT_PSK_KEY") ?? "", "--psk-key");
+    psk = parseHexKey(v["psk-key"] ?? env("DTLS_CLIENT_PSK_KEY") ?? DEMO_KEY_HEX, "--psk-key");
     if (v.cipher !== undefined) suites = [suiteByName(v.cipher)];
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));

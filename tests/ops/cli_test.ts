@@ -123,6 +123,15 @@ Deno.test("the client command talks to the server and prints the suite and each 
   await server.waitForEvent("datagram", { plaintext: "Message #2" });
 });
 
+Deno.test("the client command without keys is the Qt example's client: it talks to the demo server", async () => {
+  await using server = await startServer([]);
+  const r = await runMain(["client", "--connect", `127.0.0.1:${server.port}`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^connected: \S+, DTLS 1\.2\nto \(127\.0\.0\.1:\d+\): ACK\n$/);
+  const identity = await server.waitForEvent("psk_identity", {});
+  assert.equal(identity.identity, "Qt DTLS example client");
+});
+
 Deno.test("the client command fails clearly with a wrong key", async () => {
   const keys = tempFile("keys.psk", "alice:00112233\n");
   await using server = await startServer(["--psk-file", keys]);
