@@ -1,6 +1,6 @@
 /**
  * Keeps the engine sans-I/O and its layers importing only downward
- * (STYLE.md): codec, memory → crypto → record → cookie / handshake → connection.
+ * (ARCHITECTURE.md): codec, memory → crypto → record → cookie / handshake → connection.
  */
 import assert from "node:assert/strict";
 

@@ -1,7 +1,7 @@
 /**
  * Protocol errors and the one table that turns a failure into an alert.
  *
- * Three tiers (see STYLE.md): record noise is dropped and counted, never
+ * Three tiers (see ARCHITECTURE.md): record noise is dropped and counted, never
  * thrown; a {@link ProtocolError} is fatal and becomes exactly one alert; any
  * other exception is a bug, reported as internal_error.
  *
