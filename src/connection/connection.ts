@@ -38,7 +38,7 @@ import {
   type RecordView,
 } from "../record/header.ts";
 import { NULL_PROTECTION, type RecordProtection } from "../record/protection.ts";
-import { RecentSequences, ReplayWindow } from "../record/replay.ts";
+import { ReplayWindow } from "../record/replay.ts";
 import { alertFor, ProtocolError } from "../handshake/errors.ts";
 import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handshake/driver.ts";
 
@@ -108,10 +108,14 @@ export class Connection implements HandshakeHost {
   #nextPeerResend = -Infinity;
   /** Bytes of datagrams the last (re)transmission of our flight took. */
   #flightBytes = 0;
-  /** Epoch 0's record filter (it has no replay window). */
-  readonly #recent0 = new RecentSequences();
-  /** Records dropped so far, all reasons: tells whether a dispatch used its record. */
-  #dropCount = 0;
+  /** The sequence number of the record being handled. */
+  #recordSeq = 0;
+  /** The highest epoch-0 record number handled so far. */
+  #epoch0Top = -1;
+  /** {@link #epoch0Top} when we last sent our flight: epoch-0 records up to it are not repeats. */
+  #repeatFloor = -1;
+  /** {@link #repeatFloor} as it was when the record being handled arrived. */
+  #repeatSeqFloor = -1;
   /** Whether the repeat being handled came in an authenticated record. */
   #peerRepeat: "authenticated" | "unauthenticated" = "unauthenticated";
   /**
@@ -174,11 +178,11 @@ export class Connection implements HandshakeHost {
   }
 
   /**
-   * Notes an epoch-0 record used before this connection existed (the
+   * Notes an epoch-0 record handled before this connection existed (the
    * ClientHello the endpoint verified): a copy of it is not a repeat.
    */
   markUsed(seq: number): void {
-    this.#recent0.add(seq);
+    this.#epoch0Top = Math.max(this.#epoch0Top, seq);
   }
 
   /** Runs the driver's opening move (the server answers its ClientHello, the client sends one). */
@@ -282,11 +286,12 @@ export class Connection implements HandshakeHost {
       return this.#drop(record.epoch > this.#readEpoch ? "buffer_full" : "epoch", record.epoch);
     }
     // Epoch 0 has no replay window (RFC 6347 §4.1.2.6 makes one optional):
-    // anyone can send epoch-0 records, so one at 2^48-1 would push the
-    // window past the peer's own. Only exact copies of records already used
-    // are refused there, so a duplicated datagram is not a repeated flight.
+    // anyone can send epoch-0 records, so a window there could be pushed
+    // past the peer's own, or filled with its next numbers, by noise.
+    // Copies are harmless to the handshake; that they are not taken for
+    // repeated flights is #isPeerRepeat's job.
     const replayChecked = record.epoch > 0;
-    if (replayChecked ? !epoch.replay.isFresh(record.seq) : this.#recent0.has(record.seq)) {
+    if (replayChecked && !epoch.replay.isFresh(record.seq)) {
       return this.#drop("replay", record.epoch);
     }
     const plaintext = epoch.protection.unprotect(
@@ -316,10 +321,25 @@ export class Connection implements HandshakeHost {
     // Only a record of the epoch in use shows the peer is there: once keys
     // are, an epoch-0 record is anyone's and must not keep the connection.
     if (record.epoch === this.#readEpoch) this.#lastReceive = this.#now;
-    const drops = this.#dropCount;
+    this.#recordSeq = record.seq;
+    // Before dispatching: a flight sent in answer to this record must count
+    // it as had, so that a copy of it is no repeat.
+    const floor = this.#repeatFloor;
+    if (record.epoch === 0) this.#epoch0Top = Math.max(this.#epoch0Top, record.seq);
+    this.#repeatSeqFloor = floor;
     this.#dispatch(record, plaintext);
-    // Remembered only when used: noise must not shadow the peer's records.
-    if (!replayChecked && this.#dropCount === drops) this.#recent0.add(record.seq);
+  }
+
+  /**
+   * Whether an old message in the record being handled is the peer
+   * repeating its flight. A peer's retransmission comes in new records
+   * (RFC 6347 §4.2.4: every record takes the next sequence number), so in
+   * epoch 0, which has no replay window, a record numbered no higher than
+   * the last one we had before sending our flight is a copy the network
+   * made, not a repeat.
+   */
+  #isPeerRepeat(epoch: number): boolean {
+    return epoch > 0 || this.#recordSeq > this.#repeatSeqFloor;
   }
 
   /**
@@ -401,7 +421,7 @@ export class Connection implements HandshakeHost {
         case "old":
           // The peer repeated a message we already processed: it lost our
           // last flight. Resend once per repeated flight (its first fragment).
-          if (fragment.fragmentOffset === 0) {
+          if (fragment.fragmentOffset === 0 && this.#isPeerRepeat(epoch)) {
             this.#peerRepeat = epoch > 0 ? "authenticated" : "unauthenticated";
             this.#driver.onPeerRetransmit(fragment.messageSeq);
           }
@@ -642,7 +662,6 @@ export class Connection implements HandshakeHost {
   // ---- internals -------------------------------------------------------------
 
   #drop(reason: DropReason, epoch: number): void {
-    this.#dropCount++;
     this.drops[reason]++;
     this.#events.push({ type: "dropped", reason, epoch });
   }
@@ -729,6 +748,7 @@ export class Connection implements HandshakeHost {
 
   #transmitFlight(items: readonly FlightItem[]): void {
     this.#flightBytes = 0;
+    this.#repeatFloor = this.#epoch0Top;
     const records: Uint8Array[] = [];
     for (const item of items) {
       if (item.kind === "change_cipher_spec") {

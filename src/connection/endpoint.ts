@@ -145,6 +145,8 @@ export type EndpointDropReason =
   | "malformed"
   | "not_client_hello"
   | "fragmented_client_hello"
+  /** A ClientHello with a new random while this address's handshake is still going on. */
+  | "handshake_in_progress"
   /** A ClientHello whose record sequence number or message_seq leaves us too few of our own. */
   | "sequence_limit"
   /** Our own failure while handling it (a bug): nothing was kept. */
@@ -158,16 +160,20 @@ interface Entry {
    * string costs an idle connection a tenth of a typed array's heap.
    */
   readonly clientRandom: string;
-  /**
-   * The cookies (one character per byte) of the handshakes at this address
-   * and port, newest last, at most {@link MAX_USED_COOKIES}: a ClientHello
-   * replaying one of them may not replace the association (RFC 6347 §4.2.8).
-   */
-  readonly usedCookies: readonly string[];
 }
 
-/** Cookies remembered per address and port: more than a client restarts within a cookie's life. */
-const MAX_USED_COOKIES = 8;
+/** Addresses and ports whose used cookies are remembered (the oldest forgotten first). */
+const MAX_COOKIE_PEERS = 16_384;
+/** Used cookies remembered per address and port: far more than a client restarts within a cookie's life. */
+const MAX_COOKIES_PER_PEER = 64;
+
+/**
+ * How long a half-open association must have been quiet before a
+ * ClientHello with a new random may start over at its address: a restarted
+ * client waits a retransmission or two, a spoofed ClientHello cannot throw
+ * a live handshake's client a HelloVerifyRequest it does not expect.
+ */
+const HALF_OPEN_QUIET_MS = 1_000;
 
 /** One character per byte (Latin-1), for a value that is compared, never used as bytes. */
 function byteString(bytes: Uint8Array): string {
@@ -187,6 +193,8 @@ export class ServerEndpoint {
   readonly #maxHalfOpen: number;
   readonly #rate: SourceRateLimiter;
   readonly #memory: MemoryBudget;
+  /** Per address and port, the cookies that made connections there and when (see #cookieUsed). */
+  readonly #usedCookies = new Map<string, Map<string, number>>();
   /** Handshakes refused by admission control, by reason, since creation. */
   readonly refused: Record<AdmissionRefusal, number> = { capacity: 0, half_open: 0, rate: 0 };
 
@@ -283,6 +291,9 @@ export class ServerEndpoint {
           replaced: undefined,
         };
       }
+      const live = !entry.connection.isEstablished &&
+        now - entry.connection.lastReceive < HALF_OPEN_QUIET_MS;
+      if (live) return { kind: "dropped", reason: "handshake_in_progress" };
       return this.#accept(datagram, peer, now, entry.connection);
     }
     if (entry !== undefined) {
@@ -312,6 +323,33 @@ export class ServerEndpoint {
       this.internalErrors++;
       connection.failInternal(error);
     }
+  }
+
+  /**
+   * Whether `cookie` already made a connection at `peer` within a cookie's
+   * lifetime. The record outlives the connection: an association made
+   * again after the old one closed is as much a target of a replay.
+   */
+  #cookieUsed(peer: string, cookie: string, now: number): boolean {
+    const at = this.#usedCookies.get(peer)?.get(cookie);
+    return at !== undefined && now - at < this.#cookies.lifetimeMs;
+  }
+
+  /** Remembers that `cookie` made a connection at `peer`, in bounded tables. */
+  #rememberCookie(peer: string, cookie: string, now: number): void {
+    let cookies = this.#usedCookies.get(peer);
+    if (cookies !== undefined) {
+      this.#usedCookies.delete(peer); // re-inserted: Map order is least recently used first
+      for (const [c, at] of cookies) if (now - at >= this.#cookies.lifetimeMs) cookies.delete(c);
+      if (cookies.size >= MAX_COOKIES_PER_PEER) cookies.delete(cookies.keys().next().value!);
+    } else {
+      if (this.#usedCookies.size >= MAX_COOKIE_PEERS) {
+        this.#usedCookies.delete(this.#usedCookies.keys().next().value!);
+      }
+      cookies = new Map();
+    }
+    cookies.set(cookie, now);
+    this.#usedCookies.set(peer, cookies);
   }
 
   /** Stops counting a connection as half-open once its handshake is over either way. */
@@ -397,8 +435,9 @@ export class ServerEndpoint {
     // cookie stays valid for minutes), so the client gets a fresh cookie
     // instead, which only the real one can echo.
     const cookie = byteString(params.cookie);
-    const used = previous === undefined ? [] : this.#table.get(peer)?.usedCookies ?? [];
-    if (verdict === "ok" && used.includes(cookie)) verdict = "replayed";
+    if (verdict === "ok" && previous !== undefined && this.#cookieUsed(peer, cookie, now)) {
+      verdict = "replayed";
+    }
     if (verdict !== "ok") {
       return {
         kind: "hello_verify_request",
@@ -431,13 +470,10 @@ export class ServerEndpoint {
     // the HelloVerifyRequest used it (RFC 6347 §4.2.1).
     connection.attach(handshake, record.seq);
     connection.markUsed(record.seq);
+    this.#rememberCookie(peer, cookie, now);
     previous?.abort("replaced by a new handshake from the same address (RFC 6347 §4.2.8)");
     if (previous !== undefined) this.#halfOpen.delete(previous);
-    this.#table.set(peer, {
-      connection,
-      clientRandom: byteString(random),
-      usedCookies: [...used, cookie].slice(-MAX_USED_COOKIES),
-    });
+    this.#table.set(peer, { connection, clientRandom: byteString(random) });
     this.#halfOpen.add(connection);
     connection.start();
     this.#settle(connection);

@@ -75,6 +75,11 @@ export class CookieAuthority {
     this.#lifetimeMs = Math.min(options.lifetimeMs ?? 2 * this.#rotationMs, 2 * this.#rotationMs);
   }
 
+  /** How long a cookie stays valid after it is minted, ms. */
+  get lifetimeMs(): number {
+    return this.#lifetimeMs;
+  }
+
   #secretsAt(now: number): Secret {
     if (this.#current === undefined || now - this.#rotatedAt >= this.#rotationMs) {
       this.#previous = this.#current;

@@ -72,30 +72,3 @@ export class ReplayWindow {
     else this.#hi |= 1 << (d - 32);
   }
 }
-
-/** Sequence numbers remembered by a {@link RecentSequences}. */
-const RECENT = 32;
-
-/**
- * The epoch-0 stand-in for a replay window: the last {@link RECENT} sequence
- * numbers of records that were used, so that a datagram the network
- * duplicated is not taken twice (a second copy would look like the peer
- * repeating its flight). Unlike a window it never refuses a number for being
- * old or far from the others: epoch-0 records are anyone's, and one spoofed
- * at 2^48-1 must not make the peer's own look stale.
- */
-export class RecentSequences {
-  readonly #seqs = new Array<number>(RECENT).fill(-1);
-  #next = 0;
-
-  /** Whether `seq` is one of the last used. */
-  has(seq: number): boolean {
-    return this.#seqs.includes(seq);
-  }
-
-  /** Remembers `seq` as used, forgetting the oldest. */
-  add(seq: number): void {
-    this.#seqs[this.#next] = seq;
-    this.#next = (this.#next + 1) % RECENT;
-  }
-}
