@@ -194,7 +194,7 @@ Deno.test("--help: every description starts in one column, after every flag, and
   const first = column(lines[0]!);
   for (const line of lines) {
     assert.equal(column(line), first, line);
-    assert.ok(/^  --\S+( \S+)? {2,}\S/.test(line), `two spaces between flag and text: ${line}`);
+    assert.ok(/^ {2}--\S+( \S+)? {2,}\S/.test(line), `two spaces between flag and text: ${line}`);
   }
   assert.ok(lines.some((l) => l.startsWith("  --log-level debug|info|warning|error ")));
   assert.ok(lines.some((l) => l.startsWith("  --log-format json|pretty ")));
