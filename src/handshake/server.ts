@@ -46,6 +46,7 @@ import {
   encodeFinished,
   encodePskServerKeyExchange,
   encodeServerHello,
+  encodeServerHelloDone,
   type Extension,
   HandshakeType,
 } from "./messages.ts";
@@ -320,7 +321,7 @@ export class ServerHandshake implements HandshakeDriver {
       // RFC 4279 §2: without a hint the ServerKeyExchange is omitted.
       push(HandshakeType.ServerKeyExchange, encodePskServerKeyExchange(this.#options.identityHint));
     }
-    push(HandshakeType.ServerHelloDone, EMPTY);
+    push(HandshakeType.ServerHelloDone, encodeServerHelloDone());
     // A server's flight 4 waits for the client's next flight; the client's
     // timer drives retransmission, ours covers a lost flight 4 as well.
     conn.sendFlight(items, true);
