@@ -223,6 +223,11 @@ export class Connection implements HandshakeHost {
     this.#received = undefined;
   }
 
+  /** Whether it holds a chunk for received data that {@link releaseIdleMemory} would let go. */
+  get holdsIdleMemory(): boolean {
+    return this.#received !== undefined;
+  }
+
   // ---- input -------------------------------------------------------------
 
   /** Handles one datagram from the peer. */

@@ -36,6 +36,7 @@ import {
 import { Connection, type ConnectionConfig } from "./connection.ts";
 import { DEFAULT_RETRANSMIT } from "../handshake/flight.ts";
 import { MemoryBudget } from "../memory/budget.ts";
+import { DeadlineHeap } from "./deadlines.ts";
 import { sourceAddress, SourceRateLimiter } from "./admission.ts";
 import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
 
@@ -193,6 +194,12 @@ export class ServerEndpoint {
   readonly #maxHalfOpen: number;
   readonly #rate: SourceRateLimiter;
   readonly #memory: MemoryBudget;
+  /** Every connection's next deadline (retransmission, handshake deadline, idle timeout). */
+  readonly #deadlines = new DeadlineHeap<
+    { readonly peer: string; readonly connection: Connection }
+  >();
+  /** The deadline each connection has in the heap now: its other entries there are stale. */
+  readonly #scheduled = new WeakMap<Connection, number>();
   /** Per address and port, the cookies that made connections there and when (see #cookieUsed). */
   readonly #usedCookies = new Map<string, Map<string, number>>();
   /** Handshakes refused by admission control, by reason, since creation. */
@@ -284,6 +291,7 @@ export class ServerEndpoint {
       if (hello === undefined || byteString(hello.random) === entry.clientRandom) {
         this.#guard(entry.connection, () => entry.connection.handleDatagram(datagram, now));
         this.#settle(entry.connection);
+        this.#schedule(peer, entry.connection);
         return {
           kind: "connection",
           connection: entry.connection,
@@ -477,35 +485,90 @@ export class ServerEndpoint {
     this.#halfOpen.add(connection);
     connection.start();
     this.#settle(connection);
+    this.#schedule(peer, connection);
     return { kind: "connection", connection, created: true, replaced: previous };
   }
 
   /**
-   * Fires due timers and idle timeouts; returns the connections it touched,
-   * whose output the owner should drain.
+   * When {@link handleTimeouts} should next be called (the earliest
+   * retransmission, handshake deadline, idle timeout or buffer release of
+   * any connection), or undefined when nothing is pending.
+   */
+  pollTimeout(): number | undefined {
+    for (let top = this.#deadlines.peek(); top !== undefined; top = this.#deadlines.peek()) {
+      if (!this.#isStale(top.at, top.item.peer, top.item.connection)) return top.at;
+      this.#deadlines.pop();
+    }
+    return undefined;
+  }
+
+  /**
+   * Fires the timers and idle timeouts due by `now`; returns the connections
+   * it touched, whose output the owner should drain. Only connections with
+   * something due are visited.
    */
   handleTimeouts(now: number): [peer: string, connection: Connection][] {
     const touched: [string, Connection][] = [];
-    for (const [peer, { connection }] of this.#table) {
-      if (connection.isClosed) {
-        this.#halfOpen.delete(connection);
-        continue;
+    for (let top = this.#deadlines.peek(); top !== undefined && top.at <= now;) {
+      this.#deadlines.pop();
+      const { peer, connection } = top.item;
+      if (!this.#isStale(top.at, peer, connection)) {
+        this.#scheduled.delete(connection);
+        if (this.#fire(connection, now)) touched.push([peer, connection]);
+        this.#schedule(peer, connection);
       }
-      const quiet = now - connection.lastReceive;
-      if (connection.isEstablished && quiet >= this.#options.idleTimeoutMs) {
-        connection.close("idle timeout");
-        touched.push([peer, connection]);
-        continue;
-      }
-      if (quiet >= QUIET_MS) connection.releaseIdleMemory();
-      const due = connection.pollTimeout();
-      if (due !== undefined && due <= now) {
-        this.#guard(connection, () => connection.handleTimeout(now));
-        this.#settle(connection);
-        touched.push([peer, connection]);
-      }
+      top = this.#deadlines.peek();
     }
     return touched;
+  }
+
+  /** One connection's due timers; true when it may have output. */
+  #fire(connection: Connection, now: number): boolean {
+    if (connection.isClosed) {
+      this.#halfOpen.delete(connection);
+      return false;
+    }
+    const quiet = now - connection.lastReceive;
+    if (connection.isEstablished && quiet >= this.#options.idleTimeoutMs) {
+      connection.close("idle timeout");
+      return true;
+    }
+    if (quiet >= QUIET_MS) connection.releaseIdleMemory();
+    const due = connection.pollTimeout();
+    if (due === undefined || due > now) return false;
+    this.#guard(connection, () => connection.handleTimeout(now));
+    this.#settle(connection);
+    return true;
+  }
+
+  /** The next time anything is due for `connection`, or undefined. */
+  #deadlineOf(connection: Connection): number | undefined {
+    if (connection.isClosed) return undefined;
+    let due = connection.pollTimeout() ?? Infinity;
+    if (connection.isEstablished) {
+      due = Math.min(due, connection.lastReceive + this.#options.idleTimeoutMs);
+    }
+    if (connection.holdsIdleMemory) due = Math.min(due, connection.lastReceive + QUIET_MS);
+    return due === Infinity ? undefined : due;
+  }
+
+  /**
+   * Puts `connection`'s next deadline in the heap, unless an entry at or
+   * before it is there already: that one finds out the rest when it fires.
+   */
+  #schedule(peer: string, connection: Connection): void {
+    const due = this.#deadlineOf(connection);
+    if (due === undefined) return;
+    const scheduled = this.#scheduled.get(connection);
+    if (scheduled !== undefined && scheduled <= due) return;
+    this.#scheduled.set(connection, due);
+    this.#deadlines.push(due, { peer, connection });
+  }
+
+  /** An entry whose connection left the table, or that a newer entry replaced. */
+  #isStale(at: number, peer: string, connection: Connection): boolean {
+    return this.#table.get(peer)?.connection !== connection ||
+      this.#scheduled.get(connection) !== at;
   }
 }
 

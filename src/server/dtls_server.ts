@@ -126,7 +126,11 @@ export interface ListenAddress {
   readonly port: number;
 }
 
-const TICK_MS = 100;
+/**
+ * The longest the one timer sleeps: a clock that jumps (an injected one in
+ * tests, or a wall clock set back) is caught up with within this.
+ */
+const MAX_TIMER_MS = 1_000;
 /** Most bytes of a received record logged as hex, per datagram. */
 const LOGGED_RECORD_BYTES = 64;
 /** Most characters of a received payload logged, per datagram. */
@@ -160,7 +164,10 @@ export class DtlsServer {
   /** Decided in {@link listen} when not given: it depends on the bound address. */
   #logPlaintext: boolean;
   #socket: DatagramSocket | undefined;
-  #tick: ReturnType<typeof setInterval> | undefined;
+  /** The one timer: set for the earliest deadline of any connection or throttled log. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When {@link #timer} fires (Infinity: not set). */
+  #timerAt = Infinity;
   #loop: Promise<void> | undefined;
   #closing = false;
   /** Peer key → socket address, for sending. */
@@ -208,6 +215,8 @@ export class DtlsServer {
   /** Debug lines for dropped datagrams and records, throttled the same way, per reason. */
   readonly #datagramDrops: ThrottledLog;
   readonly #recordDrops: ThrottledLog;
+  /** Every throttled log, whose summaries the timer flushes. */
+  readonly #throttledLogs: readonly ThrottledLog[];
   /** The stack of an error in the application's handler, kept for the line its connection's close writes. */
   readonly #failureStacks = new WeakMap<Connection, string>();
 
@@ -254,6 +263,13 @@ export class DtlsServer {
     this.#noise = new ThrottledLog(this.#log, interval, NOISE_LINES);
     this.#datagramDrops = new ThrottledLog(this.#log, interval, NOISE_LINES);
     this.#recordDrops = new ThrottledLog(this.#log, interval, NOISE_LINES);
+    this.#throttledLogs = [
+      this.#refusals,
+      this.#cookieLog,
+      this.#noise,
+      this.#datagramDrops,
+      this.#recordDrops,
+    ];
     this.#endpoint = new ServerEndpoint({
       connection: connectionConfig(provider, random, overrides),
       psk: {
@@ -354,7 +370,7 @@ export class DtlsServer {
       this.metrics.gauge("dtls_socket_receive_drops_total", () => socket.receiveDrops ?? 0);
     }
     this.#loop = socket.serve(this.#onReceived, this.#onReceiveError);
-    this.#tick = setInterval(() => this.#onTick(), TICK_MS);
+    this.#arm();
     return { address: bound.hostname, port: bound.port };
   }
 
@@ -366,7 +382,8 @@ export class DtlsServer {
     const socket = this.#socket;
     if (socket === undefined) return;
     this.#closing = true;
-    clearInterval(this.#tick);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     const sends: Promise<unknown>[] = [];
     let peers = 0;
     for (const [peer, connection] of [...this.#endpoint.entries()]) {
@@ -389,9 +406,43 @@ export class DtlsServer {
   readonly #onReceived = (datagram: Uint8Array, addr: Deno.NetAddr): void => {
     try {
       this.#onDatagram(datagram, addr);
+      // A new handshake's retransmission timer may be due before the timer.
+      this.#arm();
     } catch (error) {
       // A bug must not take the server down for every other peer.
       this.#internalError("shell", error);
+    }
+  };
+
+  /**
+   * Sets the one timer for the earliest deadline of any connection
+   * (`ServerEndpoint.pollTimeout`) or throttled log, unless it is set for
+   * that or earlier already; never more than {@link MAX_TIMER_MS} away.
+   */
+  #arm(): void {
+    if (this.#socket === undefined || this.#closing) return;
+    const now = this.#clock();
+    let due = this.#endpoint.pollTimeout() ?? Infinity;
+    for (const log of this.#throttledLogs) due = Math.min(due, log.nextFlush() ?? Infinity);
+    const at = Math.min(due, now + MAX_TIMER_MS);
+    if (this.#timer !== undefined && this.#timerAt <= at) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#onTimer, Math.max(0, at - now));
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    this.#onTick();
+    try {
+      this.#arm();
+    } catch (error) {
+      // Never without a timer while listening, and never a throw out of one.
+      this.#internalError("timer", error);
+      if (this.#socket !== undefined && !this.#closing) {
+        this.#timer = setTimeout(this.#onTimer, MAX_TIMER_MS);
+      }
     }
   };
 
@@ -750,9 +801,7 @@ export class DtlsServer {
     let now = 0;
     try {
       now = this.#clock();
-      for (const log of [this.#refusals, this.#cookieLog, this.#noise]) log.flush(now);
-      this.#datagramDrops.flush(now);
-      this.#recordDrops.flush(now);
+      for (const log of this.#throttledLogs) log.flush(now);
     } catch (error) {
       this.#internalError("timer", error);
     }

@@ -33,6 +33,8 @@ export class ThrottledLog {
   readonly #slots = new Map<string, Slot>();
   /** Occurrences per reason since creation, logged or not. */
   readonly counts = new Map<string, number>();
+  /** The earliest end of an interval with suppressed entries (Infinity: none). */
+  #nextFlush = Infinity;
 
   /** Writes to `log`; `limit` entries (default one) per reason per `intervalMs`. */
   constructor(log: Logger, intervalMs: number, limit = 1) {
@@ -66,6 +68,7 @@ export class ThrottledLog {
     }
     if (slot.logged >= this.#limit) {
       slot.suppressed++;
+      this.#nextFlush = Math.min(this.#nextFlush, slot.start + this.#intervalMs);
       return;
     }
     slot.logged++;
@@ -78,11 +81,23 @@ export class ThrottledLog {
    * logger that throws loses one summary, never repeats it.
    */
   flush(now: number): void {
+    if (now < this.#nextFlush) return;
+    this.#nextFlush = Infinity;
     for (const [reason, slot] of [...this.#slots]) {
-      if (now - slot.start < this.#intervalMs) continue;
+      if (now - slot.start < this.#intervalMs) {
+        if (slot.suppressed > 0) {
+          this.#nextFlush = Math.min(this.#nextFlush, slot.start + this.#intervalMs);
+        }
+        continue;
+      }
       this.#slots.delete(reason);
       this.#summarize(reason, slot);
     }
+  }
+
+  /** When a summary is next due (an interval with suppressed entries ends), or undefined. */
+  nextFlush(): number | undefined {
+    return this.#nextFlush === Infinity ? undefined : this.#nextFlush;
   }
 
   #summarize(reason: string, slot: Slot): void {
