@@ -132,6 +132,7 @@ export class Connection implements HandshakeHost {
   readonly #transmits = new OutputQueue<Uint8Array>();
   readonly #events = new OutputQueue<ConnectionEvent>();
   #lastReceive: number;
+  #lastProgress: number;
 
   /** Counters of dropped records by reason. */
   readonly drops: Record<DropReason, number> = {
@@ -156,6 +157,7 @@ export class Connection implements HandshakeHost {
     this.createdAt = now;
     this.#now = now;
     this.#lastReceive = now;
+    this.#lastProgress = now;
     this.#handshakeDeadline = now + config.handshakeTimeoutMs;
     this.#timer = new FlightTimer(config.retransmit, config.random);
     this.#memory = memory ?? new MemoryAccount(undefined, "", config.maxBufferedHandshakeBytes);
@@ -207,6 +209,15 @@ export class Connection implements HandshakeHost {
   /** True once closed (by either side or by failure); the owner may drop it. */
   get isClosed(): boolean {
     return this.#phase === "closed";
+  }
+
+  /**
+   * When the handshake last moved on (a message or ChangeCipherSpec taken)
+   * or, once keys are in use, a record last authenticated: what a spoofer
+   * cannot fake once the handshake is past epoch 0.
+   */
+  get lastProgress(): number {
+    return this.#lastProgress;
   }
 
   /** When the peer was last heard from (an authenticated or epoch-0 record). */
@@ -326,11 +337,16 @@ export class Connection implements HandshakeHost {
     // Only a record of the epoch in use shows the peer is there: once keys
     // are, an epoch-0 record is anyone's and must not keep the connection.
     if (record.epoch === this.#readEpoch) this.#lastReceive = this.#now;
+    if (record.epoch > 0) this.#lastProgress = this.#now;
     this.#recordSeq = record.seq;
     // Before dispatching: a flight sent in answer to this record must count
     // it as had, so that a copy of it is no repeat.
     const floor = this.#repeatFloor;
-    if (record.epoch === 0) this.#epoch0Top = Math.max(this.#epoch0Top, record.seq);
+    // Only handshake records: noise of another type must not raise the mark
+    // past the peer's own numbers.
+    if (record.epoch === 0 && record.type === ContentType.Handshake) {
+      this.#epoch0Top = Math.max(this.#epoch0Top, record.seq);
+    }
     this.#repeatSeqFloor = floor;
     this.#dispatch(record, plaintext);
   }
@@ -450,6 +466,7 @@ export class Connection implements HandshakeHost {
       // Complete messages go out at once (a whole one is never charged).
       for (let m = this.inbound.next(); m !== undefined; m = this.inbound.next()) {
         if (this.isClosed) return;
+        this.#lastProgress = this.#now;
         this.#driver.onMessage(m.msgType, m.messageSeq, m.body, m.epoch);
       }
     }
@@ -603,7 +620,11 @@ export class Connection implements HandshakeHost {
     const repeat = this.#peerRepeat;
     this.#peerRepeat = "unauthenticated";
     if (this.#timer.flight.length === 0) return;
-    if (this.#now < this.#nextPeerResend) return this.#drop("resend_limited", -1);
+    if (this.#now < this.#nextPeerResend) {
+      // Counted as answered: a late copy of this repeat is not another one.
+      this.#repeatFloor = this.#epoch0Top;
+      return this.#drop("resend_limited", -1);
+    }
     // Room is kept for the one alert the same datagram might still cause.
     const alertRoom = RECORD_HEADER_LENGTH + 2 + (this.#writes[this.#writeEpoch]?.overhead ?? 0);
     if (
@@ -636,6 +657,7 @@ export class Connection implements HandshakeHost {
       );
     }
     this.#readEpoch++;
+    this.#lastProgress = this.#now;
     this.#reads[this.#readEpoch] = { protection: this.#pendingRead, replay: new ReplayWindow() };
     this.#pendingRead = undefined;
     // What older epochs left half-built cannot be the peer's now.

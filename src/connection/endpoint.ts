@@ -10,7 +10,12 @@
  * @module
  */
 
-import { clientHelloParams, CookieAuthority, type CookieVerdict } from "../cookie/cookie.ts";
+import {
+  clientHelloParams,
+  CookieAuthority,
+  cookieIssuedAt,
+  type CookieVerdict,
+} from "../cookie/cookie.ts";
 import {
   AlertDescription,
   AlertLevel,
@@ -146,7 +151,7 @@ export type EndpointDropReason =
   | "malformed"
   | "not_client_hello"
   | "fragmented_client_hello"
-  /** A ClientHello with a new random while this address's handshake is still going on. */
+  /** A ClientHello with a new random while this address's association is still making progress. */
   | "handshake_in_progress"
   /** A ClientHello whose record sequence number or message_seq leaves us too few of our own. */
   | "sequence_limit"
@@ -169,12 +174,23 @@ const MAX_COOKIE_PEERS = 16_384;
 const MAX_COOKIES_PER_PEER = 64;
 
 /**
- * How long a half-open association must have been quiet before a
- * ClientHello with a new random may start over at its address: a restarted
- * client waits a retransmission or two, a spoofed ClientHello cannot throw
- * a live handshake's client a HelloVerifyRequest it does not expect.
+ * How long an association must have made no progress (no handshake message
+ * taken, no record authenticated) before a ClientHello with a new random may
+ * start over at its address. A restarted client waits a retransmission or
+ * two; a spoofed ClientHello cannot throw a live handshake's client a
+ * HelloVerifyRequest it does not expect (the client of a just completed
+ * handshake may still be waiting for our Finished), and epoch-0 noise cannot
+ * keep a dead one alive.
  */
-const HALF_OPEN_QUIET_MS = 1_000;
+const RESTART_QUIET_MS = 2_000;
+
+/**
+ * The oldest cookie that may replace an association, ms: a restarted client
+ * echoes its cookie within a round trip or a few retransmissions, while a
+ * replay brings an old one. With the cookies each address used, this keeps
+ * replays out even when that table has forgotten an address.
+ */
+const REPLACING_COOKIE_MAX_AGE_MS = 10_000;
 
 /** One character per byte (Latin-1), for a value that is compared, never used as bytes. */
 function byteString(bytes: Uint8Array): string {
@@ -299,9 +315,12 @@ export class ServerEndpoint {
           replaced: undefined,
         };
       }
-      const live = !entry.connection.isEstablished &&
-        now - entry.connection.lastReceive < HALF_OPEN_QUIET_MS;
-      if (live) return { kind: "dropped", reason: "handshake_in_progress" };
+      // A clock set back (a negative interval) is not taken for progress:
+      // that would lock a restarted client out until the clock caught up.
+      const sinceProgress = now - entry.connection.lastProgress;
+      if (sinceProgress >= 0 && sinceProgress < RESTART_QUIET_MS) {
+        return { kind: "dropped", reason: "handshake_in_progress" };
+      }
       return this.#accept(datagram, peer, now, entry.connection);
     }
     if (entry !== undefined) {
@@ -443,7 +462,11 @@ export class ServerEndpoint {
     // cookie stays valid for minutes), so the client gets a fresh cookie
     // instead, which only the real one can echo.
     const cookie = byteString(params.cookie);
-    if (verdict === "ok" && previous !== undefined && this.#cookieUsed(peer, cookie, now)) {
+    if (
+      verdict === "ok" && previous !== undefined &&
+      (this.#cookieUsed(peer, cookie, now) ||
+        now - cookieIssuedAt(params.cookie) > REPLACING_COOKIE_MAX_AGE_MS)
+    ) {
       verdict = "replayed";
     }
     if (verdict !== "ok") {

@@ -23,6 +23,12 @@ import { Reader } from "../codec/reader.ts";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 import type { CryptoProvider, Mac, RandomSource } from "../crypto/provider.ts";
 
+/** When a cookie of the right length says it was minted, ms (whole seconds; meaningful once it verified). */
+export function cookieIssuedAt(cookie: Uint8Array): number {
+  if (cookie.length !== COOKIE_LENGTH) return 0;
+  return ((cookie[1]! << 24 >>> 0) + (cookie[2]! << 16) + (cookie[3]! << 8) + cookie[4]!) * 1000;
+}
+
 /** Bytes of a minted cookie. */
 export const COOKIE_LENGTH = 21;
 const MAC_LENGTH = 16;

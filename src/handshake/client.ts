@@ -198,6 +198,9 @@ export class ClientHandshake implements HandshakeDriver {
           conn.disarmTimer();
           this.#hello = { ...this.#hello, cookie: hvr.cookie.slice() };
           this.#sendHello();
+          // The exchange starts over: messages buffered before this (a
+          // flight of an earlier exchange at this address) are not the answer.
+          conn.inbound.clear();
           conn.inbound.nextSeq = messageSeq + 1;
           return;
         }

@@ -40,6 +40,18 @@ Deno.test("a restarted client on the same port gets a new connection after the c
   const old = pair.server!;
   assert.equal(old.isEstablished, true);
 
+  // Within 2 s of the old association's last progress a new ClientHello is
+  // dropped: its client may still be waiting for our Finished.
+  const hasty = createClientConnection(
+    connectionConfig(nobleProvider, seededRandom("hasty")),
+    clientPsk(),
+    pair.now,
+  );
+  assert.deepEqual(pair.endpoint.handleDatagram(hasty.pollTransmit()!, PEER, pair.now + 1_999), {
+    kind: "dropped",
+    reason: "handshake_in_progress",
+  });
+  pair.now += 2_000;
   const restarted = createClientConnection(
     connectionConfig(nobleProvider, seededRandom("restarted")),
     clientPsk(),

@@ -500,7 +500,7 @@ catalogue(
 );
 
 catalogue(
-  "an epoch-0 ClientHello from an established peer only earns a HelloVerifyRequest",
+  "an epoch-0 ClientHello with a new random from a peer whose association is active changes nothing",
   async ({ log, peer, server }) => {
     await establish(peer);
     const hello = encodeClientHello({
@@ -515,8 +515,12 @@ catalogue(
     const cookies = () =>
       log.entries.filter((e) => e.event === "cookie_sent" && e.peer === peer.key).length;
     await peer.sendRaw(peer.rawMessage(HandshakeType.ClientHello, 0, hello));
-    await peer.until(() => cookies() === 2, "HelloVerifyRequest");
+    // Dropped while the association has made progress in the last 2 s (a
+    // restarted client retries and is served once it is quiet: see
+    // tests/connection/restart_test.ts): a spoofer cannot make us throw a
+    // HelloVerifyRequest at a client that may still be in its handshake.
     await expectSilence(log, peer);
+    assert.equal(cookies(), 1);
     assert.equal(server.connectionCount, 2);
   },
 );

@@ -106,9 +106,10 @@ Deno.test("review round 2 F2: a replayed ClientHello whose cookie was minted in 
     return true;
   });
   assert.equal(first.isEstablished, true);
-  // The client restarts half a second later from the same port.
-  const client = testClient("round2/f2/second", T0 + 600);
-  converse(endpoint, client, peer, T0 + 600);
+  // The client restarts from the same port once the association has been
+  // quiet for the 2 s a restart waits (a ClientHello before is dropped).
+  const client = testClient("round2/f2/second", T0 + 2_600);
+  converse(endpoint, client, peer, T0 + 2_600);
   const current = endpoint.get(peer)!;
   assert.equal(client.isEstablished, true);
   assert.equal(current.isEstablished, true);
@@ -179,9 +180,14 @@ Deno.test("review round 2: a client that restarts while its old handshake is hal
   converse(endpoint, testClient("round2/restart/1", T0), peer, T0, (_d, i) => i < 2);
   const stale = endpoint.get(peer)!;
   assert.equal(stale.isEstablished, false);
-  // The restarted client, same address and port, a second later.
-  const client = testClient("round2/restart/2", T0 + 1_000);
-  converse(endpoint, client, peer, T0 + 1_000);
+  // The restarted client, same address and port: dropped while the old
+  // handshake may still be live, served after 2 s of quiet, long before
+  // the old handshake's 30 s deadline.
+  const early = testClient("round2/restart/early", T0 + 1_000);
+  const refused = converse(endpoint, early, peer, T0 + 1_000);
+  assert.deepEqual(refused, [{ kind: "dropped", reason: "handshake_in_progress" }]);
+  const client = testClient("round2/restart/2", T0 + 2_000);
+  converse(endpoint, client, peer, T0 + 2_000);
   assert.equal(client.isEstablished, true);
   assert.equal(stale.isClosed, true);
   assert.notEqual(endpoint.get(peer), stale);
