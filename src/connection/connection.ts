@@ -100,8 +100,11 @@ export class Connection implements HandshakeHost {
   #pendingRead: RecordProtection | undefined;
   /** Records of the next epoch that came before its ChangeCipherSpec, copied and charged. */
   #early: RecordView[] = [];
-  /** Handshake buffers this connection holds for its peer, charged to the endpoint's budget. */
-  readonly #memory: MemoryAccount;
+  /**
+   * Handshake buffers this connection holds for its peer, charged to the
+   * endpoint's budget; let go once established, when it holds none.
+   */
+  #memory: MemoryAccount;
   /** Bytes of the datagram being handled: the most a peer-triggered resend may answer it with (times a factor). */
   #datagramBytes = 0;
   /** The earliest time the peer may make us resend our flight again. */
@@ -681,9 +684,12 @@ export class Connection implements HandshakeHost {
 
   established(): void {
     this.#phase = "established";
-    // Nothing is buffered once established (see #handleHandshake).
-    this.inbound.clear();
+    // Nothing is buffered once established (see #handleHandshake), so an
+    // idle connection keeps no account.
     this.#dropEarly();
+    this.#memory.releaseAll();
+    this.#memory = NO_MEMORY;
+    this.inbound.reset(NO_MEMORY);
   }
 
   // ---- internals -------------------------------------------------------------
@@ -823,6 +829,9 @@ export class Connection implements HandshakeHost {
 }
 
 const CCS_BODY = new Uint8Array([1]);
+
+/** The account of a connection that holds no handshake buffers: it can hold nothing. */
+const NO_MEMORY = new MemoryAccount(undefined, "", 0);
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

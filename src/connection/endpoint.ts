@@ -160,18 +160,23 @@ export type EndpointDropReason =
   | AdmissionRefusal;
 
 interface Entry {
+  /** The peer's key in the table. */
+  readonly peer: string;
   readonly connection: Connection;
   /**
    * The client_random of its handshake, one character per byte: a short
    * string costs an idle connection a tenth of a typed array's heap.
    */
   readonly clientRandom: string;
+  /** The deadline this entry has in the heap now (undefined: none); its other heap entries are stale. */
+  scheduledAt: number | undefined;
 }
 
-/** Addresses and ports whose used cookies are remembered (the oldest forgotten first). */
-const MAX_COOKIE_PEERS = 16_384;
-/** Used cookies remembered per address and port: far more than a client restarts within a cookie's life. */
-const MAX_COOKIES_PER_PEER = 64;
+/**
+ * Cookies that made connections, remembered at most: more than the
+ * handshakes of {@link REPLACING_COOKIE_MAX_AGE_MS} at any sane rate.
+ */
+const MAX_USED_COOKIES = 65_536;
 
 /**
  * How long an association must have made no progress (no handshake message
@@ -187,8 +192,8 @@ const RESTART_QUIET_MS = 2_000;
 /**
  * The oldest cookie that may replace an association, ms: a restarted client
  * echoes its cookie within a round trip or a few retransmissions, while a
- * replay brings an old one. With the cookies each address used, this keeps
- * replays out even when that table has forgotten an address.
+ * replay brings an old one. A replay within it is refused by the table of
+ * used cookies, which therefore only needs to span this long.
  */
 const REPLACING_COOKIE_MAX_AGE_MS = 10_000;
 
@@ -211,13 +216,13 @@ export class ServerEndpoint {
   readonly #rate: SourceRateLimiter;
   readonly #memory: MemoryBudget;
   /** Every connection's next deadline (retransmission, handshake deadline, idle timeout). */
-  readonly #deadlines = new DeadlineHeap<
-    { readonly peer: string; readonly connection: Connection }
-  >();
-  /** The deadline each connection has in the heap now: its other entries there are stale. */
-  readonly #scheduled = new WeakMap<Connection, number>();
-  /** Per address and port, the cookies that made connections there and when (see #cookieUsed). */
-  readonly #usedCookies = new Map<string, Map<string, number>>();
+  readonly #deadlines = new DeadlineHeap<Entry>();
+  /**
+   * `address:port cookie` of each cookie that made a connection, and when,
+   * oldest first: only as long as a cookie could still replace an
+   * association (see #cookieUsed).
+   */
+  readonly #usedCookies = new Map<string, number>();
   /** Handshakes refused by admission control, by reason, since creation. */
   readonly refused: Record<AdmissionRefusal, number> = { capacity: 0, half_open: 0, rate: 0 };
 
@@ -307,7 +312,7 @@ export class ServerEndpoint {
       if (hello === undefined || byteString(hello.random) === entry.clientRandom) {
         this.#guard(entry.connection, () => entry.connection.handleDatagram(datagram, now));
         this.#settle(entry.connection);
-        this.#schedule(peer, entry.connection);
+        this.#schedule(entry);
         return {
           kind: "connection",
           connection: entry.connection,
@@ -353,30 +358,24 @@ export class ServerEndpoint {
   }
 
   /**
-   * Whether `cookie` already made a connection at `peer` within a cookie's
-   * lifetime. The record outlives the connection: an association made
-   * again after the old one closed is as much a target of a replay.
+   * Whether `cookie` already made a connection at `peer` recently enough
+   * to pass as fresh. The record outlives the connection: an association
+   * made again after the old one closed is as much a target of a replay.
    */
   #cookieUsed(peer: string, cookie: string, now: number): boolean {
-    const at = this.#usedCookies.get(peer)?.get(cookie);
-    return at !== undefined && now - at < this.#cookies.lifetimeMs;
+    const at = this.#usedCookies.get(`${peer} ${cookie}`);
+    return at !== undefined && now - at <= REPLACING_COOKIE_MAX_AGE_MS;
   }
 
-  /** Remembers that `cookie` made a connection at `peer`, in bounded tables. */
+  /** Remembers that `cookie` made a connection at `peer`; forgets what is too old to matter. */
   #rememberCookie(peer: string, cookie: string, now: number): void {
-    let cookies = this.#usedCookies.get(peer);
-    if (cookies !== undefined) {
-      this.#usedCookies.delete(peer); // re-inserted: Map order is least recently used first
-      for (const [c, at] of cookies) if (now - at >= this.#cookies.lifetimeMs) cookies.delete(c);
-      if (cookies.size >= MAX_COOKIES_PER_PEER) cookies.delete(cookies.keys().next().value!);
-    } else {
-      if (this.#usedCookies.size >= MAX_COOKIE_PEERS) {
-        this.#usedCookies.delete(this.#usedCookies.keys().next().value!);
+    for (const [key, at] of this.#usedCookies) {
+      if (now - at <= REPLACING_COOKIE_MAX_AGE_MS && this.#usedCookies.size < MAX_USED_COOKIES) {
+        break;
       }
-      cookies = new Map();
+      this.#usedCookies.delete(key);
     }
-    cookies.set(cookie, now);
-    this.#usedCookies.set(peer, cookies);
+    this.#usedCookies.set(`${peer} ${cookie}`, now);
   }
 
   /** Stops counting a connection as half-open once its handshake is over either way. */
@@ -504,11 +503,17 @@ export class ServerEndpoint {
     this.#rememberCookie(peer, cookie, now);
     previous?.abort("replaced by a new handshake from the same address (RFC 6347 §4.2.8)");
     if (previous !== undefined) this.#halfOpen.delete(previous);
-    this.#table.set(peer, { connection, clientRandom: byteString(random) });
+    const entry: Entry = {
+      peer,
+      connection,
+      clientRandom: byteString(random),
+      scheduledAt: undefined,
+    };
+    this.#table.set(peer, entry);
     this.#halfOpen.add(connection);
     connection.start();
     this.#settle(connection);
-    this.#schedule(peer, connection);
+    this.#schedule(entry);
     return { kind: "connection", connection, created: true, replaced: previous };
   }
 
@@ -519,7 +524,7 @@ export class ServerEndpoint {
    */
   pollTimeout(): number | undefined {
     for (let top = this.#deadlines.peek(); top !== undefined; top = this.#deadlines.peek()) {
-      if (!this.#isStale(top.at, top.item.peer, top.item.connection)) return top.at;
+      if (!this.#isStale(top.at, top.item)) return top.at;
       this.#deadlines.pop();
     }
     return undefined;
@@ -534,11 +539,11 @@ export class ServerEndpoint {
     const touched: [string, Connection][] = [];
     for (let top = this.#deadlines.peek(); top !== undefined && top.at <= now;) {
       this.#deadlines.pop();
-      const { peer, connection } = top.item;
-      if (!this.#isStale(top.at, peer, connection)) {
-        this.#scheduled.delete(connection);
-        if (this.#fire(connection, now)) touched.push([peer, connection]);
-        this.#schedule(peer, connection);
+      const entry = top.item;
+      if (!this.#isStale(top.at, entry)) {
+        entry.scheduledAt = undefined;
+        if (this.#fire(entry.connection, now)) touched.push([entry.peer, entry.connection]);
+        this.#schedule(entry);
       }
       top = this.#deadlines.peek();
     }
@@ -579,19 +584,17 @@ export class ServerEndpoint {
    * Puts `connection`'s next deadline in the heap, unless an entry at or
    * before it is there already: that one finds out the rest when it fires.
    */
-  #schedule(peer: string, connection: Connection): void {
-    const due = this.#deadlineOf(connection);
+  #schedule(entry: Entry): void {
+    const due = this.#deadlineOf(entry.connection);
     if (due === undefined) return;
-    const scheduled = this.#scheduled.get(connection);
-    if (scheduled !== undefined && scheduled <= due) return;
-    this.#scheduled.set(connection, due);
-    this.#deadlines.push(due, { peer, connection });
+    if (entry.scheduledAt !== undefined && entry.scheduledAt <= due) return;
+    entry.scheduledAt = due;
+    this.#deadlines.push(due, entry);
   }
 
-  /** An entry whose connection left the table, or that a newer entry replaced. */
-  #isStale(at: number, peer: string, connection: Connection): boolean {
-    return this.#table.get(peer)?.connection !== connection ||
-      this.#scheduled.get(connection) !== at;
+  /** A heap entry whose table entry is gone, or that a newer heap entry replaced. */
+  #isStale(at: number, entry: Entry): boolean {
+    return this.#table.get(entry.peer) !== entry || entry.scheduledAt !== at;
   }
 }
 

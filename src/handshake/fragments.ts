@@ -342,7 +342,7 @@ export class HandshakeReassembler implements ReassemblyAccount {
   readonly #maxMessageLength: number;
   readonly #maxBufferedBytes: number;
   readonly #window: number;
-  readonly #account: ReassemblyAccount;
+  #account: ReassemblyAccount;
   readonly #pending = new Map<number, MessageReassembler>();
   #nextSeq = 0;
   #bufferedBytes = 0;
@@ -479,6 +479,12 @@ export class HandshakeReassembler implements ReassemblyAccount {
   /** Drops everything buffered (e.g. once the handshake is over); `nextSeq` is kept. */
   clear(): void {
     for (const [s, m] of this.#pending) this.#drop(s, m);
+  }
+
+  /** Drops everything and charges from now on to `account` (the old one is let go). */
+  reset(account: ReassemblyAccount): void {
+    this.clear();
+    this.#account = account;
   }
 
   #drop(seq: number, m: MessageReassembler): void {
