@@ -38,7 +38,7 @@ import {
   type RecordView,
 } from "../record/header.ts";
 import { NULL_PROTECTION, type RecordProtection } from "../record/protection.ts";
-import { ReplayWindow } from "../record/replay.ts";
+import { RecentSequences, ReplayWindow } from "../record/replay.ts";
 import { alertFor, ProtocolError } from "../handshake/errors.ts";
 import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handshake/driver.ts";
 
@@ -111,14 +111,12 @@ export class Connection implements HandshakeHost {
   #nextPeerResend = -Infinity;
   /** Bytes of datagrams the last (re)transmission of our flight took. */
   #flightBytes = 0;
-  /** The sequence number of the record being handled. */
-  #recordSeq = 0;
-  /** The highest epoch-0 record number handled so far. */
-  #epoch0Top = -1;
-  /** {@link #epoch0Top} when we last sent our flight: epoch-0 records up to it are not repeats. */
-  #repeatFloor = -1;
-  /** {@link #repeatFloor} as it was when the record being handled arrived. */
-  #repeatSeqFloor = -1;
+  /** Epoch-0 record numbers up to this one came before this connection (the verified ClientHello). */
+  #epoch0Floor = -1;
+  /** The numbers of the last epoch-0 handshake records handled (made when needed, dropped once established). */
+  #recent0: RecentSequences | undefined;
+  /** Whether the record being handled is a copy: its number was among those. */
+  #recordIsCopy = false;
   /** Whether the repeat being handled came in an authenticated record. */
   #peerRepeat: "authenticated" | "unauthenticated" = "unauthenticated";
   /**
@@ -187,7 +185,12 @@ export class Connection implements HandshakeHost {
    * ClientHello the endpoint verified): a copy of it is not a repeat.
    */
   markUsed(seq: number): void {
-    this.#epoch0Top = Math.max(this.#epoch0Top, seq);
+    this.#epoch0Floor = Math.max(this.#epoch0Floor, seq);
+  }
+
+  /** Stops the retransmission timer of the last flight (a peer's repeat can still bring it). */
+  stopRetransmitting(): void {
+    this.#timer.disarm();
   }
 
   /** Runs the driver's opening move (the server answers its ClientHello, the client sends one). */
@@ -341,16 +344,12 @@ export class Connection implements HandshakeHost {
     // are, an epoch-0 record is anyone's and must not keep the connection.
     if (record.epoch === this.#readEpoch) this.#lastReceive = this.#now;
     if (record.epoch > 0) this.#lastProgress = this.#now;
-    this.#recordSeq = record.seq;
-    // Before dispatching: a flight sent in answer to this record must count
-    // it as had, so that a copy of it is no repeat.
-    const floor = this.#repeatFloor;
-    // Only handshake records: noise of another type must not raise the mark
-    // past the peer's own numbers.
-    if (record.epoch === 0 && record.type === ContentType.Handshake) {
-      this.#epoch0Top = Math.max(this.#epoch0Top, record.seq);
+    const handshake0 = record.epoch === 0 && record.type === ContentType.Handshake;
+    this.#recordIsCopy = handshake0 &&
+      (record.seq <= this.#epoch0Floor || this.#recent0?.has(record.seq) === true);
+    if (handshake0 && !this.#recordIsCopy) {
+      (this.#recent0 ??= new RecentSequences()).add(record.seq);
     }
-    this.#repeatSeqFloor = floor;
     this.#dispatch(record, plaintext);
   }
 
@@ -358,12 +357,13 @@ export class Connection implements HandshakeHost {
    * Whether an old message in the record being handled is the peer
    * repeating its flight. A peer's retransmission comes in new records
    * (RFC 6347 §4.2.4: every record takes the next sequence number), so in
-   * epoch 0, which has no replay window, a record numbered no higher than
-   * the last one we had before sending our flight is a copy the network
-   * made, not a repeat.
+   * epoch 0, which has no replay window, a record numbered as one already
+   * handled, or as one from before this connection, is a copy the network
+   * made, not a repeat. Noise can only spoil the numbers it guesses, one
+   * by one, and never makes the peer's own records dropped.
    */
   #isPeerRepeat(epoch: number): boolean {
-    return epoch > 0 || this.#recordSeq > this.#repeatSeqFloor;
+    return epoch > 0 || !this.#recordIsCopy;
   }
 
   /**
@@ -623,11 +623,7 @@ export class Connection implements HandshakeHost {
     const repeat = this.#peerRepeat;
     this.#peerRepeat = "unauthenticated";
     if (this.#timer.flight.length === 0) return;
-    if (this.#now < this.#nextPeerResend) {
-      // Counted as answered: a late copy of this repeat is not another one.
-      this.#repeatFloor = this.#epoch0Top;
-      return this.#drop("resend_limited", -1);
-    }
+    if (this.#now < this.#nextPeerResend) return this.#drop("resend_limited", -1);
     // Room is kept for the one alert the same datagram might still cause.
     const alertRoom = RECORD_HEADER_LENGTH + 2 + (this.#writes[this.#writeEpoch]?.overhead ?? 0);
     if (
@@ -687,6 +683,8 @@ export class Connection implements HandshakeHost {
     // Nothing is buffered once established (see #handleHandshake), so an
     // idle connection keeps no account.
     this.#dropEarly();
+    // Epoch-0 records are stale from now on: no copy of one is looked for.
+    this.#recent0 = undefined;
     this.#memory.releaseAll();
     this.#memory = NO_MEMORY;
     this.inbound.reset(NO_MEMORY);
@@ -781,7 +779,6 @@ export class Connection implements HandshakeHost {
 
   #transmitFlight(items: readonly FlightItem[]): void {
     this.#flightBytes = 0;
-    this.#repeatFloor = this.#epoch0Top;
     const records: Uint8Array[] = [];
     for (const item of items) {
       if (item.kind === "change_cipher_spec") {

@@ -1,70 +1,94 @@
 /**
  * The endpoint's deadlines in one binary min-heap, so that the next timer
- * is read in O(1) and firing one costs O(log n), however many connections
- * are idle (quinn-proto's one timer per endpoint, not a sweep over every
- * connection).
+ * is read in O(1) and setting, moving or removing one costs O(log n),
+ * however many connections are idle (quinn-proto's one timer per endpoint,
+ * not a sweep over every connection).
  *
- * Entries are never updated in place: a later deadline is found out when
- * its entry comes to the top (the owner checks and schedules again), an
- * earlier one is pushed as a new entry, and the owner tells stale entries
- * from live ones.
+ * Each item is in the heap at most once and knows its place there, so a
+ * deadline that moves is updated in place and an item that goes is taken
+ * out at once: nothing stale piles up, and nothing gone is kept alive.
  *
  * @module
  */
 
-/** One scheduled deadline. */
-export interface Deadline<T> {
-  /** When, ms. */
-  readonly at: number;
-  /** What is due. */
-  readonly item: T;
+/** What the heap orders: an item that remembers its deadline and its place. */
+export interface Scheduled {
+  /** Its deadline, ms, while in the heap. */
+  deadline: number;
+  /** Its index in the heap, or -1 when not in it (the heap's to write). */
+  heapIndex: number;
 }
 
-/** A min-heap of deadlines by time. */
-export class DeadlineHeap<T> {
-  readonly #heap: Deadline<T>[] = [];
+/** A min-heap of items by deadline. */
+export class DeadlineHeap<T extends Scheduled> {
+  readonly #heap: T[] = [];
 
-  /** Entries held, stale ones included. */
+  /** Items held. */
   get size(): number {
     return this.#heap.length;
   }
 
-  /** The earliest entry, or undefined. */
-  peek(): Deadline<T> | undefined {
+  /** The item due first, or undefined. */
+  peek(): T | undefined {
     return this.#heap[0];
   }
 
-  /** Adds `item` due at `at`. */
-  push(at: number, item: T): void {
-    const heap = this.#heap;
-    heap.push({ at, item });
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (heap[parent]!.at <= heap[i]!.at) break;
-      [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
-      i = parent;
+  /** Puts `item` in the heap at `deadline`, or moves it there if it is in already. */
+  set(item: T, deadline: number): void {
+    item.deadline = deadline;
+    if (item.heapIndex < 0) {
+      item.heapIndex = this.#heap.length;
+      this.#heap.push(item);
     }
+    this.#siftDown(this.#siftUp(item.heapIndex));
   }
 
-  /** Removes and returns the earliest entry, or undefined. */
-  pop(): Deadline<T> | undefined {
+  /** Takes `item` out, if it is in. */
+  delete(item: T): void {
+    const i = item.heapIndex;
+    if (i < 0) return;
     const heap = this.#heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (top === undefined || last === undefined || heap.length === 0) return top;
-    heap[0] = last;
-    let i = 0;
+    const last = heap.pop()!;
+    item.heapIndex = -1;
+    if (last === item) return;
+    heap[i] = last;
+    last.heapIndex = i;
+    this.#siftDown(this.#siftUp(i));
+  }
+
+  #swap(i: number, j: number): void {
+    const heap = this.#heap;
+    const a = heap[i]!;
+    const b = heap[j]!;
+    heap[i] = b;
+    heap[j] = a;
+    a.heapIndex = j;
+    b.heapIndex = i;
+  }
+
+  #siftUp(start: number): number {
+    let i = start;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.#heap[parent]!.deadline <= this.#heap[i]!.deadline) break;
+      this.#swap(parent, i);
+      i = parent;
+    }
+    return i;
+  }
+
+  #siftDown(start: number): void {
+    const heap = this.#heap;
+    let i = start;
     for (;;) {
       const left = 2 * i + 1;
       const right = left + 1;
       let smallest = i;
-      if (left < heap.length && heap[left]!.at < heap[smallest]!.at) smallest = left;
-      if (right < heap.length && heap[right]!.at < heap[smallest]!.at) smallest = right;
-      if (smallest === i) break;
-      [heap[smallest], heap[i]] = [heap[i]!, heap[smallest]!];
+      if (left < heap.length && heap[left]!.deadline < heap[smallest]!.deadline) smallest = left;
+      if (right < heap.length && heap[right]!.deadline < heap[smallest]!.deadline) smallest = right;
+      if (smallest === i) return;
+      this.#swap(smallest, i);
       i = smallest;
     }
-    return top;
   }
 }

@@ -41,7 +41,7 @@ import {
 import { Connection, type ConnectionConfig } from "./connection.ts";
 import { DEFAULT_RETRANSMIT } from "../handshake/flight.ts";
 import { MemoryBudget } from "../memory/budget.ts";
-import { DeadlineHeap } from "./deadlines.ts";
+import { DeadlineHeap, type Scheduled } from "./deadlines.ts";
 import { sourceAddress, SourceRateLimiter } from "./admission.ts";
 import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
 
@@ -159,7 +159,7 @@ export type EndpointDropReason =
   | "internal_error"
   | AdmissionRefusal;
 
-interface Entry {
+interface Entry extends Scheduled {
   /** The peer's key in the table. */
   readonly peer: string;
   readonly connection: Connection;
@@ -168,8 +168,10 @@ interface Entry {
    * string costs an idle connection a tenth of a typed array's heap.
    */
   readonly clientRandom: string;
-  /** The deadline this entry has in the heap now (undefined: none); its other heap entries are stale. */
-  scheduledAt: number | undefined;
+  /** Its connection's next deadline while in the heap, ms. */
+  deadline: number;
+  /** Its place in the deadline heap, -1 when not in it. */
+  heapIndex: number;
 }
 
 /**
@@ -263,6 +265,11 @@ export class ServerEndpoint {
     return this.#rate.size;
   }
 
+  /** Deadlines held in the timer heap: at most one per connection. */
+  get deadlineCount(): number {
+    return this.#deadlines.size;
+  }
+
   /** Bytes of handshake buffers (reassembly, early records) held for all connections. */
   get reassemblyBytes(): number {
     return this.#memory.used;
@@ -290,9 +297,15 @@ export class ServerEndpoint {
   remove(peer: string, connection?: Connection): void {
     const entry = this.#table.get(peer);
     if (entry !== undefined && (connection === undefined || entry.connection === connection)) {
-      this.#table.delete(peer);
-      this.#halfOpen.delete(entry.connection);
+      this.#forget(entry);
     }
+  }
+
+  /** Takes an entry out of the table, the half-open set and the deadline heap. */
+  #forget(entry: Entry): void {
+    if (this.#table.get(entry.peer) === entry) this.#table.delete(entry.peer);
+    this.#halfOpen.delete(entry.connection);
+    this.#deadlines.delete(entry);
   }
 
   /** Retires the cookie secret now. */
@@ -326,12 +339,18 @@ export class ServerEndpoint {
       if (sinceProgress >= 0 && sinceProgress < RESTART_QUIET_MS) {
         return { kind: "dropped", reason: "handshake_in_progress" };
       }
-      return this.#accept(datagram, peer, now, entry.connection);
+      const outcome = this.#accept(datagram, peer, now, entry.connection);
+      if (outcome.kind === "hello_verify_request" && !entry.connection.isEstablished) {
+        // A quiet handshake whose address starts over: its flight would
+        // only meet the new exchange (whose client expects a ServerHello
+        // next), so our timer stops resending it; the old peer, if it is
+        // alive after all, can still ask for it by repeating its own.
+        entry.connection.stopRetransmitting();
+        this.#schedule(entry);
+      }
+      return outcome;
     }
-    if (entry !== undefined) {
-      this.#table.delete(peer);
-      this.#halfOpen.delete(entry.connection);
-    }
+    if (entry !== undefined) this.#forget(entry);
     try {
       return this.#accept(datagram, peer, now, undefined);
     } catch {
@@ -502,12 +521,14 @@ export class ServerEndpoint {
     connection.markUsed(record.seq);
     this.#rememberCookie(peer, cookie, now);
     previous?.abort("replaced by a new handshake from the same address (RFC 6347 §4.2.8)");
-    if (previous !== undefined) this.#halfOpen.delete(previous);
+    const replacedEntry = this.#table.get(peer);
+    if (replacedEntry !== undefined) this.#forget(replacedEntry);
     const entry: Entry = {
       peer,
       connection,
       clientRandom: byteString(random),
-      scheduledAt: undefined,
+      deadline: 0,
+      heapIndex: -1,
     };
     this.#table.set(peer, entry);
     this.#halfOpen.add(connection);
@@ -523,11 +544,7 @@ export class ServerEndpoint {
    * any connection), or undefined when nothing is pending.
    */
   pollTimeout(): number | undefined {
-    for (let top = this.#deadlines.peek(); top !== undefined; top = this.#deadlines.peek()) {
-      if (!this.#isStale(top.at, top.item)) return top.at;
-      this.#deadlines.pop();
-    }
-    return undefined;
+    return this.#deadlines.peek()?.deadline;
   }
 
   /**
@@ -537,15 +554,11 @@ export class ServerEndpoint {
    */
   handleTimeouts(now: number): [peer: string, connection: Connection][] {
     const touched: [string, Connection][] = [];
-    for (let top = this.#deadlines.peek(); top !== undefined && top.at <= now;) {
-      this.#deadlines.pop();
-      const entry = top.item;
-      if (!this.#isStale(top.at, entry)) {
-        entry.scheduledAt = undefined;
-        if (this.#fire(entry.connection, now)) touched.push([entry.peer, entry.connection]);
-        this.#schedule(entry);
-      }
-      top = this.#deadlines.peek();
+    for (let entry = this.#deadlines.peek(); entry !== undefined && entry.deadline <= now;) {
+      this.#deadlines.delete(entry);
+      if (this.#fire(entry.connection, now)) touched.push([entry.peer, entry.connection]);
+      this.#schedule(entry);
+      entry = this.#deadlines.peek();
     }
     return touched;
   }
@@ -581,20 +594,16 @@ export class ServerEndpoint {
   }
 
   /**
-   * Puts `connection`'s next deadline in the heap, unless an entry at or
-   * before it is there already: that one finds out the rest when it fires.
+   * Sets the entry's place in the heap to its connection's next deadline.
+   * A deadline that moved later is left where it was (most datagrams move
+   * the idle timeout later): the entry fires early, finds nothing due and
+   * is set again; one that moved earlier is moved now.
    */
   #schedule(entry: Entry): void {
     const due = this.#deadlineOf(entry.connection);
-    if (due === undefined) return;
-    if (entry.scheduledAt !== undefined && entry.scheduledAt <= due) return;
-    entry.scheduledAt = due;
-    this.#deadlines.push(due, entry);
-  }
-
-  /** A heap entry whose table entry is gone, or that a newer heap entry replaced. */
-  #isStale(at: number, entry: Entry): boolean {
-    return this.#table.get(entry.peer) !== entry || entry.scheduledAt !== at;
+    if (due === undefined) return this.#deadlines.delete(entry);
+    if (entry.heapIndex >= 0 && entry.deadline <= due) return;
+    this.#deadlines.set(entry, due);
   }
 }
 

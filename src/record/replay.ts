@@ -72,3 +72,29 @@ export class ReplayWindow {
     else this.#hi |= 1 << (d - 32);
   }
 }
+
+/** Sequence numbers a {@link RecentSequences} remembers. */
+const RECENT = 32;
+
+/**
+ * The last {@link RECENT} record numbers seen, for epoch 0, which has no
+ * replay window: it tells a copy the network made of a record from a new
+ * record, and never refuses a number for being old or far from the others
+ * (epoch-0 records are anyone's: one at 2^48-1 must not make the peer's own
+ * look stale).
+ */
+export class RecentSequences {
+  readonly #seqs = new Array<number>(RECENT).fill(-1);
+  #next = 0;
+
+  /** Whether `seq` is one of the last added. */
+  has(seq: number): boolean {
+    return this.#seqs.includes(seq);
+  }
+
+  /** Adds `seq`, forgetting the oldest. */
+  add(seq: number): void {
+    this.#seqs[this.#next] = seq;
+    this.#next = (this.#next + 1) % RECENT;
+  }
+}

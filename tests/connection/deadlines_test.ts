@@ -10,19 +10,38 @@ import { converse, deliver, drain, testClient, testEndpoint } from "../helpers/d
 
 const T0 = 1_000_000;
 
-Deno.test("DeadlineHeap: pops in time order whatever the order of pushes (property)", () => {
+Deno.test("DeadlineHeap: any sequence of sets and deletes keeps the earliest on top, each item once (property)", () => {
+  const op = fc.record({
+    item: fc.integer({ min: 0, max: 19 }),
+    deadline: fc.integer({ min: 0, max: 1_000 }),
+    remove: fc.boolean(),
+  });
   fc.assert(
-    fc.property(fc.array(fc.integer({ min: 0, max: 1_000 })), (times) => {
-      const heap = new DeadlineHeap<number>();
-      times.forEach((t, i) => heap.push(t, i));
-      assert.equal(heap.size, times.length);
-      const popped: number[] = [];
-      for (let d = heap.pop(); d !== undefined; d = heap.pop()) {
-        assert.equal(times[d.item], d.at);
-        popped.push(d.at);
+    fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+      const items = Array.from({ length: 20 }, (_, id) => ({ id, deadline: 0, heapIndex: -1 }));
+      const model = new Map<number, number>();
+      const heap = new DeadlineHeap<(typeof items)[number]>();
+      for (const o of ops) {
+        const item = items[o.item]!;
+        if (o.remove) {
+          heap.delete(item);
+          model.delete(o.item);
+        } else {
+          heap.set(item, o.deadline);
+          model.set(o.item, o.deadline);
+        }
+        assert.equal(heap.size, model.size);
+        const earliest = Math.min(...model.values());
+        assert.equal(heap.peek()?.deadline, model.size === 0 ? undefined : earliest);
       }
-      assert.deepEqual(popped, [...times].sort((a, b) => a - b));
-      assert.equal(heap.peek(), undefined);
+      // Draining in order gives every item once, earliest first.
+      const drained: number[] = [];
+      for (let top = heap.peek(); top !== undefined; top = heap.peek()) {
+        drained.push(top.deadline);
+        heap.delete(top);
+        assert.equal(top.heapIndex, -1);
+      }
+      assert.deepEqual(drained, [...model.values()].sort((x, y) => x - y));
     }),
   );
 });
@@ -48,8 +67,8 @@ Deno.test("endpoint pollTimeout: a half-open handshake's retransmission, then an
   assert.ok(deliver(endpoint, client, peer, new Uint8Array([1, 2, 3]), later));
   drain(server);
   assert.equal(server.holdsIdleMemory, true);
-  // A deadline that moved later is found out when its entry fires: the
-  // timer may wake early, never late.
+  // A deadline that moved later is found out when it fires: the timer may
+  // wake early, never late.
   assert.ok(endpoint.pollTimeout()! <= later + 1_000);
   endpoint.handleTimeouts(later + 999);
   assert.equal(endpoint.pollTimeout(), later + 1_000);
@@ -77,4 +96,30 @@ Deno.test("endpoint handleTimeouts visits only the connections with something du
   const touched = endpoint.handleTimeouts(T0 + 60_009);
   assert.equal(touched.length, 10);
   assert.equal(endpoint.pollTimeout(), T0 + 60_010);
+});
+
+Deno.test("endpoint deadlines: one heap entry per connection, whatever it receives, and none once it is removed", () => {
+  const endpoint = testEndpoint({}, "deadlines/one-each");
+  const peers = Array.from({ length: 4 }, (_, i) => `10.50.2.${i}:5000`);
+  const clients = peers.map((peer, i) => {
+    const c = testClient(`one-each${i}`, T0);
+    converse(endpoint, c, peer, T0);
+    return c;
+  });
+  // A record every 1.5 s for five minutes: each one moves the buffer
+  // release earlier than the idle timeout, and the release fires in between.
+  for (let now = T0 + 1_500; now < T0 + 300_000; now += 1_500) {
+    clients.forEach((c, i) => deliver(endpoint, c, peers[i]!, new Uint8Array([1]), now));
+    endpoint.handleTimeouts(now + 1_000);
+    assert.ok(endpoint.deadlineCount <= peers.length, `${endpoint.deadlineCount} deadlines`);
+  }
+  // A connection that ends and is removed leaves nothing behind to keep it alive.
+  const server = endpoint.get(peers[0]!)!;
+  clients[0]!.close();
+  for (let d = clients[0]!.pollTransmit(); d; d = clients[0]!.pollTransmit()) {
+    endpoint.handleDatagram(d, peers[0]!, T0 + 300_000);
+  }
+  assert.equal(server.isClosed, true);
+  endpoint.remove(peers[0]!, server);
+  assert.equal(endpoint.deadlineCount, peers.length - 1);
 });
