@@ -344,7 +344,9 @@ export class Connection implements HandshakeHost {
     // are, an epoch-0 record is anyone's and must not keep the connection.
     if (record.epoch === this.#readEpoch) this.#lastReceive = this.#now;
     if (record.epoch > 0) this.#lastProgress = this.#now;
-    const handshake0 = record.epoch === 0 && record.type === ContentType.Handshake;
+    // Only while epoch 0 is read: later its records are stale and dropped.
+    const handshake0 = record.epoch === 0 && this.#readEpoch === 0 &&
+      record.type === ContentType.Handshake;
     this.#recordIsCopy = handshake0 &&
       (record.seq <= this.#epoch0Floor || this.#recent0?.has(record.seq) === true);
     if (handshake0 && !this.#recordIsCopy) {
