@@ -595,17 +595,24 @@ export class ServerEndpoint {
 
   /**
    * Sets the entry's place in the heap to its connection's next deadline.
-   * A deadline that moved later is left where it was (most datagrams move
-   * the idle timeout later): the entry fires early, finds nothing due and
-   * is set again; one that moved earlier is moved now.
+   * One that moved earlier is moved now. One that moved a little later is
+   * left where it was (every datagram moves the idle timeout later): the
+   * entry fires early, finds nothing due and is set again. One that moved
+   * much later (a handshake done: from its retransmission to its idle
+   * timeout) is moved now, to spare the early wake-up.
    */
   #schedule(entry: Entry): void {
     const due = this.#deadlineOf(entry.connection);
     if (due === undefined) return this.#deadlines.delete(entry);
-    if (entry.heapIndex >= 0 && entry.deadline <= due) return;
+    if (entry.heapIndex >= 0 && entry.deadline <= due && due - entry.deadline < LAZY_LATER_MS) {
+      return;
+    }
     this.#deadlines.set(entry, due);
   }
 }
+
+/** How much later a deadline may move before its heap entry is moved too, ms (see #schedule). */
+const LAZY_LATER_MS = 1_000;
 
 /** A connection not heard from for this long gives back its receive buffer, ms. */
 const QUIET_MS = 1_000;

@@ -131,6 +131,9 @@ export interface ListenAddress {
  * tests, or a wall clock set back) is caught up with within this.
  */
 const MAX_TIMER_MS = 1_000;
+
+/** How late the timer may fire, to handle close deadlines together, ms (retransmission timers carry 25 % jitter anyway). */
+const TIMER_SLACK_MS = 50;
 /** Most bytes of a received record logged as hex, per datagram. */
 const LOGGED_RECORD_BYTES = 64;
 /** Most characters of a received payload logged, per datagram. */
@@ -424,7 +427,10 @@ export class DtlsServer {
     const now = this.#clock();
     let due = this.#endpoint.pollTimeout() ?? Infinity;
     for (const log of this.#throttledLogs) due = Math.min(due, log.nextFlush() ?? Infinity);
-    const at = Math.min(due, now + MAX_TIMER_MS);
+    // Up to TIMER_SLACK_MS late: deadlines that fall close together (every
+    // new handshake's first retransmission is due about a second out) are
+    // handled in one wake-up, and the timer is not set again for each.
+    const at = Math.min(due + TIMER_SLACK_MS, now + MAX_TIMER_MS);
     if (this.#timer !== undefined && this.#timerAt <= at) return;
     clearTimeout(this.#timer);
     this.#timerAt = at;
