@@ -31,7 +31,7 @@ import { connectionConfig, createClientConnection } from "../src/connection/endp
 import { nobleProvider } from "../src/crypto/noble.ts";
 import { nodeProvider } from "../src/crypto/node.ts";
 import type { CryptoProvider } from "../src/crypto/provider.ts";
-import { aesGcm } from "../src/crypto/gcm.ts";
+import { aesGcm } from "./gcm.ts";
 import { suiteByName } from "../src/record/suites.ts";
 import {
   type ClientSocket,
@@ -111,7 +111,7 @@ type ErrorKind = "handshake_failed" | "timeout" | "closed" | "socket";
 
 /**
  * The load generator's own crypto: the node provider with our table-based
- * AES-GCM (src/crypto/gcm.ts), which costs a quarter of node:crypto's per
+ * AES-GCM (tools/gcm.ts), which costs a quarter of node:crypto's per
  * 64-byte record. That AES is not constant-time, which a server must care
  * about and a load generator need not: the less CPU the clients take on a
  * shared machine, the more of it measures the server.

@@ -1,28 +1,25 @@
 /**
- * The portable crypto provider, built on `@noble/ciphers`, `@noble/hashes`
- * and `@noble/curves` (pure TypeScript, audited, no native code), plus our
- * own AES-CCM on noble's AES block function and our own AES-GCM
- * (`gcm.ts`). The default provider is `node.ts` (the runtime's native,
- * AES-NI backed crypto); this one runs anywhere.
+ * The portable crypto provider, every primitive from `@noble/ciphers`,
+ * `@noble/hashes` and `@noble/curves` (pure TypeScript, audited, no native
+ * code); the modes no library offers here, AES-CCM (`ccm.ts`) and raw
+ * AES-CBC, are built on noble's AES block function. The default provider
+ * is `node.ts` (the runtime's native, AES-NI backed crypto); this one runs
+ * anywhere.
  *
- * Keyed state is built once per key: the HMAC inner/outer pad states, the
- * AES key schedules of CBC, CCM and GCM, and GCM's GHASH table (noble's
- * `gcm()` rebuilds those on every call). ChaCha20-Poly1305 is our own
- * (`chacha20_poly1305.ts`): noble's builds its cipher per call, which costs
- * ten times the work of a 64-byte record.
+ * Keyed state is built once per key where noble allows it: the HMAC
+ * inner/outer pad states and the AES key schedules of CBC and CCM. noble's
+ * AES-GCM and ChaCha20-Poly1305 take the key per call.
  *
  * @module
  */
 
-import { unsafe } from "@noble/ciphers/aes.js";
+import { gcm, unsafe } from "@noble/ciphers/aes.js";
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { p256 } from "@noble/curves/nist.js";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha384 } from "@noble/hashes/sha2.js";
 import { aesCcm } from "./ccm.ts";
-import { aesGcm } from "./gcm.ts";
-import { ChaCha20Poly1305 } from "./chacha20_poly1305.ts";
-import { HmacSha256, sha256 as sha256Digest } from "./sha256.ts";
 import type {
   Aead,
   AeadName,
@@ -35,6 +32,7 @@ import type {
   RandomSource,
   RunningHash,
 } from "./provider.ts";
+import { InPlaceAead, sealTarget } from "./provider.ts";
 
 const HASHES = { sha256, sha384 } as const;
 
@@ -67,6 +65,48 @@ class NobleMac implements Mac {
     const out = new Uint8Array(this.length);
     h.digestInto(out);
     return out;
+  }
+}
+
+/** One of noble's AEADs with a 12-byte nonce and a 16-byte tag: `(key, nonce, aad) => cipher`. */
+type NobleAeadFactory = (
+  key: Uint8Array,
+  nonce: Uint8Array,
+  aad?: Uint8Array,
+) => { encrypt(plaintext: Uint8Array): Uint8Array; decrypt(sealed: Uint8Array): Uint8Array };
+
+/** noble's AES-GCM or ChaCha20-Poly1305, keyed per record as noble's API is. */
+class NobleAead extends InPlaceAead {
+  readonly tagLength = 16;
+  readonly #factory: NobleAeadFactory;
+  readonly #key: Uint8Array;
+
+  constructor(factory: NobleAeadFactory, key: Uint8Array) {
+    super();
+    this.#factory = factory;
+    this.#key = key.slice();
+  }
+
+  sealInto(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    plaintext: Uint8Array,
+    out: Uint8Array,
+    at: number,
+  ): void {
+    if (nonce.length !== 12) throw new TypeError(`Cannot seal: nonce of ${nonce.length} bytes`);
+    const target = sealTarget(out, at, plaintext.length + 16);
+    target.set(this.#factory(this.#key, nonce, aad).encrypt(plaintext));
+  }
+
+  open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
+    if (nonce.length !== 12 || sealed.length < 16) return null;
+    try {
+      return this.#factory(this.#key, nonce, aad).decrypt(sealed);
+    } catch {
+      // A tag that does not verify: to the record layer, noise.
+      return null;
+    }
   }
 }
 
@@ -240,15 +280,12 @@ export function nobleRunningHash(hash: HashName): RunningHash {
 export const nobleProvider: CryptoProvider = {
   name: "noble",
 
-  // SHA-256 and its HMAC are our own (sha256.ts): the PRF and the cookie
-  // call them on short inputs, where noble's per-call objects cost more than
-  // the hashing. SHA-384 (one suite's PRF) stays noble's.
   hash(hash: HashName, data: Uint8Array): Uint8Array {
-    return hash === "sha256" ? sha256Digest(data) : HASHES[hash](data);
+    return HASHES[hash](data);
   },
 
   hmac(hash: HashName, key: Uint8Array): Mac {
-    return hash === "sha256" ? new HmacSha256(key) : new NobleMac(hash, key);
+    return new NobleMac(hash, key);
   },
 
   runningHash(hash: HashName): RunningHash {
@@ -258,13 +295,13 @@ export const nobleProvider: CryptoProvider = {
   aead(name: AeadName, key: Uint8Array): Aead {
     switch (name) {
       case "aes-gcm":
-        // Our table-based GCM (src/crypto/gcm.ts): keyed once, 3-5x faster
-        // than noble's per record, in the same (table-lookup) class of AES.
-        return aesGcm(key);
+        checkAesKey("AES-GCM", key);
+        return new NobleAead(gcm, key);
       case "chacha20-poly1305":
-        // Our allocation-light ChaCha20-Poly1305 (src/crypto/chacha20_poly1305.ts):
-        // keyed once, about 10x faster than noble's per-call construction.
-        return new ChaCha20Poly1305(key);
+        if (key.length !== 32) {
+          throw new TypeError(`Cannot create ChaCha20-Poly1305: key of ${key.length} bytes`);
+        }
+        return new NobleAead(chacha20poly1305, key);
       case "aes-ccm":
         return aesCcm(key, 16);
       case "aes-ccm-8":

@@ -1,14 +1,11 @@
 /**
  * A crypto provider on the runtime's built-in `node:crypto` (native code in
  * Deno), for the primitives where it measurably beats the portable `@noble`
- * one (see the README's Performance section and `bench/crypto_bench.ts`):
+ * one (see `bench/crypto_bench.ts`):
  *
- * - AES-GCM: native code (AES-NI), even though `node:crypto` keys a fresh
- *   cipher object per record (about 4 µs of a 6 µs 64-byte seal);
- * - ChaCha20-Poly1305 for records of 768 bytes and more; shorter ones go to
- *   our own (`chacha20_poly1305.ts`, constant-time like any ChaCha20, 5x
- *   faster at 64 bytes because it keeps its keyed state), since there the
- *   cipher object costs more than the cipher;
+ * - AES-GCM and ChaCha20-Poly1305: native code (AES-NI), even though
+ *   `node:crypto` keys a fresh cipher object per record (most of a 64-byte
+ *   record's cost);
  * - X25519 and P-256 ECDH: about 8x faster than noble's pure-JS curves, which
  *   dominate an ECDHE-PSK handshake.
  *
@@ -34,7 +31,6 @@ import {
 } from "node:crypto";
 import { p256 } from "@noble/curves/nist.js";
 import { nobleProvider } from "./noble.ts";
-import { ChaCha20Poly1305 } from "./chacha20_poly1305.ts";
 import type {
   Aead,
   AeadName,
@@ -116,52 +112,6 @@ class NodeAead extends InPlaceAead {
     } catch {
       return null;
     }
-  }
-}
-
-/**
- * Below this many bytes of plaintext (or ciphertext) a ChaCha20-Poly1305
- * record is cheaper in our JavaScript than through a fresh `node:crypto`
- * cipher object; above it native code wins (bench/crypto_bench.ts: equal at
- * about 1,200 bytes to seal and 600 to open).
- */
-const CHACHA_NATIVE_FROM = 768;
-
-/** ChaCha20-Poly1305 on whichever of the two implementations is faster for the record's size. */
-class SizedChaCha extends InPlaceAead {
-  readonly tagLength = 16;
-  readonly #small: ChaCha20Poly1305;
-  // Made on the first large record: most connections never send one, and
-  // an idle connection is smaller without it (two per connection).
-  #native: NodeAead | undefined;
-
-  constructor(key: Uint8Array) {
-    super();
-    this.#small = new ChaCha20Poly1305(key);
-  }
-
-  get #large(): NodeAead {
-    return this.#native ??= new NodeAead("chacha20-poly1305", this.#small.keyBytes());
-  }
-
-  sealInto(
-    nonce: Uint8Array,
-    aad: Uint8Array,
-    plaintext: Uint8Array,
-    out: Uint8Array,
-    at: number,
-  ): void {
-    if (plaintext.length < CHACHA_NATIVE_FROM) {
-      this.#small.sealInto(nonce, aad, plaintext, out, at);
-    } else {
-      this.#large.sealInto(nonce, aad, plaintext, out, at);
-    }
-  }
-
-  open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | null {
-    return sealed.length - this.tagLength < CHACHA_NATIVE_FROM
-      ? this.#small.open(nonce, aad, sealed)
-      : this.#large.open(nonce, aad, sealed);
   }
 }
 
@@ -358,7 +308,7 @@ export const nodeProvider: CryptoProvider = {
         if (key.length !== 32) {
           throw new TypeError(`Cannot create ChaCha20-Poly1305: key of ${key.length} bytes`);
         }
-        return new SizedChaCha(key);
+        return new NodeAead("chacha20-poly1305", key);
       case "aes-ccm":
       case "aes-ccm-8":
         // No CCM in Deno's node:crypto.

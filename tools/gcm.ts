@@ -21,8 +21,8 @@
  * @module
  */
 
-import { allocateBytes } from "../codec/byte_pool.ts";
-import { type Aead, InPlaceAead, sealTarget } from "./provider.ts";
+import { allocateBytes } from "../src/codec/byte_pool.ts";
+import { type Aead, InPlaceAead, sealTarget } from "../src/crypto/provider.ts";
 
 // ---------------------------------------------------------------------------
 // AES tables, built once at module load.

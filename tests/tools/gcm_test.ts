@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import { aesGcm } from "../../src/crypto/gcm.ts";
-import { concat, hex, seededRandom, toHex } from "./hex.ts";
+import { aesGcm } from "../../tools/gcm.ts";
+import { concat, hex, seededRandom, toHex } from "../crypto/hex.ts";
 
 /** Seals with node:crypto. */
 function nodeSeal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): Uint8Array {
