@@ -13,6 +13,7 @@ import {
   type ServerEndpointOptions,
 } from "../../src/connection/endpoint.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
+import { ContentType, parseRecords } from "../../src/record/header.ts";
 import type { PskClientOptions } from "../../src/handshake/client.ts";
 import { suiteByName } from "../../src/record/suites.ts";
 import { seededRandom } from "./random.ts";
@@ -117,4 +118,68 @@ export function drain(connection: Connection): { events: ConnectionEvent[]; sent
   for (let e = connection.pollEvent(); e; e = connection.pollEvent()) events.push(e);
   for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) sent.push(d);
   return { events, sent };
+}
+
+/**
+ * Runs a handshake between `client` (at `peer`) and the endpoint up to the
+ * client's final flight (ClientKeyExchange, ChangeCipherSpec, Finished),
+ * which is returned undelivered, with every datagram the client sent on the
+ * way (the ClientHellos and the final flight).
+ */
+export function upToFinalFlight(
+  endpoint: ServerEndpoint,
+  client: Connection,
+  peer: string,
+  now: number,
+): { finalFlight: Uint8Array; sent: Uint8Array[] } {
+  let finalFlight: Uint8Array | undefined;
+  const sent: Uint8Array[] = [];
+  for (let round = 0; round < 10; round++) {
+    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
+      sent.push(d.slice());
+      if (parseRecords(d).records.some((r) => r.type === ContentType.ChangeCipherSpec)) {
+        finalFlight = d;
+        continue;
+      }
+      const out = endpoint.handleDatagram(d, peer, now);
+      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, now);
+    }
+    const server = endpoint.get(peer);
+    for (let d = server?.pollTransmit(); d; d = server?.pollTransmit()) {
+      client.handleDatagram(d, now);
+    }
+    while (client.pollEvent());
+  }
+  if (finalFlight === undefined) throw new Error("Cannot reach the client's final flight");
+  return { finalFlight, sent };
+}
+
+/**
+ * A whole session of a client at `peer`, every datagram it sent kept (as an
+ * observer on the path would), then ended by the client's close_notify at
+ * `closeAt`, and its connection removed as the shell removes it.
+ */
+export function observedSession(
+  endpoint: ServerEndpoint,
+  seed: string,
+  peer: string,
+  now: number,
+  closeAt: number,
+): Uint8Array[] {
+  const seen: Uint8Array[] = [];
+  const client = testClient(seed, now);
+  converse(endpoint, client, peer, now, (d) => {
+    seen.push(d.slice());
+    return true;
+  });
+  if (!client.isEstablished) throw new Error("Cannot observe a session: no handshake");
+  const server = endpoint.get(peer)!;
+  client.close();
+  for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
+    endpoint.handleDatagram(d, peer, closeAt);
+  }
+  if (!server.isClosed) throw new Error("Cannot observe a session: close_notify not taken");
+  drain(server);
+  endpoint.remove(peer, server);
+  return seen;
 }

@@ -6,9 +6,8 @@
  */
 import assert from "node:assert/strict";
 import type { Connection } from "../../src/connection/connection.ts";
-import type { ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { ContentType, DTLS_1_2, encodeRecord, parseRecords } from "../../src/record/header.ts";
-import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
+import { converse, testClient, testEndpoint, upToFinalFlight } from "../helpers/drive.ts";
 import { Pair } from "../helpers/sim.ts";
 
 const T0 = 1_000_000;
@@ -21,40 +20,14 @@ function drain(connection: Connection): { events: string[]; sent: Uint8Array[] }
   return { events, sent };
 }
 
-/**
- * Runs a handshake up to the client's final flight (ClientKeyExchange,
- * ChangeCipherSpec, Finished), which is returned as its records, undelivered.
- */
-function upToFinalFlight(endpoint: ServerEndpoint, client: Connection, peer: string, now: number) {
-  let finalFlight: Uint8Array | undefined;
-  for (let round = 0; round < 10; round++) {
-    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
-      if (parseRecords(d).records.some((r) => r.type === ContentType.ChangeCipherSpec)) {
-        finalFlight = d;
-        continue;
-      }
-      const out = endpoint.handleDatagram(d, peer, now);
-      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, now);
-    }
-    const server = endpoint.get(peer);
-    if (server !== undefined) {
-      for (let d = server.pollTransmit(); d; d = server.pollTransmit()) {
-        client.handleDatagram(d, now);
-      }
-    }
-    while (client.pollEvent());
-  }
-  assert.ok(finalFlight !== undefined);
-  return parseRecords(finalFlight).records.map((r) => r.raw.slice());
-}
-
 // ---- F1: records of epoch 2 held after ChangeCipherSpec stay charged for good --------------
 
 Deno.test("review round 2 F1: nothing stays buffered or charged once the handshake is established (records of epoch 2 held after ChangeCipherSpec)", () => {
   const endpoint = testEndpoint({}, "round2/f1");
   const peer = "10.50.0.1:5000";
   const client = testClient("round2/f1", T0);
-  const [cke, ccs, finished] = upToFinalFlight(endpoint, client, peer, T0);
+  const [cke, ccs, finished] = parseRecords(upToFinalFlight(endpoint, client, peer, T0).finalFlight)
+    .records.map((r) => r.raw.slice());
   const server = endpoint.get(peer)!;
   // ClientKeyExchange and ChangeCipherSpec: the server reads epoch 1 now.
   endpoint.handleDatagram(cke!, peer, T0 + 1);

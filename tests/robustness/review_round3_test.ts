@@ -5,44 +5,19 @@
  * Sans-I/O engine on virtual time; deterministic.
  */
 import assert from "node:assert/strict";
-import type { Connection } from "../../src/connection/connection.ts";
-import type { ServerEndpoint } from "../../src/connection/endpoint.ts";
-import { ContentType, DTLS_1_2, encodeRecord, parseRecords } from "../../src/record/header.ts";
+import { ContentType, DTLS_1_2, encodeRecord } from "../../src/record/header.ts";
 import { encodeClientHello, HandshakeType } from "../../src/handshake/messages.ts";
 import { encodeHandshakeMessage } from "../../src/handshake/fragments.ts";
-import { converse, drain, testClient, testEndpoint } from "../helpers/drive.ts";
+import {
+  converse,
+  drain,
+  observedSession,
+  testClient,
+  testEndpoint,
+  upToFinalFlight,
+} from "../helpers/drive.ts";
 
 const T0 = 1_000_000;
-
-/**
- * Runs a handshake up to the client's final flight (ClientKeyExchange,
- * ChangeCipherSpec, Finished), returned undelivered; also every datagram the
- * client sent on the way (the ClientHellos).
- */
-function upToFinalFlight(endpoint: ServerEndpoint, client: Connection, peer: string, now: number) {
-  let finalFlight: Uint8Array | undefined;
-  const sent: Uint8Array[] = [];
-  for (let round = 0; round < 10; round++) {
-    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
-      sent.push(d.slice());
-      if (parseRecords(d).records.some((r) => r.type === ContentType.ChangeCipherSpec)) {
-        finalFlight = d;
-        continue;
-      }
-      const out = endpoint.handleDatagram(d, peer, now);
-      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, now);
-    }
-    const server = endpoint.get(peer);
-    if (server !== undefined) {
-      for (let d = server.pollTransmit(); d; d = server.pollTransmit()) {
-        client.handleDatagram(d, now);
-      }
-    }
-    while (client.pollEvent());
-  }
-  assert.ok(finalFlight !== undefined);
-  return { finalFlight, sent };
-}
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -60,24 +35,10 @@ Deno.test("review round 3 F1: a replayed ClientHello does not replace an associa
   const endpoint = testEndpoint({}, "round3/f1");
   const peer = "10.70.0.1:5000";
   // First session from this address and port; an observer keeps its
-  // ClientHello with the cookie.
-  const seen: Uint8Array[] = [];
-  const first = testClient("round3/f1/first", T0);
-  converse(endpoint, first, peer, T0, (d) => {
-    seen.push(d.slice());
-    return true;
-  });
-  assert.equal(first.isEstablished, true);
-  const old = endpoint.get(peer)!;
-  // The client ends the session (close_notify); the shell forgets the entry,
-  // and with it the list of cookies this address used.
-  first.close();
-  for (let d = first.pollTransmit(); d; d = first.pollTransmit()) {
-    endpoint.handleDatagram(d, peer, T0 + 1_000);
-  }
-  assert.equal(old.isClosed, true);
-  drain(old);
-  endpoint.remove(peer, old);
+  // ClientHello with the cookie. The client ends the session (close_notify);
+  // the shell forgets the entry, and with it the list of cookies this
+  // address used.
+  const seen = observedSession(endpoint, "round3/f1/first", peer, T0, T0 + 1_000);
   // The client comes back from the same port a few seconds later.
   const second = testClient("round3/f1/second", T0 + 5_000);
   converse(endpoint, second, peer, T0 + 5_000);

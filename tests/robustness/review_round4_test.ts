@@ -17,36 +17,16 @@ import {
   HandshakeType,
 } from "../../src/handshake/messages.ts";
 import { encodeHandshakeMessage, parseHandshakeFragments } from "../../src/handshake/fragments.ts";
-import { converse, drain, testClient, testEndpoint } from "../helpers/drive.ts";
+import {
+  converse,
+  drain,
+  observedSession,
+  testClient,
+  testEndpoint,
+  upToFinalFlight,
+} from "../helpers/drive.ts";
 
 const T0 = 1_000_000;
-
-/**
- * Runs a handshake up to the client's final flight (ClientKeyExchange,
- * ChangeCipherSpec, Finished), returned undelivered.
- */
-function upToFinalFlight(endpoint: ServerEndpoint, client: Connection, peer: string, now: number) {
-  let finalFlight: Uint8Array | undefined;
-  for (let round = 0; round < 10; round++) {
-    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
-      if (parseRecords(d).records.some((r) => r.type === ContentType.ChangeCipherSpec)) {
-        finalFlight = d;
-        continue;
-      }
-      const out = endpoint.handleDatagram(d, peer, now);
-      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, now);
-    }
-    const server = endpoint.get(peer);
-    if (server !== undefined) {
-      for (let d = server.pollTransmit(); d; d = server.pollTransmit()) {
-        client.handleDatagram(d, now);
-      }
-    }
-    while (client.pollEvent());
-  }
-  assert.ok(finalFlight !== undefined);
-  return finalFlight;
-}
 
 /** A ClientHello a blind spoofer makes: its own random, no cookie. */
 function spoofedClientHello(
@@ -88,7 +68,7 @@ Deno.test("review round 4 F1: a spoofed ClientHello after the server completed d
   const endpoint = testEndpoint({}, "round4/f1");
   const peer = "10.80.0.1:5000";
   const client = testClient("round4/f1", T0);
-  const finalFlight = upToFinalFlight(endpoint, client, peer, T0);
+  const { finalFlight } = upToFinalFlight(endpoint, client, peer, T0);
   const server = endpoint.get(peer)!;
   drain(server);
   // The client's final flight arrives: the server is established and sends
@@ -125,7 +105,7 @@ Deno.test("review round 4 F2: a spoofed ClientHello while the client's final fli
   const endpoint = testEndpoint({}, "round4/f2");
   const peer = "10.80.1.1:5000";
   const client = testClient("round4/f2", T0);
-  const finalFlight = upToFinalFlight(endpoint, client, peer, T0);
+  const { finalFlight } = upToFinalFlight(endpoint, client, peer, T0);
   const server = endpoint.get(peer)!;
   drain(server);
   // The client's final flight is lost; its timer fires (0.75-1 s) and the
@@ -324,21 +304,7 @@ Deno.test("review round 4 F6: a handshake flood from other ports does not make a
   // The victim's first session; an observer keeps its ClientHello with the
   // cookie. The session ends and the client comes back from the same port
   // (round 3's F1): the endpoint remembers the old cookie for this port.
-  const seen: Uint8Array[] = [];
-  const first = testClient("round4/f6/first", T0);
-  converse(endpoint, first, peer, T0, (d) => {
-    seen.push(d.slice());
-    return true;
-  });
-  assert.equal(first.isEstablished, true);
-  const old = endpoint.get(peer)!;
-  first.close();
-  for (let d = first.pollTransmit(); d; d = first.pollTransmit()) {
-    endpoint.handleDatagram(d, peer, T0 + 500);
-  }
-  assert.equal(old.isClosed, true);
-  drain(old);
-  endpoint.remove(peer, old);
+  const seen = observedSession(endpoint, "round4/f6/first", peer, T0, T0 + 500);
   const second = testClient("round4/f6/second", T0 + 1_000);
   converse(endpoint, second, peer, T0 + 1_000);
   assert.equal(second.isEstablished, true);
