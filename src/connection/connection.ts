@@ -43,7 +43,7 @@ import { alertFor, ProtocolError } from "../handshake/errors.ts";
 import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handshake/driver.ts";
 
 export type { ConnectionConfig };
-import type { ConnectionEvent, DropReason, InternalOrigin } from "./events.ts";
+import type { CloseCause, ConnectionEvent, DropReason, InternalOrigin } from "./events.ts";
 import type { HandshakeEvent } from "../handshake/driver.ts";
 import { BytePool } from "../codec/byte_pool.ts";
 import { BUFFER_OVERHEAD, MemoryAccount } from "../memory/budget.ts";
@@ -507,9 +507,14 @@ export class Connection implements HandshakeHost {
     if (alert.description === AlertDescription.CloseNotify) {
       // RFC 5246 §7.2.1: answer close_notify with close_notify.
       this.#trySendAlert(AlertLevel.Warning, AlertDescription.CloseNotify);
-      return this.#close("close_notify received", false);
+      return this.#close("close_notify received", false, "peer_closed");
     }
-    if (fatal) return this.#close(`fatal alert received: ${description}`, true);
+    if (fatal) {
+      return this.#close(`fatal alert received: ${description}`, true, "peer_alert", {
+        direction: "received",
+        description,
+      });
+    }
   }
 
   // ---- timers ------------------------------------------------------------
@@ -530,7 +535,7 @@ export class Connection implements HandshakeHost {
     if (this.#phase === "closed") return;
     try {
       if (this.#phase === "handshaking" && now >= this.#handshakeDeadline) {
-        return this.#close("handshake timeout", true);
+        return this.#close("handshake timeout", true, "handshake_timeout");
       }
       switch (this.#timer.poll(now)) {
         case "resend":
@@ -540,8 +545,9 @@ export class Connection implements HandshakeHost {
           this.#transmitFlight(this.#timer.flight);
           return;
         case "give_up":
-          if (this.#phase === "handshaking") this.#close("handshake timeout", true);
-          else this.#timer.clear();
+          if (this.#phase === "handshaking") {
+            this.#close("handshake timeout", true, "handshake_timeout");
+          } else this.#timer.clear();
           return;
         case "none":
           return;
@@ -572,16 +578,16 @@ export class Connection implements HandshakeHost {
   }
 
   /** Sends close_notify and closes. Safe to call in any state; never throws. */
-  close(reason = "closed locally"): void {
+  close(reason = "closed locally", cause: "local" | "idle_timeout" = "local"): void {
     if (this.#phase === "closed") return;
     this.#trySendAlert(AlertLevel.Warning, AlertDescription.CloseNotify);
-    this.#close(reason, false);
+    this.#close(reason, false, cause);
   }
 
   /** Closes without an alert (used by the endpoint's policies, e.g. replaced by a new handshake). */
-  abort(reason: string): void {
+  abort(reason: string, cause: "aborted" | "replaced" = "aborted"): void {
     if (this.#phase === "closed") return;
-    this.#close(reason, true);
+    this.#close(reason, true, cause);
   }
 
   /**
@@ -592,7 +598,13 @@ export class Connection implements HandshakeHost {
   failInternal(error: unknown, origin: InternalOrigin = "handler"): void {
     if (this.#phase === "closed") return;
     this.#trySendAlert(AlertLevel.Fatal, AlertDescription.InternalError);
-    this.#close(`internal error: ${errorText(error)}`, true, origin);
+    this.#close(
+      `internal error: ${errorText(error)}`,
+      true,
+      "internal",
+      INTERNAL_ERROR_SENT,
+      origin,
+    );
   }
 
   // ---- output --------------------------------------------------------------
@@ -708,7 +720,7 @@ export class Connection implements HandshakeHost {
     if (this.#phase === "closed") return;
     if (error instanceof SequenceExhausted) {
       // No sequence number is left for an alert either (RFC 6347 §4.1).
-      return this.#close(error.message, true);
+      return this.#close(error.message, true, "sequence_exhausted");
     }
     const { alert, internal } = alertFor(error);
     this.#trySendAlert(AlertLevel.Fatal, alert);
@@ -716,6 +728,8 @@ export class Connection implements HandshakeHost {
     this.#close(
       internal ? `internal error: ${message}` : message,
       true,
+      internal ? "internal" : "protocol_error",
+      { direction: "sent", description: alertName(alert) },
       internal ? "engine" : undefined,
     );
   }
@@ -726,13 +740,19 @@ export class Connection implements HandshakeHost {
     this.#early = [];
   }
 
-  #close(reason: string, error: boolean, internal?: InternalOrigin): void {
+  #close(
+    reason: string,
+    error: boolean,
+    cause: CloseCause,
+    alert?: ClosingAlert,
+    internal?: InternalOrigin,
+  ): void {
     this.#phase = "closed";
     this.#timer.clear();
     this.#dropEarly();
     this.inbound.clear();
     this.#memory.releaseAll();
-    this.#events.push({ type: "closed", reason, error, internal });
+    this.#events.push({ type: "closed", reason, error, cause, alert, internal });
   }
 
   /** Sends an alert if the record layer still can; a connection ending anyway does without. */
@@ -828,6 +848,11 @@ export class Connection implements HandshakeHost {
 }
 
 const CCS_BODY = new Uint8Array([1]);
+
+/** The fatal alert that ended a connection, as its `closed` event tells it. */
+type ClosingAlert = { readonly direction: "sent" | "received"; readonly description: string };
+
+const INTERNAL_ERROR_SENT: ClosingAlert = { direction: "sent", description: "internal_error" };
 
 /** The account of a connection that holds no handshake buffers: it can hold nothing. */
 const NO_MEMORY = new MemoryAccount(undefined, "", 0);

@@ -520,7 +520,10 @@ export class ServerEndpoint {
     connection.attach(handshake, record.seq);
     connection.markUsed(record.seq);
     this.#rememberCookie(peer, cookie, now);
-    previous?.abort("replaced by a new handshake from the same address (RFC 6347 §4.2.8)");
+    previous?.abort(
+      "replaced by a new handshake from the same address (RFC 6347 §4.2.8)",
+      "replaced",
+    );
     const replacedEntry = this.#table.get(peer);
     if (replacedEntry !== undefined) this.#forget(replacedEntry);
     const entry: Entry = {
@@ -571,7 +574,7 @@ export class ServerEndpoint {
     }
     const quiet = now - connection.lastReceive;
     if (connection.isEstablished && quiet >= this.#options.idleTimeoutMs) {
-      connection.close("idle timeout");
+      connection.close("idle timeout", "idle_timeout");
       return true;
     }
     if (quiet >= QUIET_MS) connection.releaseIdleMemory();

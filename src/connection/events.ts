@@ -19,6 +19,27 @@ export type DropReason =
   /** Not a record dropped: a resend the peer asked for was held back (once per interval, 3x its bytes). */
   | "resend_limited";
 
+/** Why a connection ended. */
+export type CloseCause =
+  /** The peer sent close_notify. */
+  | "peer_closed"
+  /** The peer sent a fatal alert. */
+  | "peer_alert"
+  /** The peer broke the protocol: we sent the fatal alert. */
+  | "protocol_error"
+  | "handshake_timeout"
+  | "idle_timeout"
+  /** A new handshake from the same address replaced it (RFC 6347 §4.2.8). */
+  | "replaced"
+  /** The owner closed it (close_notify sent), e.g. at shutdown. */
+  | "local"
+  /** The owner dropped it without an alert. */
+  | "aborted"
+  /** Our own failure (see `internal`). */
+  | "internal"
+  /** Its sequence numbers ran out (RFC 6347 §4.1). */
+  | "sequence_exhausted";
+
 /** Where an internal error (ours, not the peer's) that ended a connection came from. */
 export type InternalOrigin = "engine" | "handler" | "log";
 
@@ -54,6 +75,12 @@ export type ConnectionEvent =
     readonly reason: string;
     /** True when the connection ended by a failure rather than an orderly close. */
     readonly error: boolean;
+    /** Why, as a value to count by (the reason is for people). */
+    readonly cause: CloseCause;
+    /** The fatal alert that ended it, sent or received, if one did. */
+    readonly alert:
+      | { readonly direction: "sent" | "received"; readonly description: string }
+      | undefined;
     /**
      * Set when that failure was ours, not the peer's: a bug in the engine, or
      * a throw from the owner's handler or logging for this connection.

@@ -177,9 +177,8 @@ export class DtlsServer {
   readonly #peers = new Map<string, PeerRoute>();
   readonly #peerKeys = new PeerKeys();
   #psk: PskStore;
-  /** Connections whose handshake completed, and the last fatal alert of each, for metrics. */
+  /** Connections whose handshake completed, for metrics. */
   readonly #completed = new WeakSet<Connection>();
-  readonly #lastFatal = new WeakMap<Connection, string>();
   /** Counters and gauges of this server (served by `--metrics`). */
   readonly metrics = new Metrics();
   // The counters of every datagram, held rather than looked up by name each time.
@@ -684,15 +683,6 @@ export class DtlsServer {
         return;
       }
       case "alert": {
-        if (event.level === "fatal") {
-          // A metric label: a peer's unknown alert code is "unknown", so
-          // peers cannot add series.
-          const description = isKnownAlert(event.description) ? event.description : "unknown";
-          this.#lastFatal.set(
-            connection,
-            event.direction === "sent" ? description : `peer_${description}`,
-          );
-        }
         const level = event.level === "fatal" ? "warning" : "info";
         const name = event.direction === "sent" ? "alert_sent" : "alert_received";
         const msg = `${
@@ -743,10 +733,7 @@ export class DtlsServer {
           );
         }
         if (event.error && !this.#completed.has(connection)) {
-          const reason = event.reason === "handshake timeout"
-            ? "timeout"
-            : this.#lastFatal.get(connection) ?? "other";
-          this.metrics.inc("dtls_handshakes_failed_total", { reason });
+          this.metrics.inc("dtls_handshakes_failed_total", { reason: failureLabel(event) });
         }
         log.log(
           event.error ? "warning" : "info",
@@ -847,6 +834,18 @@ const REASON_CHARS = 300;
 /** Whether an alert description is one of the RFC's (not `alert_<n>` for an unknown code). */
 function isKnownAlert(description: string): boolean {
   return !/^alert_\d+$/.test(description);
+}
+
+/**
+ * The `reason` label of a failed handshake: `timeout`, the fatal alert we
+ * sent, `peer_` and the one we received (a peer's unknown alert code is
+ * `unknown`, so that peers cannot add series), or `other`.
+ */
+function failureLabel(event: Extract<ConnectionEvent, { type: "closed" }>): string {
+  if (event.cause === "handshake_timeout") return "timeout";
+  if (event.alert === undefined) return "other";
+  const description = isKnownAlert(event.alert.description) ? event.alert.description : "unknown";
+  return event.alert.direction === "sent" ? description : `peer_${description}`;
 }
 
 const REFUSAL_TEXT: Record<AdmissionRefusal, string> = {

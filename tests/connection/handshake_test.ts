@@ -194,3 +194,28 @@ Deno.test("a stray epoch-1 alert from an old association on a reused port does n
   assert.equal(pair.client.isEstablished, true);
   assert.ok(pair.client.drops.bad_mac >= 1, "the stray record was dropped");
 });
+
+Deno.test("closed events say why as a value: a wrong key is the server's protocol_error (bad_record_mac sent) and the client's peer_alert", () => {
+  const pair = new Pair({ client: { psk: new Uint8Array(6).fill(0x42) } });
+  pair.run();
+  const closed = (events: typeof pair.serverEvents) =>
+    events.find((e): e is Extract<typeof e, { type: "closed" }> => e.type === "closed");
+  const server = closed(pair.serverEvents);
+  assert.equal(server?.cause, "protocol_error");
+  assert.deepEqual(server?.alert, { direction: "sent", description: "bad_record_mac" });
+  const client = closed(pair.clientEvents);
+  assert.equal(client?.cause, "peer_alert");
+  assert.deepEqual(client?.alert, { direction: "received", description: "bad_record_mac" });
+});
+
+Deno.test("closed events say why as a value: a handshake that never finishes is handshake_timeout", () => {
+  // Everything from the server after its HelloVerifyRequest is lost.
+  const pair = new Pair({
+    script: (direction, i) => direction === "s2c" && i > 0 ? "drop" : "deliver",
+  });
+  pair.run();
+  const closed = pair.serverEvents.find((e) => e.type === "closed");
+  assert.ok(closed?.type === "closed");
+  assert.equal(closed.cause, "handshake_timeout");
+  assert.equal(closed.alert, undefined);
+});
