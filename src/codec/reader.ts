@@ -20,6 +20,11 @@ export class DecodeError extends Error {
   }
 }
 
+/** The big-endian 32-bit integer at `buf[at, at + 4)`; unchecked (the counterpart of `writeU32`). */
+export function readU32(buf: Uint8Array, at: number): number {
+  return ((buf[at]! << 24) >>> 0) + ((buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!);
+}
+
 /**
  * The big-endian 48-bit integer at `buf[at, at + 6)`, exact in a JS number;
  * unchecked, for callers that checked the bounds (the counterpart of

@@ -115,6 +115,14 @@ export class Writer {
   }
 }
 
+/** Writes a 32-bit big-endian integer at `at`. */
+export function writeU32(buf: Uint8Array, at: number, v: number): void {
+  buf[at] = v >>> 24;
+  buf[at + 1] = v >>> 16;
+  buf[at + 2] = v >>> 8;
+  buf[at + 3] = v;
+}
+
 /** Writes a 48-bit big-endian integer at `at`. */
 export function writeU48(buf: Uint8Array, at: number, v: number): void {
   const hi = Math.floor(v / 0x1_0000_0000);

@@ -34,6 +34,7 @@ import {
   ContentType,
   DTLS_1_0,
   DTLS_1_2,
+  MAX_PLAINTEXT_LENGTH,
   RECORD_HEADER_LENGTH,
   type RecordView,
 } from "../record/header.ts";
@@ -43,7 +44,13 @@ import { alertFor, ProtocolError } from "../handshake/errors.ts";
 import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handshake/driver.ts";
 
 export type { ConnectionConfig };
-import type { CloseCause, ConnectionEvent, DropReason, InternalOrigin } from "./events.ts";
+import type {
+  CloseCause,
+  ClosingAlert,
+  ConnectionEvent,
+  DropReason,
+  InternalOrigin,
+} from "./events.ts";
 import type { HandshakeEvent } from "../handshake/driver.ts";
 import { BytePool } from "../codec/byte_pool.ts";
 import { BUFFER_OVERHEAD, MemoryAccount } from "../memory/budget.ts";
@@ -74,7 +81,7 @@ const MAX_WRITE_SEQ = 2 ** 48 - 2;
 const UNAUTHENTICATED_RESEND_FACTOR = 3;
 
 /** Thrown when an epoch's sequence numbers are used up: the connection must close. */
-export class SequenceExhausted extends Error {
+class SequenceExhausted extends Error {
   constructor(epoch: number) {
     super(`Cannot send: sequence numbers of epoch ${epoch} exhausted`);
     this.name = "SequenceExhausted";
@@ -569,7 +576,9 @@ export class Connection implements HandshakeHost {
     if (this.#phase !== "established") {
       throw new TypeError(`Cannot send application data: connection is ${this.#phase}`);
     }
-    if (data.length > 16384) throw new RangeError("Cannot send application data: over 2^14 bytes");
+    if (data.length > MAX_PLAINTEXT_LENGTH) {
+      throw new RangeError("Cannot send application data: over 2^14 bytes");
+    }
     try {
       this.#transmits.push(this.#seal(ContentType.ApplicationData, this.#writeEpoch, data));
     } catch (error) {
@@ -696,12 +705,12 @@ export class Connection implements HandshakeHost {
     this.#phase = "established";
     // Nothing is buffered once established (see #handleHandshake), so an
     // idle connection keeps no account.
+    this.inbound.reset(NO_MEMORY);
     this.#dropEarly();
-    // Epoch-0 records are stale from now on: no copy of one is looked for.
-    this.#recent0 = undefined;
     this.#memory.releaseAll();
     this.#memory = NO_MEMORY;
-    this.inbound.reset(NO_MEMORY);
+    // Epoch-0 records are stale from now on: no copy of one is looked for.
+    this.#recent0 = undefined;
   }
 
   // ---- internals -------------------------------------------------------------
@@ -848,9 +857,6 @@ export class Connection implements HandshakeHost {
 }
 
 const CCS_BODY = new Uint8Array([1]);
-
-/** The fatal alert that ended a connection, as its `closed` event tells it. */
-type ClosingAlert = { readonly direction: "sent" | "received"; readonly description: string };
 
 const INTERNAL_ERROR_SENT: ClosingAlert = { direction: "sent", description: "internal_error" };
 

@@ -35,6 +35,7 @@ import {
   DTLS_1_0,
   DTLS_1_2,
   encodeRecord,
+  MAX_PLAINTEXT_LENGTH,
   parseRecords,
   type RecordView,
 } from "../record/header.ts";
@@ -87,9 +88,6 @@ export const MAX_CLIENT_HELLO_SEQ = 2 ** 48 - 2 ** 32;
  * after a HelloVerifyRequest, a little more after a few.
  */
 export const MAX_CLIENT_HELLO_MESSAGE_SEQ = 255;
-
-/** The most a plaintext (epoch-0) record carries (RFC 5246 §6.2.1). */
-const MAX_PLAINTEXT_LENGTH = 16_384;
 
 /** Settings of a {@link ServerEndpoint}. */
 export interface ServerEndpointOptions {
@@ -159,6 +157,7 @@ export type EndpointDropReason =
   | "internal_error"
   | AdmissionRefusal;
 
+/** A connection in the table; also its entry in the deadline heap (`deadline`, `heapIndex`). */
 interface Entry extends Scheduled {
   /** The peer's key in the table. */
   readonly peer: string;
@@ -168,10 +167,6 @@ interface Entry extends Scheduled {
    * string costs an idle connection a tenth of a typed array's heap.
    */
   readonly clientRandom: string;
-  /** Its connection's next deadline while in the heap, ms. */
-  deadline: number;
-  /** Its place in the deadline heap, -1 when not in it. */
-  heapIndex: number;
 }
 
 /**
@@ -357,7 +352,7 @@ export class ServerEndpoint {
       // A bug on the stateless path: whatever it made is not in the table.
       this.internalErrors++;
       const made = this.#table.get(peer);
-      if (made !== undefined) this.remove(peer, made.connection);
+      if (made !== undefined) this.#forget(made);
       return { kind: "dropped", reason: "internal_error" };
     }
   }

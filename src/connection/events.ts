@@ -40,6 +40,12 @@ export type CloseCause =
   /** Its sequence numbers ran out (RFC 6347 §4.1). */
   | "sequence_exhausted";
 
+/** The fatal alert that ended a connection, as its `closed` event tells it. */
+export interface ClosingAlert {
+  readonly direction: "sent" | "received";
+  readonly description: string;
+}
+
 /** Where an internal error (ours, not the peer's) that ended a connection came from. */
 export type InternalOrigin = "engine" | "handler" | "log";
 
@@ -78,9 +84,7 @@ export type ConnectionEvent =
     /** Why, as a value to count by (the reason is for people). */
     readonly cause: CloseCause;
     /** The fatal alert that ended it, sent or received, if one did. */
-    readonly alert:
-      | { readonly direction: "sent" | "received"; readonly description: string }
-      | undefined;
+    readonly alert: ClosingAlert | undefined;
     /**
      * Set when that failure was ours, not the peer's: a bug in the engine, or
      * a throw from the owner's handler or logging for this connection.

@@ -19,14 +19,15 @@
  * @module
  */
 
-import { Reader } from "../codec/reader.ts";
+import { Reader, readU32 } from "../codec/reader.ts";
+import { writeU32 } from "../codec/writer.ts";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 import type { CryptoProvider, Mac, RandomSource } from "../crypto/provider.ts";
 
 /** When a cookie of the right length says it was minted, ms (whole seconds; meaningful once it verified). */
 export function cookieIssuedAt(cookie: Uint8Array): number {
   if (cookie.length !== COOKIE_LENGTH) return 0;
-  return ((cookie[1]! << 24 >>> 0) + (cookie[2]! << 16) + (cookie[3]! << 8) + cookie[4]!) * 1000;
+  return readU32(cookie, 1) * 1000;
 }
 
 /** Bytes of a minted cookie. */
@@ -67,7 +68,6 @@ export class CookieAuthority {
   #current: Secret | undefined;
   #previous: Secret | undefined;
   #rotatedAt = 0;
-  readonly #scratch = new Uint8Array(4);
   /**
    * The MAC input, written into one reused buffer: one HMAC call over one
    * array, instead of nine parts and four length arrays per cookie.
@@ -152,8 +152,7 @@ export class CookieAuthority {
       ? this.#previous
       : undefined;
     if (secret === undefined) return "expired";
-    this.#scratch.set(cookie.subarray(1, 5));
-    const issuedAt = new DataView(this.#scratch.buffer).getUint32(0);
+    const issuedAt = cookieIssuedAt(cookie) / 1000;
     const expected = this.#compute(secret, issuedAt, peer, params);
     if (!constantTimeEqual(expected, cookie)) return "invalid";
     const ageMs = now - issuedAt * 1000;
@@ -161,13 +160,6 @@ export class CookieAuthority {
     if (ageMs < -1000 || ageMs > this.#lifetimeMs) return "expired";
     return "ok";
   }
-}
-
-function writeU32(out: Uint8Array, at: number, value: number): void {
-  out[at] = value >>> 24;
-  out[at + 1] = value >>> 16;
-  out[at + 2] = value >>> 8;
-  out[at + 3] = value;
 }
 
 /**

@@ -268,7 +268,7 @@ class P256Share implements KeyShare {
 }
 
 /** noble's incremental SHA-2: a digest so far is taken from a clone, so the hash goes on. */
-export function nobleRunningHash(hash: HashName): RunningHash {
+function nobleRunningHash(hash: HashName): RunningHash {
   const state = (hash === "sha256" ? sha256 : sha384).create();
   return {
     update: (data) => void state.update(data),

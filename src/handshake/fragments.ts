@@ -229,11 +229,6 @@ export class MessageReassembler {
     this.#account = account;
   }
 
-  /** Bytes this message holds charged to its account. */
-  get charged(): number {
-    return this.#charged;
-  }
-
   /**
    * Adds a fragment. Returns `"inconsistent"`, leaving the state unchanged,
    * when the fragment's type, length or sequence differ from this message's,

@@ -20,9 +20,6 @@ export interface MemoryBudgetLimits {
   readonly perSource: number;
 }
 
-/** Why a charge was refused: which level was full. */
-export type ChargeRefusal = "connection" | "source" | "total";
-
 /**
  * The endpoint's budget and its per-source shares. The per-source table holds
  * only sources with bytes charged, so it is bounded by the connections.
@@ -52,24 +49,20 @@ export class MemoryBudget {
     return this.#bySource.get(source) ?? 0;
   }
 
-  /** Sources with bytes charged. */
-  get sources(): number {
-    return this.#bySource.size;
-  }
-
   /** An account for one connection of `source`, limited to `perConnection` bytes. */
   account(source: string, perConnection: number): MemoryAccount {
     return new MemoryAccount(this, source, perConnection);
   }
 
-  /** @internal Charges `bytes` to `source`: undefined when taken, else the full level. */
-  take(source: string, bytes: number): ChargeRefusal | undefined {
+  /** @internal Charges `bytes` to `source`; false (taking nothing) when its share or the total is full. */
+  take(source: string, bytes: number): boolean {
     const bySource = this.#bySource.get(source) ?? 0;
-    if (bySource + bytes > this.limits.perSource) return "source";
-    if (this.#used + bytes > this.limits.total) return "total";
+    if (bySource + bytes > this.limits.perSource || this.#used + bytes > this.limits.total) {
+      return false;
+    }
     this.#bySource.set(source, bySource + bytes);
     this.#used += bytes;
-    return undefined;
+    return true;
   }
 
   /** @internal Gives back `bytes` taken for `source`. */
@@ -91,8 +84,6 @@ export class MemoryAccount {
   readonly #source: string;
   readonly limit: number;
   #used = 0;
-  /** The level that refused the last charge that failed. */
-  lastRefusal: ChargeRefusal | undefined;
 
   /** An account of `limit` bytes, charged to `budget` under `source` when given. */
   constructor(budget: MemoryBudget | undefined, source: string, limit: number) {
@@ -114,15 +105,8 @@ export class MemoryAccount {
     if (!Number.isInteger(bytes) || bytes < 0) {
       throw new RangeError(`Cannot charge memory: ${bytes} bytes`);
     }
-    if (this.#used + bytes > this.limit) {
-      this.lastRefusal = "connection";
-      return false;
-    }
-    const refusal = this.#budget?.take(this.#source, bytes);
-    if (refusal !== undefined) {
-      this.lastRefusal = refusal;
-      return false;
-    }
+    if (this.#used + bytes > this.limit) return false;
+    if (this.#budget !== undefined && !this.#budget.take(this.#source, bytes)) return false;
     this.#used += bytes;
     return true;
   }

@@ -36,6 +36,9 @@ export const DTLS_1_2 = 0xfefd;
 /** ProtocolVersion of DTLS 1.0: {254, 255}, seen in ClientHello records (RFC 6347 §4.2.1). */
 export const DTLS_1_0 = 0xfeff;
 
+/** The most a DTLSPlaintext carries: its length MUST NOT exceed 2^14 (RFC 5246 §6.2.1). */
+export const MAX_PLAINTEXT_LENGTH = 16384;
+
 /**
  * The largest fragment a record may carry: a TLSCiphertext may not exceed
  * 2^14 + 2048 bytes (RFC 5246 §6.2.3, applied to DTLS by RFC 6347 §4.1).

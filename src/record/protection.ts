@@ -13,7 +13,12 @@
 
 import { allocateBytes } from "../codec/byte_pool.ts";
 import { writeU48 } from "../codec/writer.ts";
-import { encodeRecord, RECORD_HEADER_LENGTH, writeRecordHeader } from "./header.ts";
+import {
+  encodeRecord,
+  MAX_PLAINTEXT_LENGTH,
+  RECORD_HEADER_LENGTH,
+  writeRecordHeader,
+} from "./header.ts";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 import type {
   Aead,
@@ -69,9 +74,6 @@ export interface RecordProtection {
   ): Uint8Array | null;
 }
 
-/** DTLSPlaintext.length MUST NOT exceed 2^14 (RFC 5246 §6.2.1). */
-const MAX_PLAINTEXT = 16384;
-
 /** DTLSCiphertext.length MUST NOT exceed 2^14 + 2048 (RFC 5246 §6.2.3). */
 const MAX_CIPHERTEXT = 16384 + 2048;
 
@@ -104,7 +106,7 @@ function checkSend(
       `Cannot protect record: header out of range (type ${type}, version ${version}, epoch ${epoch}, seq ${seq})`,
     );
   }
-  if (plaintext.length > MAX_PLAINTEXT) {
+  if (plaintext.length > MAX_PLAINTEXT_LENGTH) {
     throw new RangeError(
       `Cannot protect record: plaintext of ${plaintext.length} bytes exceeds 2^14`,
     );
@@ -246,7 +248,7 @@ class ExplicitNonceProtection implements RecordProtection {
     fragment: Uint8Array,
   ): Uint8Array | null {
     const length = fragment.length - 8 - this.#aead.tagLength;
-    if (length < 0 || length > MAX_PLAINTEXT || !validHeader(type, version, epoch, seq)) {
+    if (length < 0 || length > MAX_PLAINTEXT_LENGTH || !validHeader(type, version, epoch, seq)) {
       return null;
     }
     putWord(NONCE, 0, this.#salt);
@@ -331,7 +333,7 @@ class XorNonceProtection implements RecordProtection {
     fragment: Uint8Array,
   ): Uint8Array | null {
     const length = fragment.length - this.#aead.tagLength;
-    if (length < 0 || length > MAX_PLAINTEXT || !validHeader(type, version, epoch, seq)) {
+    if (length < 0 || length > MAX_PLAINTEXT_LENGTH || !validHeader(type, version, epoch, seq)) {
       return null;
     }
     writeHeader(AAD, type, version, epoch, seq, length);
@@ -492,7 +494,7 @@ class CbcProtection implements RecordProtection {
     if (padLength + 1 > n) return null;
     for (let i = n - 1 - padLength; i < n; i++) if (plaintext[i] !== padLength) return null;
     const length = n - padLength - 1;
-    return length > MAX_PLAINTEXT ? null : plaintext.subarray(0, length);
+    return length > MAX_PLAINTEXT_LENGTH ? null : plaintext.subarray(0, length);
   }
 
   /**
@@ -546,7 +548,7 @@ class CbcProtection implements RecordProtection {
     const expected = this.#mac.compute(AAD, plaintext.subarray(0, length));
     this.#evenOutHashing(length, n - 1 - macLength);
     const macOk = constantTimeEqual(expected, plaintext.subarray(length, length + macLength));
-    if (!macOk || goodMask === 0 || length > MAX_PLAINTEXT) return null;
+    if (!macOk || goodMask === 0 || length > MAX_PLAINTEXT_LENGTH) return null;
     return plaintext.subarray(0, length);
   }
 
@@ -629,6 +631,6 @@ export const NULL_PROTECTION: RecordProtection = {
     return encodeRecord(type, version, epoch, seq, plaintext);
   },
   unprotect(_type, _version, _epoch, _seq, fragment) {
-    return fragment.length > MAX_PLAINTEXT ? null : fragment;
+    return fragment.length > MAX_PLAINTEXT_LENGTH ? null : fragment;
   },
 };
