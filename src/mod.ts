@@ -26,6 +26,7 @@ export {
   connectionConfig,
   createClientConnection,
   type EndpointOutcome,
+  type PeerEntry,
   ServerEndpoint,
   type ServerEndpointOptions,
 } from "./connection/endpoint.ts";

@@ -8,9 +8,11 @@
  *     while ((e = conn.pollEvent())) ...;
  *     conn.pollTimeout() // when to call handleTimeout next
  *
- * This module owns the record layer of the association (epochs, sequence
- * numbers, replay windows, packing records into datagrams) and routes
- * handshake messages to a role-specific {@link HandshakeDriver}.
+ * This module owns the association's lifecycle: it walks a datagram's
+ * records, has the record layer (`src/record/half_conn.ts`, one half per
+ * direction) open and seal them, dispatches them by content type, routes
+ * handshake messages to a role-specific {@link HandshakeDriver} through a
+ * host object of its own, and packs flights into datagrams.
  *
  * @module
  */
@@ -32,18 +34,15 @@ import {
 } from "../handshake/messages.ts";
 import {
   ContentType,
-  DTLS_1_0,
-  DTLS_1_2,
+  countMalformedRecords,
   MAX_PLAINTEXT_LENGTH,
   RECORD_HEADER_LENGTH,
+  RecordCursor,
   type RecordView,
 } from "../record/header.ts";
-import { NULL_PROTECTION, type RecordProtection } from "../record/protection.ts";
-import { RecentSequences, ReplayWindow } from "../record/replay.ts";
+import { ReadHalf, SequenceExhausted, WriteHalf } from "../record/half_conn.ts";
 import { alertFor, ProtocolError } from "../handshake/errors.ts";
 import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handshake/driver.ts";
-
-export type { ConnectionConfig };
 import type {
   CloseCause,
   ClosingAlert,
@@ -51,26 +50,12 @@ import type {
   DropReason,
   InternalOrigin,
 } from "./events.ts";
-import type { HandshakeEvent } from "../handshake/driver.ts";
 import { BytePool } from "../codec/byte_pool.ts";
-import { BUFFER_OVERHEAD, MemoryAccount } from "../memory/budget.ts";
-import { countMalformedRecords, RecordCursor } from "../record/header.ts";
+import { MemoryAccount } from "../memory/budget.ts";
+
+export type { ConnectionConfig };
 
 type Phase = "handshaking" | "established" | "closed";
-
-interface ReadEpoch {
-  readonly protection: RecordProtection;
-  readonly replay: ReplayWindow;
-}
-
-/** Records of the next epoch held while its ChangeCipherSpec is awaited (reordering). */
-const MAX_EARLY_RECORDS = 4;
-
-/**
- * The last sequence number we write in an epoch is 2^48 - 2: RFC 6347 §4.1
- * forbids wrapping, so a connection that has used them all closes instead.
- */
-const MAX_WRITE_SEQ = 2 ** 48 - 2;
 
 /**
  * How many times the bytes of an unauthenticated datagram a peer-triggered
@@ -80,33 +65,38 @@ const MAX_WRITE_SEQ = 2 ** 48 - 2;
  */
 const UNAUTHENTICATED_RESEND_FACTOR = 3;
 
-/** Thrown when an epoch's sequence numbers are used up: the connection must close. */
-class SequenceExhausted extends Error {
-  constructor(epoch: number) {
-    super(`Cannot send: sequence numbers of epoch ${epoch} exhausted`);
-    this.name = "SequenceExhausted";
-  }
+/** How a connection starts: its role's driver, and what the endpoint already did for it. */
+export interface ConnectionSetup {
+  /** Makes the role's handshake driver, given the host it talks to (private to the connection). */
+  readonly driver: (host: HandshakeHost) => HandshakeDriver;
+  /**
+   * The account its handshake buffers are charged to (default: one of its
+   * own, limited to `maxBufferedHandshakeBytes`).
+   */
+  readonly memory?: MemoryAccount;
+  /**
+   * The epoch-0 record number of the ClientHello the endpoint verified: our
+   * epoch-0 records continue from it (RFC 6347 §4.2.1), and a copy of it,
+   * or of an older record, is not the peer repeating its flight.
+   */
+  readonly helloSeq?: number;
 }
 
 /** One DTLS association. Create with {@link createServerConnection} / {@link createClientConnection}. */
-export class Connection implements HandshakeHost {
-  readonly config: ConnectionConfig;
-  readonly inbound: HandshakeReassembler;
+export class Connection {
   /** The time the connection was created (its handshake began). */
   readonly createdAt: number;
+  readonly #config: ConnectionConfig;
+  readonly #inbound: HandshakeReassembler;
   #now: number;
-  #driver!: HandshakeDriver;
+  readonly #driver: HandshakeDriver;
   #phase: Phase = "handshaking";
   readonly #handshakeDeadline: number;
   readonly #timer: FlightTimer;
-
-  #reads: (ReadEpoch | undefined)[] = [
-    { protection: NULL_PROTECTION, replay: new ReplayWindow() },
-  ];
-  #readEpoch = 0;
-  #pendingRead: RecordProtection | undefined;
-  /** Records of the next epoch that came before its ChangeCipherSpec, copied and charged. */
-  #early: RecordView[] = [];
+  readonly #read: ReadHalf;
+  readonly #write: WriteHalf;
+  /** Early records given back by a ChangeCipherSpec, opened once the driver has returned. */
+  #replay: RecordView[] = [];
   /**
    * Handshake buffers this connection holds for its peer, charged to the
    * endpoint's budget; let go once established, when it holds none.
@@ -118,12 +108,6 @@ export class Connection implements HandshakeHost {
   #nextPeerResend = -Infinity;
   /** Bytes of datagrams the last (re)transmission of our flight took. */
   #flightBytes = 0;
-  /** Epoch-0 record numbers up to this one came before this connection (the verified ClientHello). */
-  #epoch0Floor = -1;
-  /** The numbers of the last epoch-0 handshake records handled (made when needed, dropped once established). */
-  #recent0: RecentSequences | undefined;
-  /** Whether the record being handled is a copy: its number was among those. */
-  #recordIsCopy = false;
   /** Whether the repeat being handled came in an authenticated record. */
   #peerRepeat: "authenticated" | "unauthenticated" = "unauthenticated";
   /**
@@ -133,66 +117,61 @@ export class Connection implements HandshakeHost {
    */
   #received: BytePool | undefined = undefined;
 
-  #writes: (RecordProtection | undefined)[] = [NULL_PROTECTION];
-  #writeEpoch = 0;
-  #writeSeq: number[] = [0];
-
   readonly #transmits = new OutputQueue<Uint8Array>();
   readonly #events = new OutputQueue<ConnectionEvent>();
   #lastReceive: number;
   #lastProgress: number;
 
-  /** Counters of dropped records by reason. */
-  readonly drops: Record<DropReason, number> = {
-    malformed: 0,
-    version: 0,
-    epoch: 0,
-    replay: 0,
-    bad_mac: 0,
-    unexpected: 0,
-    unknown_type: 0,
-    buffer_full: 0,
-    resend_limited: 0,
-  };
-
-  /**
-   * @internal Use the role factories. `memory` is the account its handshake
-   * buffers are charged to (default: one of its own, limited to
-   * `maxBufferedHandshakeBytes`).
-   */
-  constructor(config: ConnectionConfig, now: number, memory?: MemoryAccount) {
-    this.config = config;
+  /** @internal Use the role factories. */
+  constructor(config: ConnectionConfig, now: number, setup: ConnectionSetup) {
+    this.#config = config;
     this.createdAt = now;
     this.#now = now;
     this.#lastReceive = now;
     this.#lastProgress = now;
     this.#handshakeDeadline = now + config.handshakeTimeoutMs;
     this.#timer = new FlightTimer(config.retransmit, config.random);
-    this.#memory = memory ?? new MemoryAccount(undefined, "", config.maxBufferedHandshakeBytes);
-    this.inbound = new HandshakeReassembler({
+    this.#memory = setup.memory ??
+      new MemoryAccount(undefined, "", config.maxBufferedHandshakeBytes);
+    this.#inbound = new HandshakeReassembler({
       maxMessageLength: config.maxHandshakeMessageBytes,
       maxBufferedBytes: config.maxBufferedHandshakeBytes,
       account: this.#memory,
     });
+    this.#read = new ReadHalf(this.#memory);
+    this.#write = new WriteHalf(setup.helloSeq ?? 0);
+    if (setup.helloSeq !== undefined) this.#read.markUsed(setup.helloSeq);
+    this.#driver = setup.driver(this.#host());
   }
 
-  /** @internal Binds the role driver; called once by the factories. */
-  attach(driver: HandshakeDriver, firstWriteSeq = 0): void {
-    this.#driver = driver;
-    this.#writeSeq[0] = firstWriteSeq;
+  /**
+   * What the driver may do to this connection: an object of its own, so
+   * that none of it is the connection's public API.
+   */
+  #host(): HandshakeHost {
+    // deno-lint-ignore no-this-alias
+    const connection = this;
+    return {
+      config: this.#config,
+      get now() {
+        return connection.#now;
+      },
+      inbound: this.#inbound,
+      sendFlight: (items, armTimer) => this.#sendFlight(items, armTimer),
+      resendFlight: () => this.#resendFlight(),
+      disarmTimer: () => this.#timer.disarm(),
+      setPendingRead: (protection) => this.#read.setPending(protection),
+      activatePendingRead: () => this.#activatePendingRead(),
+      setWrite: (epoch, protection) => this.#write.install(epoch, protection),
+      emit: (event) => this.#events.push(event),
+      sendWarning: (description) => this.#sendAlert(AlertLevel.Warning, description),
+      established: () => this.#established(),
+    };
   }
 
   /** Bytes of handshake buffers held for the peer now (reassembly and early records). */
   get bufferedBytes(): number {
     return this.#memory.used;
-  }
-
-  /**
-   * Notes an epoch-0 record handled before this connection existed (the
-   * ClientHello the endpoint verified): a copy of it is not a repeat.
-   */
-  markUsed(seq: number): void {
-    this.#epoch0Floor = Math.max(this.#epoch0Floor, seq);
   }
 
   /** Stops the retransmission timer of the last flight (a peer's repeat can still bring it). */
@@ -207,11 +186,6 @@ export class Connection implements HandshakeHost {
     } catch (error) {
       this.#fail(error);
     }
-  }
-
-  /** The time of the call being handled. */
-  get now(): number {
-    return this.#now;
   }
 
   /** True once the handshake completed and until the connection closes. */
@@ -283,62 +257,30 @@ export class Connection implements HandshakeHost {
     }
   }
 
+  /** One record, then the early records its ChangeCipherSpec gave back, if any. */
   #handleRecord(record: RecordView): void {
-    if (this.#phase === "closed") return;
-    const validVersion = record.version === DTLS_1_2 ||
-      (record.version === DTLS_1_0 && record.epoch === 0);
-    if (!validVersion) return this.#drop("version", record.epoch);
+    this.#openAndDispatch(record);
+    // The driver has returned: what came early for the new epoch is taken
+    // now, in order, so nothing re-enters the driver while it runs.
+    while (this.#replay.length > 0 && !this.isClosed) {
+      this.#openAndDispatch(this.#replay.shift()!);
+    }
+  }
 
-    const epoch = this.#reads[record.epoch];
-    if (epoch === undefined) {
-      // RFC 6347 §4.1: records of the next epoch may arrive before its
-      // ChangeCipherSpec; keep a few, drop the rest.
-      // Only epoch 1 can come early (no renegotiation: there is no epoch 2).
-      if (
-        record.epoch === 1 && this.#readEpoch === 0 && this.#phase === "handshaking" &&
-        this.#early.length < MAX_EARLY_RECORDS &&
-        this.#memory.charge(record.raw.length + BUFFER_OVERHEAD)
-      ) {
-        // Copied once (the record is a view of the datagram, and the cursor is
-        // reused); the fragment is a view of the copy.
-        const raw = record.raw.slice();
-        this.#early.push({
-          type: record.type,
-          version: record.version,
-          epoch: record.epoch,
-          seq: record.seq,
-          fragment: raw.subarray(RECORD_HEADER_LENGTH),
-          raw,
-        });
-        return;
-      }
-      return this.#drop(record.epoch > this.#readEpoch ? "buffer_full" : "epoch", record.epoch);
-    }
-    // Epoch 0 has no replay window (RFC 6347 §4.1.2.6 makes one optional):
-    // anyone can send epoch-0 records, so a window there could be pushed
-    // past the peer's own, or filled with its next numbers, by noise.
-    // Copies are harmless to the handshake; that they are not taken for
-    // repeated flights is #isPeerRepeat's job.
-    const replayChecked = record.epoch > 0;
-    if (replayChecked && !epoch.replay.isFresh(record.seq)) {
-      return this.#drop("replay", record.epoch);
-    }
-    const plaintext = epoch.protection.unprotect(
-      record.type,
-      record.version,
-      record.epoch,
-      record.seq,
-      record.fragment,
-    );
-    if (plaintext === null) {
-      this.#drop("bad_mac", record.epoch);
+  #openAndDispatch(record: RecordView): void {
+    if (this.#phase === "closed") return;
+    const plaintext = this.#read.open(record);
+    if (typeof plaintext === "string") {
+      if (plaintext === "held") return;
+      this.#drop(plaintext, record.epoch);
       // The first protected record of a handshake failing to authenticate means
       // the two sides derived different keys (a wrong PSK): fail cleanly now
       // rather than time out (RFC 5246 §7.2.2 bad_record_mac).
       // Only a handshake record (the Finished) counts: a stray alert or data
       // record of an old association on a reused port is noise.
       if (
-        this.#phase === "handshaking" && record.epoch > 0 && record.type === ContentType.Handshake
+        plaintext === "bad_mac" && this.#phase === "handshaking" && record.epoch > 0 &&
+        record.type === ContentType.Handshake
       ) {
         this.#fail(
           new ProtocolError(AlertDescription.BadRecordMac, "Cannot authenticate Finished"),
@@ -346,19 +288,10 @@ export class Connection implements HandshakeHost {
       }
       return;
     }
-    if (replayChecked) epoch.replay.accept(record.seq);
     // Only a record of the epoch in use shows the peer is there: once keys
     // are, an epoch-0 record is anyone's and must not keep the connection.
-    if (record.epoch === this.#readEpoch) this.#lastReceive = this.#now;
+    if (record.epoch === this.#read.epoch) this.#lastReceive = this.#now;
     if (record.epoch > 0) this.#lastProgress = this.#now;
-    // Only while epoch 0 is read: later its records are stale and dropped.
-    const handshake0 = record.epoch === 0 && this.#readEpoch === 0 &&
-      record.type === ContentType.Handshake;
-    this.#recordIsCopy = handshake0 &&
-      (record.seq <= this.#epoch0Floor || this.#recent0?.has(record.seq) === true);
-    if (handshake0 && !this.#recordIsCopy) {
-      (this.#recent0 ??= new RecentSequences()).add(record.seq);
-    }
     this.#dispatch(record, plaintext);
   }
 
@@ -372,7 +305,7 @@ export class Connection implements HandshakeHost {
    * by one, and never makes the peer's own records dropped.
    */
   #isPeerRepeat(epoch: number): boolean {
-    return epoch > 0 || !this.#recordIsCopy;
+    return epoch > 0 || !this.#read.isCopy;
   }
 
   /**
@@ -396,7 +329,7 @@ export class Connection implements HandshakeHost {
   }
 
   #dispatch(record: RecordView, plaintext: Uint8Array): void {
-    const stale = record.epoch < this.#readEpoch;
+    const stale = record.epoch < this.#read.epoch;
     switch (record.type) {
       case ContentType.Handshake:
         if (stale) return this.#handleStaleHandshake(record.epoch);
@@ -439,10 +372,10 @@ export class Connection implements HandshakeHost {
       // start then (a ClientHello asking to renegotiate) must come whole.
       const whole = fragment.fragmentOffset === 0 && fragment.fragmentLength === fragment.length;
       const verdict =
-        this.#phase === "established" && fragment.messageSeq >= this.inbound.nextSeq &&
-          !(whole && fragment.messageSeq === this.inbound.nextSeq)
+        this.#phase === "established" && fragment.messageSeq >= this.#inbound.nextSeq &&
+          !(whole && fragment.messageSeq === this.#inbound.nextSeq)
           ? "ignored"
-          : this.inbound.add(fragment, epoch);
+          : this.#inbound.add(fragment, epoch);
       switch (verdict) {
         case "buffered":
         case "future":
@@ -476,7 +409,7 @@ export class Connection implements HandshakeHost {
           break;
       }
       // Complete messages go out at once (a whole one is never charged).
-      for (let m = this.inbound.next(); m !== undefined; m = this.inbound.next()) {
+      for (let m = this.#inbound.next(); m !== undefined; m = this.#inbound.next()) {
         if (this.isClosed) return;
         this.#lastProgress = this.#now;
         this.#driver.onMessage(m.msgType, m.messageSeq, m.body, m.epoch);
@@ -547,7 +480,7 @@ export class Connection implements HandshakeHost {
       switch (this.#timer.poll(now)) {
         case "resend":
           // A peer's repeat right after this gets no second copy.
-          this.#nextPeerResend = now + this.config.retransmit.initialMs;
+          this.#nextPeerResend = now + this.#config.retransmit.initialMs;
           this.#events.push({ type: "retransmit", cause: "timeout" });
           this.#transmitFlight(this.#timer.flight);
           return;
@@ -580,7 +513,7 @@ export class Connection implements HandshakeHost {
       throw new RangeError("Cannot send application data: over 2^14 bytes");
     }
     try {
-      this.#transmits.push(this.#seal(ContentType.ApplicationData, this.#writeEpoch, data));
+      this.#transmits.push(this.#write.seal(ContentType.ApplicationData, data));
     } catch (error) {
       this.#fail(error);
     }
@@ -628,9 +561,9 @@ export class Connection implements HandshakeHost {
     return this.#events.poll();
   }
 
-  // ---- HandshakeHost ---------------------------------------------------------
+  // ---- the driver's host ------------------------------------------------------
 
-  sendFlight(items: FlightItem[], armTimer: boolean): void {
+  #sendFlight(items: FlightItem[], armTimer: boolean): void {
     this.#timer.start(items, this.#now, armTimer);
     this.#transmitFlight(items);
   }
@@ -642,20 +575,20 @@ export class Connection implements HandshakeHost {
    * times the datagram that asked for it, so a spoofed or packed datagram
    * cannot make us amplify.
    */
-  resendFlight(): void {
+  #resendFlight(): void {
     const repeat = this.#peerRepeat;
     this.#peerRepeat = "unauthenticated";
     if (this.#timer.flight.length === 0) return;
     if (this.#now < this.#nextPeerResend) return this.#drop("resend_limited", -1);
     // Room is kept for the one alert the same datagram might still cause.
-    const alertRoom = RECORD_HEADER_LENGTH + 2 + (this.#writes[this.#writeEpoch]?.overhead ?? 0);
+    const alertRoom = RECORD_HEADER_LENGTH + 2 + this.#write.overhead();
     if (
       repeat === "unauthenticated" &&
       this.#flightBytes + alertRoom > UNAUTHENTICATED_RESEND_FACTOR * this.#datagramBytes
     ) {
       return this.#drop("resend_limited", -1);
     }
-    this.#nextPeerResend = this.#now + this.config.retransmit.initialMs;
+    this.#nextPeerResend = this.#now + this.#config.retransmit.initialMs;
     // RFC 6347 §4.2.4: a retransmission goes back to WAITING, its timer
     // started again, so the timer does not send the flight again at once.
     this.#timer.restart(this.#now);
@@ -663,60 +596,33 @@ export class Connection implements HandshakeHost {
     this.#transmitFlight(this.#timer.flight);
   }
 
-  disarmTimer(): void {
-    this.#timer.disarm();
-  }
-
-  setPendingRead(protection: RecordProtection): void {
-    this.#pendingRead = protection;
-  }
-
-  activatePendingRead(): void {
-    if (this.#pendingRead === undefined) {
+  #activatePendingRead(): void {
+    if (!this.#read.hasPending) {
       throw new ProtocolError(
         AlertDescription.UnexpectedMessage,
         "Cannot change cipher spec: no keys yet",
       );
     }
-    this.#readEpoch++;
+    // Opened after the driver returns (#handleRecord), never inside it.
+    this.#replay = this.#read.activatePending();
     this.#lastProgress = this.#now;
-    this.#reads[this.#readEpoch] = { protection: this.#pendingRead, replay: new ReplayWindow() };
-    this.#pendingRead = undefined;
     // What older epochs left half-built cannot be the peer's now.
-    this.inbound.dropEpochsBelow(this.#readEpoch);
-    const early = this.#early;
-    this.#early = [];
-    for (const record of early) {
-      this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
-      this.#handleRecord(record);
-    }
+    this.#inbound.dropEpochsBelow(this.#read.epoch);
   }
 
-  setWrite(epoch: number, protection: RecordProtection): void {
-    this.#writes[epoch] = protection;
-    this.#writeSeq[epoch] ??= 0;
-  }
-
-  emit(event: HandshakeEvent): void {
-    this.#events.push(event);
-  }
-
-  established(): void {
+  #established(): void {
     this.#phase = "established";
     // Nothing is buffered once established (see #handleHandshake), so an
     // idle connection keeps no account.
-    this.inbound.reset(NO_MEMORY);
-    this.#dropEarly();
+    this.#inbound.reset(NO_MEMORY);
+    this.#read.settle();
     this.#memory.releaseAll();
     this.#memory = NO_MEMORY;
-    // Epoch-0 records are stale from now on: no copy of one is looked for.
-    this.#recent0 = undefined;
   }
 
   // ---- internals -------------------------------------------------------------
 
   #drop(reason: DropReason, epoch: number): void {
-    this.drops[reason]++;
     this.#events.push({ type: "dropped", reason, epoch });
   }
 
@@ -743,12 +649,6 @@ export class Connection implements HandshakeHost {
     );
   }
 
-  /** Gives up the records held for an epoch not yet read. */
-  #dropEarly(): void {
-    for (const record of this.#early) this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
-    this.#early = [];
-  }
-
   #close(
     reason: string,
     error: boolean,
@@ -756,12 +656,14 @@ export class Connection implements HandshakeHost {
     alert?: ClosingAlert,
     internal?: InternalOrigin,
   ): void {
+    const afterHandshake = this.#phase === "established";
     this.#phase = "closed";
     this.#timer.clear();
-    this.#dropEarly();
-    this.inbound.clear();
+    this.#read.settle();
+    this.#replay = [];
+    this.#inbound.clear();
     this.#memory.releaseAll();
-    this.#events.push({ type: "closed", reason, error, cause, alert, internal });
+    this.#events.push({ type: "closed", reason, error, afterHandshake, cause, alert, internal });
   }
 
   /** Sends an alert if the record layer still can; a connection ending anyway does without. */
@@ -780,9 +682,7 @@ export class Connection implements HandshakeHost {
       level: level === AlertLevel.Fatal ? "fatal" : "warning",
       description: alertName(description),
     });
-    this.#transmits.push(
-      this.#seal(ContentType.Alert, this.#writeEpoch, encodeAlert(level, description)),
-    );
+    this.#transmits.push(this.#write.seal(ContentType.Alert, encodeAlert(level, description)));
   }
 
   /**
@@ -791,21 +691,7 @@ export class Connection implements HandshakeHost {
    * misbehaving peer.
    */
   injectRecord(type: number, plaintext: Uint8Array): void {
-    this.#transmits.push(this.#seal(type, this.#writeEpoch, plaintext));
-  }
-
-  /** Sends a warning alert without closing (e.g. no_renegotiation). */
-  sendWarning(description: number): void {
-    this.#sendAlert(AlertLevel.Warning, description);
-  }
-
-  #seal(type: number, epoch: number, plaintext: Uint8Array): Uint8Array {
-    const protection = this.#writes[epoch];
-    if (protection === undefined) throw new Error(`no write keys for epoch ${epoch}`);
-    const seq = this.#writeSeq[epoch]!;
-    if (!(seq <= MAX_WRITE_SEQ)) throw new SequenceExhausted(epoch);
-    this.#writeSeq[epoch] = seq + 1;
-    return protection.protectRecord(type, DTLS_1_2, epoch, seq, plaintext);
+    this.#transmits.push(this.#write.seal(type, plaintext));
   }
 
   #transmitFlight(items: readonly FlightItem[]): void {
@@ -813,18 +699,18 @@ export class Connection implements HandshakeHost {
     const records: Uint8Array[] = [];
     for (const item of items) {
       if (item.kind === "change_cipher_spec") {
-        records.push(this.#seal(ContentType.ChangeCipherSpec, item.epoch, CCS_BODY));
+        records.push(this.#write.seal(ContentType.ChangeCipherSpec, CCS_BODY, item.epoch));
         // Everything we write after our ChangeCipherSpec uses the new epoch.
-        this.#writeEpoch = Math.max(this.#writeEpoch, item.epoch + 1);
+        this.#write.changeCipherSpec(item.epoch);
         continue;
       }
-      const overhead = this.#writes[item.epoch]?.overhead ?? 0;
-      const room = this.config.mtu - RECORD_HEADER_LENGTH - HANDSHAKE_HEADER_LENGTH - overhead;
-      if (room < 1) throw new Error(`MTU ${this.config.mtu} too small`);
+      const overhead = this.#write.overhead(item.epoch);
+      const room = this.#config.mtu - RECORD_HEADER_LENGTH - HANDSHAKE_HEADER_LENGTH - overhead;
+      if (room < 1) throw new Error(`MTU ${this.#config.mtu} too small`);
       for (
         const fragment of fragmentHandshakeMessage(item.msgType, item.messageSeq, item.body, room)
       ) {
-        records.push(this.#seal(ContentType.Handshake, item.epoch, fragment));
+        records.push(this.#write.seal(ContentType.Handshake, fragment, item.epoch));
       }
     }
     this.#pack(records);
@@ -848,7 +734,7 @@ export class Connection implements HandshakeHost {
       size = 0;
     };
     for (const record of records) {
-      if (size + record.length > this.config.mtu) flush();
+      if (size + record.length > this.#config.mtu) flush();
       batch.push(record);
       size += record.length;
     }

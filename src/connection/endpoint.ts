@@ -118,8 +118,20 @@ export interface ServerEndpointOptions {
 /** Why a handshake that passed the cookie check was not admitted. */
 export type AdmissionRefusal = "capacity" | "half_open" | "rate";
 
+/**
+ * One peer's place in the endpoint's table: its connection, and how its
+ * owner reaches it. Gone from the table once the connection is removed.
+ */
+export interface PeerEntry<Route = unknown> {
+  /** The peer's key: its address and port (`1.2.3.4:5`, `[::1]:5`). */
+  readonly peer: string;
+  readonly connection: Connection;
+  /** The owner's, set once the connection is made (the shell: the socket address); never read here. */
+  route: Route | undefined;
+}
+
 /** What became of one datagram. */
-export type EndpointOutcome =
+export type EndpointOutcome<Route = unknown> =
   | { readonly kind: "dropped"; readonly reason: EndpointDropReason }
   | {
     readonly kind: "hello_verify_request";
@@ -137,6 +149,8 @@ export type EndpointOutcome =
   }
   | {
     readonly kind: "connection";
+    /** The peer's entry in the table. */
+    readonly entry: PeerEntry<Route>;
     readonly connection: Connection;
     /** True when this datagram created it (the cookie was just verified). */
     readonly created: boolean;
@@ -158,10 +172,7 @@ export type EndpointDropReason =
   | AdmissionRefusal;
 
 /** A connection in the table; also its entry in the deadline heap (`deadline`, `heapIndex`). */
-interface Entry extends Scheduled {
-  /** The peer's key in the table. */
-  readonly peer: string;
-  readonly connection: Connection;
+interface Entry<Route> extends Scheduled, PeerEntry<Route> {
   /**
    * The client_random of its handshake, one character per byte: a short
    * string costs an idle connection a tenth of a typed array's heap.
@@ -201,19 +212,22 @@ function byteString(bytes: Uint8Array): string {
 
 const encoder = new TextEncoder();
 
-/** Owns the cookie secret and the table of connections, keyed by "address:port". */
-export class ServerEndpoint {
+/**
+ * Owns the cookie secret and the table of peers, keyed by "address:port";
+ * `Route` is what its owner keeps per peer to reach it.
+ */
+export class ServerEndpoint<Route = unknown> {
   readonly #options: ServerEndpointOptions;
   readonly #config: ConnectionConfig;
   readonly #cookies: CookieAuthority;
-  readonly #table = new Map<string, Entry>();
+  readonly #table = new Map<string, Entry<Route>>();
   /** Connections past the cookie whose handshake has not completed or failed yet. */
   readonly #halfOpen = new Set<Connection>();
   readonly #maxHalfOpen: number;
   readonly #rate: SourceRateLimiter;
   readonly #memory: MemoryBudget;
   /** Every connection's next deadline (retransmission, handshake deadline, idle timeout). */
-  readonly #deadlines = new DeadlineHeap<Entry>();
+  readonly #deadlines = new DeadlineHeap<Entry<Route>>();
   /**
    * `address:port cookie` of each cookie that made a connection, and when,
    * oldest first: only as long as a cookie could still replace an
@@ -283,9 +297,9 @@ export class ServerEndpoint {
     return this.#table.get(peer)?.connection;
   }
 
-  /** Every peer and its connection. */
-  *entries(): IterableIterator<[string, Connection]> {
-    for (const [peer, entry] of this.#table) yield [peer, entry.connection];
+  /** Every peer's entry. */
+  entries(): IterableIterator<PeerEntry<Route>> {
+    return this.#table.values();
   }
 
   /** Forgets a peer's connection (after it closed and its output was drained). */
@@ -297,7 +311,7 @@ export class ServerEndpoint {
   }
 
   /** Takes an entry out of the table, the half-open set and the deadline heap. */
-  #forget(entry: Entry): void {
+  #forget(entry: Entry<Route>): void {
     if (this.#table.get(entry.peer) === entry) this.#table.delete(entry.peer);
     this.#halfOpen.delete(entry.connection);
     this.#deadlines.delete(entry);
@@ -309,7 +323,7 @@ export class ServerEndpoint {
   }
 
   /** Routes one datagram from `peer`. */
-  handleDatagram(datagram: Uint8Array, peer: string, now: number): EndpointOutcome {
+  handleDatagram(datagram: Uint8Array, peer: string, now: number): EndpointOutcome<Route> {
     const entry = this.#table.get(peer);
     if (entry !== undefined && !entry.connection.isClosed) {
       const hello = peekClientHello(datagram);
@@ -323,6 +337,7 @@ export class ServerEndpoint {
         this.#schedule(entry);
         return {
           kind: "connection",
+          entry,
           connection: entry.connection,
           created: false,
           replaced: undefined,
@@ -412,7 +427,7 @@ export class ServerEndpoint {
     peer: string,
     now: number,
     previous: Connection | undefined,
-  ): EndpointOutcome {
+  ): EndpointOutcome<Route> {
     const { records } = parseRecords(datagram);
     const record = records[0];
     if (record === undefined) return { kind: "dropped", reason: "malformed" };
@@ -504,16 +519,14 @@ export class ServerEndpoint {
       this.#config.maxBufferedHandshakeBytes,
     );
     // The ClientHello is not kept: the transcript hashes it as it goes.
-    const connection = new Connection(this.#config, now, memory);
-    const handshake = new ServerHandshake(
-      connection,
-      this.#options.psk,
-      { body: fragment.body.slice(), messageSeq: fragment.messageSeq },
-    );
-    // Our epoch-0 records continue from the ClientHello's sequence number, as
-    // the HelloVerifyRequest used it (RFC 6347 §4.2.1).
-    connection.attach(handshake, record.seq);
-    connection.markUsed(record.seq);
+    const hello = { body: fragment.body.slice(), messageSeq: fragment.messageSeq };
+    const connection = new Connection(this.#config, now, {
+      driver: (host) => new ServerHandshake(host, this.#options.psk, hello),
+      memory,
+      // Our epoch-0 records continue from the ClientHello's sequence number, as
+      // the HelloVerifyRequest used it (RFC 6347 §4.2.1).
+      helloSeq: record.seq,
+    });
     this.#rememberCookie(peer, cookie, now);
     previous?.abort(
       "replaced by a new handshake from the same address (RFC 6347 §4.2.8)",
@@ -521,9 +534,10 @@ export class ServerEndpoint {
     );
     const replacedEntry = this.#table.get(peer);
     if (replacedEntry !== undefined) this.#forget(replacedEntry);
-    const entry: Entry = {
+    const entry: Entry<Route> = {
       peer,
       connection,
+      route: undefined,
       clientRandom: byteString(random),
       deadline: 0,
       heapIndex: -1,
@@ -533,7 +547,7 @@ export class ServerEndpoint {
     connection.start();
     this.#settle(connection);
     this.#schedule(entry);
-    return { kind: "connection", connection, created: true, replaced: previous };
+    return { kind: "connection", entry, connection, created: true, replaced: previous };
   }
 
   /**
@@ -550,11 +564,11 @@ export class ServerEndpoint {
    * it touched, whose output the owner should drain. Only connections with
    * something due are visited.
    */
-  handleTimeouts(now: number): [peer: string, connection: Connection][] {
-    const touched: [string, Connection][] = [];
+  handleTimeouts(now: number): PeerEntry<Route>[] {
+    const touched: PeerEntry<Route>[] = [];
     for (let entry = this.#deadlines.peek(); entry !== undefined && entry.deadline <= now;) {
       this.#deadlines.delete(entry);
-      if (this.#fire(entry.connection, now)) touched.push([entry.peer, entry.connection]);
+      if (this.#fire(entry.connection, now)) touched.push(entry);
       this.#schedule(entry);
       entry = this.#deadlines.peek();
     }
@@ -599,7 +613,7 @@ export class ServerEndpoint {
    * much later (a handshake done: from its retransmission to its idle
    * timeout) is moved now, to spare the early wake-up.
    */
-  #schedule(entry: Entry): void {
+  #schedule(entry: Entry<Route>): void {
     const due = this.#deadlineOf(entry.connection);
     if (due === undefined) return this.#deadlines.delete(entry);
     if (entry.heapIndex >= 0 && entry.deadline <= due && due - entry.deadline < LAZY_LATER_MS) {
@@ -675,8 +689,9 @@ export function createClientConnection(
   options: PskClientOptions,
   now: number,
 ): Connection {
-  const connection = new Connection(config, now);
-  connection.attach(new ClientHandshake(connection, options));
+  const connection = new Connection(config, now, {
+    driver: (host) => new ClientHandshake(host, options),
+  });
   connection.start();
   return connection;
 }

@@ -81,6 +81,8 @@ export type ConnectionEvent =
     readonly reason: string;
     /** True when the connection ended by a failure rather than an orderly close. */
     readonly error: boolean;
+    /** Whether its handshake had completed (a failure before is a failed handshake). */
+    readonly afterHandshake: boolean;
     /** Why, as a value to count by (the reason is for people). */
     readonly cause: CloseCause;
     /** The fatal alert that ended it, sent or received, if one did. */

@@ -12,6 +12,7 @@ import {
   type AdmissionRefusal,
   connectionConfig,
   type EndpointOutcome,
+  type PeerEntry,
   ServerEndpoint,
   type ServerEndpointOptions,
 } from "../connection/endpoint.ts";
@@ -162,7 +163,7 @@ export class DtlsServer {
   readonly #options: DtlsServerOptions;
   readonly #log: Logger;
   readonly #clock: () => number;
-  readonly #endpoint: ServerEndpoint;
+  readonly #endpoint: ServerEndpoint<PeerRoute>;
   readonly #app: DatagramHandler;
   /** Decided in {@link listen} when not given: it depends on the bound address. */
   #logPlaintext: boolean;
@@ -173,12 +174,8 @@ export class DtlsServer {
   #timerAt = Infinity;
   #loop: Promise<void> | undefined;
   #closing = false;
-  /** Peer key → socket address, for sending. */
-  readonly #peers = new Map<string, PeerRoute>();
   readonly #peerKeys = new PeerKeys();
   #psk: PskStore;
-  /** Connections whose handshake completed, for metrics. */
-  readonly #completed = new WeakSet<Connection>();
   /** Counters and gauges of this server (served by `--metrics`). */
   readonly metrics = new Metrics();
   // The counters of every datagram, held rather than looked up by name each time.
@@ -304,11 +301,7 @@ export class DtlsServer {
       this.metrics.counter("dtls_internal_errors_total", { where });
     }
     this.metrics.gauge("dtls_connections", () => this.#endpoint.size);
-    this.metrics.gauge("dtls_connections_half_open", () => {
-      let n = 0;
-      for (const [, c] of this.#endpoint.entries()) if (!c.isEstablished && !c.isClosed) n++;
-      return n;
-    });
+    this.metrics.gauge("dtls_connections_half_open", () => this.#endpoint.halfOpen);
   }
 
   /** True between {@link listen} and {@link close}. */
@@ -388,12 +381,12 @@ export class DtlsServer {
     this.#timer = undefined;
     const sends: Promise<unknown>[] = [];
     let peers = 0;
-    for (const [peer, connection] of [...this.#endpoint.entries()]) {
-      if (!connection.isClosed) {
-        connection.close("server shutting down");
+    for (const entry of [...this.#endpoint.entries()]) {
+      if (!entry.connection.isClosed) {
+        entry.connection.close("server shutting down");
         peers++;
       }
-      this.#drain(peer, connection, sends);
+      this.#drain(entry, sends);
     }
     await Promise.allSettled(sends);
     this.#log.log("info", "shutdown", `Sent close_notify to ${peers} peer(s); closing the socket`, {
@@ -498,7 +491,7 @@ export class DtlsServer {
     this.#datagramsReceived.add();
     this.#bytesReceived.add(datagram.length);
     const now = this.#clock();
-    const outcome: EndpointOutcome = this.#endpoint.handleDatagram(datagram, peer, now);
+    const outcome: EndpointOutcome<PeerRoute> = this.#endpoint.handleDatagram(datagram, peer, now);
     switch (outcome.kind) {
       case "dropped":
         this.metrics.inc("dtls_datagrams_dropped_total", { reason: outcome.reason });
@@ -556,7 +549,7 @@ export class DtlsServer {
       case "connection": {
         if (outcome.created) {
           this.metrics.inc("dtls_handshakes_started_total");
-          this.#peers.set(peer, peerRoute(addr, this.#sendError(peer)));
+          outcome.entry.route = peerRoute(addr, this.#sendError(peer));
           this.#log.log("info", "cookie_verified", `Cookie verified for ${peer}`, { peer });
           if (outcome.replaced !== undefined) {
             this.#log.log(
@@ -565,14 +558,15 @@ export class DtlsServer {
               `${peer} restarted: new handshake replaces the old connection`,
               { peer },
             );
-            // The old connection's own end (its closed event, its metrics).
-            this.#drain(peer, outcome.replaced);
+            // The old connection's own end (its closed event, its metrics);
+            // aborted, it has nothing to send.
+            this.#drain({ peer, connection: outcome.replaced, route: undefined });
           }
           this.#log.log("info", "handshake_started", `Handshake in progress with ${peer}`, {
             peer,
           });
         }
-        this.#drain(peer, outcome.connection);
+        this.#drain(outcome.entry);
         return;
       }
     }
@@ -582,8 +576,8 @@ export class DtlsServer {
    * Handles a connection's events and sends its datagrams; the sends are
    * added to `sends` when the caller waits for them.
    */
-  #drain(peer: string, connection: Connection, sends?: Promise<unknown>[]): void {
-    const route = this.#peers.get(peer);
+  #drain(entry: PeerEntry<PeerRoute>, sends?: Promise<unknown>[]): void {
+    const { peer, connection, route } = entry;
     for (let event = connection.pollEvent(); event; event = connection.pollEvent()) {
       try {
         this.#onEvent(peer, route, connection, event);
@@ -599,10 +593,7 @@ export class DtlsServer {
         sends?.push(sent);
       }
     }
-    if (connection.isClosed) {
-      this.#endpoint.remove(peer, connection);
-      if (this.#endpoint.get(peer) === undefined) this.#peers.delete(peer);
-    }
+    if (connection.isClosed) this.#endpoint.remove(peer, connection);
   }
 
   #onEvent(
@@ -628,7 +619,6 @@ export class DtlsServer {
         );
         return;
       case "handshake_complete":
-        this.#completed.add(connection);
         this.metrics.inc("dtls_handshakes_completed_total");
         this.metrics.observeHandshake((this.#clock() - connection.createdAt) / 1000);
         log.log(
@@ -732,7 +722,7 @@ export class DtlsServer {
             this.#failureStacks.get(connection),
           );
         }
-        if (event.error && !this.#completed.has(connection)) {
+        if (event.error && !event.afterHandshake) {
           this.metrics.inc("dtls_handshakes_failed_total", { reason: failureLabel(event) });
         }
         log.log(
@@ -799,12 +789,12 @@ export class DtlsServer {
       this.#internalError("timer", error);
     }
     try {
-      for (const [peer, connection] of this.#endpoint.handleTimeouts(now)) {
+      for (const entry of this.#endpoint.handleTimeouts(now)) {
         try {
-          this.#drain(peer, connection);
+          this.#drain(entry);
         } catch (error) {
-          connection.failInternal(error, "log");
-          this.#internalError("timer", error, peer);
+          entry.connection.failInternal(error, "log");
+          this.#internalError("timer", error, entry.peer);
         }
       }
     } catch (error) {

@@ -79,7 +79,7 @@ Deno.test("endpoint pollTimeout: a half-open handshake's retransmission, then an
   assert.equal(endpoint.pollTimeout(), later + 5_000);
   assert.deepEqual(endpoint.handleTimeouts(later + 4_999), []);
   const touched = endpoint.handleTimeouts(later + 5_000);
-  assert.deepEqual(touched.map(([p]) => p), [peer]);
+  assert.deepEqual(touched.map((e) => e.peer), [peer]);
   assert.equal(server.isClosed, true);
   assert.ok(drain(server).events.some((e) => e.type === "closed" && e.reason === "idle timeout"));
   endpoint.remove(peer, server);

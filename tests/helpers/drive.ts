@@ -4,7 +4,7 @@
  */
 
 import type { Connection } from "../../src/connection/connection.ts";
-import type { ConnectionEvent } from "../../src/connection/events.ts";
+import type { ConnectionEvent, DropReason } from "../../src/connection/events.ts";
 import {
   connectionConfig,
   createClientConnection,
@@ -14,6 +14,7 @@ import {
 } from "../../src/connection/endpoint.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import { ContentType, parseRecords } from "../../src/record/header.ts";
+import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import type { PskClientOptions } from "../../src/handshake/client.ts";
 import { suiteByName } from "../../src/record/suites.ts";
 import { seededRandom } from "./random.ts";
@@ -121,19 +122,50 @@ export function drain(connection: Connection): { events: ConnectionEvent[]; sent
 }
 
 /**
+ * The `dropped` events of `connection` by reason, counted as they are
+ * polled from now on (they still reach whoever polls them): drain the
+ * connection before reading the counts.
+ */
+export function watchDrops(connection: Connection): Partial<Record<DropReason, number>> {
+  const counts: Partial<Record<DropReason, number>> = {};
+  const poll = connection.pollEvent.bind(connection);
+  connection.pollEvent = () => {
+    const event = poll();
+    if (event?.type === "dropped") counts[event.reason] = (counts[event.reason] ?? 0) + 1;
+    return event;
+  };
+  return counts;
+}
+
+/** The message_seq a peer that received `datagrams` expects next: one past the last epoch-0 message in them. */
+export function nextMessageSeq(datagrams: readonly Uint8Array[]): number {
+  let next = 0;
+  for (const datagram of datagrams) {
+    for (const record of parseRecords(datagram).records) {
+      if (record.epoch !== 0 || record.type !== ContentType.Handshake) continue;
+      for (const fragment of parseHandshakeFragments(record.fragment)) {
+        next = Math.max(next, fragment.messageSeq + 1);
+      }
+    }
+  }
+  return next;
+}
+
+/**
  * Runs a handshake between `client` (at `peer`) and the endpoint up to the
  * client's final flight (ClientKeyExchange, ChangeCipherSpec, Finished),
  * which is returned undelivered, with every datagram the client sent on the
- * way (the ClientHellos and the final flight).
+ * way (the ClientHellos and the final flight) and every one it received.
  */
 export function upToFinalFlight(
   endpoint: ServerEndpoint,
   client: Connection,
   peer: string,
   now: number,
-): { finalFlight: Uint8Array; sent: Uint8Array[] } {
+): { finalFlight: Uint8Array; sent: Uint8Array[]; received: Uint8Array[] } {
   let finalFlight: Uint8Array | undefined;
   const sent: Uint8Array[] = [];
+  const received: Uint8Array[] = [];
   for (let round = 0; round < 10; round++) {
     for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
       sent.push(d.slice());
@@ -142,16 +174,20 @@ export function upToFinalFlight(
         continue;
       }
       const out = endpoint.handleDatagram(d, peer, now);
-      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, now);
+      if (out.kind === "hello_verify_request") {
+        received.push(out.datagram.slice());
+        client.handleDatagram(out.datagram, now);
+      }
     }
     const server = endpoint.get(peer);
     for (let d = server?.pollTransmit(); d; d = server?.pollTransmit()) {
+      received.push(d.slice());
       client.handleDatagram(d, now);
     }
     while (client.pollEvent());
   }
   if (finalFlight === undefined) throw new Error("Cannot reach the client's final flight");
-  return { finalFlight, sent };
+  return { finalFlight, sent, received };
 }
 
 /**

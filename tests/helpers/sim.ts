@@ -159,7 +159,7 @@ export class Pair {
     if (deadlines.length === 0) return false;
     this.now = Math.max(this.now, Math.min(...deadlines));
     this.client.handleTimeout(this.now);
-    for (const [, c] of this.endpoint.handleTimeouts(this.now)) void c;
+    for (const { connection: c } of this.endpoint.handleTimeouts(this.now)) void c;
     return true;
   }
 

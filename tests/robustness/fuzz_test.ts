@@ -410,13 +410,13 @@ function advancePastTimers(
   let now = from;
   for (let step = 0; step < 1_000; step++) {
     let due: number | undefined;
-    for (const [, c] of endpoint.entries()) {
+    for (const { connection: c } of endpoint.entries()) {
       const t = c.pollTimeout();
       if (t !== undefined && (due === undefined || t < due)) due = t;
     }
     if (due === undefined || due > horizon) break;
     now = Math.max(now, due);
-    for (const [peer, c] of endpoint.handleTimeouts(now)) {
+    for (const { peer, connection: c } of endpoint.handleTimeouts(now)) {
       for (let e = c.pollEvent(); e; e = c.pollEvent()) check(e);
       while (c.pollTransmit());
       if (c.isClosed) endpoint.remove(peer, c);
@@ -556,7 +556,7 @@ Deno.test("fuzz: handshake buffers from many addresses stay within every budget 
         peer(f),
         T0,
       );
-      for (const [, c] of endpoint.entries()) {
+      for (const { connection: c } of endpoint.entries()) {
         assert.ok(c.bufferedBytes <= limits.perConnection);
         while (c.pollEvent());
         while (c.pollTransmit());
@@ -568,7 +568,7 @@ Deno.test("fuzz: handshake buffers from many addresses stay within every budget 
     }
     // Whatever happened, once every handshake is over nothing stays charged.
     advancePastTimers(endpoint, T0, T0 + 60_000, noInternalError);
-    for (const [peer, c] of [...endpoint.entries()]) {
+    for (const { peer, connection: c } of [...endpoint.entries()]) {
       c.abort("fuzz done");
       endpoint.remove(peer, c);
     }

@@ -90,13 +90,13 @@ for (let i = 1; i <= ticks; i++) endpoint.handleTimeouts(T0 + 1_500 + i * 100);
 const tickMs = (performance.now() - tickStart) / ticks;
 
 let established = 0;
-for (const [, c] of endpoint.entries()) if (c.isEstablished) established++;
+for (const { connection: c } of endpoint.entries()) if (c.isEstablished) established++;
 endpoint.handleTimeouts(T0 + IDLE_MS - 1);
 let held = 0;
-for (const [, c] of endpoint.entries()) if (c.isEstablished) held++;
+for (const { connection: c } of endpoint.entries()) if (c.isEstablished) held++;
 endpoint.handleTimeouts(T0 + IDLE_MS);
 let evicted = 0;
-for (const [peer, c] of [...endpoint.entries()]) {
+for (const { peer, connection: c } of [...endpoint.entries()]) {
   if (c.isClosed) {
     evicted++;
     endpoint.remove(peer, c);

@@ -20,6 +20,7 @@ import { encodeHandshakeMessage, parseHandshakeFragments } from "../../src/hands
 import {
   converse,
   drain,
+  nextMessageSeq,
   observedSession,
   testClient,
   testEndpoint,
@@ -68,7 +69,7 @@ Deno.test("review round 4 F1: a spoofed ClientHello after the server completed d
   const endpoint = testEndpoint({}, "round4/f1");
   const peer = "10.80.0.1:5000";
   const client = testClient("round4/f1", T0);
-  const { finalFlight } = upToFinalFlight(endpoint, client, peer, T0);
+  const { finalFlight, received } = upToFinalFlight(endpoint, client, peer, T0);
   const server = endpoint.get(peer)!;
   drain(server);
   // The client's final flight arrives: the server is established and sends
@@ -82,7 +83,7 @@ Deno.test("review round 4 F1: a spoofed ClientHello after the server completed d
   // "handshake_in_progress" does not apply: the server answers with a
   // HelloVerifyRequest to the real client, which still reads epoch 0.
   const out = endpoint.handleDatagram(
-    spoofedClientHello(client.inbound.nextSeq, 1_000),
+    spoofedClientHello(nextMessageSeq(received), 1_000),
     peer,
     T0 + 20,
   );
@@ -105,7 +106,7 @@ Deno.test("review round 4 F2: a spoofed ClientHello while the client's final fli
   const endpoint = testEndpoint({}, "round4/f2");
   const peer = "10.80.1.1:5000";
   const client = testClient("round4/f2", T0);
-  const { finalFlight } = upToFinalFlight(endpoint, client, peer, T0);
+  const { finalFlight, received } = upToFinalFlight(endpoint, client, peer, T0);
   const server = endpoint.get(peer)!;
   drain(server);
   // The client's final flight is lost; its timer fires (0.75-1 s) and the
@@ -121,7 +122,7 @@ Deno.test("review round 4 F2: a spoofed ClientHello while the client's final fli
     "the spoof comes before the client's next retransmission",
   );
   const out = endpoint.handleDatagram(
-    spoofedClientHello(client.inbound.nextSeq, 1_000),
+    spoofedClientHello(nextMessageSeq(received), 1_000),
     peer,
     spoofAt,
   );
@@ -181,7 +182,7 @@ function runRestart(
     }
     if (restarted.isEstablished || restarted.isClosed) break;
     const timers = [restarted.pollTimeout(), nextNoise];
-    for (const [, c] of endpoint.entries()) timers.push(c.pollTimeout());
+    for (const { connection: c } of endpoint.entries()) timers.push(c.pollTimeout());
     now = Math.max(now, Math.min(...timers.filter((t): t is number => t !== undefined)));
     restarted.handleTimeout(now);
     endpoint.handleTimeouts(now);

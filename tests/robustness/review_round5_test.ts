@@ -92,7 +92,7 @@ Deno.test("review round 5 F2: a connection sending a record every 1.5 s does not
     // idle entry, pushed after the release, is superseded again 0.5 s later.
     for (let step = 0; step < 200 * K; step++) {
       now += 1_500 / K;
-      for (const [, c] of endpoint.handleTimeouts(now)) drain(c);
+      for (const { connection: c } of endpoint.handleTimeouts(now)) drain(c);
       endpoint.pollTimeout();
       const [peer, client] = clients[step % K]!;
       assert.ok(deliver(endpoint, client, peer, new Uint8Array([1, 2, 3]), now));
@@ -131,7 +131,7 @@ Deno.test("review round 5 F3: a closed and removed connection leaves no deadline
       sessions.push([peer, client]);
     }
     now += 1_500;
-    for (const [, c] of endpoint.handleTimeouts(now)) drain(c);
+    for (const { connection: c } of endpoint.handleTimeouts(now)) drain(c);
     let closed = 0;
     for (const [peer, client] of sessions) {
       const server = endpoint.get(peer)!;
@@ -192,7 +192,7 @@ Deno.test("review round 5 F4: a restarted client whose cookie ClientHello is los
   // stops resending once its address has started over: up to the client's
   // own retransmission, nothing of its flight reaches the client.
   now = restarted.pollTimeout()!;
-  for (const [, c] of endpoint.handleTimeouts(now)) void c;
+  for (const { connection: c } of endpoint.handleTimeouts(now)) void c;
   for (const d of drain(old).sent) restarted.handleDatagram(d, now);
   assert.ok(old.pollTimeout()! > now, "no retransmission due from the old association");
   // From here on everything gets through.
@@ -207,7 +207,7 @@ Deno.test("review round 5 F4: a restarted client whose cookie ClientHello is los
     }
     now = Math.max(now + 1, restarted.pollTimeout() ?? now + 1);
     restarted.handleTimeout(now);
-    for (const [, c] of endpoint.handleTimeouts(now)) void c;
+    for (const { connection: c } of endpoint.handleTimeouts(now)) void c;
   }
   const closed = drain(restarted).events.find((e) => e.type === "closed");
   assert.equal(
