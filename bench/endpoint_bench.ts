@@ -34,7 +34,7 @@ function endpointFor(provider = nodeProvider): ServerEndpoint {
     },
     maxConnections: 20_000,
     idleTimeoutMs: 600_000,
-    handshakesPerSecondPerAddress: 0,
+    handshakeRate: 0,
     maxHalfOpen: 20_000,
   });
 }

@@ -61,7 +61,7 @@ for (const provider of [nobleProvider, nodeProvider]) {
       maxConnections: 10,
       idleTimeoutMs: 60_000,
       // Every bench handshake comes from 127.0.0.1: no per-address rate limit.
-      handshakesPerSecondPerAddress: 0,
+      handshakeRate: 0,
     });
     let n = 0;
     Deno.bench({

@@ -49,7 +49,7 @@ const server = new DtlsServer({
   io: values.io === "libc" ? "libc" : "deno",
   logger,
   logPlaintext: false,
-  handshakesPerSecondPerAddress: 0,
+  handshakeRate: 0,
   maxHalfOpen: 10_000,
   maxConnections: 20_000,
   ...(values.app === "echo" ? { onDatagram: (data: Uint8Array) => data } : {}),

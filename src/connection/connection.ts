@@ -71,7 +71,7 @@ export interface ConnectionSetup {
   readonly driver: (host: HandshakeHost) => HandshakeDriver;
   /**
    * The account its handshake buffers are charged to (default: one of its
-   * own, limited to `maxBufferedHandshakeBytes`).
+   * own, limited to `maxReassemblyPerHandshake`).
    */
   readonly memory?: MemoryAccount;
   /**
@@ -132,10 +132,10 @@ export class Connection {
     this.#handshakeDeadline = now + config.handshakeTimeoutMs;
     this.#timer = new FlightTimer(config.retransmit, config.random);
     this.#memory = setup.memory ??
-      new MemoryAccount(undefined, "", config.maxBufferedHandshakeBytes);
+      new MemoryAccount(undefined, "", config.maxReassemblyPerHandshake);
     this.#inbound = new HandshakeReassembler({
-      maxMessageLength: config.maxHandshakeMessageBytes,
-      maxBufferedBytes: config.maxBufferedHandshakeBytes,
+      maxMessageLength: config.maxHandshakeMessage,
+      maxBufferedBytes: config.maxReassemblyPerHandshake,
       account: this.#memory,
     });
     this.#read = new ReadHalf(this.#memory);

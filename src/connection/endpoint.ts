@@ -51,27 +51,37 @@ export const CONNECTION_DEFAULTS = {
   mtu: 1200,
   retransmit: DEFAULT_RETRANSMIT,
   handshakeTimeoutMs: 30_000,
-  maxHandshakeMessageBytes: 16_384,
-  maxBufferedHandshakeBytes: 65_536,
+  maxHandshakeMessage: 16_384,
+  maxReassemblyPerHandshake: 65_536,
 } as const;
 
 /** A connection config from a provider, a random source and optional overrides. */
 export function connectionConfig(
   provider: CryptoProvider,
   random: RandomSource,
-  overrides: Partial<Omit<ConnectionConfig, "provider" | "random">> = {},
+  overrides: { readonly [K in keyof ConnectionConfig]?: ConnectionConfig[K] | undefined } = {},
 ): ConnectionConfig {
-  return { ...CONNECTION_DEFAULTS, ...overrides, provider, random };
+  return { ...CONNECTION_DEFAULTS, ...definedOnly(overrides), provider, random };
 }
 
-/** Defaults of the admission limits of {@link ServerEndpointOptions}. */
-export const ADMISSION_DEFAULTS = {
+/** `options` without its undefined members, so that spreading it over defaults keeps them. */
+function definedOnly<T extends object>(options: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options)) if (value !== undefined) out[key] = value;
+  return out as { [K in keyof T]: Exclude<T[K], undefined> };
+}
+
+/** Defaults of {@link ServerEndpointOptions}: the table, its timeouts and admission limits. */
+export const ENDPOINT_DEFAULTS = {
+  maxConnections: 10_000,
+  idleTimeoutMs: 600_000,
+  cookieRotationMs: 60_000,
   maxHalfOpen: 1_000,
-  handshakesPerSecondPerAddress: 50,
-  handshakeBurstPerAddress: 100,
+  handshakeRate: 50,
+  handshakeBurst: 100,
   maxRateSources: 4_096,
-  maxReassemblyBytesTotal: 8 * 1024 * 1024,
-  maxReassemblyBytesPerSource: 256 * 1024,
+  maxReassemblyTotal: 8 * 1024 * 1024,
+  maxReassemblyPerSource: 256 * 1024,
 } as const;
 
 /**
@@ -95,25 +105,30 @@ export interface ServerEndpointOptions {
   readonly connection: ConnectionConfig;
   /** PSK policy and suites. */
   readonly psk: PskServerOptions;
-  /** Cookie secret rotation, ms (default 60 s). */
-  readonly cookieRotationMs?: number;
+  /** Cookie secret rotation, ms. */
+  readonly cookieRotationMs?: number | undefined;
   /** Most connections (established and half-open) held at once. */
-  readonly maxConnections: number;
+  readonly maxConnections?: number | undefined;
   /** An established connection silent for this long is closed, ms. */
-  readonly idleTimeoutMs: number;
+  readonly idleTimeoutMs?: number | undefined;
   /** Most handshakes in progress (past the cookie, not yet complete) at once. */
-  readonly maxHalfOpen?: number;
+  readonly maxHalfOpen?: number | undefined;
   /** Handshakes per second one source address may start once its cookie verified; 0: no limit. */
-  readonly handshakesPerSecondPerAddress?: number;
+  readonly handshakeRate?: number | undefined;
   /** Handshakes one quiet source address may start at once. */
-  readonly handshakeBurstPerAddress?: number;
+  readonly handshakeBurst?: number | undefined;
   /** Source addresses the rate limit tracks at once (bounds its memory). */
-  readonly maxRateSources?: number;
+  readonly maxRateSources?: number | undefined;
   /** Handshake buffers (reassembly, early records) of all connections together, bytes. */
-  readonly maxReassemblyBytesTotal?: number;
+  readonly maxReassemblyTotal?: number | undefined;
   /** Handshake buffers of the connections of one source address (IPv6: one /64) together, bytes. */
-  readonly maxReassemblyBytesPerSource?: number;
+  readonly maxReassemblyPerSource?: number | undefined;
 }
+
+/** The options with every default filled in. */
+type ResolvedEndpointOptions =
+  & Omit<ServerEndpointOptions, keyof typeof ENDPOINT_DEFAULTS>
+  & { readonly [K in keyof typeof ENDPOINT_DEFAULTS]: number };
 
 /** Why a handshake that passed the cookie check was not admitted. */
 export type AdmissionRefusal = "capacity" | "half_open" | "rate";
@@ -217,7 +232,7 @@ const encoder = new TextEncoder();
  * `Route` is what its owner keeps per peer to reach it.
  */
 export class ServerEndpoint<Route = unknown> {
-  readonly #options: ServerEndpointOptions;
+  readonly #options: ResolvedEndpointOptions;
   readonly #config: ConnectionConfig;
   readonly #cookies: CookieAuthority;
   readonly #table = new Map<string, Entry<Route>>();
@@ -238,24 +253,23 @@ export class ServerEndpoint<Route = unknown> {
   readonly refused: Record<AdmissionRefusal, number> = { capacity: 0, half_open: 0, rate: 0 };
 
   constructor(options: ServerEndpointOptions) {
-    this.#options = options;
-    this.#maxHalfOpen = options.maxHalfOpen ?? ADMISSION_DEFAULTS.maxHalfOpen;
+    const o = { ...ENDPOINT_DEFAULTS, ...definedOnly(options) };
+    this.#options = o;
+    this.#maxHalfOpen = o.maxHalfOpen;
     this.#rate = new SourceRateLimiter({
-      ratePerSecond: options.handshakesPerSecondPerAddress ??
-        ADMISSION_DEFAULTS.handshakesPerSecondPerAddress,
-      burst: options.handshakeBurstPerAddress ?? ADMISSION_DEFAULTS.handshakeBurstPerAddress,
-      maxSources: options.maxRateSources ?? ADMISSION_DEFAULTS.maxRateSources,
+      ratePerSecond: o.handshakeRate,
+      burst: o.handshakeBurst,
+      maxSources: o.maxRateSources,
     });
     this.#memory = new MemoryBudget({
-      total: options.maxReassemblyBytesTotal ?? ADMISSION_DEFAULTS.maxReassemblyBytesTotal,
-      perSource: options.maxReassemblyBytesPerSource ??
-        ADMISSION_DEFAULTS.maxReassemblyBytesPerSource,
+      total: o.maxReassemblyTotal,
+      perSource: o.maxReassemblyPerSource,
     });
-    this.#config = options.connection;
+    this.#config = o.connection;
     this.#cookies = new CookieAuthority({
-      provider: options.connection.provider,
-      random: options.connection.random,
-      rotationMs: options.cookieRotationMs ?? 60_000,
+      provider: o.connection.provider,
+      random: o.connection.random,
+      rotationMs: o.cookieRotationMs,
     });
   }
 
@@ -478,7 +492,7 @@ export class ServerEndpoint<Route = unknown> {
     // ClientHello is held to the handshake message limit like any message.
     if (
       record.fragment.length > MAX_PLAINTEXT_LENGTH ||
-      fragment.length > this.#config.maxHandshakeMessageBytes
+      fragment.length > this.#config.maxHandshakeMessage
     ) {
       return { kind: "dropped", reason: "malformed" };
     }
@@ -516,7 +530,7 @@ export class ServerEndpoint<Route = unknown> {
     const random = fragment.body.subarray(2, 34);
     const memory = this.#memory.account(
       sourceAddress(peer),
-      this.#config.maxBufferedHandshakeBytes,
+      this.#config.maxReassemblyPerHandshake,
     );
     // The ClientHello is not kept: the transcript hashes it as it goes.
     const hello = { body: fragment.body.slice(), messageSeq: fragment.messageSeq };

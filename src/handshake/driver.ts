@@ -23,9 +23,9 @@ export interface ConnectionConfig {
   /** A handshake not complete after this long is abandoned, ms. */
   readonly handshakeTimeoutMs: number;
   /** Largest handshake message accepted, bytes (bounds reassembly). */
-  readonly maxHandshakeMessageBytes: number;
+  readonly maxHandshakeMessage: number;
   /** Bytes of handshake buffers (reassembly, early records) held per connection at most. */
-  readonly maxBufferedHandshakeBytes: number;
+  readonly maxReassemblyPerHandshake: number;
 }
 
 /** What a handshake driver reports to the owner of the connection. */

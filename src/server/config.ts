@@ -10,6 +10,8 @@
 import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
 import { isLoopbackIp } from "../codec/ip_address.ts";
+import { CONNECTION_DEFAULTS, ENDPOINT_DEFAULTS } from "../connection/endpoint.ts";
+import { SERVER_DEFAULTS } from "./dtls_server.ts";
 
 /** A configuration error: the message names the setting and its source. */
 export class ConfigError extends Error {
@@ -32,6 +34,14 @@ interface Spec {
   readonly choices?: readonly string[];
 }
 
+/** A duration in ms as a setting takes it: "30s", "10m". */
+function durationText(ms: number): string {
+  for (const [unit, size] of [["h", 3_600_000], ["m", 60_000], ["s", 1_000]] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 /** Every server setting. The environment variable is DTLS_SERVER_ + the name in upper snake case. */
 export const SETTINGS: readonly Spec[] = [
   {
@@ -39,11 +49,16 @@ export const SETTINGS: readonly Spec[] = [
     kind: "string",
     help: "config file (.json or .toml) with any of these settings",
   },
-  { name: "address", kind: "string", default: "127.0.0.1", help: "address to bind (IPv6 as ::1)" },
+  {
+    name: "address",
+    kind: "string",
+    default: SERVER_DEFAULTS.address,
+    help: "address to bind (IPv6 as ::1)",
+  },
   {
     name: "port",
     kind: "int",
-    default: 4433,
+    default: SERVER_DEFAULTS.port,
     min: 0,
     max: 65535,
     help: "UDP port (0: any free port)",
@@ -52,7 +67,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "identity-hint",
     kind: "string",
-    default: "Qt DTLS example server",
+    default: SERVER_DEFAULTS.identityHint,
     help: "PSK identity hint",
   },
   {
@@ -61,7 +76,14 @@ export const SETTINGS: readonly Spec[] = [
     default: false,
     help: "allow the demo key on a non-loopback address",
   },
-  { name: "mtu", kind: "int", default: 1200, min: 256, max: 65507, help: "largest datagram sent" },
+  {
+    name: "mtu",
+    kind: "int",
+    default: CONNECTION_DEFAULTS.mtu,
+    min: 256,
+    max: 65507,
+    help: "largest datagram sent",
+  },
   {
     name: "log-level",
     kind: "enum",
@@ -89,7 +111,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "max-connections",
     kind: "int",
-    default: 10_000,
+    default: ENDPOINT_DEFAULTS.maxConnections,
     min: 1,
     max: 10_000_000,
     help: "most connections held at once",
@@ -97,21 +119,21 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "handshake-timeout",
     kind: "duration",
-    default: "30s",
+    default: durationText(CONNECTION_DEFAULTS.handshakeTimeoutMs),
     min: 1_000,
     help: "a handshake not done by then is abandoned",
   },
   {
     name: "idle-timeout",
     kind: "duration",
-    default: "10m",
+    default: durationText(ENDPOINT_DEFAULTS.idleTimeoutMs),
     min: 1_000,
     help: "a silent connection is closed after this",
   },
   {
     name: "max-half-open",
     kind: "int",
-    default: 1_000,
+    default: ENDPOINT_DEFAULTS.maxHalfOpen,
     min: 1,
     max: 10_000_000,
     help: "most handshakes past the cookie but not done",
@@ -119,7 +141,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "handshake-rate",
     kind: "int",
-    default: 50,
+    default: ENDPOINT_DEFAULTS.handshakeRate,
     min: 0,
     max: 1_000_000,
     help: "handshakes per second per source address (0: no limit)",
@@ -127,7 +149,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "handshake-burst",
     kind: "int",
-    default: 100,
+    default: ENDPOINT_DEFAULTS.handshakeBurst,
     min: 1,
     max: 1_000_000,
     help: "handshakes a quiet source address may start at once",
@@ -135,7 +157,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "max-handshake-message",
     kind: "int",
-    default: 16_384,
+    default: CONNECTION_DEFAULTS.maxHandshakeMessage,
     min: 1_024,
     max: 16_777_215,
     help: "largest handshake message accepted, bytes",
@@ -143,7 +165,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "max-reassembly-per-handshake",
     kind: "int",
-    default: 65_536,
+    default: CONNECTION_DEFAULTS.maxReassemblyPerHandshake,
     min: 1_024,
     max: 1 << 30,
     help: "handshake buffers (reassembly, early records) per connection, bytes",
@@ -151,7 +173,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "max-reassembly-total",
     kind: "int",
-    default: 8 << 20,
+    default: ENDPOINT_DEFAULTS.maxReassemblyTotal,
     min: 1_024,
     max: 1 << 30,
     help: "handshake buffers (reassembly, early records) of all connections, bytes",
@@ -159,7 +181,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "max-reassembly-per-source",
     kind: "int",
-    default: 256 << 10,
+    default: ENDPOINT_DEFAULTS.maxReassemblyPerSource,
     min: 1_024,
     max: 1 << 30,
     help: "handshake buffers of the connections of one address (IPv6: one /64), bytes",
@@ -167,7 +189,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "refusal-log-interval",
     kind: "duration",
-    default: "10s",
+    default: durationText(SERVER_DEFAULTS.refusalLogIntervalMs),
     min: 100,
     help: "refusals are logged once per reason per interval",
   },
@@ -181,7 +203,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "io",
     kind: "enum",
-    default: "deno",
+    default: SERVER_DEFAULTS.io,
     choices: ["deno", "libc"],
     help: "UDP socket: Deno's, or Linux libc recvmmsg/sendmmsg (needs --allow-ffi)",
   },
@@ -194,7 +216,11 @@ export const SETTINGS: readonly Spec[] = [
   },
 ];
 
-/** The parsed settings. Durations are in milliseconds. */
+/**
+ * The parsed settings, each named as its flag in camel case (a duration
+ * with `Ms`: it is held in milliseconds); the library's options and the
+ * engine's configuration use the same names.
+ */
 export interface ServerSettings {
   readonly config: string | undefined;
   readonly address: string;
@@ -208,8 +234,8 @@ export interface ServerSettings {
   readonly logPlaintext: boolean | undefined;
   readonly metrics: { hostname: string; port: number } | undefined;
   readonly maxConnections: number;
-  readonly handshakeTimeout: number;
-  readonly idleTimeout: number;
+  readonly handshakeTimeoutMs: number;
+  readonly idleTimeoutMs: number;
   readonly maxHalfOpen: number;
   readonly handshakeRate: number;
   readonly handshakeBurst: number;
@@ -217,7 +243,7 @@ export interface ServerSettings {
   readonly maxReassemblyPerHandshake: number;
   readonly maxReassemblyTotal: number;
   readonly maxReassemblyPerSource: number;
-  readonly refusalLogInterval: number;
+  readonly refusalLogIntervalMs: number;
   readonly crypto: "node" | "noble";
   readonly io: "deno" | "libc";
   readonly receiveBuffer: number | undefined;
@@ -236,8 +262,10 @@ export function envName(name: string): string {
   return `DTLS_SERVER_${name.toUpperCase().replaceAll("-", "_")}`;
 }
 
-function camel(name: string): string {
-  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+/** The field of {@link ServerSettings} a setting fills: its flag in camel case, `Ms` for a duration. */
+function fieldName(spec: Spec): string {
+  const camel = spec.name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  return spec.kind === "duration" ? `${camel}Ms` : camel;
 }
 
 /** Parses "30s", "500ms", "10m", "1h" or a bare number of seconds into ms. */
@@ -363,7 +391,7 @@ export function resolveSettings(
     else if (fromEnv !== undefined) value = convert(spec, fromEnv, envName(spec.name));
     else if (spec.name in file) value = convert(spec, file[spec.name], `config file ${configPath}`);
     else value = spec.default === undefined ? undefined : convert(spec, spec.default, "default");
-    out[camel(spec.name)] = value;
+    out[fieldName(spec)] = value;
   }
   return out as unknown as ServerSettings;
 }

@@ -14,7 +14,6 @@ import {
   type EndpointOutcome,
   type PeerEntry,
   ServerEndpoint,
-  type ServerEndpointOptions,
 } from "../connection/endpoint.ts";
 import { ThrottledLog } from "./throttled_log.ts";
 import type { ConnectionEvent } from "../connection/events.ts";
@@ -53,10 +52,28 @@ export const qtAckHandler: DatagramHandler = (_data, peer) =>
   `to (${peer.address}:${peer.port}): ACK`;
 
 /** Settings of a {@link DtlsServer}. */
+/**
+ * Defaults of the shell's own options; the engine's are `CONNECTION_DEFAULTS`
+ * and `ENDPOINT_DEFAULTS` (`src/connection/endpoint.ts`). Each is defined
+ * here once: the command line's defaults are these.
+ */
+export const SERVER_DEFAULTS = {
+  address: "127.0.0.1",
+  port: 4433,
+  identityHint: DEMO_IDENTITY_HINT,
+  groups: ["x25519", "secp256r1"] as readonly GroupName[],
+  refusalLogIntervalMs: 10_000,
+  io: "deno" as SocketIo,
+} as const;
+
+/**
+ * Options of a {@link DtlsServer}: each named as its command-line flag (in
+ * camel case, `Ms` for a duration), and left out for its default.
+ */
 export interface DtlsServerOptions {
-  /** Address to bind (default 127.0.0.1). IPv6 literals without brackets. */
+  /** Address to bind. IPv6 literals without brackets. */
   readonly address?: string;
-  /** UDP port (default 4433; 0 picks a free one). */
+  /** UDP port (0 picks a free one). */
   readonly port?: number;
   /** Keys (default: the Qt example's demo credentials). */
   readonly psk?: PskStore;
@@ -66,32 +83,29 @@ export interface DtlsServerOptions {
   readonly suites?: readonly CipherSuite[];
   /** ECDHE groups in preference order. */
   readonly groups?: readonly GroupName[];
-  /** Largest datagram sent, bytes (default 1200). */
+  /** Largest datagram sent, bytes. */
   readonly mtu?: number;
-  /** Most connections at once (default 10,000). */
+  /** Most connections at once. */
   readonly maxConnections?: number;
-  /** Handshake deadline, ms (default 30 s). */
+  /** Handshake deadline, ms. */
   readonly handshakeTimeoutMs?: number;
-  /** Idle timeout of established connections, ms (default 10 min). */
+  /** Idle timeout of established connections, ms. */
   readonly idleTimeoutMs?: number;
-  /** Most handshakes past the cookie but not complete at once (default 1,000). */
+  /** Most handshakes past the cookie but not complete at once. */
   readonly maxHalfOpen?: number;
-  /**
-   * Handshakes per second one source address may start once its cookie
-   * verified (default 50, bursts of 100); 0 disables the limit.
-   */
-  readonly handshakesPerSecondPerAddress?: number;
-  /** Handshakes a quiet source address may start at once (default 100). */
-  readonly handshakeBurstPerAddress?: number;
-  /** Largest handshake message accepted, bytes (default 16 KiB). */
-  readonly maxHandshakeMessageBytes?: number;
-  /** Handshake reassembly memory per connection, bytes (default 64 KiB). */
-  readonly maxReassemblyBytesPerHandshake?: number;
-  /** Handshake buffers (reassembly, early records) of all connections together, bytes (default 8 MiB). */
-  readonly maxReassemblyBytesTotal?: number;
-  /** Handshake buffers of the connections of one address (IPv6: one /64) together, bytes (default 256 KiB). */
-  readonly maxReassemblyBytesPerSource?: number;
-  /** Refusals and cookie floods are logged once per reason per this interval, ms (default 10 s). */
+  /** Handshakes per second one source address may start once its cookie verified; 0: no limit. */
+  readonly handshakeRate?: number;
+  /** Handshakes a quiet source address may start at once. */
+  readonly handshakeBurst?: number;
+  /** Largest handshake message accepted, bytes. */
+  readonly maxHandshakeMessage?: number;
+  /** Handshake buffers (reassembly, early records) per connection, bytes. */
+  readonly maxReassemblyPerHandshake?: number;
+  /** Handshake buffers of all connections together, bytes. */
+  readonly maxReassemblyTotal?: number;
+  /** Handshake buffers of the connections of one address (IPv6: one /64) together, bytes. */
+  readonly maxReassemblyPerSource?: number;
+  /** Refusals and cookie floods are logged once per reason per this interval, ms. */
   readonly refusalLogIntervalMs?: number;
   /** The application (default: {@link qtAckHandler}). */
   readonly onDatagram?: DatagramHandler;
@@ -114,7 +128,7 @@ export interface DtlsServerOptions {
    * Socket receive buffer to ask the kernel for, bytes (`io: "libc"` only;
    * Linux grants at most net.core.rmem_max and the server logs what it got).
    */
-  readonly receiveBufferBytes?: number;
+  readonly receiveBuffer?: number;
   /** Random source (default: crypto.getRandomValues). */
   readonly random?: RandomSource;
   /** Clock in ms (default: Date.now). */
@@ -229,32 +243,7 @@ export class DtlsServer {
     this.#app = options.onDatagram ?? qtAckHandler;
     const random = options.random ?? systemRandom;
     const provider = options.provider ?? nodeProvider;
-    const overrides: Parameters<typeof connectionConfig>[2] = {};
-    if (options.mtu !== undefined) Object.assign(overrides, { mtu: options.mtu });
-    if (options.handshakeTimeoutMs !== undefined) {
-      Object.assign(overrides, { handshakeTimeoutMs: options.handshakeTimeoutMs });
-    }
-    if (options.maxHandshakeMessageBytes !== undefined) {
-      Object.assign(overrides, { maxHandshakeMessageBytes: options.maxHandshakeMessageBytes });
-    }
-    if (options.maxReassemblyBytesPerHandshake !== undefined) {
-      Object.assign(overrides, {
-        maxBufferedHandshakeBytes: options.maxReassemblyBytesPerHandshake,
-      });
-    }
-    const admission: Partial<ServerEndpointOptions> = {};
-    for (
-      const key of [
-        "maxHalfOpen",
-        "handshakesPerSecondPerAddress",
-        "handshakeBurstPerAddress",
-        "maxReassemblyBytesTotal",
-        "maxReassemblyBytesPerSource",
-      ] as const
-    ) {
-      if (options[key] !== undefined) Object.assign(admission, { [key]: options[key] });
-    }
-    const interval = options.refusalLogIntervalMs ?? 10_000;
+    const interval = options.refusalLogIntervalMs ?? SERVER_DEFAULTS.refusalLogIntervalMs;
     this.#refusals = new ThrottledLog(this.#log, interval);
     // A HelloVerifyRequest is cheap, so a flood of ClientHellos is answered in
     // full; its log lines are not: the first 100 per interval, then a count.
@@ -270,19 +259,28 @@ export class DtlsServer {
       this.#recordDrops,
     ];
     this.#endpoint = new ServerEndpoint({
-      connection: connectionConfig(provider, random, overrides),
+      connection: connectionConfig(provider, random, {
+        mtu: options.mtu,
+        handshakeTimeoutMs: options.handshakeTimeoutMs,
+        maxHandshakeMessage: options.maxHandshakeMessage,
+        maxReassemblyPerHandshake: options.maxReassemblyPerHandshake,
+      }),
       psk: {
         lookupPsk: (identity) => this.#psk.lookup(identity),
         // The key store is replaced on reload: both read the current one.
         dummyKeyLength: () => this.#psk.typicalKeyLength,
-        identityHint: encoder.encode(options.identityHint ?? DEMO_IDENTITY_HINT),
+        identityHint: encoder.encode(options.identityHint ?? SERVER_DEFAULTS.identityHint),
         suites: options.suites ?? CIPHER_SUITES,
-        groups: options.groups ?? ["x25519", "secp256r1"],
+        groups: options.groups ?? SERVER_DEFAULTS.groups,
         maxIdentityLength: 128,
       },
-      maxConnections: options.maxConnections ?? 10_000,
-      idleTimeoutMs: options.idleTimeoutMs ?? 600_000,
-      ...admission,
+      maxConnections: options.maxConnections,
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxHalfOpen: options.maxHalfOpen,
+      handshakeRate: options.handshakeRate,
+      handshakeBurst: options.handshakeBurst,
+      maxReassemblyTotal: options.maxReassemblyTotal,
+      maxReassemblyPerSource: options.maxReassemblyPerSource,
     });
     this.#installGauges();
   }
@@ -327,10 +325,10 @@ export class DtlsServer {
   /** Binds the socket and starts serving. Throws if the address cannot be bound. */
   listen(): ListenAddress {
     if (this.#socket !== undefined) throw new TypeError("Cannot listen: already listening");
-    const hostname = this.#options.address ?? "127.0.0.1";
-    const port = this.#options.port ?? 4433;
-    const io = this.#options.io ?? "deno";
-    const asked = this.#options.receiveBufferBytes;
+    const hostname = this.#options.address ?? SERVER_DEFAULTS.address;
+    const port = this.#options.port ?? SERVER_DEFAULTS.port;
+    const io = this.#options.io ?? SERVER_DEFAULTS.io;
+    const asked = this.#options.receiveBuffer;
     const socket = bindDatagramSocket({ hostname, port, io, receiveBuffer: asked });
     this.#socket = socket;
     this.#closing = false;
@@ -841,7 +839,7 @@ function failureLabel(event: Extract<ConnectionEvent, { type: "closed" }>): stri
 const REFUSAL_TEXT: Record<AdmissionRefusal, string> = {
   capacity: "connection table full (maxConnections)",
   half_open: "too many handshakes in progress (maxHalfOpen)",
-  rate: "too many handshakes from this address (handshakesPerSecondPerAddress)",
+  rate: "too many handshakes from this address (handshakeRate)",
 };
 
 function isRefusal(reason: string): reason is AdmissionRefusal {

@@ -26,8 +26,8 @@ Deno.test("defaults give the Qt example's server on 127.0.0.1:4433", () => {
   assert.equal(s.identityHint, "Qt DTLS example server");
   assert.equal(s.logFormat, "json");
   assert.equal(s.logLevel, "info");
-  assert.equal(s.handshakeTimeout, 30_000);
-  assert.equal(s.idleTimeout, 600_000);
+  assert.equal(s.handshakeTimeoutMs, 30_000);
+  assert.equal(s.idleTimeoutMs, 600_000);
   assert.equal(s.pskFile, undefined);
   assert.equal(s.metrics, undefined);
 });
@@ -60,7 +60,7 @@ Deno.test("a TOML config file sets any setting", () => {
   assert.equal(s.address, "::1");
   assert.equal(s.port, 5684);
   assert.equal(s.logFormat, "pretty");
-  assert.equal(s.idleTimeout, 300_000);
+  assert.equal(s.idleTimeoutMs, 300_000);
   assert.deepEqual(s.metrics, { hostname: "::1", port: 9464 });
   assert.equal(s.allowDemoKey, true);
 });
@@ -158,7 +158,7 @@ Deno.test("admission limits and the crypto provider are settings too", () => {
   assert.equal(d.maxReassemblyPerHandshake, 65_536);
   assert.equal(d.maxReassemblyTotal, 8 << 20);
   assert.equal(d.maxReassemblyPerSource, 256 << 10);
-  assert.equal(d.refusalLogInterval, 10_000);
+  assert.equal(d.refusalLogIntervalMs, 10_000);
   assert.equal(d.crypto, "node");
   const s = resolveSettings(
     ["--handshake-rate", "0", "--crypto", "noble", "--refusal-log-interval", "500ms"],
@@ -166,7 +166,7 @@ Deno.test("admission limits and the crypto provider are settings too", () => {
   );
   assert.equal(s.handshakeRate, 0);
   assert.equal(s.crypto, "noble");
-  assert.equal(s.refusalLogInterval, 500);
+  assert.equal(s.refusalLogIntervalMs, 500);
   assert.equal(s.maxHalfOpen, 5);
   refuses(["--crypto", "openssl"], {}, /--crypto "openssl".*node, noble/);
   refuses(["--max-handshake-message", "10"], {}, /--max-handshake-message "10"/);

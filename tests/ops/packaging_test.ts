@@ -92,7 +92,7 @@ Deno.test("every line of the example env file is a valid setting", () => {
   assert.equal(settings.address, "0.0.0.0");
   assert.equal(settings.port, 4433);
   assert.deepEqual(settings.metrics, { hostname: "127.0.0.1", port: 9464 });
-  assert.equal(settings.idleTimeout, 600_000);
+  assert.equal(settings.idleTimeoutMs, 600_000);
   for (const name of Object.keys(env)) {
     assert.ok(resolveSettings([], (n) => (n === name ? env[name] : undefined)), name);
   }

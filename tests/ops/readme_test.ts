@@ -57,6 +57,16 @@ Deno.test("the README's settings table lists every setting with its environment 
   }
 });
 
+Deno.test("the README's settings table gives each setting the default the code has", () => {
+  for (const spec of SETTINGS) {
+    if (spec.default === undefined) continue;
+    const row = README.split("\n").find((line) => line.startsWith(`| \`--${spec.name}`));
+    assert.ok(row, `--${spec.name} has a row`);
+    const cell = row.split("|")[3]!.trim();
+    assert.equal(cell, `\`${spec.default}\``, `--${spec.name}`);
+  }
+});
+
 Deno.test("README: the invalid-port example prints exactly what the server prints", async () => {
   const example = blocks("").find((b) => b.includes("--port 99999"))!;
   const [prompt, expected] = example.trim().split("\n");
@@ -74,7 +84,7 @@ Deno.test("README: the TOML config example is a valid config", () => {
   assert.equal(s.address, "::1");
   assert.equal(s.port, 5684);
   assert.equal(s.pskFile, "/etc/dtls-server/keys.psk");
-  assert.equal(s.idleTimeout, 300_000);
+  assert.equal(s.idleTimeoutMs, 300_000);
   Deno.removeSync(dir, { recursive: true });
 });
 

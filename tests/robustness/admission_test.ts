@@ -4,7 +4,7 @@
  * server shell logs refusals once per reason per interval.
  */
 import assert from "node:assert/strict";
-import { ADMISSION_DEFAULTS, connectionConfig } from "../../src/connection/endpoint.ts";
+import { connectionConfig, ENDPOINT_DEFAULTS } from "../../src/connection/endpoint.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import { seededRandom } from "../helpers/random.ts";
 import { sourceAddress, SourceRateLimiter } from "../../src/connection/admission.ts";
@@ -113,7 +113,7 @@ Deno.test("admission: a client doing 20 handshakes a second from one address is 
 });
 
 Deno.test("admission: a burst from one address past the per-address rate is refused; others are not", () => {
-  const endpoint = testEndpoint({ handshakesPerSecondPerAddress: 10, handshakeBurstPerAddress: 5 });
+  const endpoint = testEndpoint({ handshakeRate: 10, handshakeBurst: 5 });
   const results = Array.from({ length: 8 }, (_, i) => {
     const c = testClient(`burst${i}`, T0);
     converse(endpoint, c, `10.0.3.1:${2000 + i}`, T0);
@@ -153,7 +153,7 @@ Deno.test("admission: the per-address rate table stays bounded under many source
 Deno.test("admission: reassembly per handshake is bounded (handshake_failure past it)", () => {
   const endpoint = testEndpoint({
     connection: connectionConfig(nobleProvider, seededRandom("perconn/server"), {
-      maxBufferedHandshakeBytes: 3 * held(1000),
+      maxReassemblyPerHandshake: 3 * held(1000),
     }),
   });
   const c = testClient("perconn", T0);
@@ -175,7 +175,7 @@ Deno.test("admission: reassembly per handshake is bounded (handshake_failure pas
 });
 
 Deno.test("admission: reassembly in total is bounded; over it fragments are dropped, not fatal", () => {
-  const endpoint = testEndpoint({ maxReassemblyBytesTotal: 10_000 });
+  const endpoint = testEndpoint({ maxReassemblyTotal: 10_000 });
   const peers = Array.from({ length: 4 }, (_, i) => `10.0.5.${i}:1000`);
   for (const [i, peer] of peers.entries()) {
     converse(endpoint, testClient(`total${i}`, T0), peer, T0, (_d, index) => index < 2);
@@ -221,24 +221,13 @@ Deno.test("admission: declared lengths cost nothing; one address is held to its 
     }
   }
   // 140 x 12 KB would be 1.7 MB: the address is held to its share.
-  const share = ADMISSION_DEFAULTS.maxReassemblyBytesPerSource;
+  const share = ENDPOINT_DEFAULTS.maxReassemblyPerSource;
   assert.ok(endpoint.reassemblyBytesOf(attacker(0)) <= share);
   assert.ok(endpoint.reassemblyBytesOf(attacker(0)) > share - held(3_000));
   // Another address's handshake is served as if nothing had happened.
   const bystander = testClient("bystander", T0 + 1_000);
   converse(endpoint, bystander, "10.0.7.1:1000", T0 + 1_000);
   assert.equal(bystander.isEstablished, true);
-});
-
-Deno.test("admission: defaults are the documented ones", () => {
-  assert.deepEqual(ADMISSION_DEFAULTS, {
-    maxHalfOpen: 1_000,
-    handshakesPerSecondPerAddress: 50,
-    handshakeBurstPerAddress: 100,
-    maxRateSources: 4_096,
-    maxReassemblyBytesTotal: 8 * 1024 * 1024,
-    maxReassemblyBytesPerSource: 256 * 1024,
-  });
 });
 
 Deno.test("admission: ThrottledLog logs once per reason per interval, then a count", () => {

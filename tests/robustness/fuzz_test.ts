@@ -245,7 +245,7 @@ Deno.test("fuzz: mutated ClientHellos without a valid cookie never create a conn
 Deno.test("fuzz: a mutated ClientHello with a cookie creates a connection only if what the cookie covers is intact", () => {
   const peer = "10.9.0.3:5000";
   // No per-address rate limit, so that every intact mutation gets as far as a connection.
-  const minted = testEndpoint({ handshakesPerSecondPerAddress: 0 }, "fuzz/cookie");
+  const minted = testEndpoint({ handshakeRate: 0 }, "fuzz/cookie");
   const client = testClient("fuzz/cookie", T0);
   const hvr = minted.handleDatagram(client.pollTransmit()!, peer, T0);
   assert.equal(hvr.kind, "hello_verify_request");
@@ -275,7 +275,7 @@ Deno.test("fuzz: a mutated ClientHello with a cookie creates a connection only i
 Deno.test("fuzz: a half-open connection fed random handshake input fails only with a protocol alert", () => {
   // No per-address rate limit: virtual time stands still, so 256 addresses
   // would run out of handshake tokens after 25,600 runs (as `fuzz:long` does).
-  const endpoint = testEndpoint({ handshakesPerSecondPerAddress: 0 }, "fuzz/halfopen");
+  const endpoint = testEndpoint({ handshakeRate: 0 }, "fuzz/halfopen");
   let n = 0;
   const message = fc.record({
     msgType: fc.constantFrom(
@@ -439,7 +439,7 @@ Deno.test("fuzz: hostile records with fields at their limits, then every timer f
     fc.tuple(fc.boolean(), fc.array(edgeRecord, { minLength: 1, maxLength: 4 })),
     1_500,
     ([established, records]) => {
-      const endpoint = testEndpoint({ handshakesPerSecondPerAddress: 0 }, `fuzz/edges${n % 4}`);
+      const endpoint = testEndpoint({ handshakeRate: 0 }, `fuzz/edges${n % 4}`);
       const peer = `10.9.3.${n & 0xff}:${2000 + (n++ >> 8)}`;
       const client = testClient(`edges${n % 16}`, T0);
       converse(endpoint, client, peer, T0, established ? undefined : (_d, i) => i < 2);
@@ -479,7 +479,7 @@ Deno.test("fuzz: hostile records with fields at their limits, then every timer f
 Deno.test("fuzz: a ClientHello with a valid cookie at any record sequence or message_seq is served or dropped, and its timers are harmless", () => {
   let n = 0;
   check(fc.tuple(near(2 ** 48, 2 ** 48 - 1), near(0x10000, 0xffff)), 400, ([seq, messageSeq]) => {
-    const endpoint = testEndpoint({ handshakesPerSecondPerAddress: 0 }, "fuzz/hello-edges");
+    const endpoint = testEndpoint({ handshakeRate: 0 }, "fuzz/hello-edges");
     const peer = `10.9.4.${n & 0xff}:${2000 + (n++ >> 8)}`;
     const client = testClient(`hello-edges${n % 16}`, T0);
     const hvr = endpoint.handleDatagram(client.pollTransmit()!, peer, T0);
@@ -525,11 +525,11 @@ Deno.test("fuzz: handshake buffers from many addresses stay within every budget 
   let n = 0;
   check(input, 300, (fragments) => {
     const endpoint = testEndpoint({
-      handshakesPerSecondPerAddress: 0,
-      maxReassemblyBytesPerSource: limits.perSource,
-      maxReassemblyBytesTotal: limits.total,
+      handshakeRate: 0,
+      maxReassemblyPerSource: limits.perSource,
+      maxReassemblyTotal: limits.total,
       connection: connectionConfig(nobleProvider, seededRandom("budget"), {
-        maxBufferedHandshakeBytes: limits.perConnection,
+        maxReassemblyPerHandshake: limits.perConnection,
       }),
     }, "fuzz/budget");
     const peer = (f: { source: number; port: number }) => `10.9.5.${f.source}:${3000 + f.port}`;

@@ -41,7 +41,7 @@ function firstHello(seed: string) {
 
 /** The client's ClientHello with the cookie, re-sent in record `seq` with `messageSeq`. */
 function helloWithCookie(seed: string, peer: string, seq: number, messageSeq = 1) {
-  const endpoint = testEndpoint({ handshakesPerSecondPerAddress: 0 }, seed);
+  const endpoint = testEndpoint({ handshakeRate: 0 }, seed);
   const client = testClient(seed, T0);
   const hvr = endpoint.handleDatagram(client.pollTransmit()!, peer, T0);
   assert.equal(hvr.kind, "hello_verify_request");
@@ -168,7 +168,7 @@ Deno.test("finding 3: a half-open peer's repeats are answered at most once a sec
 // ---- finding 4: early records are charged --------------------------------------------
 
 Deno.test("finding 4: epoch-1 records before ChangeCipherSpec are charged; one address cannot hold more than its share", () => {
-  const endpoint = testEndpoint({ handshakesPerSecondPerAddress: 0 }, "f4");
+  const endpoint = testEndpoint({ handshakeRate: 0 }, "f4");
   const record = (seq: number) =>
     encodeRecord(ContentType.Handshake, DTLS_1_2, 1, seq, new Uint8Array(16_000));
   for (let i = 0; i < 300; i++) {

@@ -46,7 +46,7 @@ const endpoint = testEndpoint({
   connection: connectionConfig(nodeProvider, seededRandom("idle")),
   idleTimeoutMs: IDLE_MS,
   maxConnections: count,
-  handshakesPerSecondPerAddress: 0,
+  handshakeRate: 0,
 }, "idle");
 const T0 = 1_000_000;
 

@@ -27,7 +27,7 @@ for (const IO of IOS) {
       port: 0,
       logger: log,
       // Every client comes from 127.0.0.1: the per-address limit is for the Internet.
-      handshakesPerSecondPerAddress: 0,
+      handshakeRate: 0,
       maxHalfOpen: CLIENTS,
     });
     const { port } = server.listen();

@@ -178,9 +178,9 @@ Deno.test("review R2: a half-open connection does not keep the peer's ClientHell
 Deno.test("review R3: two sources filling the shared reassembly budget do not stop a third peer's unfragmented handshake", () => {
   const perSource = 65_536;
   const endpoint = testEndpoint({
-    handshakesPerSecondPerAddress: 0,
-    maxReassemblyBytesPerSource: perSource,
-    maxReassemblyBytesTotal: 2 * perSource,
+    handshakeRate: 0,
+    maxReassemblyPerSource: perSource,
+    maxReassemblyTotal: 2 * perSource,
   }, "r3");
   // Each attacker source: one half-open handshake holding partial fragments of
   // future messages, exactly up to its share (4 x 16 000 + 1 056 bytes plus

@@ -78,7 +78,7 @@ Deno.test("review: a ClientHello over the handshake message limit gets no connec
   // message limit as every other handshake message.
   const endpoint = testEndpoint({
     connection: connectionConfig(nobleProvider, seededRandom("review/hello-limit"), {
-      maxHandshakeMessageBytes: 4_096,
+      maxHandshakeMessage: 4_096,
     }),
   }, "review/hello-memory");
   for (let i = 0; i < 20; i++) {

@@ -190,7 +190,7 @@ Deno.test("libc socket: the drop counter is exported, and a capped receive buffe
 }, async () => {
   // More than any kernel grants (Linux: up to twice net.core.rmem_max, which only root can read here).
   const asked = 1 << 30;
-  await withServer({ io: "libc", receiveBufferBytes: asked }, (server, _port, log) => {
+  await withServer({ io: "libc", receiveBuffer: asked }, (server, _port, log) => {
     const listening = log.entries.find((e) => e.event === "listening")!;
     assert.equal(listening.io, "libc");
     const granted = listening.receiveBufferBytes as number;

@@ -17,7 +17,7 @@ function startServer(io: SocketIo = "deno"): { server: DtlsServer; port: number 
     port: 0,
     io,
     logger: quiet,
-    handshakesPerSecondPerAddress: 0,
+    handshakeRate: 0,
     onDatagram: (data) => data,
   });
   return { server, port: server.listen().port };
