@@ -5,7 +5,7 @@
  * reviewed. Sans-I/O engine on virtual time; deterministic.
  */
 import assert from "node:assert/strict";
-import { RecentSequences } from "../../src/record/replay.ts";
+import { RecentSequences } from "../../src/record/half_conn.ts";
 import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
 
 const T0 = 1_000_000;
