@@ -13,7 +13,7 @@
  * @module
  */
 
-import { gcm, unsafe } from "@noble/ciphers/aes.js";
+import { cbc, gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { p256 } from "@noble/curves/nist.js";
 import { x25519 } from "@noble/curves/ed25519.js";
@@ -116,17 +116,6 @@ function checkAesKey(what: string, key: Uint8Array): void {
   }
 }
 
-function load(b: Uint8Array, at: number): number {
-  return b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24);
-}
-
-function store(b: Uint8Array, at: number, w: number): void {
-  b[at] = w;
-  b[at + 1] = w >>> 8;
-  b[at + 2] = w >>> 16;
-  b[at + 3] = w >>> 24;
-}
-
 function checkCbcInput(op: string, iv: Uint8Array, data: Uint8Array): void {
   if (iv.length !== 16) throw new TypeError(`Cannot ${op} AES-CBC: IV of ${iv.length} bytes`);
   if (data.length % 16 !== 0) {
@@ -137,64 +126,30 @@ function checkCbcInput(op: string, iv: Uint8Array, data: Uint8Array): void {
 }
 
 /**
- * Raw AES-CBC (NIST SP 800-38A §6.2) on noble's block functions, both key
- * schedules expanded once. No padding: TLS pads itself (RFC 5246 §6.2.3.2).
- * Words are little-endian, the layout `unsafe.encrypt`/`decrypt` use.
+ * Raw AES-CBC: noble's `cbc` mode without its padding, as TLS pads itself
+ * (RFC 5246 §6.2.3.2). The key is expanded per record, which only the
+ * legacy CBC suites pay.
  */
 class NobleCbc implements CbcCipher {
-  readonly #enc: Uint32Array;
-  readonly #dec: Uint32Array;
+  readonly #key: Uint8Array;
 
   constructor(key: Uint8Array) {
     checkAesKey("AES-CBC", key);
-    this.#enc = unsafe.expandKeyLE(key);
-    this.#dec = unsafe.expandKeyDecLE(key);
+    this.#key = key.slice();
   }
 
   encrypt(iv: Uint8Array, data: Uint8Array): Uint8Array {
     checkCbcInput("encrypt", iv, data);
-    const out = new Uint8Array(data.length);
-    let c0 = load(iv, 0), c1 = load(iv, 4), c2 = load(iv, 8), c3 = load(iv, 12);
-    for (let at = 0; at < data.length; at += 16) {
-      const s = unsafe.encrypt(
-        this.#enc,
-        c0 ^ load(data, at),
-        c1 ^ load(data, at + 4),
-        c2 ^ load(data, at + 8),
-        c3 ^ load(data, at + 12),
-      );
-      c0 = s.s0;
-      c1 = s.s1;
-      c2 = s.s2;
-      c3 = s.s3;
-      store(out, at, c0);
-      store(out, at + 4, c1);
-      store(out, at + 8, c2);
-      store(out, at + 12, c3);
-    }
-    return out;
+    return cbc(this.#key, iv, NO_PADDING).encrypt(data);
   }
 
   decrypt(iv: Uint8Array, data: Uint8Array): Uint8Array {
     checkCbcInput("decrypt", iv, data);
-    const out = new Uint8Array(data.length);
-    let p0 = load(iv, 0), p1 = load(iv, 4), p2 = load(iv, 8), p3 = load(iv, 12);
-    for (let at = 0; at < data.length; at += 16) {
-      const c0 = load(data, at), c1 = load(data, at + 4);
-      const c2 = load(data, at + 8), c3 = load(data, at + 12);
-      const s = unsafe.decrypt(this.#dec, c0, c1, c2, c3);
-      store(out, at, s.s0 ^ p0);
-      store(out, at + 4, s.s1 ^ p1);
-      store(out, at + 8, s.s2 ^ p2);
-      store(out, at + 12, s.s3 ^ p3);
-      p0 = c0;
-      p1 = c1;
-      p2 = c2;
-      p3 = c3;
-    }
-    return out;
+    return cbc(this.#key, iv, NO_PADDING).decrypt(data);
   }
 }
+
+const NO_PADDING = { disablePadding: true } as const;
 
 /** Whether every byte of `b` is zero, without an early exit. */
 function isAllZero(b: Uint8Array): boolean {
