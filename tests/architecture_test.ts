@@ -1,6 +1,7 @@
 /**
  * Keeps the engine sans-I/O and its layers importing only downward
- * (ARCHITECTURE.md): codec, memory → crypto → record → cookie / handshake → connection.
+ * (ARCHITECTURE.md): codec, memory → crypto → record → cookie / handshake → connection;
+ * and that code outside a module folder (src/net/libc/) imports only its mod.ts.
  */
 import assert from "node:assert/strict";
 
@@ -62,3 +63,25 @@ for (const layer of ENGINE) {
     }
   });
 }
+
+/** A module folder: code outside it imports only its entry point. */
+const MODULES = [{ folder: "src/net/libc/", entry: "src/net/libc/mod.ts" }];
+
+Deno.test("a module folder is entered only through its mod.ts", () => {
+  const root = new URL("../", import.meta.url);
+  const files = ["src", "tests", "tools", "bench"].flatMap((dir) => [
+    ...sources(new URL(dir, root).pathname),
+  ]);
+  files.push(new URL("main.ts", root).pathname);
+  for (const path of files) {
+    const text = code(Deno.readTextFileSync(path));
+    for (const match of text.matchAll(/(?:from|import)\s*\(?\s*"(\.{1,2}\/[^"]+)"/g)) {
+      const target = new URL(match[1]!, `file://${path}`).pathname.slice(root.pathname.length);
+      const from = path.slice(root.pathname.length);
+      for (const { folder, entry } of MODULES) {
+        if (from.startsWith(folder) || !target.startsWith(folder)) continue;
+        assert.equal(target, entry, `${from} imports ${target}, not ${entry}`);
+      }
+    }
+  }
+});

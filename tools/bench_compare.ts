@@ -17,7 +17,7 @@
  *   never answers by itself, so only the one-client handshake scenario.
  *
  * `--io libc` puts the UDP echo, our server and the load generator on the
- * libc socket backend (src/net/libc_socket.ts) instead of Deno's socket;
+ * libc socket backend (src/net/libc/mod.ts) instead of Deno's socket;
  * the other servers keep their own.
  *
  * Prints a Markdown table, then the whole result as JSON on the last line.

@@ -1,13 +1,13 @@
 /**
  * The load tool's client sockets: Deno's own, or libc's through FFI with one
- * shared poll for every client (src/net/libc_socket.ts), so a load
+ * shared poll for every client (src/net/libc/mod.ts), so a load
  * generator on the libc backend spends less of a shared machine on its
  * sockets and more of it measures the server.
  *
  * @module
  */
 
-import { LibcDatagramSocket, LibcPoller, type LibcSocketSizes } from "../src/net/libc_socket.ts";
+import { LibcDatagramSocket, LibcPoller, type LibcSocketSizes } from "../src/net/libc/mod.ts";
 
 /**
  * What the load tool uses of a UDP socket: Deno's interface, so its own

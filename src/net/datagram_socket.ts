@@ -2,12 +2,12 @@
  * The server shell's UDP socket, with two backends: Deno's own
  * (`Deno.listenDatagram`, the portable default) and Linux libc through FFI
  * (`recvmmsg`/`sendmmsg`, a batch of datagrams per system call; see
- * libc_socket.ts). The server sees one interface and never which it has.
+ * libc/mod.ts). The server sees one interface and never which it has.
  *
  * @module
  */
 
-import { LibcDatagramSocket, SERVER_SIZES } from "./libc_socket.ts";
+import { LibcDatagramSocket, SERVER_SIZES } from "./libc/mod.ts";
 
 /** Which socket implementation the server uses. */
 export type SocketIo = "deno" | "libc";

@@ -4,7 +4,7 @@
  * the reason printed, where FFI is not available.
  */
 import assert from "node:assert/strict";
-import { LibcDatagramSocket, LibcPoller } from "../../src/net/libc_socket.ts";
+import { LibcDatagramSocket, LibcPoller } from "../../src/net/libc/mod.ts";
 import { libcUnavailable } from "../helpers/libc.ts";
 
 const reason = libcUnavailable();

@@ -1,41 +1,51 @@
 /**
- * A UDP socket on Linux libc through Deno's FFI: `recvmmsg` takes every
- * waiting datagram in one system call and `sendmmsg` sends what a batch
- * produced in one more. Deno's own socket costs a promise and an operation
- * per datagram each way; this costs one `poll` on a worker thread per batch,
- * and allocates nothing per datagram but the subarray handed to the caller.
- * On this machine class a plain echo on it answers about twice as many
- * datagrams per second as one on `Deno.listenDatagram`, close to a C echo
- * server's rate and latency tail.
- *
- * Needs `--allow-ffi` (which is full access: FFI code is outside Deno's
- * sandbox), glibc and a little-endian CPU; x86_64 and aarch64 share the
- * struct layouts below.
- *
- * Every buffer libc reads or writes through a stored pointer lives in one
- * ArrayBuffer made at bind time (arrays passed directly are made with
- * `new ArrayBuffer`): V8 keeps small typed arrays' bytes on its heap, where a
- * collection may move them, and a prototype with its buffers in separate
- * arrays got EFAULT from recvmmsg after ~1,600 datagrams.
+ * A UDP socket on libc's `recvmmsg`/`sendmmsg`: every waiting datagram in one
+ * system call, and what a batch produced sent in one more.
  *
  * @module
  */
 
-import { formatIp, type IpBytes, parseIp } from "../codec/ip_address.ts";
-
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_DGRAM = 2;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const EFD_NONBLOCK = 0o4000;
-const EFD_CLOEXEC = 0o2000000;
-const MSG_DONTWAIT = 0x40;
-const MSG_TRUNC = 0x20;
-const POLLIN = 1;
-const POLLOUT = 4;
-const EINTR = 4;
-const EAGAIN = 11;
+import { parseIp } from "../../codec/ip_address.ts";
+import { Arena } from "./arena.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  CMSG_DATA,
+  CMSG_LEVEL,
+  CMSG_TYPE,
+  EAGAIN,
+  EINTR,
+  errno,
+  IOVEC,
+  type Libc,
+  MMSGHDR,
+  MSG_CONTROL,
+  MSG_CONTROLLEN,
+  MSG_DONTWAIT,
+  MSG_FLAGS,
+  MSG_IOV,
+  MSG_IOVLEN,
+  MSG_LEN,
+  MSG_NAME,
+  MSG_NAMELEN,
+  MSG_TRUNC,
+  openLibc,
+  POLLOUT,
+  SO_RCVBUF,
+  SO_RXQ_OVFL,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+  SOCK_NONBLOCK,
+  SOL_SOCKET,
+  systemError,
+} from "./ffi.ts";
+import {
+  type DatagramListener,
+  type ErrorListener,
+  LibcPoller,
+  type PolledSocket,
+} from "./poller.ts";
+import { decodeSockaddr, encodeSockaddr, ipv4Mapped, NAME_SLOT } from "./sockaddr.ts";
 
 /** How much a socket holds for one `recvmmsg` and one `sendmmsg`. */
 export interface LibcSocketSizes {
@@ -56,117 +66,11 @@ export const SERVER_SIZES: LibcSocketSizes = {
   sendSlots: 64,
   sendBytes: 256 * 1024,
 };
-/** Full batches taken from one socket per wake-up before the event loop gets a turn. */
-const BATCHES_PER_WAKE = 8;
 /** How long a send waits for room in a full socket buffer before giving the datagram up. */
 const SEND_WAIT_MS = 10;
-
-// struct sockaddr_in6 is 28 bytes (sockaddr_in 16): a slot of 32 holds either.
-const NAME_SLOT = 32;
-// struct iovec { void *base; size_t len; }
-const IOVEC = 16;
-// struct mmsghdr { struct msghdr { name, namelen, iov, iovlen, control, controllen, flags }; len }
-const MMSGHDR = 64;
-const MSG_NAME = 0;
-const MSG_NAMELEN = 8;
-const MSG_IOV = 16;
-const MSG_IOVLEN = 24;
-const MSG_CONTROL = 32;
-const MSG_CONTROLLEN = 40;
-const MSG_FLAGS = 48;
-const MSG_LEN = 56;
-// Ancillary data per received datagram: one struct cmsghdr { size_t len; int level, type; } with
-// SO_RXQ_OVFL's u32, the socket's drop count when the datagram was queued.
+// Ancillary data per received datagram: one struct cmsghdr with SO_RXQ_OVFL's u32, the
+// socket's drop count when the datagram was queued.
 const CONTROL_SLOT = 32;
-const CMSG_LEVEL = 8;
-const CMSG_TYPE = 12;
-const CMSG_DATA = 16;
-const SOL_SOCKET = 1;
-const SO_RCVBUF = 8;
-const SO_RXQ_OVFL = 40;
-
-const SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-  recvmmsg: { parameters: ["i32", "buffer", "u32", "i32", "pointer"], result: "i32" },
-  sendmmsg: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
-  // Waiting runs on a worker thread so the event loop (timers, other I/O) goes on.
-  pollAsync: {
-    name: "poll",
-    parameters: ["buffer", "u64", "i32"],
-    result: "i32",
-    nonblocking: true,
-  },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-  strerror: { parameters: ["i32"], result: "pointer" },
-} as const;
-
-type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
-
-let libc: Libc | undefined;
-let errnoCell: Deno.UnsafePointerView | undefined;
-
-/** Opens libc once; throws an error that says what is missing. */
-function openLibc(): Libc {
-  if (libc !== undefined) return libc;
-  if (Deno.build.os !== "linux") {
-    throw new Error(`Cannot use libc socket I/O: it needs Linux, not ${Deno.build.os}`);
-  }
-  let library: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    library = Deno.dlopen("libc.so.6", SYMBOLS);
-  } catch (error) {
-    const reason =
-      error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
-        ? "run with --allow-ffi"
-        : (error as Error).message;
-    throw new Error(`Cannot use libc socket I/O: ${reason}`);
-  }
-  libc = library.symbols;
-  // errno lives per thread; every synchronous call here runs on the JS thread.
-  errnoCell = new Deno.UnsafePointerView(libc.__errno_location()!);
-  return libc;
-}
-
-function errno(): number {
-  return errnoCell!.getInt32();
-}
-
-/** An Error for a failed call, with the system's text and code: "Cannot bind …: Address already in use (errno 98)". */
-function systemError(what: string, code: number): Error {
-  const text = Deno.UnsafePointerView.getCString(libc!.strerror(code)!);
-  const error = new Error(`Cannot ${what}: ${text} (errno ${code})`);
-  (error as Error & { errno: number }).errno = code;
-  return error;
-}
-
-/** The one ArrayBuffer of a socket, carved into the views libc uses. */
-class Arena {
-  readonly buffer: ArrayBuffer;
-  readonly base: number;
-  #used = 0;
-
-  constructor(size: number) {
-    this.buffer = new ArrayBuffer(size);
-    this.base = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.buffer)));
-  }
-
-  /** The offset of the next `length` bytes, 8-aligned. */
-  take(length: number): number {
-    const offset = this.#used;
-    this.#used += (length + 7) & ~7;
-    if (this.#used > this.buffer.byteLength) throw new RangeError("Arena too small");
-    return offset;
-  }
-}
 
 /** A peer seen, and its sockaddr as the kernel wrote it (to send back without encoding). */
 interface KnownPeer {
@@ -174,173 +78,8 @@ interface KnownPeer {
   readonly name: Uint8Array;
 }
 
-type Listener = (datagram: Uint8Array, from: Deno.NetAddr) => void;
-type ErrorListener = (error: unknown) => void;
-
-/**
- * One `poll` on a worker thread for any number of sockets, woken by an
- * eventfd when the set changes or it is closed. The set is rebuilt only
- * between polls, so the array the thread reads never changes under it; and
- * a descriptor is closed only when no poll holds it, exactly once (a number
- * closed twice would close whatever the kernel gave it to in between).
- */
-export class LibcPoller {
-  readonly #libc: Libc;
-  readonly #wake: number;
-  readonly #members = new Map<
-    LibcDatagramSocket,
-    { onDatagram: Listener; onError: ErrorListener }
-  >();
-  #order: LibcDatagramSocket[] = [];
-  /** The sockets in the poll set, including those unwatched since it was built. */
-  #polled = new Set<LibcDatagramSocket>();
-  /** Unwatched while a poll held them: closed at the next rebuild. */
-  readonly #retired: LibcDatagramSocket[] = [];
-  #fds = new Uint8Array(new ArrayBuffer(16));
-  #fdsView = new DataView(this.#fds.buffer);
-  #changed = true;
-  #closed = false;
-  #running = false;
-  #polling = false;
-  #released = false;
-  readonly #signal = new Uint8Array(new ArrayBuffer(64), 0, 8);
-
-  constructor() {
-    this.#libc = openLibc();
-    this.#wake = this.#libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (this.#wake < 0) throw systemError("open an eventfd", errno());
-  }
-
-  /** Starts delivering `socket`'s datagrams (from the next wake-up on). */
-  watch(socket: LibcDatagramSocket, onDatagram: Listener, onError: ErrorListener): void {
-    if (this.#closed) throw new TypeError("Cannot watch: poller closed");
-    this.#members.set(socket, { onDatagram, onError });
-    this.#change();
-  }
-
-  /** Stops delivering `socket`'s datagrams; its descriptor is closed once no poll holds it. */
-  unwatch(socket: LibcDatagramSocket): void {
-    this.#members.delete(socket);
-    if (this.#polling && this.#polled.has(socket)) {
-      this.#retired.push(socket);
-      this.#change();
-    } else {
-      this.#changed = true;
-      socket.release();
-    }
-  }
-
-  #change(): void {
-    this.#changed = true;
-    if (this.#polling) this.#poke();
-  }
-
-  #poke(): void {
-    new DataView(this.#signal.buffer).setBigUint64(0, 1n, true);
-    this.#libc.write(this.#wake, this.#signal, 8n);
-  }
-
-  /** Polls until closed. */
-  async run(): Promise<void> {
-    if (this.#running || this.#closed) throw new TypeError("Cannot run: running or closed");
-    this.#running = true;
-    try {
-      await this.#loop();
-    } finally {
-      this.#running = false;
-      this.#releaseAll();
-    }
-  }
-
-  async #loop(): Promise<void> {
-    while (!this.#closed) {
-      if (this.#changed) this.#rebuild();
-      this.#polling = true;
-      const ready = await this.#libc.pollAsync(this.#fds, BigInt(this.#order.length + 1), -1);
-      this.#polling = false;
-      if (this.#closed) break;
-      if (ready < 0) {
-        // errno belongs to the worker thread that polled: ask again here, at once, to read it.
-        if (this.#libc.poll(this.#fds, BigInt(this.#order.length + 1), 0) >= 0) continue;
-        const code = errno();
-        if (code === EINTR) continue;
-        // Not transient (the set itself is wrong): say so and stop rather than spin.
-        this.#reportToAll(systemError("wait for datagrams", code));
-        this.#closed = true;
-        break;
-      }
-      const view = this.#fdsView;
-      if (view.getInt16(6, true) !== 0) {
-        // Drain the eventfd so the next poll sleeps again.
-        this.#libc.read(this.#wake, this.#signal, 8n);
-      }
-      const order = this.#order;
-      for (let i = 0; i < order.length; i++) {
-        if (view.getInt16((i + 1) * 8 + 6, true) === 0) continue;
-        const socket = order[i]!;
-        const member = this.#members.get(socket);
-        if (member === undefined) continue;
-        // Full batches mean more is waiting: drain up to a bound, then back to the
-        // event loop (timers must not starve). A burst that outruns one batch per
-        // wake-up would otherwise overflow the kernel's buffer.
-        for (
-          let round = 0;
-          round < BATCHES_PER_WAKE &&
-          socket.receiveBatch(member.onDatagram, member.onError) === socket.receiveSlots;
-          round++
-        );
-      }
-    }
-  }
-
-  /** Closes every descriptor left, once: the sockets' and the eventfd. */
-  #releaseAll(): void {
-    if (this.#released) return;
-    this.#released = true;
-    for (const socket of this.#retired) socket.release();
-    for (const socket of this.#order) socket.release();
-    for (const socket of this.#members.keys()) socket.release();
-    this.#retired.length = 0;
-    this.#libc.close(this.#wake);
-  }
-
-  #rebuild(): void {
-    this.#changed = false;
-    for (const socket of this.#retired) socket.release();
-    this.#retired.length = 0;
-    this.#order = [...this.#members.keys()];
-    this.#polled = new Set(this.#order);
-    const length = (this.#order.length + 1) * 8;
-    if (this.#fds.length < length) {
-      // struct pollfd { int fd; short events; short revents; }, in memory V8 never moves.
-      this.#fds = new Uint8Array(new ArrayBuffer(Math.max(length, this.#fds.length * 2)));
-      this.#fdsView = new DataView(this.#fds.buffer);
-    }
-    const view = this.#fdsView;
-    view.setInt32(0, this.#wake, true);
-    view.setInt16(4, POLLIN, true);
-    this.#order.forEach((socket, i) => {
-      view.setInt32((i + 1) * 8, socket.fd, true);
-      view.setInt16((i + 1) * 8 + 4, POLLIN, true);
-    });
-  }
-
-  #reportToAll(error: Error): void {
-    for (const member of this.#members.values()) member.onError(error);
-  }
-
-  /** Ends `run()`, which then closes every socket still watched (at once if not running). */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#polling) this.#poke();
-    else if (!this.#running) this.#releaseAll();
-    // Running but between polls (a callback closed it): run() ends at its next check.
-  }
-}
-
 /** A UDP socket on libc's `recvmmsg`/`sendmmsg` (Linux only, `--allow-ffi`). */
-export class LibcDatagramSocket {
+export class LibcDatagramSocket implements PolledSocket {
   readonly #libc: Libc;
   /** The descriptor (for the poller). */
   readonly fd: number;
@@ -477,7 +216,7 @@ export class LibcDatagramSocket {
   }
 
   /** Receives on a poller of its own until closed (see `LibcPoller` to share one). */
-  serve(onDatagram: Listener, onError: ErrorListener): Promise<void> {
+  serve(onDatagram: DatagramListener, onError: ErrorListener): Promise<void> {
     if (this.#poller !== undefined || this.#closed) {
       throw new TypeError("Cannot serve: already serving or closed");
     }
@@ -488,8 +227,12 @@ export class LibcDatagramSocket {
     return poller.run();
   }
 
-  /** Receives on a shared poller until closed. */
-  serveOn(poller: LibcPoller, onDatagram: Listener, onError: ErrorListener): void {
+  /**
+   * Receives on a shared poller until closed (the load tool's clients share
+   * one). Here rather than in tools/: `close` must know whether to close its
+   * own poller or leave a shared one.
+   */
+  serveOn(poller: LibcPoller, onDatagram: DatagramListener, onError: ErrorListener): void {
     if (this.#poller !== undefined || this.#closed) {
       throw new TypeError("Cannot serve: already serving or closed");
     }
@@ -504,9 +247,10 @@ export class LibcDatagramSocket {
 
   /**
    * Takes what one `recvmmsg` gives and hands each datagram over; then sends
-   * what they queued. Returns how many it took.
+   * what they queued. Returns how many it took. The poller calls it when the
+   * descriptor is readable.
    */
-  receiveBatch(onDatagram: Listener, onError: ErrorListener): number {
+  receiveBatch(onDatagram: DatagramListener, onError: ErrorListener): number {
     if (this.#closed) return 0;
     const view = this.#view;
     const { receiveSlots, receiveSlotBytes } = this.#sizes;
@@ -761,31 +505,6 @@ export class LibcDatagramSocket {
 }
 
 const SETTLED: Promise<void> = Promise.resolve();
-
-/** Writes a sockaddr_in (IPv4) or sockaddr_in6 into `into`; returns its length. */
-function encodeSockaddr(into: Uint8Array, ip: IpBytes, port: number): number {
-  const view = new DataView(into.buffer, into.byteOffset, into.byteLength);
-  into.fill(0, 0, NAME_SLOT);
-  view.setUint16(0, ip.length === 4 ? AF_INET : AF_INET6, true);
-  view.setUint16(2, port, false);
-  into.set(ip, ip.length === 4 ? 4 : 8);
-  return ip.length === 4 ? 16 : 28;
-}
-
-/** The address a sockaddr_in or sockaddr_in6 names (the inverse of {@link encodeSockaddr}). */
-function decodeSockaddr(name: Uint8Array): Deno.NetAddr {
-  const view = new DataView(name.buffer, name.byteOffset, name.byteLength);
-  const ip = view.getUint16(0, true) === AF_INET6 ? name.subarray(8, 24) : name.subarray(4, 8);
-  return { transport: "udp", hostname: formatIp(ip), port: view.getUint16(2, false) };
-}
-
-function ipv4Mapped(ip: IpBytes): IpBytes {
-  const mapped = new Uint8Array(16);
-  mapped[10] = 0xff;
-  mapped[11] = 0xff;
-  mapped.set(ip, 12);
-  return mapped;
-}
 
 function sameBytes(
   a: Uint8Array,
