@@ -346,8 +346,15 @@ export class ServerEndpoint<Route = unknown> {
       // copy of this handshake's own. It goes the stateless way: a cookie
       // first, and only a fresh one replaces the association.
       if (hello === undefined || byteString(hello.random) === entry.clientRandom) {
-        this.#guard(entry.connection, () => entry.connection.handleDatagram(datagram, now));
-        this.#settle(entry.connection);
+        const connection = entry.connection;
+        // #guard's work, without a closure per datagram.
+        try {
+          connection.handleDatagram(datagram, now);
+        } catch (error) {
+          this.internalErrors++;
+          connection.failInternal(error);
+        }
+        this.#settle(connection);
         this.#schedule(entry);
         return {
           kind: "connection",

@@ -21,11 +21,14 @@
 
 import { Buffer } from "node:buffer";
 import {
+  type CipherGCM,
+  type CipherGCMTypes,
   createCipheriv,
   createDecipheriv,
   createECDH,
   createPrivateKey,
   createPublicKey,
+  type DecipherGCM,
   diffieHellman,
   type KeyObject,
 } from "node:crypto";
@@ -55,6 +58,23 @@ type NodeAeadName = "aes-128-gcm" | "aes-256-gcm" | "chacha20-poly1305";
 /** Options of every AEAD cipher object: one shared object rather than one per record. */
 const TAG_16 = { authTagLength: 16 } as const;
 
+/** setAAD's options, one object filled in per record rather than a new one (read during the call only). */
+const AAD_OPTIONS = { plaintextLength: 0 };
+
+/**
+ * node:crypto's cipher object for an AEAD. Its typings declare one overload
+ * per mode family (GCM, ChaCha20-Poly1305, CCM, OCB), none of which takes
+ * the union; GCM's describes the calls made here for both algorithms.
+ */
+function aeadCipher(algorithm: NodeAeadName, key: Uint8Array, nonce: Uint8Array): CipherGCM {
+  return createCipheriv(algorithm as CipherGCMTypes, key, nonce, TAG_16);
+}
+
+/** The deciphering counterpart of {@link aeadCipher}. */
+function aeadDecipher(algorithm: NodeAeadName, key: Uint8Array, nonce: Uint8Array): DecipherGCM {
+  return createDecipheriv(algorithm as CipherGCMTypes, key, nonce, TAG_16);
+}
+
 /** AES-GCM (RFC 5288) or ChaCha20-Poly1305 (RFC 8439) with a 12-byte nonce and a 16-byte tag. */
 class NodeAead extends InPlaceAead {
   readonly tagLength = 16;
@@ -78,11 +98,9 @@ class NodeAead extends InPlaceAead {
       throw new TypeError(`Cannot seal ${this.#algorithm}: nonce of ${nonce.length} bytes`);
     }
     const target = sealTarget(out, at, plaintext.length + 16);
-    const a = this.#algorithm;
-    const cipher = a === "chacha20-poly1305"
-      ? createCipheriv(a, this.#key, nonce, TAG_16)
-      : createCipheriv(a, this.#key, nonce, TAG_16);
-    cipher.setAAD(aad, { plaintextLength: plaintext.length });
+    const cipher = aeadCipher(this.#algorithm, this.#key, nonce);
+    AAD_OPTIONS.plaintextLength = plaintext.length;
+    cipher.setAAD(aad, AAD_OPTIONS);
     const body = cipher.update(plaintext);
     target.set(body);
     // A stream cipher mode: final() has nothing left, but must run to make the tag.
@@ -95,11 +113,9 @@ class NodeAead extends InPlaceAead {
     if (nonce.length !== 12 || sealed.length < 16) return null;
     const n = sealed.length - 16;
     try {
-      const a = this.#algorithm;
-      const decipher = a === "chacha20-poly1305"
-        ? createDecipheriv(a, this.#key, nonce, TAG_16)
-        : createDecipheriv(a, this.#key, nonce, TAG_16);
-      decipher.setAAD(aad, { plaintextLength: n });
+      const decipher = aeadDecipher(this.#algorithm, this.#key, nonce);
+      AAD_OPTIONS.plaintextLength = n;
+      decipher.setAAD(aad, AAD_OPTIONS);
       decipher.setAuthTag(sealed.subarray(n));
       const body = decipher.update(sealed.subarray(0, n));
       // final() throws when the tag does not verify: to the record layer, noise.

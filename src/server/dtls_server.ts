@@ -398,9 +398,11 @@ export class DtlsServer {
 
   readonly #onReceived = (datagram: Uint8Array, addr: Deno.NetAddr): void => {
     try {
-      this.#onDatagram(datagram, addr);
+      // One clock read per datagram, for the endpoint and the timer.
+      const now = this.#clock();
+      this.#onDatagram(datagram, addr, now);
       // A new handshake's retransmission timer may be due before the timer.
-      this.#arm();
+      this.#arm(now);
     } catch (error) {
       // A bug must not take the server down for every other peer.
       this.#internalError("shell", error);
@@ -412,9 +414,8 @@ export class DtlsServer {
    * (`ServerEndpoint.pollTimeout`) or throttled log, unless it is set for
    * that or earlier already; never more than {@link MAX_TIMER_MS} away.
    */
-  #arm(): void {
+  #arm(now = this.#clock()): void {
     if (this.#socket === undefined || this.#closing) return;
-    const now = this.#clock();
     let due = this.#endpoint.pollTimeout() ?? Infinity;
     for (const log of this.#throttledLogs) due = Math.min(due, log.nextFlush() ?? Infinity);
     // Up to TIMER_SLACK_MS late: deadlines that fall close together (every
@@ -471,13 +472,13 @@ export class DtlsServer {
     this.#log.log("error", "socket_error", `Cannot receive: ${errorMessage(error)}`);
   };
 
-  #onDatagram(datagram: Uint8Array, addr: Deno.NetAddr): void {
+  #onDatagram(datagram: Uint8Array, addr: Deno.NetAddr, now: number): void {
     if (this.#closing) return;
     const peer = this.#peerKeys.of(addr);
     if (datagram.length === 0) {
       // Qt's example calls this a spurious read: the socket woke with nothing in it.
       this.#noise.note(
-        this.#clock(),
+        now,
         "spurious_read",
         "warning",
         "spurious_read",
@@ -488,7 +489,6 @@ export class DtlsServer {
     }
     this.#datagramsReceived.add();
     this.#bytesReceived.add(datagram.length);
-    const now = this.#clock();
     const outcome: EndpointOutcome<PeerRoute> = this.#endpoint.handleDatagram(datagram, peer, now);
     switch (outcome.kind) {
       case "dropped":
