@@ -153,3 +153,36 @@ Deno.test({
     assert.equal(await server.stop(), 0);
   },
 });
+
+Deno.test({
+  name: "pion handshakes mode: full handshakes one after another, each counted by our server",
+  ignore: pion.ignore,
+  async fn() {
+    // The Go load generator's handshake mode, which the benchmarks use, on
+    // the default socket: what it counts the server must have completed.
+    await using server = await startServer(["--handshake-rate", "0"]);
+    const result = await runPeer(pion.path(), [
+      "-mode",
+      "handshakes",
+      "-port",
+      String(server.port),
+      "-clients",
+      "2",
+      "-duration",
+      "0.5",
+      "-warmup",
+      "0.2",
+    ], { timeoutMs: TIMEOUT_MS });
+    const context = `exit ${result.code}\n${result.stderr}\n${server.describe()}`;
+    assert.equal(result.code, 0, context);
+    const report = JSON.parse(result.stdout.trim()) as {
+      errorsTotal: number;
+      handshakesPerSec: number;
+    };
+    assert.equal(report.errorsTotal, 0, context);
+    assert.ok(report.handshakesPerSec > 0, context);
+    assert.equal(await server.stop(), 0);
+    const completed = server.events("handshake_complete").length;
+    assert.ok(completed >= report.handshakesPerSec * 0.5, `${completed} completed\n${context}`);
+  },
+});

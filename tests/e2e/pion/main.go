@@ -48,7 +48,7 @@ func fail(format string, args ...interface{}) {
 }
 
 func main() {
-	mode := flag.String("mode", "client", "client | server")
+	mode := flag.String("mode", "client", "client | server | load | handshakes")
 	host := flag.String("host", "127.0.0.1", "server address (client) or address to bind (server)")
 	port := flag.Int("port", 0, "UDP port")
 	identity := flag.String("identity", "Qt DTLS example client", "PSK identity (client)")
@@ -88,6 +88,10 @@ func main() {
 	config.PSKIdentityHint = []byte(*identity)
 	if *mode == "load" {
 		load(config, *host, *port, *clients, *size, *duration, *warmup)
+		return
+	}
+	if *mode == "handshakes" {
+		handshakes(config, *host, *port, *clients, *duration, *warmup)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -188,6 +192,53 @@ func load(config *dtls.Config, host string, port, clients, size int, duration, w
 			"samples": float64(len(all)),
 		},
 		"errorsTotal": errors,
+	})
+	fmt.Println(string(out))
+}
+
+// handshakes runs clients that each complete full handshakes one after the
+// other (a fresh socket each, so the cookie exchange too), each ended with
+// close_notify, and prints how many completed per second.
+func handshakes(config *dtls.Config, host string, port, clients int, duration, warmup float64) {
+	start := time.Now()
+	from := start.Add(time.Duration(warmup * float64(time.Second)))
+	to := from.Add(time.Duration(duration * float64(time.Second)))
+	var mu sync.Mutex
+	done, errors := 0, 0
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				began := time.Now()
+				if began.After(to) {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				c := *config
+				c.ConnectContextMaker = func() (context.Context, func()) { return ctx, func() {} }
+				conn, err := dtls.DialWithContext(ctx, "udp", &net.UDPAddr{IP: net.ParseIP(host), Port: port}, &c)
+				cancel()
+				ended := time.Now()
+				mu.Lock()
+				if err != nil {
+					errors++
+				} else if began.After(from) && ended.Before(to) {
+					done++
+				}
+				mu.Unlock()
+				if err == nil {
+					conn.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	out, _ := json.Marshal(map[string]interface{}{
+		"clients":          clients,
+		"handshakesPerSec": float64(done) / duration,
+		"errorsTotal":      errors,
 	})
 	fmt.Println(string(out))
 }
