@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { OutputQueue } from "../../src/connection/output_queue.ts";
+import { OutputQueue } from "../../src/connection/connection.ts";
 
 Deno.test("output queue: first in, first out, across pushes made while draining", () => {
   const queue = new OutputQueue<number>();
