@@ -43,17 +43,20 @@ import { Connection, type ConnectionConfig } from "./connection.ts";
 import { DEFAULT_RETRANSMIT } from "../handshake/flight.ts";
 import { MemoryBudget } from "../memory/budget.ts";
 import { DeadlineHeap, type Scheduled } from "./deadlines.ts";
+import { checkOptions, definedOnly, type OptionKind } from "./options.ts";
 import { sourceAddress, SourceRateLimiter } from "./admission.ts";
 import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
 
 /** Defaults for {@link ConnectionConfig} apart from provider and random. */
-export const CONNECTION_DEFAULTS = {
-  mtu: 1200,
-  retransmit: DEFAULT_RETRANSMIT,
-  handshakeTimeoutMs: 30_000,
-  maxHandshakeMessage: 16_384,
-  maxReassemblyPerHandshake: 65_536,
-} as const;
+export const CONNECTION_DEFAULTS = Object.freeze(
+  {
+    mtu: 1200,
+    retransmit: DEFAULT_RETRANSMIT,
+    handshakeTimeoutMs: 30_000,
+    maxHandshakeMessage: 16_384,
+    maxReassemblyPerHandshake: 65_536,
+  } as const,
+);
 
 /** A connection config from a provider, a random source and optional overrides. */
 export function connectionConfig(
@@ -61,28 +64,50 @@ export function connectionConfig(
   random: RandomSource,
   overrides: { readonly [K in keyof ConnectionConfig]?: ConnectionConfig[K] | undefined } = {},
 ): ConnectionConfig {
+  checkOptions("a connection config", overrides, CONNECTION_OPTIONS);
   return { ...CONNECTION_DEFAULTS, ...definedOnly(overrides), provider, random };
 }
 
-/** `options` without its undefined members, so that spreading it over defaults keeps them. */
-function definedOnly<T extends object>(options: T): { [K in keyof T]: Exclude<T[K], undefined> } {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(options)) if (value !== undefined) out[key] = value;
-  return out as { [K in keyof T]: Exclude<T[K], undefined> };
-}
+/** What {@link checkOptions} checks of each field of a {@link ConnectionConfig}. */
+const CONNECTION_OPTIONS = {
+  provider: "other",
+  random: "other",
+  mtu: "limit",
+  retransmit: "other",
+  handshakeTimeoutMs: "limit",
+  maxHandshakeMessage: "limit",
+  maxReassemblyPerHandshake: "limit",
+} as const satisfies Record<keyof ConnectionConfig, OptionKind>;
+
+/** What {@link checkOptions} checks of each of the {@link ServerEndpointOptions}. */
+const ENDPOINT_OPTIONS = {
+  connection: "other",
+  psk: "other",
+  cookieRotationMs: "limit",
+  maxConnections: "limit",
+  idleTimeoutMs: "limit",
+  maxHalfOpen: "limit",
+  handshakeRate: "limit",
+  handshakeBurst: "limit",
+  maxRateSources: "limit",
+  maxReassemblyTotal: "limit",
+  maxReassemblyPerSource: "limit",
+} as const satisfies Record<keyof ServerEndpointOptions, OptionKind>;
 
 /** Defaults of {@link ServerEndpointOptions}: the table, its timeouts and admission limits. */
-export const ENDPOINT_DEFAULTS = {
-  maxConnections: 10_000,
-  idleTimeoutMs: 600_000,
-  cookieRotationMs: 60_000,
-  maxHalfOpen: 1_000,
-  handshakeRate: 50,
-  handshakeBurst: 100,
-  maxRateSources: 4_096,
-  maxReassemblyTotal: 8 * 1024 * 1024,
-  maxReassemblyPerSource: 256 * 1024,
-} as const;
+export const ENDPOINT_DEFAULTS = Object.freeze(
+  {
+    maxConnections: 10_000,
+    idleTimeoutMs: 600_000,
+    cookieRotationMs: 60_000,
+    maxHalfOpen: 1_000,
+    handshakeRate: 50,
+    handshakeBurst: 100,
+    maxRateSources: 4_096,
+    maxReassemblyTotal: 8 * 1024 * 1024,
+    maxReassemblyPerSource: 256 * 1024,
+  } as const,
+);
 
 /**
  * The highest record sequence number of a ClientHello we answer with a
@@ -253,6 +278,7 @@ export class ServerEndpoint<Route = unknown> {
   readonly refused: Record<AdmissionRefusal, number> = { capacity: 0, half_open: 0, rate: 0 };
 
   constructor(options: ServerEndpointOptions) {
+    checkOptions("ServerEndpoint", options, ENDPOINT_OPTIONS);
     const o = { ...ENDPOINT_DEFAULTS, ...definedOnly(options) };
     this.#options = o;
     this.#maxHalfOpen = o.maxHalfOpen;

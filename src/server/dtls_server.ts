@@ -15,6 +15,7 @@ import {
   type PeerEntry,
   ServerEndpoint,
 } from "../connection/endpoint.ts";
+import { checkOptions, type OptionKind } from "../connection/options.ts";
 import { ThrottledLog } from "./throttled_log.ts";
 import type { ConnectionEvent } from "../connection/events.ts";
 import { nodeProvider } from "../crypto/node.ts";
@@ -57,14 +58,46 @@ export const qtAckHandler: DatagramHandler = (_data, peer) =>
  * and `ENDPOINT_DEFAULTS` (`src/connection/endpoint.ts`). Each is defined
  * here once: the command line's defaults are these.
  */
-export const SERVER_DEFAULTS = {
-  address: "127.0.0.1",
-  port: 4433,
-  identityHint: DEMO_IDENTITY_HINT,
-  groups: ["x25519", "secp256r1"] as readonly GroupName[],
-  refusalLogIntervalMs: 10_000,
-  io: "deno" as SocketIo,
-} as const;
+export const SERVER_DEFAULTS = Object.freeze(
+  {
+    address: "127.0.0.1",
+    port: 4433,
+    identityHint: DEMO_IDENTITY_HINT,
+    groups: Object.freeze(["x25519", "secp256r1"]) as readonly GroupName[],
+    refusalLogIntervalMs: 10_000,
+    io: "deno" as SocketIo,
+  } as const,
+);
+
+/** What the constructor checks of each of the {@link DtlsServerOptions} (see `checkOptions`). */
+const SERVER_OPTIONS = {
+  address: "other",
+  port: "limit",
+  psk: "other",
+  identityHint: "other",
+  suites: "other",
+  groups: "other",
+  mtu: "limit",
+  maxConnections: "limit",
+  handshakeTimeoutMs: "limit",
+  idleTimeoutMs: "limit",
+  maxHalfOpen: "limit",
+  handshakeRate: "limit",
+  handshakeBurst: "limit",
+  maxHandshakeMessage: "limit",
+  maxReassemblyPerHandshake: "limit",
+  maxReassemblyTotal: "limit",
+  maxReassemblyPerSource: "limit",
+  refusalLogIntervalMs: "limit",
+  onDatagram: "other",
+  logger: "other",
+  logPlaintext: "other",
+  provider: "other",
+  io: "other",
+  receiveBuffer: "limit",
+  random: "other",
+  clock: "other",
+} as const satisfies Record<keyof DtlsServerOptions, OptionKind>;
 
 /**
  * Options of a {@link DtlsServer}: each named as its command-line flag (in
@@ -234,6 +267,7 @@ export class DtlsServer {
   readonly #failureStacks = new WeakMap<Connection, string>();
 
   constructor(options: DtlsServerOptions = {}) {
+    checkOptions("DtlsServer", options, SERVER_OPTIONS);
     this.#options = options;
     this.#log = options.logger ?? new LogtapeLogger(options.clock);
     this.#clock = options.clock ?? Date.now;
