@@ -41,7 +41,13 @@ import {
 } from "../record/header.ts";
 import { ReadHalf, SequenceExhausted, WriteHalf } from "../record/half_conn.ts";
 import { alertFor, ProtocolError } from "../handshake/errors.ts";
-import type { ConnectionConfig, HandshakeDriver, HandshakeHost } from "../handshake/driver.ts";
+import type {
+  ConnectionConfig,
+  HandshakeDriver,
+  HandshakeEvent,
+  HandshakeHost,
+} from "../handshake/driver.ts";
+import type { RecordProtection } from "../record/protection.ts";
 import type {
   CloseCause,
   ClosingAlert,
@@ -95,7 +101,7 @@ export class Connection {
   readonly #read: ReadHalf;
   readonly #write: WriteHalf;
   /** Early records given back by a ChangeCipherSpec, opened once the driver has returned. */
-  #replay: RecordView[] = [];
+  #replay: readonly RecordView[] = NO_RECORDS;
   /**
    * Handshake buffers this connection holds for its peer, charged to the
    * endpoint's budget; let go once established, when it holds none.
@@ -140,33 +146,57 @@ export class Connection {
     this.#read = new ReadHalf(this.#memory);
     this.#write = new WriteHalf(setup.helloSeq ?? 0);
     if (setup.helloSeq !== undefined) this.#read.markUsed(setup.helloSeq);
-    this.#driver = setup.driver(this.#host());
+    this.#driver = setup.driver(new Connection.#Host(this));
   }
 
   /**
-   * What the driver may do to this connection: an object of its own, so
-   * that none of it is the connection's public API.
+   * What the driver may do to its connection: an object of its own, so that
+   * none of it is the connection's public API. A class nested here reaches
+   * the connection's private state, and its methods live on one prototype:
+   * each connection pays for one small object, not a closure per method.
    */
-  #host(): HandshakeHost {
-    // deno-lint-ignore no-this-alias
-    const connection = this;
-    return {
-      config: this.#config,
-      get now() {
-        return connection.#now;
-      },
-      inbound: this.#inbound,
-      sendFlight: (items, armTimer) => this.#sendFlight(items, armTimer),
-      resendFlight: () => this.#resendFlight(),
-      disarmTimer: () => this.#timer.disarm(),
-      setPendingRead: (protection) => this.#read.setPending(protection),
-      activatePendingRead: () => this.#activatePendingRead(),
-      setWrite: (epoch, protection) => this.#write.install(epoch, protection),
-      emit: (event) => this.#events.push(event),
-      sendWarning: (description) => this.#sendAlert(AlertLevel.Warning, description),
-      established: () => this.#established(),
-    };
-  }
+  static readonly #Host = class ConnectionHost implements HandshakeHost {
+    readonly #c: Connection;
+    constructor(connection: Connection) {
+      this.#c = connection;
+    }
+    get config(): ConnectionConfig {
+      return this.#c.#config;
+    }
+    get now(): number {
+      return this.#c.#now;
+    }
+    get inbound(): HandshakeReassembler {
+      return this.#c.#inbound;
+    }
+    sendFlight(items: FlightItem[], armTimer: boolean): void {
+      this.#c.#sendFlight(items, armTimer);
+    }
+    resendFlight(): void {
+      this.#c.#resendFlight();
+    }
+    disarmTimer(): void {
+      this.#c.#timer.disarm();
+    }
+    setPendingRead(protection: RecordProtection): void {
+      this.#c.#read.setPending(protection);
+    }
+    activatePendingRead(): void {
+      this.#c.#activatePendingRead();
+    }
+    setWrite(epoch: number, protection: RecordProtection): void {
+      this.#c.#write.install(epoch, protection);
+    }
+    emit(event: HandshakeEvent): void {
+      this.#c.#events.push(event);
+    }
+    sendWarning(description: number): void {
+      this.#c.#sendAlert(AlertLevel.Warning, description);
+    }
+    established(): void {
+      this.#c.#established();
+    }
+  };
 
   /** Bytes of handshake buffers held for the peer now (reassembly and early records). */
   get bufferedBytes(): number {
@@ -261,8 +291,12 @@ export class Connection {
     this.#openAndDispatch(record);
     // The driver has returned: what came early for the new epoch is taken
     // now, in order, so nothing re-enters the driver while it runs.
-    while (this.#replay.length > 0 && !this.isClosed) {
-      this.#openAndDispatch(this.#replay.shift()!);
+    if (this.#replay.length === 0) return;
+    const early = this.#replay;
+    this.#replay = NO_RECORDS;
+    for (const r of early) {
+      if (this.isClosed) return;
+      this.#openAndDispatch(r);
     }
   }
 
@@ -659,7 +693,7 @@ export class Connection {
     this.#phase = "closed";
     this.#timer.clear();
     this.#read.settle();
-    this.#replay = [];
+    this.#replay = NO_RECORDS;
     this.#inbound.clear();
     this.#memory.releaseAll();
     this.#events.push({ type: "closed", reason, error, afterHandshake, cause, alert, internal });
@@ -742,6 +776,9 @@ export class Connection {
 }
 
 const CCS_BODY = new Uint8Array([1]);
+
+/** No early records to open: one shared empty list rather than one per connection. */
+const NO_RECORDS: readonly RecordView[] = Object.freeze([]);
 
 const INTERNAL_ERROR_SENT: ClosingAlert = { direction: "sent", description: "internal_error" };
 

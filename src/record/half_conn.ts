@@ -30,6 +30,9 @@ export type OpenFailure = "version" | "epoch" | "buffer_full" | "replay" | "bad_
 /** Records of the next epoch held while its ChangeCipherSpec is awaited (reordering). */
 const MAX_EARLY_RECORDS = 4;
 
+/** The early records of a read half that holds none: shared, never written to. */
+const NONE_HELD: RecordView[] = Object.freeze([]) as unknown as RecordView[];
+
 /**
  * The last sequence number we write in an epoch is 2^48 - 2: RFC 6347 §4.1
  * forbids wrapping, so a connection that has used them all closes instead.
@@ -57,7 +60,7 @@ export class ReadHalf {
   #epoch = 0;
   #pending: RecordProtection | undefined;
   /** Records of the next epoch that came before its ChangeCipherSpec, copied and charged. */
-  #early: RecordView[] = [];
+  #early: RecordView[] = NONE_HELD;
   /** Whether records of the next epoch may still be held (only while handshaking). */
   #holding = true;
   /** What the held records are charged to. */
@@ -142,6 +145,7 @@ export class ReadHalf {
     // Copied once (the record is a view of the datagram, and the cursor is
     // reused); the fragment is a view of the copy.
     const raw = record.raw.slice();
+    if (this.#early === NONE_HELD) this.#early = [];
     this.#early.push({
       type: record.type,
       version: record.version,
@@ -174,7 +178,7 @@ export class ReadHalf {
     this.#epochs[this.#epoch] = { protection: this.#pending, replay: new ReplayWindow() };
     this.#pending = undefined;
     const early = this.#early;
-    this.#early = [];
+    this.#early = NONE_HELD;
     for (const record of early) this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
     return early;
   }
@@ -187,7 +191,7 @@ export class ReadHalf {
   settle(): void {
     this.#holding = false;
     for (const record of this.#early) this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
-    this.#early = [];
+    this.#early = NONE_HELD;
     this.#recent0 = undefined;
   }
 }
