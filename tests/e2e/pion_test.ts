@@ -119,35 +119,46 @@ for (const suite of SUITES) {
   });
 }
 
+/**
+ * Runs pion's Go load generator in `mode` for half a second against
+ * `server`; returns its JSON report, after checking it exited cleanly.
+ */
+async function pionLoad<T>(
+  server: Awaited<ReturnType<typeof startServer>>,
+  mode: "load" | "handshakes",
+  clients: number,
+): Promise<{ report: T & { errorsTotal: number }; context: string }> {
+  const result = await runPeer(pion.path(), [
+    "-mode",
+    mode,
+    "-port",
+    String(server.port),
+    "-clients",
+    String(clients),
+    "-size",
+    "64",
+    "-duration",
+    "0.5",
+    "-warmup",
+    "0.2",
+  ], { timeoutMs: TIMEOUT_MS });
+  const context = `exit ${result.code}\n${result.stderr}\n${server.describe()}`;
+  assert.equal(result.code, 0, context);
+  const report = JSON.parse(result.stdout.trim()) as T & { errorsTotal: number };
+  assert.equal(report.errorsTotal, 0, context);
+  return { report, context };
+}
+
 Deno.test({
   name: "pion load mode: lock-step echo clients against our server on libc sockets",
   ignore: pion.ignore,
   async fn() {
-    // The Go load generator (tools' second opinion on tail latency) and the
-    // libc backend in a real server process, with the CLI's --io flag.
+    // The Go load generator (the benchmarks' neutral load) and the libc
+    // backend in a real server process, with the CLI's --io flag.
     await using server = await startServer(["--io", "libc"]);
-    const result = await runPeer(pion.path(), [
-      "-mode",
-      "load",
-      "-port",
-      String(server.port),
-      "-clients",
-      "3",
-      "-size",
-      "64",
-      "-duration",
-      "0.5",
-      "-warmup",
-      "0.2",
-    ], { timeoutMs: TIMEOUT_MS });
-    const context = `exit ${result.code}\n${result.stderr}\n${server.describe()}`;
-    assert.equal(result.code, 0, context);
-    const report = JSON.parse(result.stdout.trim()) as {
-      errorsTotal: number;
-      messagesPerSec: number;
+    const { report, context } = await pionLoad<{
       latencyMs: { p50: number; p99: number; samples: number };
-    };
-    assert.equal(report.errorsTotal, 0, context);
+    }>(server, "load", 3);
     assert.ok(report.latencyMs.samples > 0, context);
     assert.ok(report.latencyMs.p50 <= report.latencyMs.p99);
     assert.equal(await server.stop(), 0);
@@ -161,25 +172,11 @@ Deno.test({
     // The Go load generator's handshake mode, which the benchmarks use, on
     // the default socket: what it counts the server must have completed.
     await using server = await startServer(["--handshake-rate", "0"]);
-    const result = await runPeer(pion.path(), [
-      "-mode",
+    const { report, context } = await pionLoad<{ handshakesPerSec: number }>(
+      server,
       "handshakes",
-      "-port",
-      String(server.port),
-      "-clients",
-      "2",
-      "-duration",
-      "0.5",
-      "-warmup",
-      "0.2",
-    ], { timeoutMs: TIMEOUT_MS });
-    const context = `exit ${result.code}\n${result.stderr}\n${server.describe()}`;
-    assert.equal(result.code, 0, context);
-    const report = JSON.parse(result.stdout.trim()) as {
-      errorsTotal: number;
-      handshakesPerSec: number;
-    };
-    assert.equal(report.errorsTotal, 0, context);
+      2,
+    );
     assert.ok(report.handshakesPerSec > 0, context);
     assert.equal(await server.stop(), 0);
     const completed = server.events("handshake_complete").length;
