@@ -100,7 +100,7 @@ export class DtlsClient {
       identity: new TextEncoder().encode(o.identity),
       psk: o.psk,
       suites: o.suites ?? CIPHER_SUITES,
-      groups: o.groups ?? ["x25519", "secp256r1"],
+      groups: o.groups ?? ["x25519", "secp256r1", "secp384r1"],
     }, Date.now());
     this.#loop = this.#receiveLoop(socket);
     this.#flush();

@@ -15,7 +15,7 @@
 
 import { cbc, gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { p256 } from "@noble/curves/nist.js";
+import { p256, p384 } from "@noble/curves/nist.js";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha384 } from "@noble/hashes/sha2.js";
@@ -189,37 +189,48 @@ class X25519Share implements KeyShare {
   }
 }
 
-/** ECDH on secp256r1 (RFC 8422 §5.10), uncompressed points only (RFC 8422 §5.1.2). */
-class P256Share implements KeyShare {
+/** ECDH on secp256r1 or secp384r1 (RFC 8422 §5.10), uncompressed points only (RFC 8422 §5.1.2). */
+class NistShare implements KeyShare {
   readonly publicKey: Uint8Array;
+  readonly #curve: typeof p256 | typeof p384;
   readonly #secret: Uint8Array;
 
-  constructor(random: RandomSource) {
-    // A uniformly random scalar in [1, n-1] by rejection sampling; a 32-byte
-    // draw is out of range with probability about 2^-32, so 8 tries suffice.
-    let secret: Uint8Array | undefined;
-    for (let i = 0; i < 8 && !secret; i++) {
-      const candidate = random(32);
-      if (candidate.length === 32 && p256.utils.isValidSecretKey(candidate)) secret = candidate;
-    }
-    if (!secret) {
-      throw new Error("Cannot create P-256 key share: no valid scalar from the random source");
-    }
-    this.#secret = secret;
-    this.publicKey = p256.getPublicKey(secret, false);
+  constructor(group: "secp256r1" | "secp384r1", random: RandomSource) {
+    this.#curve = group === "secp256r1" ? p256 : p384;
+    this.#secret = nistScalar(group, random, (s) => this.#curve.utils.isValidSecretKey(s));
+    this.publicKey = this.#curve.getPublicKey(this.#secret, false);
   }
 
   sharedSecret(peerPublic: Uint8Array): Uint8Array | null {
     // RFC 8422 §5.1.2: only the uncompressed form (0x04 || X || Y) is used.
-    if (peerPublic.length !== 65 || peerPublic[0] !== 0x04) return null;
+    if (peerPublic.length !== this.publicKey.length || peerPublic[0] !== 0x04) return null;
     try {
       // noble checks the point is on the curve (RFC 8422 §5.11 validation).
       // RFC 8422 §5.10: the premaster secret is the x-coordinate only.
-      return p256.getSharedSecret(this.#secret, peerPublic, true).slice(1);
+      return this.#curve.getSharedSecret(this.#secret, peerPublic, true).slice(1);
     } catch {
       return null;
     }
   }
+}
+
+/**
+ * A uniformly random scalar in [1, n-1] for a NIST curve, by rejection
+ * sampling; a draw is out of range with probability about 2^-32, so 8 tries
+ * suffice. Both providers draw it so, so a pinned random source gives the
+ * same key in either.
+ */
+export function nistScalar(
+  group: "secp256r1" | "secp384r1",
+  random: RandomSource,
+  isValid: (candidate: Uint8Array) => boolean,
+): Uint8Array {
+  const length = group === "secp256r1" ? 32 : 48;
+  for (let i = 0; i < 8; i++) {
+    const candidate = random(length);
+    if (candidate.length === length && isValid(candidate)) return candidate;
+  }
+  throw new Error(`Cannot create ${group} key share: no valid scalar from the random source`);
 }
 
 /** noble's incremental SHA-2: a digest so far is taken from a clone, so the hash goes on. */
@@ -277,7 +288,8 @@ export const nobleProvider: CryptoProvider = {
       case "x25519":
         return new X25519Share(random);
       case "secp256r1":
-        return new P256Share(random);
+      case "secp384r1":
+        return new NistShare(group, random);
       default: {
         const unknown: never = group;
         throw new TypeError(`Cannot create key share: unknown group ${String(unknown)}`);

@@ -32,8 +32,8 @@ import {
   diffieHellman,
   type KeyObject,
 } from "node:crypto";
-import { p256 } from "@noble/curves/nist.js";
-import { nobleProvider } from "./noble.ts";
+import { p256, p384 } from "@noble/curves/nist.js";
+import { nistScalar, nobleProvider } from "./noble.ts";
 import type {
   Aead,
   AeadName,
@@ -261,29 +261,21 @@ class NodeX25519Share implements KeyShare {
   }
 }
 
-/** ECDH on secp256r1 (RFC 8422 §5.10), uncompressed points only (RFC 8422 §5.1.2). */
-class NodeP256Share implements KeyShare {
+/** ECDH on secp256r1 or secp384r1 (RFC 8422 §5.10), uncompressed points only (RFC 8422 §5.1.2). */
+class NodeNistShare implements KeyShare {
   readonly publicKey: Uint8Array;
-  readonly #ecdh = createECDH("prime256v1");
+  readonly #ecdh;
 
-  constructor(random: RandomSource) {
-    // A uniformly random scalar in [1, n-1] by rejection sampling, as the
-    // noble provider draws it, so a pinned random source gives the same key.
-    let secret: Uint8Array | undefined;
-    for (let i = 0; i < 8 && !secret; i++) {
-      const candidate = random(32);
-      if (candidate.length === 32 && p256.utils.isValidSecretKey(candidate)) secret = candidate;
-    }
-    if (!secret) {
-      throw new Error("Cannot create P-256 key share: no valid scalar from the random source");
-    }
-    this.#ecdh.setPrivateKey(secret);
+  constructor(group: "secp256r1" | "secp384r1", random: RandomSource) {
+    const curve = group === "secp256r1" ? p256 : p384;
+    this.#ecdh = createECDH(group === "secp256r1" ? "prime256v1" : "secp384r1");
+    this.#ecdh.setPrivateKey(nistScalar(group, random, (s) => curve.utils.isValidSecretKey(s)));
     this.publicKey = new Uint8Array(this.#ecdh.getPublicKey(null, "uncompressed"));
   }
 
   sharedSecret(peerPublic: Uint8Array): Uint8Array | null {
     // RFC 8422 §5.1.2: only the uncompressed form (0x04 || X || Y) is used.
-    if (peerPublic.length !== 65 || peerPublic[0] !== 0x04) return null;
+    if (peerPublic.length !== this.publicKey.length || peerPublic[0] !== 0x04) return null;
     try {
       // The native code checks the point is on the curve (RFC 8422 §5.11);
       // RFC 8422 §5.10: the premaster secret is the x-coordinate only.
@@ -345,7 +337,8 @@ export const nodeProvider: CryptoProvider = {
       case "x25519":
         return new NodeX25519Share(random);
       case "secp256r1":
-        return new NodeP256Share(random);
+      case "secp384r1":
+        return new NodeNistShare(group, random);
       default: {
         const unknown: never = group;
         throw new TypeError(`Cannot create key share: unknown group ${String(unknown)}`);

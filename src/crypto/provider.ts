@@ -16,7 +16,7 @@ export type HashName = "sha256" | "sha384";
 export type AeadName = "aes-gcm" | "chacha20-poly1305" | "aes-ccm" | "aes-ccm-8";
 
 /** ECDHE groups (RFC 8422 NamedGroup). */
-export type GroupName = "x25519" | "secp256r1";
+export type GroupName = "x25519" | "secp256r1" | "secp384r1";
 
 /** A keyed AEAD instance; keyed state (key schedule, tables) is built once. */
 export interface Aead {

@@ -78,11 +78,6 @@ export interface PskClientOptions {
   readonly encryptThenMac?: boolean;
 }
 
-const GROUP_IDS: Record<GroupName, number> = {
-  x25519: NamedGroup.x25519,
-  secp256r1: NamedGroup.secp256r1,
-};
-
 interface Agreed {
   readonly suite: CipherSuite;
   readonly serverRandom: Uint8Array;
@@ -142,7 +137,7 @@ export class ClientHandshake implements HandshakeDriver {
       extensions.push(
         {
           type: ExtensionType.SupportedGroups,
-          data: encodeSupportedGroups(options.groups.map((g) => GROUP_IDS[g])),
+          data: encodeSupportedGroups(options.groups.map((g) => NamedGroup[g])),
         },
         { type: ExtensionType.EcPointFormats, data: encodeEcPointFormats([0]) },
       );
@@ -214,7 +209,7 @@ export class ClientHandshake implements HandshakeDriver {
           this.#transcript.add(encodeHandshakeMessage(msgType, messageSeq, body));
           if (state.a.suite.kx === "ecdhe_psk") {
             const ske = decodeEcdhePskServerKeyExchange(body);
-            const group = this.#options.groups.find((g) => GROUP_IDS[g] === ske.group);
+            const group = this.#options.groups.find((g) => NamedGroup[g] === ske.group);
             if (group === undefined) {
               throw new ProtocolError(
                 AlertDescription.IllegalParameter,

@@ -9,6 +9,7 @@
  * @module
  */
 
+import type { GroupName } from "../crypto/provider.ts";
 import { DecodeError, Reader } from "../codec/reader.ts";
 import { Writer } from "../codec/writer.ts";
 import type { Extension } from "./messages.ts";
@@ -30,7 +31,10 @@ export const ExtensionType = {
 } as const;
 
 /** NamedGroup code points for the ECDHE groups we implement (RFC 8422 §5.1.1). */
-export const NamedGroup = { x25519: 29, secp256r1: 23 } as const;
+export const NamedGroup = { x25519: 29, secp256r1: 23, secp384r1: 24 } as const satisfies Record<
+  GroupName,
+  number
+>;
 
 /** ECPointFormat.uncompressed, the one format RFC 8422 §5.1.2 still requires. */
 export const EC_POINT_FORMAT_UNCOMPRESSED = 0;

@@ -106,11 +106,6 @@ type ServerState =
   | { readonly kind: "done"; readonly clientFinishedSeq: number }
   | { readonly kind: "failed" };
 
-const GROUP_IDS: Record<GroupName, number> = {
-  x25519: NamedGroup.x25519,
-  secp256r1: NamedGroup.secp256r1,
-};
-
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
 /** The first ClientHello that passed the cookie check, as the endpoint saw it. */
@@ -313,7 +308,7 @@ export class ServerHandshake implements HandshakeDriver {
         HandshakeType.ServerKeyExchange,
         encodeEcdhePskServerKeyExchange({
           identityHint: this.#options.identityHint,
-          group: GROUP_IDS[group!],
+          group: NamedGroup[group!],
           publicKey: keyShare.publicKey,
         }),
       );
@@ -353,7 +348,7 @@ export class ServerHandshake implements HandshakeDriver {
       return this.#options.groups.includes("secp256r1") ? "secp256r1" : this.#options.groups[0];
     }
     const offered = decodeSupportedGroups(groupsExt.data);
-    return this.#options.groups.find((g) => offered.includes(GROUP_IDS[g]));
+    return this.#options.groups.find((g) => offered.includes(NamedGroup[g]));
   }
 
   #pickSuite(offered: readonly number[], haveGroup: boolean): CipherSuite | undefined {

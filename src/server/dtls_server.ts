@@ -63,7 +63,7 @@ export const SERVER_DEFAULTS = Object.freeze(
     address: "127.0.0.1",
     port: 4433,
     identityHint: DEMO_IDENTITY_HINT,
-    groups: Object.freeze(["x25519", "secp256r1"]) as readonly GroupName[],
+    groups: Object.freeze(["x25519", "secp256r1", "secp384r1"]) as readonly GroupName[],
     refusalLogIntervalMs: 10_000,
     io: "deno" as SocketIo,
   } as const,

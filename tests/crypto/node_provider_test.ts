@@ -13,7 +13,7 @@ Deno.test("node: provider name", () => {
 providerVectorTests(nodeProvider);
 
 Deno.test("node: key shares interoperate with noble's and derive the same key from the same draw", () => {
-  for (const group of ["x25519", "secp256r1"] as const) {
+  for (const group of ["x25519", "secp256r1", "secp384r1"] as const) {
     const a = nodeProvider.keyShare(group, seededRandom(31));
     const b = nobleProvider.keyShare(group, seededRandom(31));
     assert.deepEqual(a.publicKey, b.publicKey, group);

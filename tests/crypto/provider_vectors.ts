@@ -409,6 +409,48 @@ export function providerVectorTests(p: CryptoProvider): void {
     assert.equal(toHex(r.sharedSecret(i.publicKey)!), z);
   });
 
+  Deno.test(`${p.name}: P-384 ECDH RFC 5903 §8.2`, () => {
+    const i = p.keyShare(
+      "secp384r1",
+      fixed(
+        hex(
+          "099f3c7034d4a2c699884d73a375a67f7624ef7c6b3c0f160647b67414dce655" +
+            "e35b538041e649ee3faef896783ab194",
+        ),
+      ),
+    );
+    const r = p.keyShare(
+      "secp384r1",
+      fixed(
+        hex(
+          "41cb0779b4bdb85d47846725fbec3c9430fab46cc8dc5060855cc9bda0aa2942" +
+            "e0308312916b8ed2960e4bd55a7448fc",
+        ),
+      ),
+    );
+    assert.equal(
+      toHex(i.publicKey),
+      "04667842d7d180ac2cde6f74f37551f55755c7645c20ef73e31634fe72b4c55ee6" +
+        "de3ac808acb4bdb4c88732aee95f41aa9482ed1fc0eeb9cafc4984625ccfc23f" +
+        "65032149e0e144ada024181535a0f38eeb9fcff3c2c947dae69b4c634573a81c",
+    );
+    assert.equal(
+      toHex(r.publicKey),
+      "04e558dbef53eecde3d3fccfc1aea08a89a987475d12fd950d83cfa41732bc509d" +
+        "0d1ac43a0336def96fda41d0774a3571dcfbec7aacf3196472169e838430367f" +
+        "66eebe3c6e70c416dd5f0c68759dd1fff83fa40142209dff5eaad96db9e6386c",
+    );
+    const z = "11187331c279962d93d604243fd592cb9d0a926f422e47187521287e7156c5c4" +
+      "d603135569b9e9d09cf5d4a270f59746";
+    assert.equal(toHex(i.sharedSecret(r.publicKey)!), z);
+    assert.equal(toHex(r.sharedSecret(i.publicKey)!), z);
+    // Another curve's point, or a P-256-sized one, is not this curve's.
+    assert.equal(i.sharedSecret(p.keyShare("secp256r1", seededRandom(9)).publicKey), null);
+    const offCurve = r.publicKey.slice();
+    offCurve[96]! ^= 1;
+    assert.equal(i.sharedSecret(offCurve), null);
+  });
+
   Deno.test(`${p.name}: P-256 round trip with random keys; invalid points give null`, () => {
     const random = seededRandom(8);
     const a = p.keyShare("secp256r1", random);
@@ -446,7 +488,7 @@ export function providerVectorTests(p: CryptoProvider): void {
     assert.equal(draws.length, 0);
     assert.throws(
       () => p.keyShare("secp256r1", () => new Uint8Array(32)),
-      /Cannot create P-256 key share/,
+      /Cannot create secp256r1 key share/,
     );
   });
 }

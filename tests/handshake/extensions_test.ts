@@ -167,6 +167,6 @@ Deno.test("code points match the IANA registry", () => {
     ExtendedMasterSecret: 23,
     RenegotiationInfo: 0xff01,
   });
-  assert.deepEqual(NamedGroup, { x25519: 29, secp256r1: 23 });
+  assert.deepEqual(NamedGroup, { x25519: 29, secp256r1: 23, secp384r1: 24 });
   assert.equal(TLS_EMPTY_RENEGOTIATION_INFO_SCSV, 0x00ff);
 });
