@@ -20,6 +20,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha384 } from "@noble/hashes/sha2.js";
 import { aesCcm } from "./ccm.ts";
+import { signingKey, verifySignature } from "./signatures.ts";
 import type {
   Aead,
   AeadName,
@@ -296,4 +297,7 @@ export const nobleProvider: CryptoProvider = {
       }
     }
   },
+  signingKey,
+
+  verify: verifySignature,
 };

@@ -34,6 +34,7 @@ import {
 } from "node:crypto";
 import { p256, p384 } from "@noble/curves/nist.js";
 import { nistScalar, nobleProvider } from "./noble.ts";
+import { signingKey, verifySignature } from "./signatures.ts";
 import type {
   Aead,
   AeadName,
@@ -345,4 +346,7 @@ export const nodeProvider: CryptoProvider = {
       }
     }
   },
+  signingKey,
+
+  verify: verifySignature,
 };

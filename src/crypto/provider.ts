@@ -75,6 +75,25 @@ export interface KeyShare {
 /** A source of cryptographically strong random bytes (injected; seeded in tests). */
 export type RandomSource = (n: number) => Uint8Array;
 
+/** A handshake signature algorithm, by its TLS name (RFC 8446 §4.2.3; TLS 1.2 hash/signature pairs). */
+export type SignatureScheme =
+  | "ecdsa_secp256r1_sha256"
+  | "ecdsa_secp384r1_sha384"
+  | "rsa_pss_rsae_sha256"
+  | "rsa_pss_rsae_sha384"
+  | "rsa_pkcs1_sha256"
+  | "rsa_pkcs1_sha384";
+
+/** A private key that signs handshakes (the key of a certificate). */
+export interface SigningKey {
+  /** EC (P-256 or P-384) or RSA. */
+  readonly type: "ec" | "rsa";
+  /** The schemes it signs with, preferred first. */
+  readonly schemes: readonly SignatureScheme[];
+  /** A signature of `data` (ECDSA: DER-encoded, RFC 8422 §5.4). */
+  sign(scheme: SignatureScheme, data: Uint8Array): Uint8Array;
+}
+
 /** Every primitive the DTLS engine uses. */
 export interface CryptoProvider {
   /** Provider name, for logs and benchmarks. */
@@ -91,6 +110,18 @@ export interface CryptoProvider {
   cbc(key: Uint8Array): CbcCipher;
   /** A fresh ephemeral key pair, its private part drawn from `random`. */
   keyShare(group: GroupName, random: RandomSource): KeyShare;
+  /** A signing key from its PKCS#8 DER encoding; throws a TypeError for a key we cannot use. */
+  signingKey(pkcs8: Uint8Array): SigningKey;
+  /**
+   * Whether `signature` over `data` verifies with `scheme` under the DER
+   * SubjectPublicKeyInfo `spki`; false (never a throw) for anything malformed.
+   */
+  verify(
+    spki: Uint8Array,
+    scheme: SignatureScheme,
+    data: Uint8Array,
+    signature: Uint8Array,
+  ): boolean;
 }
 
 /** Throws unless `out[at..at+length)` is there. */

@@ -1,0 +1,142 @@
+/**
+ * Handshake signatures (RFC 5246 §7.4.1.4.1, §4.7; RFC 8422 §5.4; RFC 8446
+ * §4.2.3 for the scheme names): ECDSA on P-256 and P-384, RSASSA-PSS and
+ * RSASSA-PKCS1-v1_5 with SHA-256 and SHA-384, all in the runtime's native
+ * `node:crypto`. Both providers sign and verify here: `@noble/curves` has
+ * no RSA, and one implementation of the key import is one less to trust.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import {
+  constants,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  sign,
+  verify,
+} from "node:crypto";
+import type { SignatureScheme, SigningKey } from "./provider.ts";
+
+/** The smallest RSA modulus we sign or verify with, bits. */
+export const MIN_RSA_BITS = 2048;
+
+/** Each scheme's hash and how it signs. */
+const SCHEMES: Record<
+  SignatureScheme,
+  { readonly hash: "sha256" | "sha384"; readonly kind: "ecdsa" | "rsa_pss" | "rsa_pkcs1" }
+> = {
+  ecdsa_secp256r1_sha256: { hash: "sha256", kind: "ecdsa" },
+  ecdsa_secp384r1_sha384: { hash: "sha384", kind: "ecdsa" },
+  rsa_pss_rsae_sha256: { hash: "sha256", kind: "rsa_pss" },
+  rsa_pss_rsae_sha384: { hash: "sha384", kind: "rsa_pss" },
+  rsa_pkcs1_sha256: { hash: "sha256", kind: "rsa_pkcs1" },
+  rsa_pkcs1_sha384: { hash: "sha384", kind: "rsa_pkcs1" },
+};
+
+/** What a key of each type signs with, preferred first (PSS before PKCS#1 v1.5, RFC 8446 §4.2.3). */
+const RSA_SCHEMES: readonly SignatureScheme[] = [
+  "rsa_pss_rsae_sha256",
+  "rsa_pss_rsae_sha384",
+  "rsa_pkcs1_sha256",
+  "rsa_pkcs1_sha384",
+];
+
+/** The options node:crypto signs or verifies `scheme` with, for `key`. */
+function options(key: KeyObject, scheme: SignatureScheme) {
+  switch (SCHEMES[scheme].kind) {
+    case "ecdsa":
+      // TLS carries ECDSA signatures as DER (RFC 8422 §5.4).
+      return { key, dsaEncoding: "der" as const };
+    case "rsa_pss":
+      // RFC 8446 §4.2.3: the salt is as long as the digest.
+      return {
+        key,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+      };
+    case "rsa_pkcs1":
+      return { key, padding: constants.RSA_PKCS1_PADDING };
+  }
+}
+
+/** The curve of an EC key, or undefined for any other key or curve. */
+function ecCurve(key: KeyObject): "P-256" | "P-384" | undefined {
+  if (key.asymmetricKeyType !== "ec") return undefined;
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (curve === "prime256v1" || curve === "P-256") return "P-256";
+  if (curve === "secp384r1" || curve === "P-384") return "P-384";
+  return undefined;
+}
+
+/** Whether `key` can make or check signatures of `scheme` at all. */
+function fits(key: KeyObject, scheme: SignatureScheme): boolean {
+  if (SCHEMES[scheme].kind === "ecdsa") return ecCurve(key) !== undefined;
+  return key.asymmetricKeyType === "rsa" &&
+    (key.asymmetricKeyDetails?.modulusLength ?? 0) >= MIN_RSA_BITS;
+}
+
+/**
+ * A signing key from its PKCS#8 DER encoding: EC on P-256 or P-384, or RSA
+ * of at least {@link MIN_RSA_BITS} bits. Throws a TypeError naming what is
+ * wrong with any other.
+ */
+export function signingKey(pkcs8: Uint8Array): SigningKey {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" });
+  } catch (error) {
+    throw new TypeError(`Cannot read private key: ${(error as Error).message}`);
+  }
+  let schemes: readonly SignatureScheme[];
+  if (key.asymmetricKeyType === "ec") {
+    const curve = ecCurve(key);
+    if (curve === undefined) {
+      throw new TypeError(
+        `Cannot use EC key on ${key.asymmetricKeyDetails?.namedCurve}: only P-256 and P-384`,
+      );
+    }
+    schemes = [curve === "P-256" ? "ecdsa_secp256r1_sha256" : "ecdsa_secp384r1_sha384"];
+  } else if (key.asymmetricKeyType === "rsa") {
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    if (bits < MIN_RSA_BITS) {
+      throw new TypeError(`Cannot use RSA key of ${bits} bits: at least ${MIN_RSA_BITS}`);
+    }
+    schemes = RSA_SCHEMES;
+  } else {
+    throw new TypeError(`Cannot use ${key.asymmetricKeyType} key: only EC and RSA`);
+  }
+  return {
+    type: key.asymmetricKeyType === "ec" ? "ec" : "rsa",
+    schemes,
+    sign(scheme: SignatureScheme, data: Uint8Array): Uint8Array {
+      if (!schemes.includes(scheme)) {
+        throw new TypeError(`Cannot sign with ${scheme}: not a scheme of this key`);
+      }
+      return new Uint8Array(sign(SCHEMES[scheme].hash, data, options(key, scheme)));
+    },
+  };
+}
+
+/**
+ * Whether `signature` over `data` verifies with `scheme` under the public
+ * key in `spki` (a DER SubjectPublicKeyInfo). False, never a throw, for a
+ * malformed key or signature, a key that does not fit the scheme (an RSA
+ * key under 2048 bits, an EC key on another curve), or an ECDSA signature
+ * whose r or s is out of range.
+ */
+export function verifySignature(
+  spki: Uint8Array,
+  scheme: SignatureScheme,
+  data: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  try {
+    const key = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
+    if (!fits(key, scheme)) return false;
+    return verify(SCHEMES[scheme].hash, data, options(key, scheme), signature);
+  } catch {
+    return false;
+  }
+}
