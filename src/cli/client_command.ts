@@ -8,7 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { DtlsClient } from "../client/dtls_client.ts";
-import { CIPHER_SUITES, type CipherSuite, suiteByName } from "../record/suites.ts";
+import { type CipherSuite, PSK_SUITES, suiteByName } from "../record/suites.ts";
 import { DEMO_CLIENT_IDENTITY, DEMO_KEY_HEX, parseHexKey } from "../server/psk_store.ts";
 
 /** Usage of the client command. */
@@ -62,7 +62,7 @@ export async function runClient(
   // key file is: `deno task start` and `client --connect 127.0.0.1:4433` talk.
   const identity = v["psk-identity"] ?? DEMO_CLIENT_IDENTITY;
   let psk: Uint8Array;
-  let suites: readonly CipherSuite[] = CIPHER_SUITES;
+  let suites: readonly CipherSuite[] = PSK_SUITES;
   const count = Number(v.count);
   const timeoutMs = Number(v.timeout) * 1000;
   try {

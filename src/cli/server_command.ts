@@ -12,11 +12,50 @@ import {
   usage,
 } from "../server/config.ts";
 import { nobleProvider } from "../crypto/noble.ts";
+import type { CryptoProvider } from "../crypto/provider.ts";
+import type { ServerCertificate } from "../handshake/server.ts";
+import {
+  CertificateError,
+  type CertificateSummary,
+  loadServerCertificate,
+} from "../pki/server_certificate.ts";
 import { nodeProvider } from "../crypto/node.ts";
 import { DtlsServer } from "../server/dtls_server.ts";
 import { configureLogging, type Logger, LogtapeLogger } from "../server/log.ts";
 import { type MetricsServer, serveMetrics } from "../server/metrics.ts";
 import { demoPskStore, mapPskStore, parsePskFile, type PskStore } from "../server/psk_store.ts";
+
+/**
+ * The certificate from --cert and --key, when given, checked against the
+ * clock; at start and again on SIGHUP.
+ */
+export function loadCertificate(
+  settings: ServerSettings,
+  provider: CryptoProvider,
+): { certificate: ServerCertificate; summary: CertificateSummary } | undefined {
+  if (settings.cert === undefined || settings.key === undefined) return undefined;
+  const read = (flag: string, path: string) => {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch (error) {
+      throw new ConfigError(
+        `Cannot read ${flag} ${path}: ${error instanceof Error ? error.message : error}`,
+      );
+    }
+  };
+  try {
+    return loadServerCertificate(
+      read("--cert", settings.cert),
+      read("--key", settings.key),
+      provider,
+      Date.now(),
+      { cert: `--cert ${settings.cert}`, key: `--key ${settings.key}` },
+    );
+  } catch (error) {
+    if (error instanceof CertificateError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
 
 /** Where the keys come from, decided once at start and again on SIGHUP. */
 export function loadKeys(
@@ -98,9 +137,13 @@ export async function runServer(
 ): Promise<number> {
   let settings: ServerSettings;
   let psk: PskStore;
+  let certificate: ReturnType<typeof loadCertificate>;
+  let provider: CryptoProvider;
   try {
     settings = resolveSettings(args, env);
+    provider = settings.crypto === "noble" ? nobleProvider : nodeProvider;
     psk = loadKeys(settings, env);
+    certificate = loadCertificate(settings, provider);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`${error.message}\n(see --help)`);
@@ -120,11 +163,13 @@ export async function runServer(
     });
   }
   warnOpenKeyFile(logger, settings);
+  if (certificate !== undefined) logCertificate(logger, "certificate_loaded", certificate.summary);
 
   const server = new DtlsServer({
     address: settings.address,
     port: settings.port,
     psk,
+    ...(certificate === undefined ? {} : { certificate: certificate.certificate }),
     identityHint: settings.identityHint,
     mtu: settings.mtu,
     maxConnections: settings.maxConnections,
@@ -138,7 +183,7 @@ export async function runServer(
     maxReassemblyTotal: settings.maxReassemblyTotal,
     maxReassemblyPerSource: settings.maxReassemblyPerSource,
     refusalLogIntervalMs: settings.refusalLogIntervalMs,
-    provider: settings.crypto === "noble" ? nobleProvider : nodeProvider,
+    provider,
     io: settings.io,
     ...(settings.receiveBuffer === undefined ? {} : { receiveBuffer: settings.receiveBuffer }),
     logger,
@@ -162,6 +207,18 @@ export async function runServer(
         "error",
         "keys_reload_failed",
         `Kept the old keys: ${error instanceof Error ? error.message : error}`,
+      );
+    }
+    if (settings.cert === undefined) return;
+    try {
+      const loaded = loadCertificate(settings, provider)!;
+      server.setCertificate(loaded.certificate);
+      logCertificate(logger, "certificate_reloaded", loaded.summary);
+    } catch (error) {
+      logger.log(
+        "error",
+        "certificate_reload_failed",
+        `Kept the old certificate: ${error instanceof Error ? error.message : error}`,
       );
     }
   };
@@ -228,6 +285,15 @@ export async function runServer(
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
   return 0;
+}
+
+function logCertificate(logger: Logger, event: string, summary: CertificateSummary): void {
+  logger.log(
+    "info",
+    event,
+    `Certificate ${summary.subject} (issuer ${summary.issuer}, valid to ${summary.validTo})`,
+    { ...summary },
+  );
 }
 
 function hostport(a: { hostname: string; port: number }): string {

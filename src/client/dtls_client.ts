@@ -11,7 +11,7 @@ import { connectionConfig, createClientConnection } from "../connection/endpoint
 import type { ConnectionEvent } from "../connection/events.ts";
 import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
-import { CIPHER_SUITES, type CipherSuite } from "../record/suites.ts";
+import { type CipherSuite, PSK_SUITES } from "../record/suites.ts";
 import type { RetransmitPolicy } from "../handshake/flight.ts";
 
 /** Settings of a {@link DtlsClient}. */
@@ -99,7 +99,7 @@ export class DtlsClient {
     this.#connection = createClientConnection(config, {
       identity: new TextEncoder().encode(o.identity),
       psk: o.psk,
-      suites: o.suites ?? CIPHER_SUITES,
+      suites: o.suites ?? PSK_SUITES,
       groups: o.groups ?? ["x25519", "secp256r1", "secp384r1"],
     }, Date.now());
     this.#loop = this.#receiveLoop(socket);

@@ -28,7 +28,7 @@ import {
   type HandshakeFragment,
   parseHandshakeFragments,
 } from "../handshake/fragments.ts";
-import { type PskServerOptions, ServerHandshake } from "../handshake/server.ts";
+import { ServerHandshake, type ServerHandshakeOptions } from "../handshake/server.ts";
 import { ClientHandshake, type PskClientOptions } from "../handshake/client.ts";
 import {
   ContentType,
@@ -129,7 +129,7 @@ export interface ServerEndpointOptions {
   /** Per-connection settings. */
   readonly connection: ConnectionConfig;
   /** PSK policy and suites. */
-  readonly psk: PskServerOptions;
+  readonly psk: ServerHandshakeOptions;
   /** Cookie secret rotation, ms. */
   readonly cookieRotationMs?: number | undefined;
   /** Most connections (established and half-open) held at once. */

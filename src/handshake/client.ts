@@ -122,6 +122,12 @@ export class ClientHandshake implements HandshakeDriver {
 
   constructor(conn: HandshakeHost, options: PskClientOptions) {
     this.#conn = conn;
+    // The client authenticates servers by pre-shared key only, so far.
+    const suites = options.suites.filter((s) => s.kx === "psk" || s.kx === "ecdhe_psk");
+    if (suites.length === 0) {
+      throw new TypeError("Cannot offer cipher suites: none is a PSK suite");
+    }
+    options = { ...options, suites };
     this.#options = options;
     this.#random = conn.config.random(32);
     const extensions: Extension[] = [

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { GroupName } from "../crypto/provider.ts";
+import type { GroupName, SignatureScheme } from "../crypto/provider.ts";
 import { DecodeError, Reader } from "../codec/reader.ts";
 import { Writer } from "../codec/writer.ts";
 import type { Extension } from "./messages.ts";
@@ -22,6 +22,8 @@ export const ExtensionType = {
   SupportedGroups: 10,
   /** RFC 8422 §5.1.2. */
   EcPointFormats: 11,
+  /** RFC 5246 §7.4.1.4.1. */
+  SignatureAlgorithms: 13,
   /** RFC 7366 §2. */
   EncryptThenMac: 22,
   /** RFC 7627 §5.1. */
@@ -35,6 +37,54 @@ export const NamedGroup = { x25519: 29, secp256r1: 23, secp384r1: 24 } as const 
   GroupName,
   number
 >;
+
+/**
+ * The TLS 1.2 SignatureAndHashAlgorithm of each scheme we sign or verify
+ * with: hash in the high byte, signature in the low (RFC 5246 §7.4.1.4.1);
+ * RSA-PSS has the code points of RFC 8446 §4.2.3, which TLS 1.2 uses too.
+ */
+export const SignatureSchemeCode = {
+  ecdsa_secp256r1_sha256: 0x0403,
+  ecdsa_secp384r1_sha384: 0x0503,
+  rsa_pss_rsae_sha256: 0x0804,
+  rsa_pss_rsae_sha384: 0x0805,
+  rsa_pkcs1_sha256: 0x0401,
+  rsa_pkcs1_sha384: 0x0501,
+} as const satisfies Record<SignatureScheme, number>;
+
+/** The scheme of a code point, if we implement it. */
+export function signatureSchemeOf(code: number): SignatureScheme | undefined {
+  for (const [scheme, c] of Object.entries(SignatureSchemeCode)) {
+    if (c === code) return scheme as SignatureScheme;
+  }
+  return undefined;
+}
+
+/**
+ * Decodes signature_algorithms: `SignatureAndHashAlgorithm
+ * supported_signature_algorithms<2..2^16-2>` (RFC 5246 §7.4.1.4.1). Unknown
+ * pairs are kept, in the peer's order, for the caller to skip.
+ */
+export function decodeSignatureAlgorithms(data: Uint8Array): number[] {
+  const r = new Reader(data);
+  const list = r.vec16("signature_algorithms");
+  r.end("signature_algorithms");
+  if (list.remaining === 0) throw new DecodeError("signature_algorithms", "empty");
+  if (list.remaining % 2 !== 0) throw new DecodeError("signature_algorithms", "odd length");
+  const codes: number[] = [];
+  while (list.remaining > 0) codes.push(list.u16("signature_algorithms"));
+  return codes;
+}
+
+/** Encodes signature_algorithms (RFC 5246 §7.4.1.4.1); the list must not be empty. */
+export function encodeSignatureAlgorithms(codes: readonly number[]): Uint8Array {
+  if (codes.length === 0) throw new RangeError("Cannot encode signature_algorithms: empty");
+  return new Writer(2 + 2 * codes.length)
+    .vec16((w) => {
+      for (const c of codes) w.u16(c);
+    })
+    .finish();
+}
 
 /** ECPointFormat.uncompressed, the one format RFC 8422 §5.1.2 still requires. */
 export const EC_POINT_FORMAT_UNCOMPRESSED = 0;

@@ -22,8 +22,11 @@ export const HandshakeType = {
   ClientHello: 1,
   ServerHello: 2,
   HelloVerifyRequest: 3,
+  Certificate: 11,
   ServerKeyExchange: 12,
+  CertificateRequest: 13,
   ServerHelloDone: 14,
+  CertificateVerify: 15,
   ClientKeyExchange: 16,
   Finished: 20,
 } as const;
@@ -264,6 +267,111 @@ export function decodeEcdhePskServerKeyExchange(body: Uint8Array): EcdhePskServe
   if (publicKey.length === 0) throw new DecodeError("ServerECDHParams.public", "empty");
   r.end("ServerKeyExchange");
   return { identityHint, group, publicKey };
+}
+
+/** Certificates in one Certificate message, at most: a chain is a leaf and a few CAs. */
+export const MAX_CHAIN_CERTIFICATES = 10;
+
+/**
+ * Encodes a Certificate message: `ASN.1Cert certificate_list<0..2^24-1>`,
+ * each `opaque ASN.1Cert<1..2^24-1>` (RFC 5246 §7.4.2), leaf first.
+ */
+export function encodeCertificate(chain: readonly Uint8Array[]): Uint8Array {
+  const size = chain.reduce((n, c) => n + 3 + c.length, 3);
+  return new Writer(size)
+    .vec24((w) => {
+      for (const der of chain) {
+        need(der.length > 0, "Certificate", "empty certificate");
+        w.opaque24(der);
+      }
+    })
+    .finish();
+}
+
+/**
+ * Decodes a Certificate message into its DER certificates (views of
+ * `body`), leaf first; at most {@link MAX_CHAIN_CERTIFICATES}, none empty.
+ */
+export function decodeCertificate(body: Uint8Array): Uint8Array[] {
+  const r = new Reader(body);
+  const list = r.vec24("Certificate.certificate_list");
+  r.end("Certificate");
+  const chain: Uint8Array[] = [];
+  while (list.remaining > 0) {
+    if (chain.length === MAX_CHAIN_CERTIFICATES) {
+      throw new DecodeError("Certificate.certificate_list", "too many certificates");
+    }
+    const der = list.opaque24("Certificate.ASN.1Cert");
+    if (der.length === 0) throw new DecodeError("Certificate.ASN.1Cert", "empty");
+    chain.push(der);
+  }
+  return chain;
+}
+
+/**
+ * ServerECDHParams `{ curve_type = named_curve; NamedCurve namedcurve;
+ * ECPoint public; }` (RFC 8422 §5.4): what a signed ServerKeyExchange
+ * carries and, after the two randoms, what its signature covers.
+ */
+export function encodeServerEcdhParams(group: number, publicKey: Uint8Array): Uint8Array {
+  need(publicKey.length > 0 && publicKey.length < 256, "ServerECDHParams", "bad public key");
+  return new Writer(4 + publicKey.length).u8(NAMED_CURVE).u16(group).opaque8(publicKey).finish();
+}
+
+/** A ServerKeyExchange of ECDHE_ECDSA or ECDHE_RSA (RFC 8422 §5.4). */
+export interface SignedEcdheServerKeyExchange {
+  /** NamedGroup of the ephemeral key. */
+  group: number;
+  /** The server's ephemeral public key (ECPoint), 1..255 bytes. */
+  publicKey: Uint8Array;
+  /** SignatureAndHashAlgorithm code (RFC 5246 §7.4.1.4.1). */
+  scheme: number;
+  /** The signature over client_random + server_random + ServerECDHParams. */
+  signature: Uint8Array;
+}
+
+/** Encodes a signed ECDHE ServerKeyExchange: params, then `digitally-signed` (RFC 5246 §4.7). */
+export function encodeSignedEcdheServerKeyExchange(m: SignedEcdheServerKeyExchange): Uint8Array {
+  const params = encodeServerEcdhParams(m.group, m.publicKey);
+  return new Writer(params.length + 4 + m.signature.length)
+    .bytes(params)
+    .u16(m.scheme)
+    .opaque16(m.signature)
+    .finish();
+}
+
+/** Decodes a signed ECDHE ServerKeyExchange; `params` is the signed part as sent. */
+export function decodeSignedEcdheServerKeyExchange(
+  body: Uint8Array,
+): SignedEcdheServerKeyExchange & { params: Uint8Array } {
+  const r = new Reader(body);
+  const curveType = r.u8("ServerECDHParams.curve_type");
+  if (curveType !== NAMED_CURVE) {
+    throw new DecodeError("ServerECDHParams.curve_type", `unsupported curve type ${curveType}`);
+  }
+  const group = r.u16("ServerECDHParams.namedcurve");
+  const publicKey = r.opaque8("ServerECDHParams.public");
+  if (publicKey.length === 0) throw new DecodeError("ServerECDHParams.public", "empty");
+  const params = body.subarray(0, 4 + publicKey.length);
+  const scheme = r.u16("ServerKeyExchange.algorithm");
+  const signature = r.opaque16("ServerKeyExchange.signature");
+  r.end("ServerKeyExchange");
+  return { group, publicKey, scheme, signature, params };
+}
+
+/** Encodes an ECDHE ClientKeyExchange: ClientECDiffieHellmanPublic `ECPoint ecdh_Yc` (RFC 8422 §5.7). */
+export function encodeEcdheClientKeyExchange(publicKey: Uint8Array): Uint8Array {
+  need(publicKey.length > 0, "ClientECDiffieHellmanPublic", "empty public key");
+  return new Writer(1 + publicKey.length).opaque8(publicKey).finish();
+}
+
+/** Decodes an ECDHE ClientKeyExchange (RFC 8422 §5.7: the point is always explicit). */
+export function decodeEcdheClientKeyExchange(body: Uint8Array): { publicKey: Uint8Array } {
+  const r = new Reader(body);
+  const publicKey = r.opaque8("ClientECDiffieHellmanPublic.ecdh_Yc");
+  if (publicKey.length === 0) throw new DecodeError("ClientECDiffieHellmanPublic.ecdh_Yc", "empty");
+  r.end("ClientKeyExchange");
+  return { publicKey };
 }
 
 /**

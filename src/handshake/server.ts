@@ -14,7 +14,7 @@
  */
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
-import type { GroupName, KeyShare } from "../crypto/provider.ts";
+import type { GroupName, KeyShare, SignatureScheme, SigningKey } from "../crypto/provider.ts";
 import type { HandshakeDriver, HandshakeHost } from "./driver.ts";
 import { ProtocolError } from "./errors.ts";
 import { DTLS_1_2 } from "../record/header.ts";
@@ -24,6 +24,7 @@ import { suiteById } from "../record/suites.ts";
 import {
   decodeEcPointFormats,
   decodeRenegotiationInfo,
+  decodeSignatureAlgorithms,
   decodeSupportedGroups,
   encodeRenegotiationInfo,
   ExtensionType,
@@ -31,6 +32,7 @@ import {
   hasDuplicateExtensions,
   isEmptyExtension,
   NamedGroup,
+  SignatureSchemeCode,
   TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
 } from "./extensions.ts";
 import type { FlightItem } from "./flight.ts";
@@ -39,18 +41,23 @@ import {
   AlertDescription,
   type ClientHello,
   decodeClientHello,
+  decodeEcdheClientKeyExchange,
   decodeEcdhePskClientKeyExchange,
   decodeFinished,
   decodePskClientKeyExchange,
+  encodeCertificate,
   encodeEcdhePskServerKeyExchange,
   encodeFinished,
   encodePskServerKeyExchange,
+  encodeServerEcdhParams,
   encodeServerHello,
   encodeServerHelloDone,
+  encodeSignedEcdheServerKeyExchange,
   type Extension,
   HandshakeType,
 } from "./messages.ts";
 import {
+  concat,
   ecdhePskPremaster,
   keyBlock,
   masterSecret,
@@ -59,8 +66,16 @@ import {
   verifyData,
 } from "./keys.ts";
 
-/** The server's PSK policy. */
-export interface PskServerOptions {
+/** The server's certificate: what the certificate suites send and sign with. */
+export interface ServerCertificate {
+  /** DER certificates, leaf first, as the Certificate message carries them. */
+  readonly chain: readonly Uint8Array[];
+  /** The leaf's private key. */
+  readonly key: SigningKey;
+}
+
+/** The server's policy: keys, suites, groups, and its certificate if it has one. */
+export interface ServerHandshakeOptions {
   /** The key for an identity, or undefined when unknown. */
   readonly lookupPsk: (identity: Uint8Array) => Uint8Array | undefined;
   /** psk_identity_hint (RFC 4279 §2); empty for none. */
@@ -76,6 +91,12 @@ export interface PskServerOptions {
    * 32): that of most known keys, so that both cost the same to reject.
    */
   readonly dummyKeyLength?: () => number;
+  /**
+   * The certificate the ECDHE_ECDSA / ECDHE_RSA suites use, read at each
+   * handshake (it may be replaced while the server runs); none: those
+   * suites are never chosen.
+   */
+  readonly certificate?: () => ServerCertificate | undefined;
 }
 
 /** What was agreed in the hellos. */
@@ -119,7 +140,7 @@ export interface VerifiedHello {
 /** Drives the server half of one handshake. */
 export class ServerHandshake implements HandshakeDriver {
   readonly #conn: HandshakeHost;
-  readonly #options: PskServerOptions;
+  readonly #options: ServerHandshakeOptions;
   #state: ServerState;
 
   /** Held only until start() answers it: an idle connection keeps no ClientHello. */
@@ -127,7 +148,7 @@ export class ServerHandshake implements HandshakeDriver {
 
   constructor(
     conn: HandshakeHost,
-    options: PskServerOptions,
+    options: ServerHandshakeOptions,
     hello: VerifiedHello,
   ) {
     this.#conn = conn;
@@ -252,14 +273,16 @@ export class ServerHandshake implements HandshakeDriver {
     }
 
     const group = this.#pickGroup(exts);
-    const suite = this.#pickSuite(ch.cipherSuites, group !== undefined);
+    const signer = this.#pickSigner(exts);
+    const suite = this.#pickSuite(ch.cipherSuites, group !== undefined, signer?.certificate.key);
     if (suite === undefined) {
       throw new ProtocolError(
         AlertDescription.HandshakeFailure,
         "Cannot negotiate: no common cipher suite",
       );
     }
-    const ecdhe = suite.kx === "ecdhe_psk";
+    const ecdhe = suite.kx !== "psk";
+    const signed = suite.kx === "ecdhe_ecdsa" || suite.kx === "ecdhe_rsa";
     const encryptThenMac = etm !== undefined && suite.cipher.kind === "cbc";
 
     const transcript = new Transcript();
@@ -302,7 +325,23 @@ export class ServerHandshake implements HandshakeDriver {
       }),
     );
     let keyShare: KeyShare | undefined;
-    if (ecdhe) {
+    if (signed) {
+      // RFC 8422 §5.4: the certificate, then the ephemeral key signed over
+      // both randoms, so that only the certificate's holder could send it.
+      const { certificate, scheme } = signer!;
+      push(HandshakeType.Certificate, encodeCertificate(certificate.chain));
+      keyShare = conn.config.provider.keyShare(group!, conn.config.random);
+      const params = encodeServerEcdhParams(NamedGroup[group!], keyShare.publicKey);
+      push(
+        HandshakeType.ServerKeyExchange,
+        encodeSignedEcdheServerKeyExchange({
+          group: NamedGroup[group!],
+          publicKey: keyShare.publicKey,
+          scheme: SignatureSchemeCode[scheme],
+          signature: certificate.key.sign(scheme, concat(ch.random, serverRandom, params)),
+        }),
+      );
+    } else if (ecdhe) {
       keyShare = conn.config.provider.keyShare(group!, conn.config.random);
       push(
         HandshakeType.ServerKeyExchange,
@@ -351,9 +390,43 @@ export class ServerHandshake implements HandshakeDriver {
     return this.#options.groups.find((g) => offered.includes(NamedGroup[g]));
   }
 
-  #pickSuite(offered: readonly number[], haveGroup: boolean): CipherSuite | undefined {
+  /**
+   * Our certificate and the scheme to sign with, when we have one and the
+   * client can check its signatures: a scheme of our key that its
+   * signature_algorithms lists. Without the extension a TLS 1.2 client
+   * takes SHA-1 signatures only (RFC 5246 §7.4.1.4.1), which we never make.
+   * An ECDSA key's curve must also be one the client supports, when it
+   * says which (RFC 8422 §5.1).
+   */
+  #pickSigner(
+    exts: readonly Extension[],
+  ): { certificate: ServerCertificate; scheme: SignatureScheme } | undefined {
+    const certificate = this.#options.certificate?.();
+    const algorithms = findExtension(exts, ExtensionType.SignatureAlgorithms);
+    if (certificate === undefined || algorithms === undefined) return undefined;
+    const offered = decodeSignatureAlgorithms(algorithms.data);
+    const scheme = certificate.key.schemes.find((s) => offered.includes(SignatureSchemeCode[s]));
+    if (scheme === undefined) return undefined;
+    const curve = CURVE_OF[scheme];
+    const groupsExt = findExtension(exts, ExtensionType.SupportedGroups);
+    if (
+      curve !== undefined && groupsExt !== undefined &&
+      !decodeSupportedGroups(groupsExt.data).includes(NamedGroup[curve])
+    ) {
+      return undefined;
+    }
+    return { certificate, scheme };
+  }
+
+  #pickSuite(
+    offered: readonly number[],
+    haveGroup: boolean,
+    key: SigningKey | undefined,
+  ): CipherSuite | undefined {
     for (const suite of this.#options.suites) {
-      if (suite.kx === "ecdhe_psk" && !haveGroup) continue;
+      if (suite.kx !== "psk" && !haveGroup) continue;
+      if (suite.kx === "ecdhe_ecdsa" && key?.type !== "ec") continue;
+      if (suite.kx === "ecdhe_rsa" && key?.type !== "rsa") continue;
       if (offered.includes(suite.id) && suiteById(suite.id) !== undefined) return suite;
     }
     return undefined;
@@ -367,6 +440,9 @@ export class ServerHandshake implements HandshakeDriver {
     const conn = this.#conn;
     conn.disarmTimer();
     const { n } = state;
+    if (n.suite.kx === "ecdhe_ecdsa" || n.suite.kx === "ecdhe_rsa") {
+      return this.#onCertificateKeyExchange(state, messageSeq, body);
+    }
     let identityBytes: Uint8Array;
     let other: Uint8Array | undefined;
     if (n.suite.kx === "ecdhe_psk") {
@@ -399,8 +475,43 @@ export class ServerHandshake implements HandshakeDriver {
     const psk = known ?? conn.config.random(this.#options.dummyKeyLength?.() ?? DUMMY_PSK_LENGTH);
     n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
 
-    const provider = conn.config.provider;
     const premaster = other === undefined ? pskPremaster(psk) : ecdhePskPremaster(other, psk);
+    return this.#keyed(state, premaster, identity, identityBytes.slice());
+  }
+
+  /**
+   * The ClientKeyExchange of a certificate suite: the client's ephemeral
+   * point, whose shared secret with ours is the premaster secret (RFC 8422
+   * §5.10: the x-coordinate; X25519's output, RFC 8422 §5.11).
+   */
+  #onCertificateKeyExchange(
+    state: Extract<ServerState, { kind: "await_client_key_exchange" }>,
+    messageSeq: number,
+    body: Uint8Array,
+  ): ServerState {
+    const { n } = state;
+    const { publicKey } = decodeEcdheClientKeyExchange(body);
+    const shared = n.keyShare!.sharedSecret(publicKey);
+    if (shared === null) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "Cannot use client's ECDH public key",
+      );
+    }
+    n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
+    return this.#keyed(state, shared, "", EMPTY);
+  }
+
+  /** From the premaster secret (wiped here): the master secret, and both directions' keys. */
+  #keyed(
+    state: Extract<ServerState, { kind: "await_client_key_exchange" }>,
+    premaster: Uint8Array,
+    identity: string,
+    identityBytes: Uint8Array,
+  ): ServerState {
+    const conn = this.#conn;
+    const { n } = state;
+    const provider = conn.config.provider;
     const master = masterSecret(
       provider,
       n.suite.prfHash,
@@ -420,7 +531,7 @@ export class ServerHandshake implements HandshakeDriver {
       nextSeq: state.nextSeq,
       master,
       identity,
-      identityBytes: identityBytes.slice(),
+      identityBytes,
     };
   }
 
@@ -479,6 +590,12 @@ export class ServerHandshake implements HandshakeDriver {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The curve an ECDSA scheme's key is on (RFC 8446 §4.2.3 binds them; we sign only so). */
+const CURVE_OF: Partial<Record<SignatureScheme, GroupName>> = {
+  ecdsa_secp256r1_sha256: "secp256r1",
+  ecdsa_secp384r1_sha384: "secp384r1",
+};
 
 /** Bytes of the random key an unknown identity carries on with. */
 const DUMMY_PSK_LENGTH = 32;

@@ -7,8 +7,11 @@
 
 import type { AeadName, HashName } from "../crypto/provider.ts";
 
-/** Key exchange family. */
-export type KeyExchange = "psk" | "ecdhe_psk";
+/**
+ * Key exchange family: a pre-shared key (RFC 4279), ECDHE with one
+ * (RFC 5489), or ECDHE signed by a certificate's ECDSA or RSA key (RFC 8422).
+ */
+export type KeyExchange = "psk" | "ecdhe_psk" | "ecdhe_ecdsa" | "ecdhe_rsa";
 
 /** A cipher suite's parameters (RFC 5246 §6.3 key block sizes). */
 export interface CipherSuite {
@@ -32,10 +35,16 @@ export interface CipherSuite {
   readonly macKeyLength: number;
 }
 
-const gcm = (id: number, name: string, keyLength: number, prfHash: HashName): CipherSuite => ({
+const gcm = (
+  id: number,
+  name: string,
+  keyLength: number,
+  prfHash: HashName,
+  kx: KeyExchange = "psk",
+): CipherSuite => ({
   id,
   name,
-  kx: "psk",
+  kx,
   prfHash,
   cipher: { kind: "aead", aead: "aes-gcm", explicitNonce: true },
   keyLength,
@@ -43,10 +52,16 @@ const gcm = (id: number, name: string, keyLength: number, prfHash: HashName): Ci
   macKeyLength: 0,
 });
 
-const ccm = (id: number, name: string, keyLength: number, aead: AeadName): CipherSuite => ({
+const ccm = (
+  id: number,
+  name: string,
+  keyLength: number,
+  aead: AeadName,
+  kx: KeyExchange = "psk",
+): CipherSuite => ({
   id,
   name,
-  kx: "psk",
+  kx,
   prfHash: "sha256",
   cipher: { kind: "aead", aead, explicitNonce: true },
   keyLength,
@@ -80,7 +95,7 @@ const cbc = (id: number, name: string, kx: KeyExchange): CipherSuite => ({
  * Every suite, in server preference order: AEAD with forward secrecy first,
  * then plain-PSK AEADs (faster ones first: ChaCha20-Poly1305 costs a quarter
  * of node:crypto's AES-GCM per short record, both in constant time), then
- * CBC.
+ * the certificate suites, then CBC.
  */
 export const CIPHER_SUITES: readonly CipherSuite[] = [
   chacha(0xccac, "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256", "ecdhe_psk"),
@@ -91,9 +106,25 @@ export const CIPHER_SUITES: readonly CipherSuite[] = [
   ccm(0xc0a5, "TLS_PSK_WITH_AES_256_CCM", 32, "aes-ccm"),
   ccm(0xc0a8, "TLS_PSK_WITH_AES_128_CCM_8", 16, "aes-ccm-8"),
   ccm(0xc0a9, "TLS_PSK_WITH_AES_256_CCM_8", 32, "aes-ccm-8"),
+  // Certificate suites (RFC 5289, RFC 7905, RFC 7251), usable only with a
+  // certificate of their key type; after the PSK ones, so that a client
+  // offering both, which has a key, is served with it.
+  gcm(0xc02b, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", 16, "sha256", "ecdhe_ecdsa"),
+  gcm(0xc02c, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", 32, "sha384", "ecdhe_ecdsa"),
+  chacha(0xcca9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ecdhe_ecdsa"),
+  ccm(0xc0ac, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM", 16, "aes-ccm", "ecdhe_ecdsa"),
+  ccm(0xc0ae, "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8", 16, "aes-ccm-8", "ecdhe_ecdsa"),
+  gcm(0xc02f, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", 16, "sha256", "ecdhe_rsa"),
+  gcm(0xc030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", 32, "sha384", "ecdhe_rsa"),
+  chacha(0xcca8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ecdhe_rsa"),
   cbc(0xc037, "TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256", "ecdhe_psk"),
   cbc(0x00ae, "TLS_PSK_WITH_AES_128_CBC_SHA256", "psk"),
 ];
+
+/** The suites a pre-shared key authenticates, in the same order. */
+export const PSK_SUITES: readonly CipherSuite[] = CIPHER_SUITES.filter((s) =>
+  s.kx === "psk" || s.kx === "ecdhe_psk"
+);
 
 const byId = new Map(CIPHER_SUITES.map((s) => [s.id, s]));
 

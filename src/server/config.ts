@@ -65,6 +65,12 @@ export const SETTINGS: readonly Spec[] = [
   },
   { name: "psk-file", kind: "string", help: "keys in psktool format (identity:hexkey per line)" },
   {
+    name: "cert",
+    kind: "string",
+    help: "PEM certificate chain, leaf first, for the ECDHE_ECDSA / ECDHE_RSA suites",
+  },
+  { name: "key", kind: "string", help: "PEM private key of --cert (PKCS#8, SEC1 or PKCS#1)" },
+  {
     name: "identity-hint",
     kind: "string",
     default: SERVER_DEFAULTS.identityHint,
@@ -226,6 +232,8 @@ export interface ServerSettings {
   readonly address: string;
   readonly port: number;
   readonly pskFile: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
   readonly identityHint: string;
   readonly allowDemoKey: boolean;
   readonly mtu: number;
@@ -392,6 +400,13 @@ export function resolveSettings(
     else if (spec.name in file) value = convert(spec, file[spec.name], `config file ${configPath}`);
     else value = spec.default === undefined ? undefined : convert(spec, spec.default, "default");
     out[fieldName(spec)] = value;
+  }
+  if ((out.cert === undefined) !== (out.key === undefined)) {
+    throw new ConfigError(
+      out.cert === undefined
+        ? "Cannot use --key without --cert: give the certificate it belongs to"
+        : "Cannot use --cert without --key: give its private key",
+    );
   }
   return out as unknown as ServerSettings;
 }

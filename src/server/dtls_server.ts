@@ -25,6 +25,7 @@ import { type Logger, LogtapeLogger, toHex } from "./log.ts";
 import { bytesForLog, safeText, safeTextBounded } from "./log_text.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
+import type { ServerCertificate } from "../handshake/server.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
 import { isLoopbackIp } from "../codec/ip_address.ts";
 
@@ -74,6 +75,7 @@ const SERVER_OPTIONS = {
   address: "other",
   port: "limit",
   psk: "other",
+  certificate: "other",
   identityHint: "other",
   suites: "other",
   groups: "other",
@@ -110,6 +112,11 @@ export interface DtlsServerOptions {
   readonly port?: number;
   /** Keys (default: the Qt example's demo credentials). */
   readonly psk?: PskStore;
+  /**
+   * The certificate the ECDHE_ECDSA / ECDHE_RSA suites use (see
+   * `loadServerCertificate`); without one only PSK suites are chosen.
+   */
+  readonly certificate?: ServerCertificate;
   /** psk_identity_hint (default: the Qt example's). */
   readonly identityHint?: string;
   /** Suites in preference order (default: all, AEAD with forward secrecy first). */
@@ -223,6 +230,7 @@ export class DtlsServer {
   #closing = false;
   readonly #peerKeys = new PeerKeys();
   #psk: PskStore;
+  #certificate: ServerCertificate | undefined;
   /** Counters and gauges of this server (served by `--metrics`). */
   readonly metrics = new Metrics();
   // The counters of every datagram, held rather than looked up by name each time.
@@ -273,6 +281,7 @@ export class DtlsServer {
     this.#clock = options.clock ?? Date.now;
     const psk = options.psk ?? demoPskStore();
     this.#psk = psk;
+    this.#certificate = options.certificate;
     this.#logPlaintext = options.logPlaintext ?? false;
     this.#app = options.onDatagram ?? qtAckHandler;
     const random = options.random ?? systemRandom;
@@ -303,6 +312,7 @@ export class DtlsServer {
         lookupPsk: (identity) => this.#psk.lookup(identity),
         // The key store is replaced on reload: both read the current one.
         dummyKeyLength: () => this.#psk.typicalKeyLength,
+        certificate: () => this.#certificate,
         identityHint: encoder.encode(options.identityHint ?? SERVER_DEFAULTS.identityHint),
         suites: options.suites ?? CIPHER_SUITES,
         groups: options.groups ?? SERVER_DEFAULTS.groups,
@@ -325,6 +335,14 @@ export class DtlsServer {
    */
   setPskStore(psk: PskStore): void {
     this.#psk = psk;
+  }
+
+  /**
+   * Replaces the certificate (e.g. on SIGHUP): handshakes from now on send
+   * and sign with it; established connections are not affected.
+   */
+  setCertificate(certificate: ServerCertificate | undefined): void {
+    this.#certificate = certificate;
   }
 
   #installGauges(): void {

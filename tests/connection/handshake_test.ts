@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
+import { PSK_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { Pair, PEER } from "../helpers/sim.ts";
 import { watchDrops } from "../helpers/drive.ts";
 import type { ConnectionEvent } from "../../src/connection/events.ts";
@@ -25,7 +25,7 @@ function exchange(pair: Pair, message: string): string {
   return new TextDecoder().decode(back.data);
 }
 
-for (const suite of CIPHER_SUITES) {
+for (const suite of PSK_SUITES) {
   Deno.test(`handshake and data with ${suite.name}`, () => {
     const pair = new Pair({ seed: suite.name, client: { suites: [suite] } });
     pair.run();

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { CIPHER_SUITES } from "../../src/record/suites.ts";
+import { PSK_SUITES } from "../../src/record/suites.ts";
 import { assertReceivedThenClosed, DEMO, runPeer, startServer } from "../helpers/server_process.ts";
 import { buildPeer, shellSucceeds } from "../helpers/build_peer.ts";
 
@@ -36,7 +36,7 @@ const mbedtls = buildPeer(
   ],
 );
 
-for (const { name: suite } of CIPHER_SUITES) {
+for (const { name: suite } of PSK_SUITES) {
   Deno.test({
     name: `mbedtls client: ${suite}`,
     ignore: mbedtls.ignore,

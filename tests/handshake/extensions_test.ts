@@ -163,6 +163,7 @@ Deno.test("code points match the IANA registry", () => {
     ServerName: 0,
     SupportedGroups: 10,
     EcPointFormats: 11,
+    SignatureAlgorithms: 13,
     EncryptThenMac: 22,
     ExtendedMasterSecret: 23,
     RenegotiationInfo: 0xff01,

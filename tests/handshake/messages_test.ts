@@ -601,8 +601,11 @@ Deno.test("HandshakeType: RFC 5246 §7.4 and RFC 6347 §4.3.2 code points", () =
     ClientHello: 1,
     ServerHello: 2,
     HelloVerifyRequest: 3,
+    Certificate: 11,
     ServerKeyExchange: 12,
+    CertificateRequest: 13,
     ServerHelloDone: 14,
+    CertificateVerify: 15,
     ClientKeyExchange: 16,
     Finished: 20,
   });

@@ -615,3 +615,32 @@ export async function assertReceivedThenClosed(
   const fatal = server.events("alert_sent").filter((e) => e.level_alert === "fatal");
   assert.deepEqual(fatal, [], context);
 }
+
+export const MAIN_PERMS = ["--allow-net", "--allow-read", "--allow-env"];
+
+/** Runs main.ts to completion (bounded) and returns what it printed. */
+export async function runMain(
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...MAIN_PERMS, "main.ts", ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already gone */ }
+  }, options.timeoutMs ?? 20_000);
+  const out = await child.output();
+  clearTimeout(timer);
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}

@@ -14,8 +14,8 @@ import {
 import type { ConnectionEvent } from "../../src/connection/events.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import type { PskClientOptions } from "../../src/handshake/client.ts";
-import type { PskServerOptions } from "../../src/handshake/server.ts";
-import { CIPHER_SUITES } from "../../src/record/suites.ts";
+import type { ServerHandshakeOptions } from "../../src/handshake/server.ts";
+import { PSK_SUITES } from "../../src/record/suites.ts";
 import { seededRandom } from "./random.ts";
 
 /** What the network does with one datagram. */
@@ -29,11 +29,11 @@ export const IDENTITY = new TextEncoder().encode("Qt DTLS example client");
 export const KEY = new Uint8Array([0x1a, 0x2b, 0x3c, 0x4d, 0x5e, 0x6f]);
 
 /** Server PSK options with one identity. */
-export function serverPsk(overrides: Partial<PskServerOptions> = {}): PskServerOptions {
+export function serverPsk(overrides: Partial<ServerHandshakeOptions> = {}): ServerHandshakeOptions {
   return {
     lookupPsk: (id) => new TextDecoder().decode(id) === "Qt DTLS example client" ? KEY : undefined,
     identityHint: new TextEncoder().encode("Qt DTLS example server"),
-    suites: CIPHER_SUITES,
+    suites: PSK_SUITES,
     groups: ["x25519", "secp256r1"],
     maxIdentityLength: 128,
     dummyKeyLength: () => KEY.length,
@@ -46,7 +46,7 @@ export function clientPsk(overrides: Partial<PskClientOptions> = {}): PskClientO
   return {
     identity: IDENTITY,
     psk: KEY,
-    suites: CIPHER_SUITES,
+    suites: PSK_SUITES,
     groups: ["x25519", "secp256r1"],
     ...overrides,
   };
@@ -68,7 +68,7 @@ export class Pair {
   constructor(
     options: {
       seed?: string;
-      server?: Partial<PskServerOptions>;
+      server?: Partial<ServerHandshakeOptions>;
       client?: Partial<PskClientOptions>;
       script?: NetworkScript;
       mtu?: number;

@@ -6,36 +6,7 @@ import assert from "node:assert/strict";
 import denoJson from "../../deno.json" with { type: "json" };
 import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { parseHexKey } from "../../src/server/psk_store.ts";
-import { REPO_ROOT, startServer } from "../helpers/server_process.ts";
-
-const PERMS = ["--allow-net", "--allow-read", "--allow-env"];
-
-/** Runs main.ts to completion (bounded) and returns what it printed. */
-async function runMain(
-  args: string[],
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, "main.ts", ...args],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1", ...options.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-  }, options.timeoutMs ?? 20_000);
-  const out = await child.output();
-  clearTimeout(timer);
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+import { MAIN_PERMS, REPO_ROOT, runMain, startServer } from "../helpers/server_process.ts";
 
 function tempFile(name: string, text: string): string {
   const dir = Deno.makeTempDirSync({ prefix: "dtls-cli-" });
@@ -239,7 +210,7 @@ Deno.test("SIGHUP reloads the keys without dropping connections", async () => {
 
 Deno.test("--log-format pretty colours the log for a terminal", async () => {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, "main.ts", "--port", "0", "--log-format", "pretty"],
+    args: ["run", ...MAIN_PERMS, "main.ts", "--port", "0", "--log-format", "pretty"],
     cwd: REPO_ROOT,
     stdin: "null",
     stdout: "piped",

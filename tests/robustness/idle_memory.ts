@@ -14,7 +14,7 @@
  */
 import type { Connection } from "../../src/connection/connection.ts";
 import { converse, deliver, testClient, testEndpoint } from "../helpers/drive.ts";
-import { CIPHER_SUITES } from "../../src/record/suites.ts";
+import { PSK_SUITES } from "../../src/record/suites.ts";
 import { connectionConfig } from "../../src/connection/endpoint.ts";
 import { PeerKeys, type PeerRoute, peerRoute } from "../../src/server/dtls_server.ts";
 import { nodeProvider } from "../../src/crypto/node.ts";
@@ -53,7 +53,7 @@ const T0 = 1_000_000;
 // Warm up code paths so compiled code is not counted.
 for (let i = 0; i < 50; i++) {
   const peer = `10.255.0.${i}:9`;
-  converse(endpoint, testClient(`warm${i}`, T0, { suites: CIPHER_SUITES }), peer, T0);
+  converse(endpoint, testClient(`warm${i}`, T0, { suites: PSK_SUITES }), peer, T0);
   endpoint.get(peer)!.close();
   endpoint.remove(peer);
 }
@@ -66,7 +66,7 @@ const rssBefore = Deno.memoryUsage().rss;
 const started = performance.now();
 for (let i = 0; i < count; i++) {
   const peer = `10.${(i >> 16) & 0xff}.${(i >> 8) & 0xff}.${i & 0xff}:${1024 + (i % 60000)}`;
-  const client = testClient(`idle${i}`, T0, { suites: CIPHER_SUITES });
+  const client = testClient(`idle${i}`, T0, { suites: PSK_SUITES });
   converse(endpoint, client, peer, T0);
   if (!client.isEstablished) throw new Error(`handshake ${i} failed`);
   // Each carries a message, as a server's connections do, before going quiet.

@@ -1,0 +1,130 @@
+/**
+ * The server's certificate from the PEM files an operator gives it
+ * (`--cert`, `--key`): the chain to send, leaf first, and the key to sign
+ * with, checked before the server starts so that a wrong file stops it with
+ * one clear line rather than failing every handshake.
+ *
+ * X.509 is the runtime's native `node:crypto` `X509Certificate` (see
+ * README, "Dependencies"): it parses, checks validity and matches the key;
+ * nothing here reads DER beyond taking PEM's base64 off.
+ *
+ * @module
+ */
+
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
+import type { CryptoProvider } from "../crypto/provider.ts";
+import type { ServerCertificate } from "../handshake/server.ts";
+import { MAX_CHAIN_CERTIFICATES } from "../handshake/messages.ts";
+
+/** A certificate or key file that cannot serve: the message says which and why. */
+export class CertificateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CertificateError";
+  }
+}
+
+/** The DER contents of each `-----BEGIN <label>-----` block of `pem`, in order. */
+export function pemBlocks(pem: string, label: string): Uint8Array[] {
+  const blocks: Uint8Array[] = [];
+  const pattern = new RegExp(
+    `-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]*?)-----END ${label}-----`,
+    "g",
+  );
+  for (const match of pem.matchAll(pattern)) {
+    const base64 = match[1]!.replace(/\s+/g, "");
+    const binary = atob(base64);
+    blocks.push(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+  }
+  return blocks;
+}
+
+/** What a certificate says of itself, for logs: subject, issuer and validity. */
+export interface CertificateSummary {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly validTo: string;
+  /** SHA-256 fingerprint of the leaf, as `AA:BB:…`. */
+  readonly fingerprint256: string;
+}
+
+/**
+ * Reads the server's chain and key: `certPem` holds the chain, leaf first;
+ * `keyPem` the leaf's key as PKCS#8, SEC1 (`EC PRIVATE KEY`) or PKCS#1
+ * (`RSA PRIVATE KEY`), as openssl writes them. Throws a
+ * {@link CertificateError} when a certificate does not parse, the leaf is
+ * not valid at `now`, the key is not one we sign with (EC P-256/P-384, RSA
+ * of 2048 bits or more) or is not the leaf's.
+ */
+export function loadServerCertificate(
+  certPem: string,
+  keyPem: string,
+  provider: CryptoProvider,
+  now: number,
+  names: { readonly cert: string; readonly key: string } = { cert: "--cert", key: "--key" },
+): { certificate: ServerCertificate; summary: CertificateSummary } {
+  const chain = pemBlocks(certPem, "CERTIFICATE");
+  if (chain.length === 0) {
+    throw new CertificateError(`Cannot use ${names.cert}: no PEM certificate in it`);
+  }
+  if (chain.length > MAX_CHAIN_CERTIFICATES) {
+    throw new CertificateError(
+      `Cannot use ${names.cert}: ${chain.length} certificates, at most ${MAX_CHAIN_CERTIFICATES}`,
+    );
+  }
+  const parsed = chain.map((der, i) => {
+    try {
+      return new X509Certificate(der);
+    } catch (error) {
+      throw new CertificateError(
+        `Cannot use ${names.cert}: certificate ${i + 1} does not parse (${messageOf(error)})`,
+      );
+    }
+  });
+  const leaf = parsed[0]!;
+  const from = Date.parse(leaf.validFrom);
+  const to = Date.parse(leaf.validTo);
+  if (!(now >= from)) {
+    throw new CertificateError(
+      `Cannot use ${names.cert}: not valid before ${leaf.validFrom} (${leaf.subject})`,
+    );
+  }
+  if (!(now <= to)) {
+    throw new CertificateError(
+      `Cannot use ${names.cert}: expired ${leaf.validTo} (${leaf.subject})`,
+    );
+  }
+  let keyObject: KeyObject;
+  try {
+    keyObject = createPrivateKey(keyPem);
+  } catch (error) {
+    throw new CertificateError(
+      `Cannot use ${names.key}: not a PEM private key (${messageOf(error)})`,
+    );
+  }
+  let key;
+  try {
+    const pkcs8 = keyObject.export({ type: "pkcs8", format: "der" });
+    key = provider.signingKey(new Uint8Array(pkcs8));
+  } catch (error) {
+    throw new CertificateError(`Cannot use ${names.key}: ${messageOf(error)}`);
+  }
+  if (!leaf.checkPrivateKey(keyObject)) {
+    throw new CertificateError(
+      `Cannot use ${names.key}: it is not the key of the certificate in ${names.cert} (${leaf.subject})`,
+    );
+  }
+  return {
+    certificate: { chain, key },
+    summary: {
+      subject: leaf.subject,
+      issuer: leaf.issuer,
+      validTo: leaf.validTo,
+      fingerprint256: leaf.fingerprint256,
+    },
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

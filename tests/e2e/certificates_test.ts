@@ -1,0 +1,232 @@
+/**
+ * Certificates end to end (issue 13, server side): OpenSSL's s_client,
+ * verifying our chain against the test CA with `-verify_return_error`,
+ * completes a handshake on every ECDHE_ECDSA and ECDHE_RSA suite and gets
+ * the ACK back; PSK keeps working beside a certificate; a client that cannot
+ * check our certificate's curve is refused; and every bad --cert / --key
+ * stops the start with one clear line.
+ */
+
+import assert from "node:assert/strict";
+import {
+  DEMO,
+  runMain,
+  runPeer,
+  type RunPeerResult,
+  type ServerProcess,
+  skipUnless,
+  startServer,
+} from "../helpers/server_process.ts";
+import { testPki } from "../helpers/pki.ts";
+
+const openssl = skipUnless("openssl");
+const ACK = /to \(127\.0\.0\.1:(\d+)\): ACK/;
+const TIMEOUT_MS = 10_000;
+
+/** s_client with certificate verification against the test CA, one message. */
+function sClient(port: number, extra: readonly string[]): Promise<RunPeerResult> {
+  return runPeer("openssl", [
+    "s_client",
+    "-dtls1_2",
+    "-connect",
+    `127.0.0.1:${port}`,
+    "-CAfile",
+    testPki().caCert,
+    "-verify_return_error",
+    ...extra,
+  ], { input: "Message #1\n", until: ACK, timeoutMs: TIMEOUT_MS });
+}
+
+function show(server: ServerProcess, result: RunPeerResult): string {
+  return `exit ${result.code}, timed out ${result.timedOut}\n--- s_client stdout:\n${result.stdout}\n` +
+    `--- s_client stderr:\n${result.stderr}\n${server.describe()}`;
+}
+
+/** s_client verified our chain, got the ACK, and the server logged the suite. */
+async function assertCertificateSession(
+  server: ServerProcess,
+  result: RunPeerResult,
+  suite: string,
+): Promise<void> {
+  const context = show(server, result);
+  assert.ok(result.reply, `no ACK\n${context}`);
+  assert.match(result.stdout, /Verify return code: 0 \(ok\)/, context);
+  const complete = await server.waitFor(
+    (e) => e.event === "handshake_complete" && e.suite === suite,
+    5_000,
+  );
+  assert.equal(complete.version, "DTLS 1.2");
+}
+
+const EC_SUITES: [string, string][] = [
+  ["ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"],
+  ["ECDHE-ECDSA-AES256-GCM-SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"],
+  ["ECDHE-ECDSA-CHACHA20-POLY1305", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"],
+  ["ECDHE-ECDSA-AES128-CCM", "TLS_ECDHE_ECDSA_WITH_AES_128_CCM"],
+  ["ECDHE-ECDSA-AES128-CCM8", "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8"],
+];
+const RSA_SUITES: [string, string][] = [
+  ["ECDHE-RSA-AES128-GCM-SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+  ["ECDHE-RSA-AES256-GCM-SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"],
+  ["ECDHE-RSA-CHACHA20-POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"],
+];
+
+Deno.test({
+  name: "openssl s_client verifies our P-256 chain on every ECDHE_ECDSA suite, with each group",
+  ignore: openssl.ignore,
+  async fn(t) {
+    const pki = testPki();
+    await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+    assert.ok(server.events("certificate_loaded").length === 1, server.describe());
+    for (const [cipher, suite] of EC_SUITES) {
+      await t.step(cipher, async () => {
+        await assertCertificateSession(
+          server,
+          await sClient(server.port, ["-cipher", cipher]),
+          suite,
+        );
+      });
+    }
+    for (const groups of ["X25519:P-256", "P-384:P-256"]) {
+      await t.step(`groups ${groups}`, async () => {
+        const result = await sClient(server.port, [
+          "-cipher",
+          "ECDHE-ECDSA-AES128-GCM-SHA256",
+          "-groups",
+          groups,
+        ]);
+        assert.ok(result.reply, show(server, result));
+      });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "openssl s_client verifies our RSA chain on every ECDHE_RSA suite, with PSS and PKCS#1 signatures",
+  ignore: openssl.ignore,
+  async fn(t) {
+    const pki = testPki();
+    await using server = await startServer(["--cert", pki.rsaCert, "--key", pki.rsaKey]);
+    for (const [cipher, suite] of RSA_SUITES) {
+      await t.step(cipher, async () => {
+        await assertCertificateSession(
+          server,
+          await sClient(server.port, ["-cipher", cipher]),
+          suite,
+        );
+      });
+    }
+    for (const sigalgs of ["rsa_pss_rsae_sha384", "RSA+SHA256", "RSA+SHA384"]) {
+      await t.step(`sigalgs ${sigalgs}`, async () => {
+        const result = await sClient(server.port, [
+          "-cipher",
+          "ECDHE-RSA-AES128-GCM-SHA256",
+          "-sigalgs",
+          sigalgs,
+        ]);
+        assert.ok(result.reply, show(server, result));
+      });
+    }
+  },
+});
+
+Deno.test({
+  name: "a P-384 certificate signs with ecdsa_secp384r1_sha384",
+  ignore: openssl.ignore,
+  async fn() {
+    const pki = testPki();
+    await using server = await startServer(["--cert", pki.p384Cert, "--key", pki.p384Key]);
+    const result = await sClient(server.port, [
+      "-cipher",
+      "ECDHE-ECDSA-AES256-GCM-SHA384",
+      "-sigalgs",
+      "ecdsa_secp384r1_sha384",
+    ]);
+    await assertCertificateSession(server, result, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
+  },
+});
+
+Deno.test({
+  name: "PSK keeps working beside a certificate: the server chooses by what the client offers",
+  ignore: openssl.ignore,
+  async fn() {
+    const pki = testPki();
+    await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+    const result = await runPeer("openssl", [
+      "s_client",
+      "-dtls1_2",
+      "-connect",
+      `127.0.0.1:${server.port}`,
+      "-psk",
+      DEMO.keyHex,
+      "-psk_identity",
+      DEMO.identity,
+      "-cipher",
+      "PSK-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256",
+    ], { input: "Message #1\n", until: ACK, timeoutMs: TIMEOUT_MS });
+    assert.ok(result.reply, show(server, result));
+    const complete = await server.waitFor((e) => e.event === "handshake_complete", 5_000);
+    assert.equal(complete.suite, "TLS_PSK_WITH_AES_128_GCM_SHA256");
+  },
+});
+
+Deno.test({
+  name:
+    "a client that takes only another curve than our certificate's is refused with handshake_failure",
+  ignore: openssl.ignore,
+  async fn() {
+    // RFC 8422 §5.1: no ECC suite unless the handshake respects the
+    // client's curves, the certificate's included.
+    const pki = testPki();
+    await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+    const result = await sClient(server.port, [
+      "-cipher",
+      "ECDHE-ECDSA-AES128-GCM-SHA256",
+      "-groups",
+      "P-384",
+    ]);
+    assert.equal(result.reply, undefined, show(server, result));
+    await server.waitFor(
+      (e) => e.event === "alert_sent" && e.description === "handshake_failure",
+      5_000,
+    );
+  },
+});
+
+Deno.test({
+  name: "a bad --cert or --key stops the start with one line naming the file and the reason",
+  ignore: openssl.ignore,
+  async fn(t) {
+    const pki = testPki();
+    const cases: [string, string[], RegExp][] = [
+      ["expired", ["--cert", pki.expiredCert, "--key", `${pki.dir}/expired.key`], /expired/],
+      [
+        "key of another certificate",
+        ["--cert", pki.ecCert, "--key", pki.strayKey],
+        /not the key of the certificate/,
+      ],
+      [
+        "RSA of 1024 bits",
+        ["--cert", pki.rsa1024Cert, "--key", pki.rsa1024Key],
+        /RSA key of 1024 bits: at least 2048/,
+      ],
+      [
+        "unreadable",
+        ["--cert", `${pki.dir}/missing.pem`, "--key", pki.ecKey],
+        /^Cannot read --cert .*missing\.pem/,
+      ],
+      ["not PEM", ["--cert", pki.ecKey, "--key", pki.ecKey], /no PEM certificate/],
+      ["--cert alone", ["--cert", pki.ecCert], /Cannot use --cert without --key/],
+      ["--key alone", ["--key", pki.ecKey], /Cannot use --key without --cert/],
+    ];
+    for (const [name, args, pattern] of cases) {
+      await t.step(name, async () => {
+        const r = await runMain(["--port", "0", ...args]);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr.split("\n")[0]!, pattern);
+        assert.equal(r.stdout, "", "nothing started");
+      });
+    }
+  },
+});
