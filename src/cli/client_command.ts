@@ -8,7 +8,14 @@
 
 import { parseArgs } from "node:util";
 import { DtlsClient } from "../client/dtls_client.ts";
-import { type CipherSuite, PSK_SUITES, suiteByName } from "../record/suites.ts";
+import {
+  CERTIFICATE_SUITES,
+  CIPHER_SUITES,
+  type CipherSuite,
+  PSK_SUITES,
+  suiteByName,
+} from "../record/suites.ts";
+import { pemBlocks } from "../pki/server_certificate.ts";
 import { DEMO_CLIENT_IDENTITY, DEMO_KEY_HEX, parseHexKey } from "../server/psk_store.ts";
 
 /** Usage of the client command. */
@@ -16,6 +23,10 @@ export const CLIENT_USAGE = `Usage: dtls-server client --connect HOST:PORT [opti
   --connect HOST:PORT   server to connect to ([::1]:4433 for IPv6)
   --psk-identity ID     PSK identity (default: the Qt example's, "${DEMO_CLIENT_IDENTITY}")
   --psk-key HEX         the key as hex, or DTLS_CLIENT_PSK_KEY (default: the demo key)
+  --ca FILE             PEM certificates to trust (a CA bundle, or the server's own):
+                        offers the certificate suites (and PSK ones only with --psk-key)
+                        and verifies the server's chain
+  --server-name NAME    the name the server's certificate must carry (default: HOST)
   --message TEXT        what to send (default "Message #N")
   --count N             how many messages (default 1)
   --cipher NAME         offer only this suite (IANA name); default: all
@@ -36,6 +47,8 @@ export async function runClient(
         connect: { type: "string" },
         "psk-identity": { type: "string" },
         "psk-key": { type: "string" },
+        ca: { type: "string" },
+        "server-name": { type: "string" },
         message: { type: "string" },
         count: { type: "string", default: "1" },
         cipher: { type: "string" },
@@ -62,12 +75,24 @@ export async function runClient(
   // key file is: `deno task start` and `client --connect 127.0.0.1:4433` talk.
   const identity = v["psk-identity"] ?? DEMO_CLIENT_IDENTITY;
   let psk: Uint8Array;
-  let suites: readonly CipherSuite[] = PSK_SUITES;
+  // --ca asks for the server's certificate: its suites, and PSK ones too only
+  // when a key was given as well.
+  const givenKey = v["psk-key"] !== undefined || env("DTLS_CLIENT_PSK_KEY") !== undefined;
+  let suites: readonly CipherSuite[] = v.ca === undefined
+    ? PSK_SUITES
+    : givenKey
+    ? CIPHER_SUITES
+    : CERTIFICATE_SUITES;
+  let ca: Uint8Array[] | undefined;
   const count = Number(v.count);
   const timeoutMs = Number(v.timeout) * 1000;
   try {
     psk = parseHexKey(v["psk-key"] ?? env("DTLS_CLIENT_PSK_KEY") ?? DEMO_KEY_HEX, "--psk-key");
     if (v.cipher !== undefined) suites = [suiteByName(v.cipher)];
+    if (v.ca !== undefined) {
+      ca = pemBlocks(Deno.readTextFileSync(v.ca), "CERTIFICATE");
+      if (ca.length === 0) throw new Error(`Cannot use --ca ${v.ca}: no PEM certificate in it`);
+    }
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));
     return 2;
@@ -86,6 +111,8 @@ export async function runClient(
     identity,
     psk,
     suites,
+    ...(ca === undefined ? {} : { ca }),
+    ...(v["server-name"] === undefined ? {} : { serverName: v["server-name"] }),
   });
   try {
     const session = await client.connect(timeoutMs);

@@ -11,7 +11,8 @@ import { connectionConfig, createClientConnection } from "../connection/endpoint
 import type { ConnectionEvent } from "../connection/events.ts";
 import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
-import { type CipherSuite, PSK_SUITES } from "../record/suites.ts";
+import { CERTIFICATE_SUITES, type CipherSuite, PSK_SUITES } from "../record/suites.ts";
+import { chainVerifier } from "../pki/chain_verifier.ts";
 import type { RetransmitPolicy } from "../handshake/flight.ts";
 
 /** Settings of a {@link DtlsClient}. */
@@ -24,7 +25,15 @@ export interface DtlsClientOptions {
   readonly identity: string;
   /** The key. */
   readonly psk: Uint8Array;
-  /** Suites offered, in order (default: all). */
+  /**
+   * Certificates to trust, DER (a CA bundle, or a server's own certificate
+   * to pin): with them the certificate suites are offered too, and the
+   * server's chain must end at one of them.
+   */
+  readonly ca?: readonly Uint8Array[];
+  /** The name the server's certificate must carry (default: `hostname`). */
+  readonly serverName?: string;
+  /** Suites offered, in order (default: the PSK suites; with `ca`, the certificate suites). */
   readonly suites?: readonly CipherSuite[];
   /** Groups offered (default x25519, P-256). */
   readonly groups?: readonly GroupName[];
@@ -99,8 +108,11 @@ export class DtlsClient {
     this.#connection = createClientConnection(config, {
       identity: new TextEncoder().encode(o.identity),
       psk: o.psk,
-      suites: o.suites ?? PSK_SUITES,
+      suites: o.suites ?? (o.ca === undefined ? PSK_SUITES : CERTIFICATE_SUITES),
       groups: o.groups ?? ["x25519", "secp256r1", "secp384r1"],
+      ...(o.ca === undefined ? {} : {
+        verifyServer: chainVerifier({ anchors: o.ca, serverName: o.serverName ?? o.hostname }),
+      }),
     }, Date.now());
     this.#loop = this.#receiveLoop(socket);
     this.#flush();

@@ -29,7 +29,7 @@ import {
   parseHandshakeFragments,
 } from "../handshake/fragments.ts";
 import { ServerHandshake, type ServerHandshakeOptions } from "../handshake/server.ts";
-import { ClientHandshake, type PskClientOptions } from "../handshake/client.ts";
+import { ClientHandshake, type ClientHandshakeOptions } from "../handshake/client.ts";
 import {
   ContentType,
   DTLS_1_0,
@@ -733,7 +733,7 @@ function isSupportedClientVersion(version: number): boolean {
 /** A client connection that sends its first ClientHello on creation. */
 export function createClientConnection(
   config: ConnectionConfig,
-  options: PskClientOptions,
+  options: ClientHandshakeOptions,
   now: number,
 ): Connection {
   const connection = new Connection(config, now, {

@@ -1,11 +1,12 @@
 /**
- * The client side of the DTLS 1.2 PSK / ECDHE-PSK handshake, used by the
- * tests, the load tool and the client command:
+ * The client side of the DTLS 1.2 handshake (PSK, ECDHE-PSK, and ECDHE
+ * signed by the server's certificate), used by the tests, the load tool and
+ * the client command:
  *
  *     ClientHello                 -->
  *                                 <--  HelloVerifyRequest
  *     ClientHello (with cookie)   -->
- *                                 <--  ServerHello, [ServerKeyExchange], ServerHelloDone
+ *                                 <--  ServerHello, [Certificate], [ServerKeyExchange], ServerHelloDone
  *     ClientKeyExchange, ChangeCipherSpec, Finished -->
  *                                 <--  ChangeCipherSpec, Finished
  *
@@ -13,7 +14,7 @@
  */
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
-import type { GroupName, KeyShare } from "../crypto/provider.ts";
+import type { GroupName, KeyShare, SignatureScheme } from "../crypto/provider.ts";
 import type { HandshakeDriver, HandshakeHost } from "./driver.ts";
 import { ProtocolError } from "./errors.ts";
 import { DTLS_1_0, DTLS_1_2 } from "../record/header.ts";
@@ -22,24 +23,30 @@ import { type CipherSuite, suiteById } from "../record/suites.ts";
 import {
   encodeEcPointFormats,
   encodeRenegotiationInfo,
+  encodeSignatureAlgorithms,
   encodeSupportedGroups,
   ExtensionType,
   findExtension,
   hasDuplicateExtensions,
   NamedGroup,
+  SignatureSchemeCode,
+  signatureSchemeOf,
 } from "./extensions.ts";
 import type { FlightItem } from "./flight.ts";
 import { encodeHandshakeMessage } from "./fragments.ts";
 import {
   AlertDescription,
   type ClientHello,
+  decodeCertificate,
   decodeEcdhePskServerKeyExchange,
   decodeFinished,
   decodeHelloVerifyRequest,
   decodePskServerKeyExchange,
   decodeServerHello,
   decodeServerHelloDone,
+  decodeSignedEcdheServerKeyExchange,
   encodeClientHello,
+  encodeEcdheClientKeyExchange,
   encodeEcdhePskClientKeyExchange,
   encodeFinished,
   encodePskClientKeyExchange,
@@ -47,6 +54,7 @@ import {
   HandshakeType,
 } from "./messages.ts";
 import {
+  concat,
   ecdhePskPremaster,
   keyBlock,
   masterSecret,
@@ -62,12 +70,45 @@ import {
  */
 const MAX_HELLO_VERIFIES = 4;
 
-/** What a PSK client offers. */
-export interface PskClientOptions {
-  /** psk_identity sent in ClientKeyExchange. */
+/**
+ * What the check of a server's certificate chain found: the leaf's public
+ * key when the chain is trusted, else the alert to fail with and why.
+ */
+export type CertificateVerdict =
+  | { readonly ok: true; readonly spki: Uint8Array; readonly subject: string }
+  | {
+    readonly ok: false;
+    readonly alert: "bad_certificate" | "certificate_expired" | "unknown_ca";
+    readonly reason: string;
+  };
+
+const VERDICT_ALERTS = {
+  bad_certificate: AlertDescription.BadCertificate,
+  certificate_expired: AlertDescription.CertificateExpired,
+  unknown_ca: AlertDescription.UnknownCa,
+} as const;
+
+/** The schemes we offer in signature_algorithms, in our order of preference. */
+const OFFERED_SCHEMES: readonly SignatureScheme[] = [
+  "ecdsa_secp256r1_sha256",
+  "ecdsa_secp384r1_sha384",
+  "rsa_pss_rsae_sha256",
+  "rsa_pss_rsae_sha384",
+  "rsa_pkcs1_sha256",
+  "rsa_pkcs1_sha384",
+];
+
+/** What a client offers. */
+export interface ClientHandshakeOptions {
+  /** psk_identity sent in ClientKeyExchange (PSK suites). */
   readonly identity: Uint8Array;
-  /** The key. */
+  /** The key (PSK suites). */
   readonly psk: Uint8Array;
+  /**
+   * Checks the server's certificate chain (leaf first) at `now`; without
+   * it the certificate suites are not offered (see `src/pki/`).
+   */
+  readonly verifyServer?: (chain: readonly Uint8Array[], now: number) => CertificateVerdict;
   /** Suites offered, in order. */
   readonly suites: readonly CipherSuite[];
   /** Groups offered for ECDHE, in order. */
@@ -94,6 +135,13 @@ interface Keyed {
 
 type ClientState =
   | { readonly kind: "await_server_hello" }
+  | { readonly kind: "await_certificate"; readonly a: Agreed }
+  | {
+    readonly kind: "await_signed_key_exchange";
+    readonly a: Agreed;
+    /** The server's leaf key, from its trusted certificate. */
+    readonly spki: Uint8Array;
+  }
   | { readonly kind: "await_server_key_exchange_or_done"; readonly a: Agreed }
   | {
     readonly kind: "await_server_hello_done";
@@ -111,7 +159,7 @@ const EMPTY = new Uint8Array(0);
 /** Drives the client half of one handshake. */
 export class ClientHandshake implements HandshakeDriver {
   readonly #conn: HandshakeHost;
-  readonly #options: PskClientOptions;
+  readonly #options: ClientHandshakeOptions;
   readonly #random: Uint8Array;
   readonly #transcript = new Transcript();
   #hello: ClientHello;
@@ -120,12 +168,16 @@ export class ClientHandshake implements HandshakeDriver {
   /** HelloVerifyRequests answered so far (a server may send another: a cookie expired). */
   #helloVerifies = 0;
 
-  constructor(conn: HandshakeHost, options: PskClientOptions) {
+  constructor(conn: HandshakeHost, options: ClientHandshakeOptions) {
     this.#conn = conn;
-    // The client authenticates servers by pre-shared key only, so far.
-    const suites = options.suites.filter((s) => s.kx === "psk" || s.kx === "ecdhe_psk");
+    // A certificate suite only when there is a way to check the server's chain.
+    const suites = options.suites.filter((s) =>
+      s.kx === "psk" || s.kx === "ecdhe_psk" || options.verifyServer !== undefined
+    );
     if (suites.length === 0) {
-      throw new TypeError("Cannot offer cipher suites: none is a PSK suite");
+      throw new TypeError(
+        "Cannot offer cipher suites: certificate suites need a way to verify the server",
+      );
     }
     options = { ...options, suites };
     this.#options = options;
@@ -139,7 +191,13 @@ export class ClientHandshake implements HandshakeDriver {
     if ((options.encryptThenMac ?? true) && options.suites.some((s) => s.cipher.kind === "cbc")) {
       extensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
     }
-    if (options.suites.some((s) => s.kx === "ecdhe_psk")) {
+    if (options.suites.some((s) => s.kx === "ecdhe_ecdsa" || s.kx === "ecdhe_rsa")) {
+      extensions.push({
+        type: ExtensionType.SignatureAlgorithms,
+        data: encodeSignatureAlgorithms(OFFERED_SCHEMES.map((s) => SignatureSchemeCode[s])),
+      });
+    }
+    if (options.suites.some((s) => s.kx !== "psk")) {
       extensions.push(
         {
           type: ExtensionType.SupportedGroups,
@@ -208,6 +266,14 @@ export class ClientHandshake implements HandshakeDriver {
         if (msgType !== HandshakeType.ServerHello) break;
         conn.disarmTimer();
         this.#state = this.#onServerHello(messageSeq, body);
+        return;
+      case "await_certificate":
+        if (epoch !== 0 || msgType !== HandshakeType.Certificate) break;
+        this.#state = this.#onCertificate(state, messageSeq, body);
+        return;
+      case "await_signed_key_exchange":
+        if (epoch !== 0 || msgType !== HandshakeType.ServerKeyExchange) break;
+        this.#state = this.#onSignedKeyExchange(state, messageSeq, body);
         return;
       case "await_server_key_exchange_or_done":
         if (epoch !== 0) break;
@@ -336,9 +402,78 @@ export class ClientHandshake implements HandshakeDriver {
     const ems = findExtension(sh.extensions, ExtensionType.ExtendedMasterSecret) !== undefined;
     const etm = findExtension(sh.extensions, ExtensionType.EncryptThenMac) !== undefined &&
       suite.cipher.kind === "cbc";
-    return {
+    const a = {
+      suite,
+      serverRandom: sh.random.slice(),
+      extendedMasterSecret: ems,
+      encryptThenMac: etm,
+    };
+    const certified = suite.kx === "ecdhe_ecdsa" || suite.kx === "ecdhe_rsa";
+    return certified ? { kind: "await_certificate", a } : {
       kind: "await_server_key_exchange_or_done",
-      a: { suite, serverRandom: sh.random.slice(), extendedMasterSecret: ems, encryptThenMac: etm },
+      a,
+    };
+  }
+
+  /** The server's chain: trusted, or the handshake fails with the verdict's alert. */
+  #onCertificate(
+    state: Extract<ClientState, { kind: "await_certificate" }>,
+    messageSeq: number,
+    body: Uint8Array,
+  ): ClientState {
+    const chain = decodeCertificate(body);
+    if (chain.length === 0) {
+      throw new ProtocolError(AlertDescription.BadCertificate, "Cannot accept an empty chain");
+    }
+    const verdict = this.#options.verifyServer!(chain, this.#conn.now);
+    if (!verdict.ok) {
+      throw new ProtocolError(
+        VERDICT_ALERTS[verdict.alert],
+        `Cannot trust server certificate: ${verdict.reason}`,
+      );
+    }
+    this.#transcript.add(encodeHandshakeMessage(HandshakeType.Certificate, messageSeq, body));
+    return { kind: "await_signed_key_exchange", a: state.a, spki: verdict.spki };
+  }
+
+  /**
+   * The server's ephemeral key, signed over both randoms by its
+   * certificate's key (RFC 8422 §5.4), with a scheme we offered that fits
+   * the suite.
+   */
+  #onSignedKeyExchange(
+    state: Extract<ClientState, { kind: "await_signed_key_exchange" }>,
+    messageSeq: number,
+    body: Uint8Array,
+  ): ClientState {
+    const ske = decodeSignedEcdheServerKeyExchange(body);
+    const scheme = signatureSchemeOf(ske.scheme);
+    const fitsSuite = scheme !== undefined &&
+      scheme.startsWith(state.a.suite.kx === "ecdhe_ecdsa" ? "ecdsa_" : "rsa_");
+    if (!fitsSuite || !OFFERED_SCHEMES.includes(scheme)) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        `Cannot accept signature algorithm ${ske.scheme}`,
+      );
+    }
+    const group = this.#options.groups.find((g) => NamedGroup[g] === ske.group);
+    if (group === undefined) {
+      throw new ProtocolError(AlertDescription.IllegalParameter, "Cannot use server's ECDH group");
+    }
+    const provider = this.#conn.config.provider;
+    const signed = concat(this.#random, state.a.serverRandom, ske.params);
+    if (!provider.verify(state.spki, scheme, signed, ske.signature)) {
+      throw new ProtocolError(
+        AlertDescription.DecryptError,
+        "Cannot verify the server's ServerKeyExchange signature",
+      );
+    }
+    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ServerKeyExchange, messageSeq, body));
+    return {
+      kind: "await_server_hello_done",
+      a: state.a,
+      group,
+      serverPublic: ske.publicKey.slice(),
     };
   }
 
@@ -354,7 +489,18 @@ export class ClientHandshake implements HandshakeDriver {
     const { a } = state;
     let cke: Uint8Array;
     let premaster: Uint8Array;
-    if (a.suite.kx === "ecdhe_psk") {
+    if (a.suite.kx === "ecdhe_ecdsa" || a.suite.kx === "ecdhe_rsa") {
+      const share = provider.keyShare(state.group!, conn.config.random);
+      const shared = share.sharedSecret(state.serverPublic!);
+      if (shared === null) {
+        throw new ProtocolError(
+          AlertDescription.IllegalParameter,
+          "Cannot use server's ECDH public key",
+        );
+      }
+      cke = encodeEcdheClientKeyExchange(share.publicKey);
+      premaster = shared;
+    } else if (a.suite.kx === "ecdhe_psk") {
       if (state.group === undefined || state.serverPublic === undefined) {
         throw new ProtocolError(
           AlertDescription.UnexpectedMessage,

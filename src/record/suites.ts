@@ -126,6 +126,11 @@ export const PSK_SUITES: readonly CipherSuite[] = CIPHER_SUITES.filter((s) =>
   s.kx === "psk" || s.kx === "ecdhe_psk"
 );
 
+/** The suites a certificate authenticates (ECDHE_ECDSA, ECDHE_RSA), in the same order. */
+export const CERTIFICATE_SUITES: readonly CipherSuite[] = CIPHER_SUITES.filter((s) =>
+  s.kx === "ecdhe_ecdsa" || s.kx === "ecdhe_rsa"
+);
+
 const byId = new Map(CIPHER_SUITES.map((s) => [s.id, s]));
 
 /** The suite with this code point, if we implement it. */

@@ -230,3 +230,79 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "our client verifies our server's chain through an intermediate and gets the ACK; a wrong name is refused",
+  ignore: openssl.ignore,
+  async fn() {
+    const pki = testPki();
+    await using server = await startServer(["--cert", pki.chainedBundle, "--key", pki.chainedKey]);
+    const client = (extra: string[]) =>
+      runMain([
+        "client",
+        "--connect",
+        `127.0.0.1:${server.port}`,
+        "--ca",
+        pki.caCert,
+        "--timeout",
+        "5",
+        ...extra,
+      ]);
+    const good = await client(["--server-name", "localhost"]);
+    assert.equal(good.code, 0, good.stderr + server.describe());
+    assert.match(good.stdout, /^connected: TLS_ECDHE_ECDSA_WITH_\S+, DTLS 1\.2\n/);
+    assert.match(good.stdout, ACK);
+    const wrongName = await client(["--server-name", "example.org"]);
+    assert.equal(wrongName.code, 1, wrongName.stdout);
+    assert.match(wrongName.stderr, /is not for example\.org/);
+    await server.waitFor(
+      (e) => e.event === "alert_received" && e.description === "bad_certificate",
+      5_000,
+    );
+  },
+});
+
+Deno.test({
+  name: "our client verifies OpenSSL's s_server certificate (RSA) and completes the handshake",
+  ignore: openssl.ignore,
+  async fn() {
+    const pki = testPki();
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const server = new Deno.Command("openssl", {
+      args: [
+        "s_server",
+        "-dtls1_2",
+        "-accept",
+        `127.0.0.1:${port}`,
+        "-cert",
+        pki.rsaCert,
+        "-key",
+        pki.rsaKey,
+        "-quiet",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const r = await runMain([
+        "client",
+        "--connect",
+        `127.0.0.1:${port}`,
+        "--ca",
+        pki.caCert,
+        "--server-name",
+        "localhost",
+        "--timeout",
+        "3",
+      ]);
+      // s_server does not answer by itself: the handshake is what is judged.
+      assert.match(r.stdout, /^connected: TLS_ECDHE_RSA_WITH_\S+, DTLS 1\.2\n/, r.stderr);
+    } finally {
+      server.kill("SIGKILL");
+      await server.output();
+    }
+  },
+});

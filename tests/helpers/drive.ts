@@ -15,7 +15,7 @@ import {
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import { ContentType, parseRecords } from "../../src/record/header.ts";
 import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
-import type { PskClientOptions } from "../../src/handshake/client.ts";
+import type { ClientHandshakeOptions } from "../../src/handshake/client.ts";
 import { suiteByName } from "../../src/record/suites.ts";
 import { seededRandom } from "./random.ts";
 import { clientPsk, serverPsk } from "./sim.ts";
@@ -41,7 +41,7 @@ export function testEndpoint(
 export function testClient(
   seed: string,
   now: number,
-  overrides: Partial<PskClientOptions> = {},
+  overrides: Partial<ClientHandshakeOptions> = {},
 ): Connection {
   return createClientConnection(
     connectionConfig(nobleProvider, seededRandom(seed)),

@@ -13,7 +13,7 @@ import type { Connection } from "../../src/connection/connection.ts";
 import { connectionConfig, createClientConnection } from "../../src/connection/endpoint.ts";
 import type { ConnectionEvent } from "../../src/connection/events.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
-import type { PskClientOptions } from "../../src/handshake/client.ts";
+import type { ClientHandshakeOptions } from "../../src/handshake/client.ts";
 import { encodeHandshakeMessage } from "../../src/handshake/fragments.ts";
 import { Writer } from "../../src/codec/writer.ts";
 import {
@@ -80,7 +80,7 @@ export class HostilePeer {
   }
 
   /** Starts a handshake with the connection; `overrides` change what the client offers. */
-  connect(overrides: Partial<PskClientOptions> = {}, seed = `peer/${this.port}`): Connection {
+  connect(overrides: Partial<ClientHandshakeOptions> = {}, seed = `peer/${this.port}`): Connection {
     const random = seededRandom(`${seed}/${Date.now()}`);
     this.connection = createClientConnection(
       connectionConfig(nobleProvider, random),

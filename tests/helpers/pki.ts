@@ -21,6 +21,10 @@ export interface TestPki {
   readonly rsa1024Cert: string;
   readonly rsa1024Key: string;
   readonly strayKey: string;
+  /** A leaf issued by an intermediate CA, and the file with both (leaf first). */
+  readonly chainedCert: string;
+  readonly chainedKey: string;
+  readonly chainedBundle: string;
 }
 
 let made: TestPki | undefined;
@@ -133,6 +137,41 @@ export function testPki(): TestPki {
   key("untrusted", ec);
   issue("untrusted", "untrusted-ca", ["-days", "30"]);
   key("stray", ec);
+  Deno.writeTextFileSync(`${dir}/intermediate.ext`, "basicConstraints=critical,CA:TRUE\n");
+  key("intermediate", ec);
+  openssl(dir, [
+    "req",
+    "-new",
+    "-key",
+    "intermediate.key",
+    "-subj",
+    "/CN=Intermediate",
+    "-out",
+    "intermediate.csr",
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "intermediate.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "30",
+    "-extfile",
+    "intermediate.ext",
+    "-out",
+    "intermediate.pem",
+  ]);
+  key("chained", ec);
+  issue("chained", "intermediate", ["-days", "30"]);
+  Deno.writeTextFileSync(
+    `${dir}/chained-bundle.pem`,
+    Deno.readTextFileSync(`${dir}/chained.pem`) + Deno.readTextFileSync(`${dir}/intermediate.pem`),
+  );
   made = {
     dir,
     caCert: `${dir}/ca.pem`,
@@ -148,6 +187,9 @@ export function testPki(): TestPki {
     rsa1024Cert: `${dir}/rsa1024.pem`,
     rsa1024Key: `${dir}/rsa1024.key`,
     strayKey: `${dir}/stray.key`,
+    chainedCert: `${dir}/chained.pem`,
+    chainedKey: `${dir}/chained.key`,
+    chainedBundle: `${dir}/chained-bundle.pem`,
   };
   return made;
 }

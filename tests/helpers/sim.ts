@@ -13,7 +13,7 @@ import {
 } from "../../src/connection/endpoint.ts";
 import type { ConnectionEvent } from "../../src/connection/events.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
-import type { PskClientOptions } from "../../src/handshake/client.ts";
+import type { ClientHandshakeOptions } from "../../src/handshake/client.ts";
 import type { ServerHandshakeOptions } from "../../src/handshake/server.ts";
 import { PSK_SUITES } from "../../src/record/suites.ts";
 import { seededRandom } from "./random.ts";
@@ -42,7 +42,7 @@ export function serverPsk(overrides: Partial<ServerHandshakeOptions> = {}): Serv
 }
 
 /** Client PSK options. */
-export function clientPsk(overrides: Partial<PskClientOptions> = {}): PskClientOptions {
+export function clientPsk(overrides: Partial<ClientHandshakeOptions> = {}): ClientHandshakeOptions {
   return {
     identity: IDENTITY,
     psk: KEY,
@@ -69,11 +69,14 @@ export class Pair {
     options: {
       seed?: string;
       server?: Partial<ServerHandshakeOptions>;
-      client?: Partial<PskClientOptions>;
+      client?: Partial<ClientHandshakeOptions>;
       script?: NetworkScript;
       mtu?: number;
+      /** Virtual time at the start, ms (certificates need a date they are valid at). */
+      start?: number;
     } = {},
   ) {
+    if (options.start !== undefined) this.now = options.start;
     const seed = options.seed ?? "pair";
     const config = (who: string) =>
       connectionConfig(

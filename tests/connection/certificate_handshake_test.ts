@@ -1,0 +1,217 @@
+/**
+ * Certificate handshakes between our client and server engines on virtual
+ * time: every certificate suite with each key type, the flight fragmented
+ * to a small MTU and through loss, and the client's refusals (an untrusted
+ * CA, another server's name, a forged ServerKeyExchange) with the RFC's
+ * alerts.
+ */
+import assert from "node:assert/strict";
+import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
+import { ContentType, parseRecords } from "../../src/record/header.ts";
+import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
+import { HandshakeType } from "../../src/handshake/messages.ts";
+import { type NetworkScript, Pair } from "../helpers/sim.ts";
+import type { ClientHandshakeOptions } from "../../src/handshake/client.ts";
+import { CERT_TIME, serverCertificate, trustingClient } from "../helpers/certificates.ts";
+import { testPki } from "../helpers/pki.ts";
+import { skipUnless } from "../helpers/server_process.ts";
+
+const openssl = skipUnless("openssl");
+const text = new TextEncoder();
+
+function certificatePair(
+  cert: "ec" | "p384" | "rsa",
+  suites: string[],
+  extra: { mtu?: number; script?: NetworkScript; client?: Partial<ClientHandshakeOptions> } = {},
+): Pair {
+  const pki = testPki();
+  const files = {
+    ec: [pki.ecCert, pki.ecKey],
+    p384: [pki.p384Cert, pki.p384Key],
+    rsa: [pki.rsaCert, pki.rsaKey],
+  }[cert];
+  return new Pair({
+    start: CERT_TIME,
+    seed: `cert/${cert}/${suites.join()}`,
+    server: {
+      ...serverCertificate(files[0]!, files[1]!),
+      suites: CIPHER_SUITES,
+      groups: ["x25519", "secp256r1", "secp384r1"],
+    },
+    client: {
+      ...trustingClient(),
+      suites: suites.map((s) => suiteByName(s)),
+      groups: ["x25519", "secp256r1", "secp384r1"],
+      ...extra.client,
+    },
+    ...(extra.mtu === undefined ? {} : { mtu: extra.mtu }),
+    ...(extra.script === undefined ? {} : { script: extra.script }),
+  });
+}
+
+/** The handshake completed on both sides with `suite`, and data flows both ways. */
+function assertSession(pair: Pair, suite: string): void {
+  assert.equal(
+    pair.client.isEstablished,
+    true,
+    JSON.stringify(pair.clientEvents.filter((e) => e.type === "closed")),
+  );
+  const done = pair.clientEvents.find((e) => e.type === "handshake_complete");
+  assert.equal(done?.type === "handshake_complete" && done.suite, suite);
+  // Application data is not retransmitted: a lossy script may take a try or two.
+  for (let tries = 0; tries < 3 && !pair.serverEvents.some((e) => e.type === "data"); tries++) {
+    pair.client.send(text.encode("ping"));
+    pair.pump();
+  }
+  const got = pair.serverEvents.find((e) => e.type === "data");
+  assert.equal(got?.type === "data" && new TextDecoder().decode(got.data), "ping");
+}
+
+const BY_KEY: Record<"ec" | "rsa", string[]> = {
+  ec: CIPHER_SUITES.filter((s) => s.kx === "ecdhe_ecdsa").map((s) => s.name),
+  rsa: CIPHER_SUITES.filter((s) => s.kx === "ecdhe_rsa").map((s) => s.name),
+};
+
+for (const key of ["ec", "rsa"] as const) {
+  for (const suite of BY_KEY[key]) {
+    Deno.test({
+      name: `certificate handshake: ${suite}`,
+      ignore: openssl.ignore,
+      fn() {
+        const pair = certificatePair(key, [suite]);
+        pair.run();
+        assertSession(pair, suite);
+      },
+    });
+  }
+}
+
+Deno.test({
+  name:
+    "certificate handshake: a P-384 key, its certificate flight fragmented to a 256-byte MTU through loss",
+  ignore: openssl.ignore,
+  fn() {
+    // Every third datagram either way is lost the first time it is sent.
+    const lost = new Set<string>();
+    const pair = certificatePair("p384", ["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"], {
+      mtu: 256,
+      script: (direction, index) => {
+        const key = `${direction}${index}`;
+        if (index % 3 === 1 && !lost.has(key)) {
+          lost.add(key);
+          return "drop";
+        }
+        return "deliver";
+      },
+    });
+    pair.run();
+    assertSession(pair, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384");
+    const certificateFragments = pair.wire
+      .filter((w) => w.direction === "s2c")
+      .flatMap((w) => parseRecords(w.datagram).records)
+      .filter((r) => r.type === ContentType.Handshake && r.epoch === 0)
+      .flatMap((r) => parseHandshakeFragments(r.fragment))
+      .filter((f) => f.msgType === HandshakeType.Certificate);
+    assert.ok(certificateFragments.length >= 3, `${certificateFragments.length} fragments`);
+    assert.ok(pair.wire.every((w) => w.datagram.length <= 256));
+  },
+});
+
+Deno.test({
+  name: "certificate handshake: a chain from a CA the client does not trust ends with unknown_ca",
+  ignore: openssl.ignore,
+  fn() {
+    const pki = testPki();
+    const pair = new Pair({
+      start: CERT_TIME,
+      server: { ...serverCertificate(pki.untrustedCert, pki.untrustedKey), suites: CIPHER_SUITES },
+      client: {
+        ...trustingClient(),
+        suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")],
+      },
+    });
+    pair.run();
+    assert.equal(pair.client.isClosed, true);
+    const sent = pair.clientEvents.find((e) => e.type === "alert" && e.direction === "sent");
+    assert.equal(sent?.type === "alert" && sent.description, "unknown_ca");
+    assert.equal(pair.server?.isEstablished ?? false, false);
+  },
+});
+
+Deno.test({
+  name: "certificate handshake: a certificate for another name ends with bad_certificate",
+  ignore: openssl.ignore,
+  fn() {
+    const pair = certificatePair("ec", ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"], {
+      client: trustingClient(undefined, "example.org"),
+    });
+    pair.run();
+    const sent = pair.clientEvents.find((e) => e.type === "alert" && e.direction === "sent");
+    assert.equal(sent?.type === "alert" && sent.description, "bad_certificate");
+    // The IP address in the certificate's subjectAltName is a name too.
+    const byIp = certificatePair("ec", ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"], {
+      client: trustingClient(undefined, "127.0.0.1"),
+    });
+    byIp.run();
+    assert.equal(byIp.client.isEstablished, true);
+  },
+});
+
+Deno.test({
+  name:
+    "certificate handshake: a ServerKeyExchange changed on the way fails the signature with decrypt_error",
+  ignore: openssl.ignore,
+  fn() {
+    // A man in the middle swaps the server's ephemeral key for his own:
+    // here, one bit of it, in the datagram that carries it.
+    let tampered = false;
+    const pair = certificatePair("ec", ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"], {
+      script: (direction, _index, datagram) => {
+        if (direction !== "s2c" || tampered) return "deliver";
+        for (const record of parseRecords(datagram).records) {
+          for (
+            const f of record.type === ContentType.Handshake
+              ? parseHandshakeFragments(record.fragment)
+              : []
+          ) {
+            if (f.msgType === HandshakeType.ServerKeyExchange) {
+              // The point starts 4 bytes into the body (curve type, group, length).
+              const at = f.body.byteOffset - datagram.byteOffset + 6;
+              datagram[at]! ^= 1;
+              tampered = true;
+            }
+          }
+        }
+        return "deliver";
+      },
+    });
+    pair.run();
+    assert.ok(tampered);
+    const sent = pair.clientEvents.find((e) => e.type === "alert" && e.direction === "sent");
+    assert.equal(sent?.type === "alert" && sent.description, "decrypt_error");
+  },
+});
+
+Deno.test({
+  name:
+    "a client without a way to check certificates offers none of their suites, and refuses to offer only them",
+  ignore: openssl.ignore,
+  fn() {
+    const pair = new Pair({
+      start: CERT_TIME,
+      server: { ...serverCertificate(testPki().ecCert, testPki().ecKey), suites: CIPHER_SUITES },
+      client: { suites: CIPHER_SUITES },
+    });
+    pair.run();
+    const done = pair.clientEvents.find((e) => e.type === "handshake_complete");
+    assert.equal(
+      done?.type === "handshake_complete" && done.suite.startsWith("TLS_ECDHE_PSK"),
+      true,
+    );
+    assert.throws(
+      () =>
+        new Pair({ client: { suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")] } }),
+      /certificate suites need a way to verify the server/,
+    );
+  },
+});
