@@ -12,6 +12,7 @@ import {
   usage,
 } from "../server/config.ts";
 import { nobleProvider } from "../crypto/noble.ts";
+import { CERTIFICATE_SUITES } from "../record/suites.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import type { ServerCertificate } from "../handshake/server.ts";
 import {
@@ -57,11 +58,26 @@ export function loadCertificate(
   }
 }
 
-/** Where the keys come from, decided once at start and again on SIGHUP. */
+/** Throws a ConfigError unless `path` can be opened for appending (created if need be). */
+function checkWritable(flag: string, path: string): void {
+  try {
+    Deno.openSync(path, { append: true, create: true, mode: 0o600 }).close();
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot write ${flag} ${path}: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+}
+
+/**
+ * Where the keys come from, decided once at start and again on SIGHUP:
+ * undefined for a server given a certificate and no keys, which serves the
+ * certificate suites only (the demo key is for a server with nothing else).
+ */
 export function loadKeys(
   settings: ServerSettings,
   env: (name: string) => string | undefined,
-): PskStore {
+): PskStore | undefined {
   if (settings.pskFile !== undefined) {
     let text: string;
     try {
@@ -79,6 +95,7 @@ export function loadKeys(
   if (fromEnv !== undefined) {
     return mapPskStore(parseKeys(fromEnv.replaceAll(",", "\n"), "DTLS_SERVER_PSK_KEYS"));
   }
+  if (settings.cert !== undefined) return undefined;
   if (!isLoopback(settings.address) && !settings.allowDemoKey) {
     throw new ConfigError(
       `Cannot use the demo key on non-loopback address ${settings.address}: give --psk-file, or --allow-demo-key to insist`,
@@ -109,17 +126,19 @@ export function openKeyFileMode(path: string): number | undefined {
  * it. The server still starts; the keys are the operator's to protect.
  */
 function warnOpenKeyFile(logger: Logger, settings: ServerSettings): void {
-  if (settings.pskFile === undefined) return;
-  const mode = openKeyFileMode(settings.pskFile);
-  if (mode === undefined) return;
-  const octal = mode.toString(8).padStart(4, "0");
-  logger.log(
-    "warning",
-    "key_file_permissions",
-    `Key file ${settings.pskFile} is open to group or others (mode ${octal}): ` +
-      `its keys should be readable by the server alone (chmod 600 ${settings.pskFile})`,
-    { file: settings.pskFile, mode: octal },
-  );
+  for (const file of [settings.pskFile, settings.key]) {
+    if (file === undefined) continue;
+    const mode = openKeyFileMode(file);
+    if (mode === undefined) continue;
+    const octal = mode.toString(8).padStart(4, "0");
+    logger.log(
+      "warning",
+      "key_file_permissions",
+      `Key file ${file} is open to group or others (mode ${octal}): ` +
+        `its keys should be readable by the server alone (chmod 600 ${file})`,
+      { file, mode: octal },
+    );
+  }
 }
 
 function parseKeys(text: string, source: string): Map<string, Uint8Array> {
@@ -136,7 +155,7 @@ export async function runServer(
   env: (name: string) => string | undefined = (name) => Deno.env.get(name),
 ): Promise<number> {
   let settings: ServerSettings;
-  let psk: PskStore;
+  let psk: PskStore | undefined;
   let certificate: ReturnType<typeof loadCertificate>;
   let provider: CryptoProvider;
   try {
@@ -144,6 +163,7 @@ export async function runServer(
     provider = settings.crypto === "noble" ? nobleProvider : nodeProvider;
     psk = loadKeys(settings, env);
     certificate = loadCertificate(settings, provider);
+    if (settings.keylog !== undefined) checkWritable("--keylog", settings.keylog);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`${error.message}\n(see --help)`);
@@ -151,7 +171,13 @@ export async function runServer(
   }
   configureLogging({ format: settings.logFormat, level: settings.logLevel });
   const logger = new LogtapeLogger();
-  if (psk.kind === "demo") {
+  if (psk === undefined) {
+    logger.log(
+      "info",
+      "certificate_only",
+      "No PSK keys given: serving the certificate suites only",
+    );
+  } else if (psk.kind === "demo") {
     logger.log(
       "warning",
       "demo_key",
@@ -163,12 +189,27 @@ export async function runServer(
     });
   }
   warnOpenKeyFile(logger, settings);
+  if (settings.keylog !== undefined) {
+    logger.log(
+      "warning",
+      "keylog_enabled",
+      `Writing every session's master secret to ${settings.keylog} (--keylog): ` +
+        "anyone who reads it can decrypt the traffic; for debugging only",
+      { file: settings.keylog },
+    );
+  }
   if (certificate !== undefined) logCertificate(logger, "certificate_loaded", certificate.summary);
+  /** What is served now: replaced by a reload; watched for its expiry. */
+  let served = certificate?.summary;
 
   const server = new DtlsServer({
     address: settings.address,
     port: settings.port,
-    psk,
+    // Without keys, an empty store: no identity is known, and only the
+    // certificate suites are offered, so no PSK handshake is even begun.
+    psk: psk ?? mapPskStore(new Map()),
+    ...(settings.keylog === undefined ? {} : { keyLogFile: settings.keylog }),
+    ...(psk === undefined ? { suites: CERTIFICATE_SUITES } : {}),
     ...(certificate === undefined ? {} : { certificate: certificate.certificate }),
     identityHint: settings.identityHint,
     mtu: settings.mtu,
@@ -196,11 +237,13 @@ export async function runServer(
     warnOpenKeyFile(logger, settings);
     try {
       const keys = loadKeys(settings, env);
-      server.setPskStore(keys);
+      if (keys !== undefined) server.setPskStore(keys);
       server.metrics.inc("dtls_psk_reloads_total", { result: "ok" });
-      logger.log("info", "keys_reloaded", `Reloaded keys: ${keys.size} PSK identities`, {
-        identities: keys.size,
-      });
+      if (keys !== undefined) {
+        logger.log("info", "keys_reloaded", `Reloaded keys: ${keys.size} PSK identities`, {
+          identities: keys.size,
+        });
+      }
     } catch (error) {
       server.metrics.inc("dtls_psk_reloads_total", { result: "error" });
       logger.log(
@@ -213,8 +256,11 @@ export async function runServer(
     try {
       const loaded = loadCertificate(settings, provider)!;
       server.setCertificate(loaded.certificate);
+      served = loaded.summary;
+      server.metrics.inc("dtls_certificate_reloads_total", { result: "ok" });
       logCertificate(logger, "certificate_reloaded", loaded.summary);
     } catch (error) {
+      server.metrics.inc("dtls_certificate_reloads_total", { result: "error" });
       logger.log(
         "error",
         "certificate_reload_failed",
@@ -222,6 +268,28 @@ export async function runServer(
       );
     }
   };
+  // A certificate that runs out while the server runs is still served (a
+  // peer that pins it may not care), but said loudly, ahead of time too.
+  let expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  if (served !== undefined) {
+    server.metrics.gauge(
+      "dtls_certificate_expiry_timestamp_seconds",
+      () => Math.floor((served?.notAfter ?? 0) / 1000),
+    );
+    // Hourly, and just after the moment it runs out.
+    const check = () => {
+      if (served === undefined) return;
+      const now = Date.now();
+      warnExpiry(logger, served, now);
+      const untilExpiry = served.notAfter - now;
+      const next = untilExpiry >= 0
+        ? Math.min(EXPIRY_CHECK_MS, untilExpiry + 1_000)
+        : EXPIRY_CHECK_MS;
+      expiryTimer = setTimeout(check, next);
+      Deno.unrefTimer(expiryTimer);
+    };
+    check();
+  }
   const { promise: stopped, resolve: stop } = Promise.withResolvers<string>();
   const onInt = () => stop("SIGINT");
   const onTerm = () => stop("SIGTERM");
@@ -281,10 +349,38 @@ export async function runServer(
   logger.log("info", "signal", `Received ${signal}: shutting down`);
   await server.close();
   await metrics?.shutdown();
+  clearTimeout(expiryTimer);
   Deno.removeSignalListener("SIGHUP", reload);
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
   return 0;
+}
+
+/** How often a running server looks at its certificate's expiry. */
+const EXPIRY_CHECK_MS = 3_600_000;
+
+/** How long before its expiry a certificate is warned of. */
+const EXPIRY_WARNING_MS = 14 * 86_400_000;
+
+/** A line when the certificate expires within two weeks (warning) or has expired (error). */
+export function warnExpiry(logger: Logger, summary: CertificateSummary, now: number): void {
+  const fields = { subject: summary.subject, validTo: summary.validTo };
+  if (now > summary.notAfter) {
+    logger.log(
+      "error",
+      "certificate_expired",
+      `Certificate ${summary.subject} expired ${summary.validTo}: clients that check dates refuse it (renew it and send SIGHUP)`,
+      fields,
+    );
+  } else if (summary.notAfter - now < EXPIRY_WARNING_MS) {
+    const days = Math.floor((summary.notAfter - now) / 86_400_000);
+    logger.log(
+      "warning",
+      "certificate_expiring",
+      `Certificate ${summary.subject} expires ${summary.validTo} (in ${days} days): renew it and send SIGHUP`,
+      { ...fields, days },
+    );
+  }
 }
 
 function logCertificate(logger: Logger, event: string, summary: CertificateSummary): void {

@@ -88,6 +88,8 @@ export type SignatureScheme =
 export interface SigningKey {
   /** EC (P-256 or P-384) or RSA. */
   readonly type: "ec" | "rsa";
+  /** An EC key's curve, as the group that names it. */
+  readonly curve?: "secp256r1" | "secp384r1";
   /** The schemes it signs with, preferred first. */
   readonly schemes: readonly SignatureScheme[];
   /** A signature of `data` (ECDSA: DER-encoded, RFC 8422 §5.4). */

@@ -97,7 +97,12 @@ export function signingKey(pkcs8: Uint8Array): SigningKey {
         `Cannot use EC key on ${key.asymmetricKeyDetails?.namedCurve}: only P-256 and P-384`,
       );
     }
-    schemes = [curve === "P-256" ? "ecdsa_secp256r1_sha256" : "ecdsa_secp384r1_sha384"];
+    // In TLS 1.2 a scheme is a hash and a signature algorithm, not a curve
+    // (RFC 5246 §7.4.1.4.1): either hash serves either curve, the one that
+    // matches the key's size first.
+    schemes = curve === "P-256"
+      ? ["ecdsa_secp256r1_sha256", "ecdsa_secp384r1_sha384"]
+      : ["ecdsa_secp384r1_sha384", "ecdsa_secp256r1_sha256"];
   } else if (key.asymmetricKeyType === "rsa") {
     const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
     if (bits < MIN_RSA_BITS) {
@@ -107,8 +112,10 @@ export function signingKey(pkcs8: Uint8Array): SigningKey {
   } else {
     throw new TypeError(`Cannot use ${key.asymmetricKeyType} key: only EC and RSA`);
   }
+  const curve = ecCurve(key);
   return {
     type: key.asymmetricKeyType === "ec" ? "ec" : "rsa",
+    ...(curve === undefined ? {} : { curve: curve === "P-256" ? "secp256r1" : "secp384r1" }),
     schemes,
     sign(scheme: SignatureScheme, data: Uint8Array): Uint8Array {
       if (!schemes.includes(scheme)) {
@@ -123,8 +130,10 @@ export function signingKey(pkcs8: Uint8Array): SigningKey {
  * Whether `signature` over `data` verifies with `scheme` under the public
  * key in `spki` (a DER SubjectPublicKeyInfo). False, never a throw, for a
  * malformed key or signature, a key that does not fit the scheme (an RSA
- * key under 2048 bits, an EC key on another curve), or an ECDSA signature
- * whose r or s is out of range.
+ * key under 2048 bits or for an ECDSA scheme, an EC key on a curve other
+ * than P-256 and P-384 or for an RSA scheme), or an ECDSA signature whose
+ * r or s is out of range. As in TLS 1.2, an ECDSA scheme names the hash,
+ * not the curve.
  */
 export function verifySignature(
   spki: Uint8Array,

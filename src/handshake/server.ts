@@ -97,6 +97,12 @@ export interface ServerHandshakeOptions {
    * suites are never chosen.
    */
   readonly certificate?: () => ServerCertificate | undefined;
+  /**
+   * Given each handshake's client random and master secret as they are
+   * made, for an NSS key log (`--keylog`): a debugging aid that lets
+   * Wireshark decrypt sessions. Never set in production.
+   */
+  readonly keyLog?: (clientRandom: Uint8Array, masterSecret: Uint8Array) => void;
 }
 
 /** What was agreed in the hellos. */
@@ -301,8 +307,9 @@ export class ServerHandshake implements HandshakeDriver {
       serverExtensions.push({ type: ExtensionType.ExtendedMasterSecret, data: EMPTY });
     }
     if (encryptThenMac) serverExtensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
-    if (ecdhe) {
-      // RFC 8422 §5.2: we only send uncompressed points.
+    if (ecdhe && findExtension(exts, ExtensionType.EcPointFormats) !== undefined) {
+      // RFC 8422 §5.2: we only send uncompressed points; and only in answer
+      // (RFC 5246 §7.4.1.4: a client refuses an extension it did not offer).
       serverExtensions.push({ type: ExtensionType.EcPointFormats, data: new Uint8Array([1, 0]) });
     }
 
@@ -329,7 +336,7 @@ export class ServerHandshake implements HandshakeDriver {
       // RFC 8422 §5.4: the certificate, then the ephemeral key signed over
       // both randoms, so that only the certificate's holder could send it.
       const { certificate, scheme } = signer!;
-      push(HandshakeType.Certificate, encodeCertificate(certificate.chain));
+      push(HandshakeType.Certificate, certificateBody(certificate));
       keyShare = conn.config.provider.keyShare(group!, conn.config.random);
       const params = encodeServerEcdhParams(NamedGroup[group!], keyShare.publicKey);
       push(
@@ -407,7 +414,7 @@ export class ServerHandshake implements HandshakeDriver {
     const offered = decodeSignatureAlgorithms(algorithms.data);
     const scheme = certificate.key.schemes.find((s) => offered.includes(SignatureSchemeCode[s]));
     if (scheme === undefined) return undefined;
-    const curve = CURVE_OF[scheme];
+    const curve = certificate.key.curve;
     const groupsExt = findExtension(exts, ExtensionType.SupportedGroups);
     if (
       curve !== undefined && groupsExt !== undefined &&
@@ -521,6 +528,7 @@ export class ServerHandshake implements HandshakeDriver {
         : { extended: false, clientRandom: n.clientRandom, serverRandom: n.serverRandom },
     );
     premaster.fill(0);
+    this.#options.keyLog?.(n.clientRandom, master);
     const keys = keyBlock(provider, n.suite, master, n.clientRandom, n.serverRandom);
     const options = { encryptThenMac: n.encryptThenMac, random: conn.config.random };
     conn.setPendingRead(createProtection(n.suite, keys.client, provider, options));
@@ -591,11 +599,17 @@ export class ServerHandshake implements HandshakeDriver {
 
 const EMPTY = new Uint8Array(0);
 
-/** The curve an ECDSA scheme's key is on (RFC 8446 §4.2.3 binds them; we sign only so). */
-const CURVE_OF: Partial<Record<SignatureScheme, GroupName>> = {
-  ecdsa_secp256r1_sha256: "secp256r1",
-  ecdsa_secp384r1_sha384: "secp384r1",
-};
+/** Each certificate's Certificate message body, encoded once and shared by every handshake. */
+const CERTIFICATE_BODIES = new WeakMap<ServerCertificate, Uint8Array>();
+
+function certificateBody(certificate: ServerCertificate): Uint8Array {
+  let body = CERTIFICATE_BODIES.get(certificate);
+  if (body === undefined) {
+    body = encodeCertificate(certificate.chain);
+    CERTIFICATE_BODIES.set(certificate, body);
+  }
+  return body;
+}
 
 /** Bytes of the random key an unknown identity carries on with. */
 const DUMMY_PSK_LENGTH = 32;

@@ -24,16 +24,21 @@ export class CertificateError extends Error {
   }
 }
 
-/** The DER contents of each `-----BEGIN <label>-----` block of `pem`, in order. */
+/**
+ * The DER contents of each `-----BEGIN <label>-----` block of `pem`, in
+ * order. Throws a {@link CertificateError} for a block that is not base64.
+ */
 export function pemBlocks(pem: string, label: string): Uint8Array[] {
   const blocks: Uint8Array[] = [];
-  const pattern = new RegExp(
-    `-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]*?)-----END ${label}-----`,
-    "g",
-  );
+  const pattern = new RegExp(`-----BEGIN ${label}-----([^-]*)-----END ${label}-----`, "g");
   for (const match of pem.matchAll(pattern)) {
     const base64 = match[1]!.replace(/\s+/g, "");
-    const binary = atob(base64);
+    let binary: string;
+    try {
+      binary = atob(base64);
+    } catch {
+      throw new CertificateError(`PEM block ${blocks.length + 1} is not base64`);
+    }
     blocks.push(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
   }
   return blocks;
@@ -44,6 +49,8 @@ export interface CertificateSummary {
   readonly subject: string;
   readonly issuer: string;
   readonly validTo: string;
+  /** The same, ms since the epoch. */
+  readonly notAfter: number;
   /** SHA-256 fingerprint of the leaf, as `AA:BB:…`. */
   readonly fingerprint256: string;
 }
@@ -63,7 +70,12 @@ export function loadServerCertificate(
   now: number,
   names: { readonly cert: string; readonly key: string } = { cert: "--cert", key: "--key" },
 ): { certificate: ServerCertificate; summary: CertificateSummary } {
-  const chain = pemBlocks(certPem, "CERTIFICATE");
+  let chain: Uint8Array[];
+  try {
+    chain = pemBlocks(certPem, "CERTIFICATE");
+  } catch (error) {
+    throw new CertificateError(`Cannot use ${names.cert}: ${messageOf(error)}`);
+  }
   if (chain.length === 0) {
     throw new CertificateError(`Cannot use ${names.cert}: no PEM certificate in it`);
   }
@@ -73,13 +85,23 @@ export function loadServerCertificate(
     );
   }
   const parsed = chain.map((der, i) => {
+    let cert: X509Certificate;
     try {
-      return new X509Certificate(der);
+      cert = new X509Certificate(der);
     } catch (error) {
       throw new CertificateError(
         `Cannot use ${names.cert}: certificate ${i + 1} does not parse (${messageOf(error)})`,
       );
     }
+    // The parser stops at the certificate's end; what follows would go on
+    // the wire with it and make every peer refuse the chain.
+    const length = outerDerLength(der);
+    if (length !== der.length) {
+      throw new CertificateError(
+        `Cannot use ${names.cert}: certificate ${i + 1} is ${der.length} bytes, its DER ${length}`,
+      );
+    }
+    return cert;
   });
   const leaf = parsed[0]!;
   const from = Date.parse(leaf.validFrom);
@@ -120,9 +142,26 @@ export function loadServerCertificate(
       subject: leaf.subject,
       issuer: leaf.issuer,
       validTo: leaf.validTo,
+      notAfter: to,
       fingerprint256: leaf.fingerprint256,
     },
   };
+}
+
+/**
+ * The length of the DER element that starts `der` (tag, length, contents):
+ * the one piece of DER read here, to tell a certificate from one with bytes
+ * after it. Undefined when the length field itself is cut or not DER.
+ */
+export function outerDerLength(der: Uint8Array): number | undefined {
+  if (der.length < 2) return undefined;
+  const first = der[1]!;
+  if (first < 0x80) return 2 + first;
+  const octets = first & 0x7f;
+  if (octets === 0 || octets > 4 || der.length < 2 + octets) return undefined;
+  let length = 0;
+  for (let i = 0; i < octets; i++) length = length * 256 + der[2 + i]!;
+  return 2 + octets + length;
 }
 
 function messageOf(error: unknown): string {

@@ -71,6 +71,12 @@ export const SETTINGS: readonly Spec[] = [
   },
   { name: "key", kind: "string", help: "PEM private key of --cert (PKCS#8, SEC1 or PKCS#1)" },
   {
+    name: "keylog",
+    kind: "string",
+    help:
+      "append each session's master secret to FILE (NSS key log, for Wireshark): debugging only",
+  },
+  {
     name: "identity-hint",
     kind: "string",
     default: SERVER_DEFAULTS.identityHint,
@@ -234,6 +240,7 @@ export interface ServerSettings {
   readonly pskFile: string | undefined;
   readonly cert: string | undefined;
   readonly key: string | undefined;
+  readonly keylog: string | undefined;
   readonly identityHint: string;
   readonly allowDemoKey: boolean;
   readonly mtu: number;

@@ -76,6 +76,7 @@ const SERVER_OPTIONS = {
   port: "limit",
   psk: "other",
   certificate: "other",
+  keyLogFile: "other",
   identityHint: "other",
   suites: "other",
   groups: "other",
@@ -117,6 +118,12 @@ export interface DtlsServerOptions {
    * `loadServerCertificate`); without one only PSK suites are chosen.
    */
   readonly certificate?: ServerCertificate;
+  /**
+   * A file to append each session's master secret to, in the NSS key log
+   * format (`CLIENT_RANDOM <client random> <master secret>`, hex), so that
+   * Wireshark or tshark can decrypt it: for debugging only.
+   */
+  readonly keyLogFile?: string;
   /** psk_identity_hint (default: the Qt example's). */
   readonly identityHint?: string;
   /** Suites in preference order (default: all, AEAD with forward secrecy first). */
@@ -313,6 +320,7 @@ export class DtlsServer {
         // The key store is replaced on reload: both read the current one.
         dummyKeyLength: () => this.#psk.typicalKeyLength,
         certificate: () => this.#certificate,
+        ...(options.keyLogFile === undefined ? {} : { keyLog: keyLogWriter(options.keyLogFile) }),
         identityHint: encoder.encode(options.identityHint ?? SERVER_DEFAULTS.identityHint),
         suites: options.suites ?? CIPHER_SUITES,
         groups: options.groups ?? SERVER_DEFAULTS.groups,
@@ -924,4 +932,18 @@ export function peerKey(addr: Deno.NetAddr): string {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Appends `CLIENT_RANDOM <client random> <master secret>` lines to `path`
+ * (created readable by the owner alone), one per handshake, synchronously:
+ * a line written late would miss the session it is for.
+ */
+function keyLogWriter(path: string): (clientRandom: Uint8Array, master: Uint8Array) => void {
+  const file = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+  const encoder = new TextEncoder();
+  return (clientRandom, master) => {
+    const line = encoder.encode(`CLIENT_RANDOM ${toHex(clientRandom)} ${toHex(master)}\n`);
+    for (let at = 0; at < line.length;) at += file.writeSync(line.subarray(at));
+  };
 }

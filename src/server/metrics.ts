@@ -57,6 +57,14 @@ export const FAMILIES = {
   dtls_connections: { help: "Connections held (established and half-open)", type: "gauge" },
   dtls_connections_half_open: { help: "Connections still in their handshake", type: "gauge" },
   dtls_psk_reloads_total: { help: "Key file reloads, by result", type: "counter" },
+  dtls_certificate_reloads_total: {
+    help: "Certificate (--cert, --key) reloads, by result",
+    type: "counter",
+  },
+  dtls_certificate_expiry_timestamp_seconds: {
+    help: "When the server's certificate expires (notAfter), seconds since the epoch",
+    type: "gauge",
+  },
   dtls_internal_errors_total: {
     help: "Internal errors (bugs, throwing handlers or logging), by where they were caught",
     type: "counter",

@@ -18,6 +18,7 @@ import {
   startServer,
 } from "../helpers/server_process.ts";
 import { testPki } from "../helpers/pki.ts";
+import { captureSkip, hex, parseDecoded, startTshark } from "../helpers/tshark.ts";
 
 const openssl = skipUnless("openssl");
 const ACK = /to \(127\.0\.0\.1:(\d+)\): ACK/;
@@ -152,7 +153,17 @@ Deno.test({
   ignore: openssl.ignore,
   async fn() {
     const pki = testPki();
-    await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+    const keys = `${pki.dir}/demo.psk`;
+    Deno.writeTextFileSync(keys, `${DEMO.identity}:${DEMO.keyHex}\n`);
+    Deno.chmodSync(keys, 0o600);
+    await using server = await startServer([
+      "--cert",
+      pki.ecCert,
+      "--key",
+      pki.ecKey,
+      "--psk-file",
+      keys,
+    ]);
     const result = await runPeer("openssl", [
       "s_client",
       "-dtls1_2",
@@ -304,5 +315,95 @@ Deno.test({
       server.kill("SIGKILL");
       await server.output();
     }
+  },
+});
+
+const gnutls = skipUnless("gnutls-cli", "openssl");
+
+Deno.test({
+  name: "gnutls-cli trusts our EC and RSA chains (X.509) and gets the ACK",
+  ignore: gnutls.ignore,
+  async fn(t) {
+    const pki = testPki();
+    for (
+      const [name, cert, key, description] of [
+        ["EC", pki.ecCert, pki.ecKey, /\(ECDSA-SHA256\)/],
+        ["RSA", pki.rsaCert, pki.rsaKey, /\(RSA-PSS-RSAE-SHA256\)|\(RSA-SHA256\)/],
+      ] as const
+    ) {
+      await t.step(name, async () => {
+        await using server = await startServer(["--cert", cert, "--key", key]);
+        const result = await runPeer("gnutls-cli", [
+          "--udp",
+          "--port",
+          String(server.port),
+          "localhost",
+          "--x509cafile",
+          pki.caCert,
+          "--priority",
+          "NORMAL:-VERS-ALL:+VERS-DTLS1.2",
+        ], { input: "Message #1\n", until: ACK, timeoutMs: TIMEOUT_MS });
+        const context = show(server, result);
+        assert.ok(result.reply, context);
+        assert.match(result.stdout, /The certificate is trusted/, context);
+        assert.match(result.stdout, description, context);
+      });
+    }
+  },
+});
+
+const CAPTURE = captureSkip();
+
+Deno.test({
+  name: "tshark decrypts a certificate session through the server's --keylog file",
+  ...CAPTURE,
+  async fn() {
+    const pki = testPki();
+    const keylog = `${pki.dir}/keylog-${crypto.randomUUID()}.txt`;
+    await using server = await startServer([
+      "--cert",
+      pki.ecCert,
+      "--key",
+      pki.ecKey,
+      "--keylog",
+      keylog,
+    ]);
+    assert.equal(server.events("keylog_enabled").length, 1, server.describe());
+    assert.equal(Deno.statSync(keylog).mode! & 0o077, 0, "the key log is the owner's alone");
+    // tshark reads the key log as it decodes: it is there before the session.
+    await using tshark = await startTshark(server.port, ["-o", `tls.keylog_file:${keylog}`]);
+    const result = await sClient(server.port, ["-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]);
+    assert.ok(result.reply, show(server, result));
+    const clientPort = Number(result.reply[1]);
+    assert.match(Deno.readTextFileSync(keylog), /^CLIENT_RANDOM [0-9a-f]{64} [0-9a-f]{96}\n$/);
+    await tshark.waitForOutput(
+      new RegExp(`^${server.port}\\|23\\|1\\|\\|${hex(`to (127.0.0.1:${clientPort}): ACK`)}`, "m"),
+      TIMEOUT_MS,
+    );
+    await tshark.stop("SIGINT");
+    const decoded = parseDecoded(tshark.stdout);
+    const fromClient = decoded.filter((d) => d.srcPort === clientPort).map((d) => d.data).join("");
+    assert.ok(fromClient.startsWith(hex("Message #1\n")), tshark.describe());
+    assert.deepEqual(decoded.filter((d) => d.malformed !== ""), [], tshark.describe());
+  },
+});
+
+Deno.test({
+  name: "--keylog to a file that cannot be written stops the start with one line",
+  ignore: openssl.ignore,
+  async fn() {
+    const pki = testPki();
+    const r = await runMain([
+      "--port",
+      "0",
+      "--cert",
+      pki.ecCert,
+      "--key",
+      pki.ecKey,
+      "--keylog",
+      "/nonexistent/dir/keys.log",
+    ]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^Cannot write --keylog \/nonexistent\/dir\/keys\.log/);
   },
 });

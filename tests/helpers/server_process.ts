@@ -180,8 +180,20 @@ export class ServerProcess implements AsyncDisposable {
   constructor(args: readonly string[]) {
     // The libc socket backend needs FFI; every other run keeps without it.
     const ffi = args[args.indexOf("--io") + 1] === "libc" ? ["--allow-ffi"] : [];
+    // --keylog writes a file: the one setting that needs write access (to it alone).
+    const keylog = args.indexOf("--keylog");
+    const write = keylog >= 0 ? [`--allow-write=${args[keylog + 1]}`] : [];
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-read", "--allow-env", ...ffi, "main.ts", ...args],
+      args: [
+        "run",
+        "--allow-net",
+        "--allow-read",
+        "--allow-env",
+        ...ffi,
+        ...write,
+        "main.ts",
+        ...args,
+      ],
       cwd: REPO_ROOT,
       stdin: "null",
       stdout: "piped",

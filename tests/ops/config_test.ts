@@ -116,7 +116,7 @@ Deno.test("a config file with an unknown key, bad syntax or no file at all is re
 
 Deno.test("keys: key file, environment, demo, and the demo refusal off loopback", () => {
   const file = tempFile("keys.psk", "# test keys\nalice:0011223344\n");
-  const fromFile = loadKeys(resolveSettings(["--psk-file", file], noEnv), noEnv);
+  const fromFile = loadKeys(resolveSettings(["--psk-file", file], noEnv), noEnv)!;
   assert.equal(fromFile.kind, "keys");
   assert.deepEqual(
     fromFile.lookup(new TextEncoder().encode("alice")),
@@ -124,11 +124,14 @@ Deno.test("keys: key file, environment, demo, and the demo refusal off loopback"
   );
 
   const env = envOf({ DTLS_SERVER_PSK_KEYS: "bob:aabb,carol:ccdd" });
-  const fromEnv = loadKeys(resolveSettings([], env), env);
+  const fromEnv = loadKeys(resolveSettings([], env), env)!;
   assert.equal(fromEnv.size, 2);
   assert.deepEqual(fromEnv.lookup(new TextEncoder().encode("carol")), new Uint8Array([0xcc, 0xdd]));
 
-  assert.equal(loadKeys(resolveSettings([], noEnv), noEnv).kind, "demo");
+  assert.equal(loadKeys(resolveSettings([], noEnv), noEnv)?.kind, "demo");
+  // A certificate and no keys: no PSK at all, not the demo key, on any address.
+  const certOnly = ["--cert", "c.pem", "--key", "k.pem", "--address", "0.0.0.0"];
+  assert.equal(loadKeys(resolveSettings(certOnly, noEnv), noEnv), undefined);
   assert.throws(
     () => loadKeys(resolveSettings(["--address", "0.0.0.0"], noEnv), noEnv),
     /Cannot use the demo key on non-loopback address 0\.0\.0\.0/,
@@ -137,7 +140,7 @@ Deno.test("keys: key file, environment, demo, and the demo refusal off loopback"
     resolveSettings(["--address", "0.0.0.0", "--allow-demo-key"], noEnv),
     noEnv,
   );
-  assert.equal(allowed.kind, "demo");
+  assert.equal(allowed?.kind, "demo");
   assert.throws(
     () => loadKeys(resolveSettings(["--psk-file", "/nonexistent.psk"], noEnv), noEnv),
     /Cannot read --psk-file \/nonexistent\.psk/,
