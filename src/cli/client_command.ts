@@ -15,7 +15,9 @@ import {
   PSK_SUITES,
   suiteByName,
 } from "../record/suites.ts";
-import { pemBlocks } from "../pki/server_certificate.ts";
+import { loadServerCertificate, pemBlocks } from "../pki/server_certificate.ts";
+import { nodeProvider } from "../crypto/node.ts";
+import type { CertificateWithKey } from "../handshake/driver.ts";
 import { DEMO_CLIENT_IDENTITY, DEMO_KEY_HEX, parseHexKey } from "../server/psk_store.ts";
 
 /** Usage of the client command. */
@@ -27,6 +29,7 @@ export const CLIENT_USAGE = `Usage: dtls-server client --connect HOST:PORT [opti
                         offers the certificate suites (and PSK ones only with --psk-key)
                         and verifies the server's chain
   --server-name NAME    the name the server's certificate must carry (default: HOST)
+  --cert FILE --key FILE  our certificate chain and key, for a server that asks for one
   --message TEXT        what to send (default "Message #N")
   --count N             how many messages (default 1)
   --cipher NAME         offer only this suite (IANA name); default: all
@@ -49,6 +52,8 @@ export async function runClient(
         "psk-key": { type: "string" },
         ca: { type: "string" },
         "server-name": { type: "string" },
+        cert: { type: "string" },
+        key: { type: "string" },
         message: { type: "string" },
         count: { type: "string", default: "1" },
         cipher: { type: "string" },
@@ -84,11 +89,23 @@ export async function runClient(
     ? CIPHER_SUITES
     : CERTIFICATE_SUITES;
   let ca: Uint8Array[] | undefined;
+  let certificate: CertificateWithKey | undefined;
   const count = Number(v.count);
   const timeoutMs = Number(v.timeout) * 1000;
   try {
     psk = parseHexKey(v["psk-key"] ?? env("DTLS_CLIENT_PSK_KEY") ?? DEMO_KEY_HEX, "--psk-key");
     if (v.cipher !== undefined) suites = [suiteByName(v.cipher)];
+    if ((v.cert === undefined) !== (v.key === undefined)) {
+      throw new Error("Cannot use --cert or --key alone: give both");
+    }
+    if (v.cert !== undefined) {
+      certificate = loadServerCertificate(
+        Deno.readTextFileSync(v.cert),
+        Deno.readTextFileSync(v.key!),
+        nodeProvider,
+        Date.now(),
+      ).certificate;
+    }
     if (v.ca !== undefined) {
       ca = pemBlocks(Deno.readTextFileSync(v.ca), "CERTIFICATE");
       if (ca.length === 0) throw new Error(`Cannot use --ca ${v.ca}: no PEM certificate in it`);
@@ -112,6 +129,7 @@ export async function runClient(
     psk,
     suites,
     ...(ca === undefined ? {} : { ca }),
+    ...(certificate === undefined ? {} : { certificate }),
     ...(v["server-name"] === undefined ? {} : { serverName: v["server-name"] }),
   });
   try {

@@ -19,7 +19,9 @@ import {
   CertificateError,
   type CertificateSummary,
   loadServerCertificate,
+  pemBlocks,
 } from "../pki/server_certificate.ts";
+import { chainVerifier } from "../pki/chain_verifier.ts";
 import { nodeProvider } from "../crypto/node.ts";
 import { DtlsServer } from "../server/dtls_server.ts";
 import { configureLogging, type Logger, LogtapeLogger } from "../server/log.ts";
@@ -56,6 +58,31 @@ export function loadCertificate(
     if (error instanceof CertificateError) throw new ConfigError(error.message);
     throw error;
   }
+}
+
+/** The CAs of --client-ca, DER; undefined without it. */
+function loadClientCa(settings: ServerSettings): Uint8Array[] | undefined {
+  if (settings.clientCa === undefined) return undefined;
+  if (settings.cert === undefined) {
+    throw new ConfigError(
+      "Cannot use --client-ca without --cert: only certificate suites ask for one",
+    );
+  }
+  let anchors: Uint8Array[];
+  try {
+    anchors = pemBlocks(Deno.readTextFileSync(settings.clientCa), "CERTIFICATE");
+    chainVerifier({ anchors });
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot use --client-ca ${settings.clientCa}: ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
+  }
+  if (anchors.length === 0) {
+    throw new ConfigError(`Cannot use --client-ca ${settings.clientCa}: no PEM certificate in it`);
+  }
+  return anchors;
 }
 
 /** Throws a ConfigError unless `path` can be opened for appending (created if need be). */
@@ -157,6 +184,7 @@ export async function runServer(
   let settings: ServerSettings;
   let psk: PskStore | undefined;
   let certificate: ReturnType<typeof loadCertificate>;
+  let clientCa: Uint8Array[] | undefined;
   let provider: CryptoProvider;
   try {
     settings = resolveSettings(args, env);
@@ -164,6 +192,7 @@ export async function runServer(
     psk = loadKeys(settings, env);
     certificate = loadCertificate(settings, provider);
     if (settings.keylog !== undefined) checkWritable("--keylog", settings.keylog);
+    clientCa = loadClientCa(settings);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`${error.message}\n(see --help)`);
@@ -209,6 +238,12 @@ export async function runServer(
     // certificate suites are offered, so no PSK handshake is even begun.
     psk: psk ?? mapPskStore(new Map()),
     ...(settings.keylog === undefined ? {} : { keyLogFile: settings.keylog }),
+    ...(clientCa === undefined ? {} : {
+      clientAuth: {
+        check: chainVerifier({ anchors: clientCa }),
+        required: settings.clientAuth === "require",
+      },
+    }),
     ...(psk === undefined ? { suites: CERTIFICATE_SUITES } : {}),
     ...(certificate === undefined ? {} : { certificate: certificate.certificate }),
     identityHint: settings.identityHint,

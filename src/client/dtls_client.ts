@@ -13,6 +13,7 @@ import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
 import { CERTIFICATE_SUITES, type CipherSuite, PSK_SUITES } from "../record/suites.ts";
 import { chainVerifier } from "../pki/chain_verifier.ts";
+import type { CertificateWithKey } from "../handshake/driver.ts";
 import type { RetransmitPolicy } from "../handshake/flight.ts";
 
 /** Settings of a {@link DtlsClient}. */
@@ -33,6 +34,8 @@ export interface DtlsClientOptions {
   readonly ca?: readonly Uint8Array[];
   /** The name the server's certificate must carry (default: `hostname`). */
   readonly serverName?: string;
+  /** Our certificate and key, for a server that asks for one (client authentication). */
+  readonly certificate?: CertificateWithKey;
   /** Suites offered, in order (default: the PSK suites; with `ca`, the certificate suites). */
   readonly suites?: readonly CipherSuite[];
   /** Groups offered (default x25519, P-256). */
@@ -113,6 +116,7 @@ export class DtlsClient {
       ...(o.ca === undefined ? {} : {
         verifyServer: chainVerifier({ anchors: o.ca, serverName: o.serverName ?? o.hostname }),
       }),
+      ...(o.certificate === undefined ? {} : { certificate: o.certificate }),
     }, Date.now());
     this.#loop = this.#receiveLoop(socket);
     this.#flush();

@@ -20,7 +20,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha384 } from "@noble/hashes/sha2.js";
 import { aesCcm } from "./ccm.ts";
-import { signingKey, verifySignature } from "./signatures.ts";
+import { signingKey, transcriptSignature, verifySignature } from "./signatures.ts";
 import type {
   Aead,
   AeadName,
@@ -300,4 +300,6 @@ export const nobleProvider: CryptoProvider = {
   signingKey,
 
   verify: verifySignature,
+
+  transcriptSignature,
 };

@@ -34,7 +34,7 @@ import {
 } from "node:crypto";
 import { p256, p384 } from "@noble/curves/nist.js";
 import { nistScalar, nobleProvider } from "./noble.ts";
-import { signingKey, verifySignature } from "./signatures.ts";
+import { signingKey, transcriptSignature, verifySignature } from "./signatures.ts";
 import type {
   Aead,
   AeadName,
@@ -349,4 +349,6 @@ export const nodeProvider: CryptoProvider = {
   signingKey,
 
   verify: verifySignature,
+
+  transcriptSignature,
 };

@@ -84,6 +84,16 @@ export type SignatureScheme =
   | "rsa_pkcs1_sha256"
   | "rsa_pkcs1_sha384";
 
+/** A signature over data fed piece by piece: the handshake messages a CertificateVerify covers. */
+export interface TranscriptSignature {
+  /** Feeds the next message. */
+  update(data: Uint8Array): void;
+  /** Whether `signature` of `scheme` over all that was fed verifies under `spki` (false, never a throw). */
+  verify(spki: Uint8Array, scheme: SignatureScheme, signature: Uint8Array): boolean;
+  /** A signature of all that was fed, by `key` with `scheme`. */
+  sign(key: SigningKey, scheme: SignatureScheme): Uint8Array;
+}
+
 /** A private key that signs handshakes (the key of a certificate). */
 export interface SigningKey {
   /** EC (P-256 or P-384) or RSA. */
@@ -114,6 +124,8 @@ export interface CryptoProvider {
   keyShare(group: GroupName, random: RandomSource): KeyShare;
   /** A signing key from its PKCS#8 DER encoding; throws a TypeError for a key we cannot use. */
   signingKey(pkcs8: Uint8Array): SigningKey;
+  /** A signature over the handshake messages to come (CertificateVerify). */
+  transcriptSignature(): TranscriptSignature;
   /**
    * Whether `signature` over `data` verifies with `scheme` under the DER
    * SubjectPublicKeyInfo `spki`; false (never a throw) for anything malformed.

@@ -13,11 +13,13 @@ import {
   constants,
   createPrivateKey,
   createPublicKey,
+  createSign,
+  createVerify,
   type KeyObject,
   sign,
   verify,
 } from "node:crypto";
-import type { SignatureScheme, SigningKey } from "./provider.ts";
+import type { SignatureScheme, SigningKey, TranscriptSignature } from "./provider.ts";
 
 /** The smallest RSA modulus we sign or verify with, bits. */
 export const MIN_RSA_BITS = 2048;
@@ -113,7 +115,7 @@ export function signingKey(pkcs8: Uint8Array): SigningKey {
     throw new TypeError(`Cannot use ${key.asymmetricKeyType} key: only EC and RSA`);
   }
   const curve = ecCurve(key);
-  return {
+  const signing: SigningKey = {
     type: key.asymmetricKeyType === "ec" ? "ec" : "rsa",
     ...(curve === undefined ? {} : { curve: curve === "P-256" ? "secp256r1" : "secp384r1" }),
     schemes,
@@ -122,6 +124,54 @@ export function signingKey(pkcs8: Uint8Array): SigningKey {
         throw new TypeError(`Cannot sign with ${scheme}: not a scheme of this key`);
       }
       return new Uint8Array(sign(SCHEMES[scheme].hash, data, options(key, scheme)));
+    },
+  };
+  KEY_OBJECTS.set(signing, key);
+  return signing;
+}
+
+/** The native key behind each signing key made here, for signatures over a transcript. */
+const KEY_OBJECTS = new WeakMap<SigningKey, KeyObject>();
+
+/**
+ * A signature over the handshake messages as they come (CertificateVerify,
+ * RFC 5246 §7.4.8): both hashes run, since the scheme is known only when the
+ * message arrives; each holds a hash state, not the messages.
+ */
+export function transcriptSignature(): TranscriptSignature {
+  const verifiers = { sha256: createVerify("sha256"), sha384: createVerify("sha384") };
+  const signers = { sha256: createSign("sha256"), sha384: createSign("sha384") };
+  let used = false;
+  const once = () => {
+    if (used) throw new Error("Cannot use a transcript signature twice");
+    used = true;
+  };
+  return {
+    update(data: Uint8Array): void {
+      // Once signed or verified its messages are settled: later ones (the
+      // CertificateVerify itself, the Finished) are not its business.
+      if (used) return;
+      for (const v of [verifiers.sha256, verifiers.sha384, signers.sha256, signers.sha384]) {
+        v.update(data);
+      }
+    },
+    verify(spki: Uint8Array, scheme: SignatureScheme, signature: Uint8Array): boolean {
+      once();
+      try {
+        const key = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
+        if (!fits(key, scheme)) return false;
+        return verifiers[SCHEMES[scheme].hash].verify(options(key, scheme), signature);
+      } catch {
+        return false;
+      }
+    },
+    sign(signingKey: SigningKey, scheme: SignatureScheme): Uint8Array {
+      once();
+      const key = KEY_OBJECTS.get(signingKey);
+      if (key === undefined || !signingKey.schemes.includes(scheme)) {
+        throw new TypeError(`Cannot sign the transcript with ${scheme}: not this key's`);
+      }
+      return new Uint8Array(signers[SCHEMES[scheme].hash].sign(options(key, scheme)));
     },
   };
 }

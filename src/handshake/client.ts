@@ -14,8 +14,18 @@
  */
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
-import type { GroupName, KeyShare, SignatureScheme } from "../crypto/provider.ts";
-import type { HandshakeDriver, HandshakeHost } from "./driver.ts";
+import type {
+  GroupName,
+  KeyShare,
+  SignatureScheme,
+  TranscriptSignature,
+} from "../crypto/provider.ts";
+import type {
+  CertificateVerdict,
+  CertificateWithKey,
+  HandshakeDriver,
+  HandshakeHost,
+} from "./driver.ts";
 import { ProtocolError } from "./errors.ts";
 import { DTLS_1_0, DTLS_1_2 } from "../record/header.ts";
 import { createProtection } from "../record/protection.ts";
@@ -36,8 +46,11 @@ import type { FlightItem } from "./flight.ts";
 import { encodeHandshakeMessage } from "./fragments.ts";
 import {
   AlertDescription,
+  type CertificateRequest,
+  ClientCertificateType,
   type ClientHello,
   decodeCertificate,
+  decodeCertificateRequest,
   decodeEcdhePskServerKeyExchange,
   decodeFinished,
   decodeHelloVerifyRequest,
@@ -45,6 +58,8 @@ import {
   decodeServerHello,
   decodeServerHelloDone,
   decodeSignedEcdheServerKeyExchange,
+  encodeCertificate,
+  encodeCertificateVerify,
   encodeClientHello,
   encodeEcdheClientKeyExchange,
   encodeEcdhePskClientKeyExchange,
@@ -70,19 +85,10 @@ import {
  */
 const MAX_HELLO_VERIFIES = 4;
 
-/**
- * What the check of a server's certificate chain found: the leaf's public
- * key when the chain is trusted, else the alert to fail with and why.
- */
-export type CertificateVerdict =
-  | { readonly ok: true; readonly spki: Uint8Array; readonly subject: string }
-  | {
-    readonly ok: false;
-    readonly alert: "bad_certificate" | "certificate_expired" | "unknown_ca";
-    readonly reason: string;
-  };
+export type { CertificateVerdict };
 
-const VERDICT_ALERTS = {
+/** The alert each refusal of a chain carries. */
+export const VERDICT_ALERTS = {
   bad_certificate: AlertDescription.BadCertificate,
   certificate_expired: AlertDescription.CertificateExpired,
   unknown_ca: AlertDescription.UnknownCa,
@@ -109,6 +115,8 @@ export interface ClientHandshakeOptions {
    * it the certificate suites are not offered (see `src/pki/`).
    */
   readonly verifyServer?: (chain: readonly Uint8Array[], now: number) => CertificateVerdict;
+  /** Our own certificate, for a server that asks for one (client authentication). */
+  readonly certificate?: CertificateWithKey;
   /** Suites offered, in order. */
   readonly suites: readonly CipherSuite[];
   /** Groups offered for ECDHE, in order. */
@@ -148,6 +156,8 @@ type ClientState =
     readonly a: Agreed;
     readonly group: GroupName | undefined;
     readonly serverPublic: Uint8Array | undefined;
+    /** What the server asked of our certificate, if it asked (RFC 5246 §7.4.4). */
+    readonly request?: CertificateRequest;
   }
   | (Keyed & { readonly kind: "await_change_cipher_spec" })
   | (Keyed & { readonly kind: "await_finished" })
@@ -167,6 +177,8 @@ export class ClientHandshake implements HandshakeDriver {
   #state: ClientState = { kind: "await_server_hello" };
   /** HelloVerifyRequests answered so far (a server may send another: a cookie expired). */
   #helloVerifies = 0;
+  /** The messages a CertificateVerify of ours would sign, hashed as they come. */
+  #signature: TranscriptSignature | undefined;
 
   constructor(conn: HandshakeHost, options: ClientHandshakeOptions) {
     this.#conn = conn;
@@ -221,10 +233,21 @@ export class ClientHandshake implements HandshakeDriver {
     this.#sendHello();
   }
 
+  /** One message into the transcript, and into the signed one when we may sign it. */
+  #record(message: Uint8Array): void {
+    this.#transcript.add(message);
+    this.#signature?.update(message);
+  }
+
   #sendHello(): void {
     const body = encodeClientHello(this.#hello);
     this.#transcript.reset();
-    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ClientHello, this.#seq, body));
+    // With a certificate of our own, the messages a CertificateVerify signs
+    // run through its hashes too, from this ClientHello on.
+    this.#signature = this.#options.certificate === undefined
+      ? undefined
+      : this.#conn.config.provider.transcriptSignature();
+    this.#record(encodeHandshakeMessage(HandshakeType.ClientHello, this.#seq, body));
     this.#conn.sendFlight([{
       kind: "handshake",
       epoch: 0,
@@ -278,7 +301,7 @@ export class ClientHandshake implements HandshakeDriver {
       case "await_server_key_exchange_or_done":
         if (epoch !== 0) break;
         if (msgType === HandshakeType.ServerKeyExchange) {
-          this.#transcript.add(encodeHandshakeMessage(msgType, messageSeq, body));
+          this.#record(encodeHandshakeMessage(msgType, messageSeq, body));
           if (state.a.suite.kx === "ecdhe_psk") {
             const ske = decodeEcdhePskServerKeyExchange(body);
             const group = this.#options.groups.find((g) => NamedGroup[g] === ske.group);
@@ -320,6 +343,16 @@ export class ClientHandshake implements HandshakeDriver {
         }
         break;
       case "await_server_hello_done":
+        if (
+          epoch === 0 && msgType === HandshakeType.CertificateRequest &&
+          state.request === undefined &&
+          (state.a.suite.kx === "ecdhe_ecdsa" || state.a.suite.kx === "ecdhe_rsa")
+        ) {
+          const request = decodeCertificateRequest(body);
+          this.#record(encodeHandshakeMessage(msgType, messageSeq, body));
+          this.#state = { ...state, request };
+          return;
+        }
         if (epoch !== 0 || msgType !== HandshakeType.ServerHelloDone) break;
         this.#state = this.#onServerHelloDone(state, messageSeq, body);
         return;
@@ -398,7 +431,7 @@ export class ClientHandshake implements HandshakeDriver {
       }
     }
     this.#transcript.start(this.#conn.config.provider, suite.prfHash);
-    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ServerHello, messageSeq, body));
+    this.#record(encodeHandshakeMessage(HandshakeType.ServerHello, messageSeq, body));
     const ems = findExtension(sh.extensions, ExtensionType.ExtendedMasterSecret) !== undefined;
     const etm = findExtension(sh.extensions, ExtensionType.EncryptThenMac) !== undefined &&
       suite.cipher.kind === "cbc";
@@ -432,7 +465,7 @@ export class ClientHandshake implements HandshakeDriver {
         `Cannot trust server certificate: ${verdict.reason}`,
       );
     }
-    this.#transcript.add(encodeHandshakeMessage(HandshakeType.Certificate, messageSeq, body));
+    this.#record(encodeHandshakeMessage(HandshakeType.Certificate, messageSeq, body));
     return { kind: "await_signed_key_exchange", a: state.a, spki: verdict.spki };
   }
 
@@ -468,7 +501,7 @@ export class ClientHandshake implements HandshakeDriver {
         "Cannot verify the server's ServerKeyExchange signature",
       );
     }
-    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ServerKeyExchange, messageSeq, body));
+    this.#record(encodeHandshakeMessage(HandshakeType.ServerKeyExchange, messageSeq, body));
     return {
       kind: "await_server_hello_done",
       a: state.a,
@@ -485,7 +518,7 @@ export class ClientHandshake implements HandshakeDriver {
     decodeServerHelloDone(body);
     const conn = this.#conn;
     const provider = conn.config.provider;
-    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ServerHelloDone, messageSeq, body));
+    this.#record(encodeHandshakeMessage(HandshakeType.ServerHelloDone, messageSeq, body));
     const { a } = state;
     let cke: Uint8Array;
     let premaster: Uint8Array;
@@ -524,8 +557,31 @@ export class ClientHandshake implements HandshakeDriver {
       cke = encodePskClientKeyExchange(this.#options.identity);
       premaster = pskPremaster(this.#options.psk);
     }
+    // Asked for a certificate: ours if we have one the server can check,
+    // else an empty one (RFC 5246 §7.4.6: the message is sent either way).
+    const ours = state.request === undefined ? undefined : this.#ownCertificate(state.request);
+    const flight: FlightItem[] = [];
+    if (state.request !== undefined) {
+      const body = encodeCertificate(ours?.certificate.chain ?? []);
+      const seq = this.#seq++;
+      this.#record(encodeHandshakeMessage(HandshakeType.Certificate, seq, body));
+      flight.push({
+        kind: "handshake",
+        epoch: 0,
+        msgType: HandshakeType.Certificate,
+        messageSeq: seq,
+        body,
+      });
+    }
     const ckeSeq = this.#seq++;
-    this.#transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, ckeSeq, cke));
+    this.#record(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, ckeSeq, cke));
+    flight.push({
+      kind: "handshake",
+      epoch: 0,
+      msgType: HandshakeType.ClientKeyExchange,
+      messageSeq: ckeSeq,
+      body: cke,
+    });
     const master = masterSecret(
       provider,
       a.suite.prfHash,
@@ -539,6 +595,23 @@ export class ClientHandshake implements HandshakeDriver {
     const options = { encryptThenMac: a.encryptThenMac, random: conn.config.random };
     conn.setWrite(1, createProtection(a.suite, keys.client, provider, options));
     conn.setPendingRead(createProtection(a.suite, keys.server, provider, options));
+    if (ours !== undefined) {
+      // RFC 5246 §7.4.8: a signature over every message so far, the
+      // ClientKeyExchange included, proving we hold the certificate's key.
+      const body = encodeCertificateVerify({
+        scheme: SignatureSchemeCode[ours.scheme],
+        signature: this.#signature!.sign(ours.certificate.key, ours.scheme),
+      });
+      const seq = this.#seq++;
+      this.#record(encodeHandshakeMessage(HandshakeType.CertificateVerify, seq, body));
+      flight.push({
+        kind: "handshake",
+        epoch: 0,
+        msgType: HandshakeType.CertificateVerify,
+        messageSeq: seq,
+        body,
+      });
+    }
     const finished = encodeFinished(
       verifyData(
         provider,
@@ -549,26 +622,36 @@ export class ClientHandshake implements HandshakeDriver {
       ),
     );
     const finSeq = this.#seq++;
-    this.#transcript.add(encodeHandshakeMessage(HandshakeType.Finished, finSeq, finished));
-    const flight: FlightItem[] = [
-      {
-        kind: "handshake",
-        epoch: 0,
-        msgType: HandshakeType.ClientKeyExchange,
-        messageSeq: ckeSeq,
-        body: cke,
-      },
-      { kind: "change_cipher_spec", epoch: 0 },
-      {
-        kind: "handshake",
-        epoch: 1,
-        msgType: HandshakeType.Finished,
-        messageSeq: finSeq,
-        body: finished,
-      },
-    ];
+    this.#record(encodeHandshakeMessage(HandshakeType.Finished, finSeq, finished));
+    flight.push({ kind: "change_cipher_spec", epoch: 0 }, {
+      kind: "handshake",
+      epoch: 1,
+      msgType: HandshakeType.Finished,
+      messageSeq: finSeq,
+      body: finished,
+    });
     conn.sendFlight(flight, true);
     return { kind: "await_change_cipher_spec", a, master, group: state.group };
+  }
+
+  /**
+   * Our certificate and the scheme to sign with, when we have one the
+   * request allows: its key's type among the certificate types, one of its
+   * schemes among the algorithms.
+   */
+  #ownCertificate(
+    request: CertificateRequest,
+  ): { certificate: CertificateWithKey; scheme: SignatureScheme } | undefined {
+    const certificate = this.#options.certificate;
+    if (certificate === undefined) return undefined;
+    const type = certificate.key.type === "ec"
+      ? ClientCertificateType.ecdsa_sign
+      : ClientCertificateType.rsa_sign;
+    if (!request.certificateTypes.includes(type)) return undefined;
+    const scheme = certificate.key.schemes.find((s) =>
+      request.schemes.includes(SignatureSchemeCode[s])
+    );
+    return scheme === undefined ? undefined : { certificate, scheme };
   }
 
   #onFinished(

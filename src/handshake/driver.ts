@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { CryptoProvider, RandomSource } from "../crypto/provider.ts";
+import type { CryptoProvider, RandomSource, SigningKey } from "../crypto/provider.ts";
 import type { RecordProtection } from "../record/protection.ts";
 import type { FlightItem, RetransmitPolicy } from "./flight.ts";
 import type { HandshakeReassembler } from "./fragments.ts";
@@ -26,6 +26,37 @@ export interface ConnectionConfig {
   readonly maxHandshakeMessage: number;
   /** Bytes of handshake buffers (reassembly, early records) held per connection at most. */
   readonly maxReassemblyPerHandshake: number;
+}
+
+/** A certificate chain and the key of its leaf: what one side proves itself with. */
+export interface CertificateWithKey {
+  /** DER certificates, leaf first, as the Certificate message carries them. */
+  readonly chain: readonly Uint8Array[];
+  /** The leaf's private key. */
+  readonly key: SigningKey;
+}
+
+/**
+ * What the check of a peer's certificate chain found: the leaf's public key
+ * when the chain is trusted, else the alert to fail with and why.
+ */
+export type CertificateVerdict =
+  | { readonly ok: true; readonly spki: Uint8Array; readonly subject: string }
+  | {
+    readonly ok: false;
+    readonly alert: "bad_certificate" | "certificate_expired" | "unknown_ca";
+    readonly reason: string;
+  };
+
+/** Checks a peer's certificate chain (leaf first) at `now` (see `src/pki/`). */
+export type ChainCheck = (chain: readonly Uint8Array[], now: number) => CertificateVerdict;
+
+/** The peer's certificate, as the handshake authenticated it. */
+export interface PeerCertificate {
+  /** The leaf's subject, for display. */
+  readonly subject: string;
+  /** SHA-256 of the leaf's SubjectPublicKeyInfo, lowercase hex: what identifies the key. */
+  readonly spkiSha256: string;
 }
 
 /** What a handshake driver reports to the owner of the connection. */
@@ -50,6 +81,8 @@ export type HandshakeEvent =
     readonly extendedMasterSecret: boolean;
     readonly encryptThenMac: boolean;
     readonly group: string | undefined;
+    /** The client's certificate, when one authenticated it (server side, client authentication). */
+    readonly peerCertificate?: PeerCertificate;
   };
 
 /** The role-specific half of the handshake (server.ts, client.ts). */

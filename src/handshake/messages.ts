@@ -359,6 +359,78 @@ export function decodeSignedEcdheServerKeyExchange(
   return { group, publicKey, scheme, signature, params };
 }
 
+/** ClientCertificateType values of a CertificateRequest (RFC 5246 §7.4.4, RFC 8422 §5.5). */
+export const ClientCertificateType = { rsa_sign: 1, ecdsa_sign: 64 } as const;
+
+/** A CertificateRequest (RFC 5246 §7.4.4). */
+export interface CertificateRequest {
+  /** ClientCertificateType values, 1..255 of them. */
+  certificateTypes: number[];
+  /** SignatureAndHashAlgorithm codes the server verifies. */
+  schemes: number[];
+  /** DER DistinguishedNames of acceptable CAs (may be empty: any). */
+  authorities: Uint8Array[];
+}
+
+/** Encodes a CertificateRequest: types<1..2^8-1>, algorithms<2..2^16-2>, authorities<0..2^16-1>. */
+export function encodeCertificateRequest(m: CertificateRequest): Uint8Array {
+  need(m.certificateTypes.length > 0, "CertificateRequest", "no certificate type");
+  need(m.schemes.length > 0, "CertificateRequest", "no signature algorithm");
+  return new Writer(64)
+    .vec8((w) => {
+      for (const t of m.certificateTypes) w.u8(t);
+    })
+    .vec16((w) => {
+      for (const c of m.schemes) w.u16(c);
+    })
+    .vec16((w) => {
+      for (const dn of m.authorities) w.opaque16(dn);
+    })
+    .finish();
+}
+
+/** Decodes a CertificateRequest (RFC 5246 §7.4.4). */
+export function decodeCertificateRequest(body: Uint8Array): CertificateRequest {
+  const r = new Reader(body);
+  const types = r.vec8("CertificateRequest.certificate_types");
+  if (types.remaining === 0) throw new DecodeError("CertificateRequest.certificate_types", "empty");
+  const certificateTypes: number[] = [];
+  while (types.remaining > 0) certificateTypes.push(types.u8("ClientCertificateType"));
+  const algorithms = r.vec16("CertificateRequest.supported_signature_algorithms");
+  if (algorithms.remaining === 0 || algorithms.remaining % 2 !== 0) {
+    throw new DecodeError("CertificateRequest.supported_signature_algorithms", "bad length");
+  }
+  const schemes: number[] = [];
+  while (algorithms.remaining > 0) schemes.push(algorithms.u16("SignatureAndHashAlgorithm"));
+  const cas = r.vec16("CertificateRequest.certificate_authorities");
+  const authorities: Uint8Array[] = [];
+  while (cas.remaining > 0) authorities.push(cas.opaque16("DistinguishedName"));
+  r.end("CertificateRequest");
+  return { certificateTypes, schemes, authorities };
+}
+
+/** A CertificateVerify: `digitally-signed struct { handshake_messages }` (RFC 5246 §7.4.8). */
+export interface CertificateVerify {
+  /** SignatureAndHashAlgorithm code. */
+  scheme: number;
+  signature: Uint8Array;
+}
+
+/** Encodes a CertificateVerify. */
+export function encodeCertificateVerify(m: CertificateVerify): Uint8Array {
+  return new Writer(4 + m.signature.length).u16(m.scheme).opaque16(m.signature).finish();
+}
+
+/** Decodes a CertificateVerify. */
+export function decodeCertificateVerify(body: Uint8Array): CertificateVerify {
+  const r = new Reader(body);
+  const scheme = r.u16("CertificateVerify.algorithm");
+  const signature = r.opaque16("CertificateVerify.signature");
+  if (signature.length === 0) throw new DecodeError("CertificateVerify.signature", "empty");
+  r.end("CertificateVerify");
+  return { scheme, signature };
+}
+
 /** Encodes an ECDHE ClientKeyExchange: ClientECDiffieHellmanPublic `ECPoint ecdh_Yc` (RFC 8422 §5.7). */
 export function encodeEcdheClientKeyExchange(publicKey: Uint8Array): Uint8Array {
   need(publicKey.length > 0, "ClientECDiffieHellmanPublic", "empty public key");

@@ -14,8 +14,22 @@
  */
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
-import type { GroupName, KeyShare, SignatureScheme, SigningKey } from "../crypto/provider.ts";
-import type { HandshakeDriver, HandshakeHost } from "./driver.ts";
+import type {
+  GroupName,
+  KeyShare,
+  SignatureScheme,
+  SigningKey,
+  TranscriptSignature,
+} from "../crypto/provider.ts";
+import { toHex } from "../codec/hex.ts";
+import { VERDICT_ALERTS } from "./client.ts";
+import type {
+  CertificateWithKey,
+  ChainCheck,
+  HandshakeDriver,
+  HandshakeHost,
+  PeerCertificate,
+} from "./driver.ts";
 import { ProtocolError } from "./errors.ts";
 import { DTLS_1_2 } from "../record/header.ts";
 import { createProtection } from "../record/protection.ts";
@@ -33,19 +47,24 @@ import {
   isEmptyExtension,
   NamedGroup,
   SignatureSchemeCode,
+  signatureSchemeOf,
   TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
 } from "./extensions.ts";
 import type { FlightItem } from "./flight.ts";
 import { encodeHandshakeMessage } from "./fragments.ts";
 import {
   AlertDescription,
+  ClientCertificateType,
   type ClientHello,
+  decodeCertificate,
+  decodeCertificateVerify,
   decodeClientHello,
   decodeEcdheClientKeyExchange,
   decodeEcdhePskClientKeyExchange,
   decodeFinished,
   decodePskClientKeyExchange,
   encodeCertificate,
+  encodeCertificateRequest,
   encodeEcdhePskServerKeyExchange,
   encodeFinished,
   encodePskServerKeyExchange,
@@ -67,12 +86,7 @@ import {
 } from "./keys.ts";
 
 /** The server's certificate: what the certificate suites send and sign with. */
-export interface ServerCertificate {
-  /** DER certificates, leaf first, as the Certificate message carries them. */
-  readonly chain: readonly Uint8Array[];
-  /** The leaf's private key. */
-  readonly key: SigningKey;
-}
+export type ServerCertificate = CertificateWithKey;
 
 /** The server's policy: keys, suites, groups, and its certificate if it has one. */
 export interface ServerHandshakeOptions {
@@ -103,6 +117,12 @@ export interface ServerHandshakeOptions {
    * Wireshark decrypt sessions. Never set in production.
    */
   readonly keyLog?: (clientRandom: Uint8Array, masterSecret: Uint8Array) => void;
+  /**
+   * Client authentication on the certificate suites: the check of a
+   * client's chain, and whether a client without one is refused (with
+   * `handshake_failure`, RFC 5246 §7.4.6) or served anonymously.
+   */
+  readonly clientAuth?: { readonly check: ChainCheck; readonly required: boolean };
 }
 
 /** What was agreed in the hellos. */
@@ -117,6 +137,14 @@ interface Negotiated {
   readonly transcript: Transcript;
 }
 
+/** The client's certificate, once its chain is trusted, until its CertificateVerify checks out. */
+interface ClientCertificate {
+  readonly spki: Uint8Array;
+  readonly subject: string;
+  /** The handshake messages so far, hashed for the CertificateVerify. */
+  readonly signature: TranscriptSignature;
+}
+
 /** After ClientKeyExchange: the keys exist. */
 interface Keyed {
   readonly n: Negotiated;
@@ -124,10 +152,29 @@ interface Keyed {
   readonly master: Uint8Array;
   readonly identity: string;
   readonly identityBytes: Uint8Array;
+  /** The client's certificate, when one authenticated it. */
+  readonly peerCertificate?: PeerCertificate;
 }
 
 type ServerState =
-  | { readonly kind: "await_client_key_exchange"; readonly n: Negotiated; readonly nextSeq: number }
+  | {
+    readonly kind: "await_client_certificate";
+    readonly n: Negotiated;
+    readonly nextSeq: number;
+    readonly signature: TranscriptSignature;
+  }
+  | {
+    readonly kind: "await_client_key_exchange";
+    readonly n: Negotiated;
+    readonly nextSeq: number;
+    readonly client?: ClientCertificate;
+  }
+  | (Keyed & {
+    readonly kind: "await_certificate_verify";
+    readonly client: ClientCertificate;
+    /** The client's ChangeCipherSpec came first (reordered): read it when this is checked. */
+    readonly changeCipherSpecSeen: boolean;
+  })
   | (Keyed & { readonly kind: "await_change_cipher_spec" })
   | (Keyed & { readonly kind: "await_finished" })
   | { readonly kind: "done"; readonly clientFinishedSeq: number }
@@ -175,9 +222,17 @@ export class ServerHandshake implements HandshakeDriver {
   onMessage(msgType: number, messageSeq: number, body: Uint8Array, epoch: number): void {
     const state = this.#state;
     switch (state.kind) {
+      case "await_client_certificate":
+        if (msgType !== HandshakeType.Certificate || epoch !== 0) break;
+        this.#state = this.#onClientCertificate(state, messageSeq, body);
+        return;
       case "await_client_key_exchange":
         if (msgType !== HandshakeType.ClientKeyExchange || epoch !== 0) break;
         this.#state = this.#onClientKeyExchange(state, messageSeq, body);
+        return;
+      case "await_certificate_verify":
+        if (msgType !== HandshakeType.CertificateVerify || epoch !== 0) break;
+        this.#state = this.#onCertificateVerify(state, messageSeq, body);
         return;
       case "await_change_cipher_spec":
         break;
@@ -206,10 +261,25 @@ export class ServerHandshake implements HandshakeDriver {
 
   onChangeCipherSpec(): void {
     const state = this.#state;
+    if (state.kind === "await_certificate_verify") {
+      // Before the CertificateVerify: reordered, or the client sent none.
+      // A second one (the client's flight again, still without it) is the
+      // latter: a certificate it never proved it holds the key of.
+      if (state.changeCipherSpecSeen) {
+        throw new ProtocolError(
+          AlertDescription.UnexpectedMessage,
+          "Cannot accept a client certificate without CertificateVerify",
+        );
+      }
+      this.#state = { ...state, changeCipherSpecSeen: true };
+      return;
+    }
     if (state.kind !== "await_change_cipher_spec") {
       // A ChangeCipherSpec before our keys exist (reordered, or an attack):
       // RFC 6347 §4.1 lets us drop it; the peer will retransmit its flight.
-      if (state.kind === "await_client_key_exchange") return;
+      if (state.kind === "await_client_key_exchange" || state.kind === "await_client_certificate") {
+        return;
+      }
       // A copy of the one already taken (epoch 0 has no replay window: a
       // duplicated datagram is no reason to fail).
       if (state.kind === "await_finished" || state.kind === "done") return;
@@ -232,7 +302,9 @@ export class ServerHandshake implements HandshakeDriver {
       if (messageSeq === state.clientFinishedSeq) this.#conn.resendFlight();
       return;
     }
-    if (state.kind === "await_client_key_exchange") this.#conn.resendFlight();
+    if (state.kind === "await_client_key_exchange" || state.kind === "await_client_certificate") {
+      this.#conn.resendFlight();
+    }
   }
 
   // ---- steps -----------------------------------------------------------------
@@ -293,7 +365,17 @@ export class ServerHandshake implements HandshakeDriver {
 
     const transcript = new Transcript();
     transcript.start(conn.config.provider, suite.prfHash);
-    transcript.add(encodeHandshakeMessage(HandshakeType.ClientHello, hello.messageSeq, hello.body));
+    // Client authentication: the messages its CertificateVerify will sign
+    // are hashed as they go too (RFC 5246 §7.4.8).
+    const clientAuth = signed ? this.#options.clientAuth : undefined;
+    const signature = clientAuth === undefined
+      ? undefined
+      : conn.config.provider.transcriptSignature();
+    const record = (message: Uint8Array) => {
+      transcript.add(message);
+      signature?.update(message);
+    };
+    record(encodeHandshakeMessage(HandshakeType.ClientHello, hello.messageSeq, hello.body));
 
     const serverRandom = conn.config.random(32);
     const serverExtensions: Extension[] = [];
@@ -317,7 +399,7 @@ export class ServerHandshake implements HandshakeDriver {
     const items: FlightItem[] = [];
     const push = (msgType: number, body: Uint8Array) => {
       items.push({ kind: "handshake", epoch: 0, msgType, messageSeq: seq, body });
-      transcript.add(encodeHandshakeMessage(msgType, seq, body));
+      record(encodeHandshakeMessage(msgType, seq, body));
       seq++;
     };
     push(
@@ -362,26 +444,111 @@ export class ServerHandshake implements HandshakeDriver {
       // RFC 4279 §2: without a hint the ServerKeyExchange is omitted.
       push(HandshakeType.ServerKeyExchange, encodePskServerKeyExchange(this.#options.identityHint));
     }
+    if (signature !== undefined) {
+      push(HandshakeType.CertificateRequest, CERTIFICATE_REQUEST_BODY);
+    }
     push(HandshakeType.ServerHelloDone, encodeServerHelloDone());
     // A server's flight 4 waits for the client's next flight; the client's
     // timer drives retransmission, ours covers a lost flight 4 as well.
     conn.sendFlight(items, true);
 
+    const n: Negotiated = {
+      suite,
+      // Copied: a view would keep the whole ClientHello alive.
+      clientRandom: ch.random.slice(),
+      serverRandom,
+      extendedMasterSecret: ems !== undefined,
+      encryptThenMac,
+      group: ecdhe ? group : undefined,
+      keyShare,
+      transcript,
+    };
+    return signature === undefined
+      ? { kind: "await_client_key_exchange", nextSeq: seq, n }
+      : { kind: "await_client_certificate", nextSeq: seq, n, signature };
+  }
+
+  /**
+   * The client's chain, asked for by our CertificateRequest: trusted, or
+   * the handshake fails with the check's alert; an empty one is refused
+   * unless client authentication is optional (RFC 5246 §7.4.6).
+   */
+  #onClientCertificate(
+    state: Extract<ServerState, { kind: "await_client_certificate" }>,
+    messageSeq: number,
+    body: Uint8Array,
+  ): ServerState {
+    const chain = decodeCertificate(body);
+    const clientAuth = this.#options.clientAuth!;
+    const message = encodeHandshakeMessage(HandshakeType.Certificate, messageSeq, body);
+    state.n.transcript.add(message);
+    state.signature.update(message);
+    const { n, nextSeq, signature } = state;
+    if (chain.length === 0) {
+      if (clientAuth.required) {
+        throw new ProtocolError(
+          AlertDescription.HandshakeFailure,
+          "Cannot continue: the client sent no certificate",
+        );
+      }
+      return { kind: "await_client_key_exchange", n, nextSeq };
+    }
+    const verdict = clientAuth.check(chain, this.#conn.now);
+    if (!verdict.ok) {
+      throw new ProtocolError(
+        VERDICT_ALERTS[verdict.alert],
+        `Cannot trust client certificate: ${verdict.reason}`,
+      );
+    }
     return {
       kind: "await_client_key_exchange",
-      nextSeq: seq,
-      n: {
-        suite,
-        // Copied: a view would keep the whole ClientHello alive.
-        clientRandom: ch.random.slice(),
-        serverRandom,
-        extendedMasterSecret: ems !== undefined,
-        encryptThenMac,
-        group: ecdhe ? group : undefined,
-        keyShare,
-        transcript,
+      n,
+      nextSeq,
+      client: { spki: verdict.spki, subject: verdict.subject, signature },
+    };
+  }
+
+  /**
+   * The client's proof that it holds its certificate's key: a signature of
+   * every message up to its ClientKeyExchange, with a scheme we asked for
+   * that fits the key (RFC 5246 §7.4.8).
+   */
+  #onCertificateVerify(
+    state: Extract<ServerState, { kind: "await_certificate_verify" }>,
+    messageSeq: number,
+    body: Uint8Array,
+  ): ServerState {
+    const cv = decodeCertificateVerify(body);
+    const scheme = signatureSchemeOf(cv.scheme);
+    if (
+      scheme === undefined ||
+      !state.client.signature.verify(state.client.spki, scheme, cv.signature)
+    ) {
+      throw new ProtocolError(
+        AlertDescription.DecryptError,
+        "Cannot verify the client's CertificateVerify",
+      );
+    }
+    state.n.transcript.add(
+      encodeHandshakeMessage(HandshakeType.CertificateVerify, messageSeq, body),
+    );
+    const provider = this.#conn.config.provider;
+    const keyed: Keyed = {
+      n: state.n,
+      nextSeq: state.nextSeq,
+      master: state.master,
+      identity: state.identity,
+      identityBytes: state.identityBytes,
+      peerCertificate: {
+        subject: state.client.subject,
+        spkiSha256: toHex(provider.hash("sha256", state.client.spki)),
       },
     };
+    if (!state.changeCipherSpecSeen) return { ...keyed, kind: "await_change_cipher_spec" };
+    // Its ChangeCipherSpec came first: taken now, as onChangeCipherSpec would.
+    this.#state = { ...keyed, kind: "await_finished" };
+    this.#conn.activatePendingRead();
+    return this.#state;
   }
 
   #pickGroup(exts: readonly Extension[]): GroupName | undefined {
@@ -505,7 +672,9 @@ export class ServerHandshake implements HandshakeDriver {
         "Cannot use client's ECDH public key",
       );
     }
-    n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
+    const message = encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body);
+    n.transcript.add(message);
+    state.client?.signature.update(message);
     return this.#keyed(state, shared, "", EMPTY);
   }
 
@@ -533,13 +702,12 @@ export class ServerHandshake implements HandshakeDriver {
     const options = { encryptThenMac: n.encryptThenMac, random: conn.config.random };
     conn.setPendingRead(createProtection(n.suite, keys.client, provider, options));
     conn.setWrite(1, createProtection(n.suite, keys.server, provider, options));
-    return {
-      kind: "await_change_cipher_spec",
-      n,
-      nextSeq: state.nextSeq,
-      master,
-      identity,
-      identityBytes,
+    const keyed: Keyed = { n, nextSeq: state.nextSeq, master, identity, identityBytes };
+    return state.client === undefined ? { ...keyed, kind: "await_change_cipher_spec" } : {
+      ...keyed,
+      kind: "await_certificate_verify",
+      client: state.client,
+      changeCipherSpecSeen: false,
     };
   }
 
@@ -592,12 +760,23 @@ export class ServerHandshake implements HandshakeDriver {
       extendedMasterSecret: n.extendedMasterSecret,
       encryptThenMac: n.encryptThenMac,
       group: n.group,
+      ...(state.peerCertificate === undefined ? {} : { peerCertificate: state.peerCertificate }),
     });
     return { kind: "done", clientFinishedSeq: messageSeq };
   }
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Our CertificateRequest: ECDSA or RSA keys, every scheme we verify, and no
+ * list of CAs (any: the client sends what it has, its chain decides).
+ */
+const CERTIFICATE_REQUEST_BODY = encodeCertificateRequest({
+  certificateTypes: [ClientCertificateType.ecdsa_sign, ClientCertificateType.rsa_sign],
+  schemes: Object.values(SignatureSchemeCode),
+  authorities: [],
+});
 
 /** Each certificate's Certificate message body, encoded once and shared by every handshake. */
 const CERTIFICATE_BODIES = new WeakMap<ServerCertificate, Uint8Array>();

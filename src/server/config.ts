@@ -71,6 +71,18 @@ export const SETTINGS: readonly Spec[] = [
   },
   { name: "key", kind: "string", help: "PEM private key of --cert (PKCS#8, SEC1 or PKCS#1)" },
   {
+    name: "client-ca",
+    kind: "string",
+    help: "PEM CA bundle: ask certificate-suite clients for a certificate that chains to it",
+  },
+  {
+    name: "client-auth",
+    kind: "enum",
+    default: "require",
+    choices: ["require", "optional"],
+    help: "with --client-ca: refuse clients without a certificate, or serve them anonymously",
+  },
+  {
     name: "keylog",
     kind: "string",
     help:
@@ -241,6 +253,8 @@ export interface ServerSettings {
   readonly cert: string | undefined;
   readonly key: string | undefined;
   readonly keylog: string | undefined;
+  readonly clientCa: string | undefined;
+  readonly clientAuth: "require" | "optional";
   readonly identityHint: string;
   readonly allowDemoKey: boolean;
   readonly mtu: number;

@@ -26,6 +26,7 @@ import { bytesForLog, safeText, safeTextBounded } from "./log_text.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
 import type { ServerCertificate } from "../handshake/server.ts";
+import type { ChainCheck, PeerCertificate } from "../handshake/driver.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
 import { isLoopbackIp } from "../codec/ip_address.ts";
 
@@ -35,6 +36,10 @@ export interface PeerInfo {
   readonly address: string;
   /** UDP port. */
   readonly port: number;
+  /** The PSK identity the peer authenticated with (PSK suites), as text. */
+  readonly identity?: string;
+  /** The certificate the peer authenticated with (client authentication). */
+  readonly certificate?: PeerCertificate;
 }
 
 /**
@@ -77,6 +82,7 @@ const SERVER_OPTIONS = {
   psk: "other",
   certificate: "other",
   keyLogFile: "other",
+  clientAuth: "other",
   identityHint: "other",
   suites: "other",
   groups: "other",
@@ -124,6 +130,12 @@ export interface DtlsServerOptions {
    * Wireshark or tshark can decrypt it: for debugging only.
    */
   readonly keyLogFile?: string;
+  /**
+   * Client authentication on the certificate suites: the check of a
+   * client's chain (see `chainVerifier`), and whether a client without a
+   * certificate is refused.
+   */
+  readonly clientAuth?: { readonly check: ChainCheck; readonly required: boolean };
   /** psk_identity_hint (default: the Qt example's). */
   readonly identityHint?: string;
   /** Suites in preference order (default: all, AEAD with forward secrecy first). */
@@ -206,7 +218,8 @@ const decoder = new TextDecoder("utf-8", { fatal: false });
 /** What the server keeps per peer besides its connection: where and how to send, and how the application sees it. */
 export interface PeerRoute {
   readonly addr: Deno.NetAddr;
-  readonly info: PeerInfo;
+  /** What the handler is told of the peer: its address, then who it proved to be. */
+  info: PeerInfo;
   /** Logs a failed send naming the peer: made once per peer, not once per datagram. */
   readonly onSendError: (error: unknown) => void;
 }
@@ -321,6 +334,7 @@ export class DtlsServer {
         dummyKeyLength: () => this.#psk.typicalKeyLength,
         certificate: () => this.#certificate,
         ...(options.keyLogFile === undefined ? {} : { keyLog: keyLogWriter(options.keyLogFile) }),
+        ...(options.clientAuth === undefined ? {} : { clientAuth: options.clientAuth }),
         identityHint: encoder.encode(options.identityHint ?? SERVER_DEFAULTS.identityHint),
         suites: options.suites ?? CIPHER_SUITES,
         groups: options.groups ?? SERVER_DEFAULTS.groups,
@@ -676,9 +690,17 @@ export class DtlsServer {
           },
         );
         return;
-      case "handshake_complete":
+      case "handshake_complete": {
         this.metrics.inc("dtls_handshakes_completed_total");
         this.metrics.observeHandshake((this.#clock() - connection.createdAt) / 1000);
+        const psk = event.identityBytes.length > 0 || event.peerCertificate === undefined;
+        if (route !== undefined) {
+          route.info = {
+            ...route.info,
+            ...(psk ? { identity: event.identity } : {}),
+            ...(event.peerCertificate === undefined ? {} : { certificate: event.peerCertificate }),
+          };
+        }
         log.log(
           "info",
           "handshake_complete",
@@ -691,9 +713,14 @@ export class DtlsServer {
             extendedMasterSecret: event.extendedMasterSecret,
             encryptThenMac: event.encryptThenMac,
             group: event.group,
+            ...(event.peerCertificate === undefined ? {} : {
+              peerSubject: safeText(event.peerCertificate.subject, REASON_CHARS),
+              peerSpkiSha256: event.peerCertificate.spkiSha256,
+            }),
           },
         );
         return;
+      }
       case "data": {
         this.#appReceived.add();
         // The hex dump costs more than the record's decryption: build it

@@ -165,11 +165,4 @@ export function configureLogging(
   });
 }
 
-/** Lowercase hex of bytes, for logging ciphertext. */
-export function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]!];
-  return s;
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+export { toHex } from "../codec/hex.ts";

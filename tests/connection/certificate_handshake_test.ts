@@ -10,10 +10,17 @@ import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { ContentType, parseRecords } from "../../src/record/header.ts";
 import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
-import { type NetworkScript, Pair } from "../helpers/sim.ts";
+import { type NetworkScript, Pair, PEER } from "../helpers/sim.ts";
 import type { ClientHandshakeOptions } from "../../src/handshake/client.ts";
-import { CERT_TIME, serverCertificate, trustingClient } from "../helpers/certificates.ts";
+import {
+  CERT_TIME,
+  clientCertificate,
+  serverCertificate,
+  trustingClient,
+} from "../helpers/certificates.ts";
 import { testPki } from "../helpers/pki.ts";
+import { chainVerifier } from "../../src/pki/chain_verifier.ts";
+import { pemBlocks } from "../../src/pki/server_certificate.ts";
 import { skipUnless } from "../helpers/server_process.ts";
 
 const openssl = skipUnless("openssl");
@@ -213,5 +220,159 @@ Deno.test({
         new Pair({ client: { suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")] } }),
       /certificate suites need a way to verify the server/,
     );
+  },
+});
+
+// ---- client authentication -------------------------------------------------------------
+
+/** A pair whose server asks for a client certificate that chains to the test CA. */
+function clientAuthPair(
+  client: { cert?: string; key?: string },
+  options: { required?: boolean; mtu?: number; script?: NetworkScript } = {},
+): Pair {
+  const pki = testPki();
+  return new Pair({
+    start: CERT_TIME,
+    seed: `clientauth/${client.cert ?? "none"}/${options.mtu}`,
+    server: {
+      ...serverCertificate(pki.ecCert, pki.ecKey),
+      suites: CIPHER_SUITES,
+      clientAuth: {
+        check: chainVerifier({
+          anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
+        }),
+        required: options.required ?? true,
+      },
+    },
+    client: {
+      ...trustingClient(),
+      suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")],
+      ...(client.cert === undefined ? {} : clientCertificate(client.cert, client.key!)),
+    },
+    ...(options.mtu === undefined ? {} : { mtu: options.mtu }),
+    ...(options.script === undefined ? {} : { script: options.script }),
+  });
+}
+
+function serverAlert(pair: Pair): string | undefined {
+  const sent = pair.serverEvents.find((e) => e.type === "alert" && e.direction === "sent");
+  return sent?.type === "alert" ? sent.description : undefined;
+}
+
+Deno.test({
+  name:
+    "client authentication: a trusted client certificate and its CertificateVerify identify the client",
+  ignore: openssl.ignore,
+  fn() {
+    const pki = testPki();
+    const pair = clientAuthPair({ cert: pki.clientCert, key: pki.clientKey });
+    pair.run();
+    assertSession(pair, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+    const done = pair.serverEvents.find((e) => e.type === "handshake_complete");
+    assert.equal(
+      done?.type === "handshake_complete" && done.peerCertificate?.subject,
+      "CN=device-1",
+    );
+    assert.match(
+      done?.type === "handshake_complete" ? done.peerCertificate?.spkiSha256 ?? "" : "",
+      /^[0-9a-f]{64}$/,
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "client authentication: no certificate is handshake_failure when required, served anonymously when optional",
+  ignore: openssl.ignore,
+  fn() {
+    const required = clientAuthPair({});
+    required.run();
+    assert.equal(required.client.isEstablished, false);
+    assert.equal(serverAlert(required), "handshake_failure");
+    const optional = clientAuthPair({}, { required: false });
+    optional.run();
+    assertSession(optional, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+    const done = optional.serverEvents.find((e) => e.type === "handshake_complete");
+    assert.equal(done?.type === "handshake_complete" && done.peerCertificate, undefined);
+  },
+});
+
+Deno.test({
+  name: "client authentication: a client certificate from an untrusted CA is unknown_ca",
+  ignore: openssl.ignore,
+  fn() {
+    const pki = testPki();
+    const pair = clientAuthPair({ cert: pki.untrustedCert, key: pki.untrustedKey });
+    pair.run();
+    assert.equal(serverAlert(pair), "unknown_ca");
+  },
+});
+
+/** Whether a datagram carries a handshake message of `type` in epoch 0. */
+function carries(datagram: Uint8Array, type: number): boolean {
+  return parseRecords(datagram).records.some((r) =>
+    r.type === ContentType.Handshake && r.epoch === 0 &&
+    parseHandshakeFragments(r.fragment).some((f) => f.msgType === type)
+  );
+}
+
+Deno.test({
+  name:
+    "client authentication: a CertificateVerify that comes after the ChangeCipherSpec (reordered) still completes",
+  ignore: openssl.ignore,
+  fn() {
+    const pki = testPki();
+    let held = false;
+    const pair = clientAuthPair({ cert: pki.clientCert, key: pki.clientKey }, {
+      mtu: 300,
+      script: (direction, _index, datagram) => {
+        if (direction === "c2s" && !held && carries(datagram, HandshakeType.CertificateVerify)) {
+          held = true;
+          return "delay";
+        }
+        return "deliver";
+      },
+    });
+    pair.run();
+    assert.ok(held, "the CertificateVerify had a datagram of its own to hold back");
+    assertSession(pair, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+  },
+});
+
+Deno.test({
+  name:
+    "client authentication: a client certificate never followed by its CertificateVerify is unexpected_message",
+  ignore: openssl.ignore,
+  fn() {
+    const pki = testPki();
+    let removed = 0;
+    const pair: Pair = clientAuthPair({ cert: pki.clientCert, key: pki.clientKey }, {
+      script: (direction, _index, datagram) => {
+        if (direction !== "c2s" || !carries(datagram, HandshakeType.CertificateVerify)) {
+          return "deliver";
+        }
+        // Every flight loses its CertificateVerify record, and only it: the
+        // ChangeCipherSpec and the Finished still come.
+        const kept = parseRecords(datagram).records.filter((r) =>
+          !(r.type === ContentType.Handshake && r.epoch === 0 &&
+            parseHandshakeFragments(r.fragment).some((f) =>
+              f.msgType === HandshakeType.CertificateVerify
+            ))
+        );
+        removed++;
+        const rest = new Uint8Array(kept.reduce((n, r) => n + r.raw.length, 0));
+        let at = 0;
+        for (const r of kept) {
+          rest.set(r.raw, at);
+          at += r.raw.length;
+        }
+        pair.endpoint.handleDatagram(rest, PEER, pair.now);
+        return "drop";
+      },
+    });
+    pair.run();
+    assert.ok(removed >= 2, `${removed} flights without their CertificateVerify`);
+    assert.equal(serverAlert(pair), "unexpected_message");
+    assert.equal(pair.client.isEstablished, false);
   },
 });

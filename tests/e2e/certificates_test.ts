@@ -407,3 +407,83 @@ Deno.test({
     assert.match(r.stderr, /^Cannot write --keylog \/nonexistent\/dir\/keys\.log/);
   },
 });
+
+Deno.test({
+  name:
+    "client authentication: openssl s_client with a client certificate is identified in the log; without one it is refused",
+  ignore: openssl.ignore,
+  async fn(t) {
+    const pki = testPki();
+    await using server = await startServer([
+      "--cert",
+      pki.ecCert,
+      "--key",
+      pki.ecKey,
+      "--client-ca",
+      pki.caCert,
+    ]);
+    await t.step("with a certificate", async () => {
+      const result = await sClient(server.port, [
+        "-cipher",
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "-cert",
+        pki.clientCert,
+        "-key",
+        pki.clientKey,
+      ]);
+      assert.ok(result.reply, show(server, result));
+      const complete = await server.waitFor(
+        (e) => e.event === "handshake_complete" && e.peerSubject === "CN=device-1",
+        5_000,
+      );
+      assert.match(String(complete.peerSpkiSha256), /^[0-9a-f]{64}$/);
+    });
+    await t.step("without one", async () => {
+      const result = await sClient(server.port, ["-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]);
+      assert.equal(result.reply, undefined, show(server, result));
+      await server.waitFor(
+        (e) => e.event === "alert_sent" && e.description === "handshake_failure",
+        5_000,
+      );
+    });
+    await t.step("our client with --cert/--key", async () => {
+      const r = await runMain([
+        "client",
+        "--connect",
+        `127.0.0.1:${server.port}`,
+        "--ca",
+        pki.caCert,
+        "--server-name",
+        "localhost",
+        "--cert",
+        pki.clientCert,
+        "--key",
+        pki.clientKey,
+        "--timeout",
+        "5",
+      ]);
+      assert.equal(r.code, 0, r.stderr + server.describe());
+      assert.match(r.stdout, ACK);
+    });
+  },
+});
+
+Deno.test({
+  name: "client authentication optional: a client without a certificate is served",
+  ignore: openssl.ignore,
+  async fn() {
+    const pki = testPki();
+    await using server = await startServer([
+      "--cert",
+      pki.ecCert,
+      "--key",
+      pki.ecKey,
+      "--client-ca",
+      pki.caCert,
+      "--client-auth",
+      "optional",
+    ]);
+    const result = await sClient(server.port, ["-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"]);
+    assert.ok(result.reply, show(server, result));
+  },
+});

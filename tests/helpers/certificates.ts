@@ -39,3 +39,17 @@ export function trustingClient(
     }),
   };
 }
+
+/** Client options presenting the certificate in `certFile` / `keyFile` when asked. */
+export function clientCertificate(
+  certFile: string,
+  keyFile: string,
+): Partial<ClientHandshakeOptions> {
+  const { certificate } = loadServerCertificate(
+    Deno.readTextFileSync(certFile),
+    Deno.readTextFileSync(keyFile),
+    nodeProvider,
+    CERT_TIME,
+  );
+  return { certificate };
+}

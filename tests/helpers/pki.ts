@@ -25,6 +25,9 @@ export interface TestPki {
   readonly chainedCert: string;
   readonly chainedKey: string;
   readonly chainedBundle: string;
+  /** A client certificate (CN=device-1, clientAuth), issued by the CA. */
+  readonly clientCert: string;
+  readonly clientKey: string;
 }
 
 let made: TestPki | undefined;
@@ -172,6 +175,38 @@ export function testPki(): TestPki {
     `${dir}/chained-bundle.pem`,
     Deno.readTextFileSync(`${dir}/chained.pem`) + Deno.readTextFileSync(`${dir}/intermediate.pem`),
   );
+  Deno.writeTextFileSync(
+    `${dir}/client.ext`,
+    "extendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n",
+  );
+  key("client", ec);
+  openssl(dir, [
+    "req",
+    "-new",
+    "-key",
+    "client.key",
+    "-subj",
+    "/CN=device-1",
+    "-out",
+    "client.csr",
+  ]);
+  openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "client.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "30",
+    "-extfile",
+    "client.ext",
+    "-out",
+    "client.pem",
+  ]);
   made = {
     dir,
     caCert: `${dir}/ca.pem`,
@@ -190,6 +225,8 @@ export function testPki(): TestPki {
     chainedCert: `${dir}/chained.pem`,
     chainedKey: `${dir}/chained.key`,
     chainedBundle: `${dir}/chained-bundle.pem`,
+    clientCert: `${dir}/client.pem`,
+    clientKey: `${dir}/client.key`,
   };
   return made;
 }
