@@ -10,18 +10,28 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { DecodeError } from "../../src/codec/reader.ts";
+import { chainVerifier } from "../../src/pki/chain_verifier.ts";
+import { pemBlocks } from "../../src/pki/server_certificate.ts";
+import { CERT_TIME, serverCertificate, trustingClient } from "../helpers/certificates.ts";
+import { testPki } from "../helpers/pki.ts";
+import { skipUnless } from "../helpers/server_process.ts";
 import { clientHelloParams } from "../../src/cookie/cookie.ts";
 import type { EndpointOutcome } from "../../src/connection/endpoint.ts";
 import type { ConnectionEvent } from "../../src/connection/events.ts";
 import {
   decodeEcPointFormats,
   decodeRenegotiationInfo,
+  decodeSignatureAlgorithms,
   decodeSupportedGroups,
 } from "../../src/handshake/extensions.ts";
 import { encodeHandshakeMessage, parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import {
   decodeAlert,
+  decodeCertificate,
+  decodeCertificateRequest,
+  decodeCertificateVerify,
   decodeClientHello,
+  decodeEcdheClientKeyExchange,
   decodeEcdhePskClientKeyExchange,
   decodeEcdhePskServerKeyExchange,
   decodeFinished,
@@ -30,6 +40,9 @@ import {
   decodePskServerKeyExchange,
   decodeServerHello,
   decodeServerHelloDone,
+  decodeSignedEcdheServerKeyExchange,
+  encodeCertificate,
+  encodeEcdheClientKeyExchange,
   HandshakeType,
 } from "../../src/handshake/messages.ts";
 import {
@@ -40,10 +53,11 @@ import {
   parseRecords,
 } from "../../src/record/header.ts";
 import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
-import { connectionConfig } from "../../src/connection/endpoint.ts";
+import { connectionConfig, ServerEndpoint } from "../../src/connection/endpoint.ts";
+import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import { seededRandom } from "../helpers/random.ts";
-import { Pair } from "../helpers/sim.ts";
+import { Pair, serverPsk } from "../helpers/sim.ts";
 
 const SCALE = Number(Deno.env.get("FUZZ_SCALE") ?? "1") || 1;
 let generated = 0;
@@ -89,6 +103,12 @@ const DECODERS: [string, (b: Uint8Array) => unknown][] = [
   ["renegotiation_info", decodeRenegotiationInfo],
   ["handshake fragments", parseHandshakeFragments],
   ["cookie fields of ClientHello", clientHelloParams],
+  ["Certificate", decodeCertificate],
+  ["CertificateRequest", decodeCertificateRequest],
+  ["CertificateVerify", decodeCertificateVerify],
+  ["signed ECDHE ServerKeyExchange", decodeSignedEcdheServerKeyExchange],
+  ["ECDHE ClientKeyExchange", decodeEcdheClientKeyExchange],
+  ["signature_algorithms", decodeSignatureAlgorithms],
 ];
 
 /** Bytes that look like a length-prefixed structure more often than uniform noise would. */
@@ -318,6 +338,85 @@ Deno.test("fuzz: a half-open connection fed random handshake input fails only wi
     server.abort("fuzz done");
     endpoint.remove(peer);
   });
+});
+
+Deno.test({
+  name:
+    "fuzz: a certificate handshake waiting for the client's certificate, fed random messages and timers, fails only with a protocol alert",
+  ignore: skipUnless("openssl").ignore,
+  fn() {
+    const pki = testPki();
+    const endpoint = new ServerEndpoint({
+      connection: connectionConfig(nobleProvider, seededRandom("fuzz/cert")),
+      psk: serverPsk({
+        ...serverCertificate(pki.ecCert, pki.ecKey),
+        suites: CIPHER_SUITES,
+        clientAuth: {
+          check: chainVerifier({
+            anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
+          }),
+          required: true,
+        },
+      }),
+      handshakeRate: 0,
+    });
+    const clientChain = pemBlocks(Deno.readTextFileSync(pki.clientCert), "CERTIFICATE");
+    let n = 0;
+    const message = fc.record({
+      msgType: fc.constantFrom(
+        HandshakeType.Certificate,
+        HandshakeType.ClientKeyExchange,
+        HandshakeType.CertificateVerify,
+        HandshakeType.Finished,
+        HandshakeType.CertificateRequest,
+      ),
+      seq: fc.integer({ min: 1, max: 5 }),
+      body: fc.oneof(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.constant(encodeCertificate(clientChain)),
+        fc.constant(encodeCertificate([])),
+        fc.constant(
+          encodeEcdheClientKeyExchange(
+            nobleProvider.keyShare("x25519", seededRandom("k")).publicKey,
+          ),
+        ),
+      ),
+      type: fc.constantFrom(
+        ContentType.Handshake,
+        ContentType.Handshake,
+        ContentType.ChangeCipherSpec,
+      ),
+    });
+    check(fc.array(message, { minLength: 1, maxLength: 5 }), 600, (messages) => {
+      const peer = `10.9.7.${n & 0xff}:${1000 + (n++ >> 8)}`;
+      const client = testClient(`cert${n}`, CERT_TIME, {
+        ...trustingClient(),
+        suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")],
+      });
+      converse(endpoint, client, peer, CERT_TIME, (_d, index) => index < 2);
+      const server = endpoint.get(peer);
+      assert.ok(server !== undefined && !server.isClosed);
+      let seq = 10;
+      for (const m of messages) {
+        const fragment = m.type === ContentType.Handshake
+          ? encodeHandshakeMessage(m.msgType, m.seq, m.body)
+          : new Uint8Array([1]);
+        endpoint.handleDatagram(
+          encodeRecord(m.type, DTLS_1_2, 0, seq++, fragment),
+          peer,
+          CERT_TIME,
+        );
+      }
+      // Time goes on: every timer of the half-open handshake fires.
+      for (let t = CERT_TIME; t < CERT_TIME + 40_000; t += 5_000) endpoint.handleTimeouts(t);
+      for (let e = server.pollEvent(); e; e = server.pollEvent()) {
+        noInternalError(e);
+        if (e.type === "handshake_complete") assert.fail("no handshake completes on random input");
+      }
+      server.abort("fuzz done");
+      endpoint.remove(peer);
+    });
+  },
 });
 
 Deno.test("fuzz: an established connection fed random datagrams stays up and delivers nothing", () => {
