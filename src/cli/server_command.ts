@@ -18,6 +18,7 @@ import type { ServerCertificate } from "../handshake/server.ts";
 import {
   CertificateError,
   type CertificateSummary,
+  loadPublicKeys,
   loadServerCertificate,
   pemBlocks,
 } from "../pki/server_certificate.ts";
@@ -57,6 +58,24 @@ export function loadCertificate(
   } catch (error) {
     if (error instanceof CertificateError) throw new ConfigError(error.message);
     throw error;
+  }
+}
+
+/** The raw public keys of --client-keys, DER SubjectPublicKeyInfo; undefined without it. */
+function loadClientKeys(settings: ServerSettings): Uint8Array[] | undefined {
+  if (settings.clientKeys === undefined) return undefined;
+  if (settings.cert === undefined) {
+    throw new ConfigError(
+      "Cannot use --client-keys without --cert: only certificate suites ask for one",
+    );
+  }
+  try {
+    return loadPublicKeys(
+      Deno.readTextFileSync(settings.clientKeys),
+      `--client-keys ${settings.clientKeys}`,
+    );
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
   }
 }
 
@@ -185,6 +204,7 @@ export async function runServer(
   let psk: PskStore | undefined;
   let certificate: ReturnType<typeof loadCertificate>;
   let clientCa: Uint8Array[] | undefined;
+  let clientKeys: Uint8Array[] | undefined;
   let provider: CryptoProvider;
   try {
     settings = resolveSettings(args, env);
@@ -193,6 +213,7 @@ export async function runServer(
     certificate = loadCertificate(settings, provider);
     if (settings.keylog !== undefined) checkWritable("--keylog", settings.keylog);
     clientCa = loadClientCa(settings);
+    clientKeys = loadClientKeys(settings);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`${error.message}\n(see --help)`);
@@ -238,9 +259,10 @@ export async function runServer(
     // certificate suites are offered, so no PSK handshake is even begun.
     psk: psk ?? mapPskStore(new Map()),
     ...(settings.keylog === undefined ? {} : { keyLogFile: settings.keylog }),
-    ...(clientCa === undefined ? {} : {
+    ...(clientCa === undefined && clientKeys === undefined ? {} : {
       clientAuth: {
-        check: chainVerifier({ anchors: clientCa }),
+        ...(clientCa === undefined ? {} : { check: chainVerifier({ anchors: clientCa }) }),
+        ...(clientKeys === undefined ? {} : { rawKeys: clientKeys }),
         required: settings.clientAuth === "require",
       },
     }),

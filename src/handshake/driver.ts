@@ -34,6 +34,8 @@ export interface CertificateWithKey {
   readonly chain: readonly Uint8Array[];
   /** The leaf's private key. */
   readonly key: SigningKey;
+  /** The leaf's SubjectPublicKeyInfo (DER): what a raw public key certificate carries (RFC 7250). */
+  readonly spki: Uint8Array;
 }
 
 /**

@@ -24,6 +24,10 @@ export const ExtensionType = {
   EcPointFormats: 11,
   /** RFC 5246 §7.4.1.4.1. */
   SignatureAlgorithms: 13,
+  /** RFC 7250 §4.1. */
+  ClientCertificateType: 19,
+  /** RFC 7250 §4.1. */
+  ServerCertificateType: 20,
   /** RFC 7366 §2. */
   EncryptThenMac: 22,
   /** RFC 7627 §5.1. */
@@ -84,6 +88,41 @@ export function encodeSignatureAlgorithms(codes: readonly number[]): Uint8Array 
       for (const c of codes) w.u16(c);
     })
     .finish();
+}
+
+/** CertificateType values (RFC 7250 §3): an X.509 chain, or a bare SubjectPublicKeyInfo. */
+export const CertificateType = { X509: 0, RawPublicKey: 2 } as const;
+
+/**
+ * Decodes a client's client_certificate_type or server_certificate_type:
+ * `CertificateType types<1..2^8-1>`, in its order of preference (RFC 7250 §4.1).
+ */
+export function decodeCertificateTypes(data: Uint8Array): number[] {
+  const r = new Reader(data);
+  const list = r.vec8("certificate_type");
+  r.end("certificate_type");
+  if (list.remaining === 0) throw new DecodeError("certificate_type", "empty");
+  const types: number[] = [];
+  while (list.remaining > 0) types.push(list.u8("CertificateType"));
+  return types;
+}
+
+/** Encodes a client's certificate type list (RFC 7250 §4.1). */
+export function encodeCertificateTypes(types: readonly number[]): Uint8Array {
+  if (types.length === 0) throw new RangeError("Cannot encode certificate_type: empty");
+  return new Writer(1 + types.length)
+    .vec8((w) => {
+      for (const t of types) w.u8(t);
+    })
+    .finish();
+}
+
+/** Decodes a server's choice: one CertificateType (RFC 7250 §4.2). */
+export function decodeCertificateTypeChoice(data: Uint8Array): number {
+  const r = new Reader(data);
+  const type = r.u8("certificate_type");
+  r.end("certificate_type");
+  return type;
 }
 
 /** ECPointFormat.uncompressed, the one format RFC 8422 §5.1.2 still requires. */

@@ -309,6 +309,25 @@ export function decodeCertificate(body: Uint8Array): Uint8Array[] {
 }
 
 /**
+ * Encodes the Certificate message of a raw public key: `opaque
+ * ASN.1_subjectPublicKeyInfo<1..2^24-1>` alone, in place of the chain
+ * (RFC 7250 §3).
+ */
+export function encodeRawPublicKey(spki: Uint8Array): Uint8Array {
+  need(spki.length > 0, "Certificate", "empty SubjectPublicKeyInfo");
+  return new Writer(3 + spki.length).opaque24(spki).finish();
+}
+
+/** Decodes a raw public key's Certificate message: the DER SubjectPublicKeyInfo (a view of `body`). */
+export function decodeRawPublicKey(body: Uint8Array): Uint8Array {
+  const r = new Reader(body);
+  const spki = r.opaque24("Certificate.ASN.1_subjectPublicKeyInfo");
+  if (spki.length === 0) throw new DecodeError("Certificate.ASN.1_subjectPublicKeyInfo", "empty");
+  r.end("Certificate");
+  return spki;
+}
+
+/**
  * ServerECDHParams `{ curve_type = named_curve; NamedCurve namedcurve;
  * ECPoint public; }` (RFC 8422 §5.4): what a signed ServerKeyExchange
  * carries and, after the two randoms, what its signature covers.

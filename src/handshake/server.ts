@@ -36,6 +36,8 @@ import { createProtection } from "../record/protection.ts";
 import type { CipherSuite } from "../record/suites.ts";
 import { suiteById } from "../record/suites.ts";
 import {
+  CertificateType,
+  decodeCertificateTypes,
   decodeEcPointFormats,
   decodeRenegotiationInfo,
   decodeSignatureAlgorithms,
@@ -63,11 +65,13 @@ import {
   decodeEcdhePskClientKeyExchange,
   decodeFinished,
   decodePskClientKeyExchange,
+  decodeRawPublicKey,
   encodeCertificate,
   encodeCertificateRequest,
   encodeEcdhePskServerKeyExchange,
   encodeFinished,
   encodePskServerKeyExchange,
+  encodeRawPublicKey,
   encodeServerEcdhParams,
   encodeServerHello,
   encodeServerHelloDone,
@@ -122,7 +126,18 @@ export interface ServerHandshakeOptions {
    * client's chain, and whether a client without one is refused (with
    * `handshake_failure`, RFC 5246 §7.4.6) or served anonymously.
    */
-  readonly clientAuth?: { readonly check: ChainCheck; readonly required: boolean };
+  readonly clientAuth?: ClientAuthPolicy;
+}
+
+/**
+ * What the server takes as a client's proof of identity: an X.509 chain it
+ * checks, raw public keys it knows (RFC 7250, SubjectPublicKeyInfo DER), or
+ * both; and whether a client without one is refused.
+ */
+export interface ClientAuthPolicy {
+  readonly check?: ChainCheck;
+  readonly rawKeys?: readonly Uint8Array[];
+  readonly required: boolean;
 }
 
 /** What was agreed in the hellos. */
@@ -162,6 +177,8 @@ type ServerState =
     readonly n: Negotiated;
     readonly nextSeq: number;
     readonly signature: TranscriptSignature;
+    /** The certificate type agreed for it (RFC 7250). */
+    readonly clientType: number;
   }
   | {
     readonly kind: "await_client_key_exchange";
@@ -361,14 +378,15 @@ export class ServerHandshake implements HandshakeDriver {
     }
     const ecdhe = suite.kx !== "psk";
     const signed = suite.kx === "ecdhe_ecdsa" || suite.kx === "ecdhe_rsa";
+    const serverType = signed ? this.#pickServerCertificateType(exts) : undefined;
+    const clientType = signed ? this.#pickClientCertificateType(exts) : undefined;
     const encryptThenMac = etm !== undefined && suite.cipher.kind === "cbc";
 
     const transcript = new Transcript();
     transcript.start(conn.config.provider, suite.prfHash);
     // Client authentication: the messages its CertificateVerify will sign
     // are hashed as they go too (RFC 5246 §7.4.8).
-    const clientAuth = signed ? this.#options.clientAuth : undefined;
-    const signature = clientAuth === undefined
+    const signature = clientType === undefined
       ? undefined
       : conn.config.provider.transcriptSignature();
     const record = (message: Uint8Array) => {
@@ -389,6 +407,19 @@ export class ServerHandshake implements HandshakeDriver {
       serverExtensions.push({ type: ExtensionType.ExtendedMasterSecret, data: EMPTY });
     }
     if (encryptThenMac) serverExtensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
+    // RFC 7250 §4.2: the types chosen, in answer to the client's lists.
+    if (serverType !== undefined && findExtension(exts, ExtensionType.ServerCertificateType)) {
+      serverExtensions.push({
+        type: ExtensionType.ServerCertificateType,
+        data: new Uint8Array([serverType]),
+      });
+    }
+    if (clientType !== undefined && findExtension(exts, ExtensionType.ClientCertificateType)) {
+      serverExtensions.push({
+        type: ExtensionType.ClientCertificateType,
+        data: new Uint8Array([clientType]),
+      });
+    }
     if (ecdhe && findExtension(exts, ExtensionType.EcPointFormats) !== undefined) {
       // RFC 8422 §5.2: we only send uncompressed points; and only in answer
       // (RFC 5246 §7.4.1.4: a client refuses an extension it did not offer).
@@ -418,7 +449,12 @@ export class ServerHandshake implements HandshakeDriver {
       // RFC 8422 §5.4: the certificate, then the ephemeral key signed over
       // both randoms, so that only the certificate's holder could send it.
       const { certificate, scheme } = signer!;
-      push(HandshakeType.Certificate, certificateBody(certificate));
+      push(
+        HandshakeType.Certificate,
+        serverType === CertificateType.RawPublicKey
+          ? encodeRawPublicKey(certificate.spki)
+          : certificateBody(certificate),
+      );
       keyShare = conn.config.provider.keyShare(group!, conn.config.random);
       const params = encodeServerEcdhParams(NamedGroup[group!], keyShare.publicKey);
       push(
@@ -465,7 +501,7 @@ export class ServerHandshake implements HandshakeDriver {
     };
     return signature === undefined
       ? { kind: "await_client_key_exchange", nextSeq: seq, n }
-      : { kind: "await_client_certificate", nextSeq: seq, n, signature };
+      : { kind: "await_client_certificate", nextSeq: seq, n, signature, clientType: clientType! };
   }
 
   /**
@@ -478,8 +514,9 @@ export class ServerHandshake implements HandshakeDriver {
     messageSeq: number,
     body: Uint8Array,
   ): ServerState {
-    const chain = decodeCertificate(body);
     const clientAuth = this.#options.clientAuth!;
+    const raw = state.clientType === CertificateType.RawPublicKey;
+    const chain = raw ? [decodeRawPublicKey(body)] : decodeCertificate(body);
     const message = encodeHandshakeMessage(HandshakeType.Certificate, messageSeq, body);
     state.n.transcript.add(message);
     state.signature.update(message);
@@ -493,7 +530,23 @@ export class ServerHandshake implements HandshakeDriver {
       }
       return { kind: "await_client_key_exchange", n, nextSeq };
     }
-    const verdict = clientAuth.check(chain, this.#conn.now);
+    if (raw) {
+      // RFC 7250: the key itself is the identity, trusted when it is one we know.
+      const spki = chain[0]!;
+      if (!(clientAuth.rawKeys ?? []).some((k) => bytesEqual(k, spki))) {
+        throw new ProtocolError(
+          AlertDescription.BadCertificate,
+          "Cannot trust client raw public key: not one of --client-keys",
+        );
+      }
+      return {
+        kind: "await_client_key_exchange",
+        n,
+        nextSeq,
+        client: { spki: spki.slice(), subject: "raw public key", signature },
+      };
+    }
+    const verdict = clientAuth.check!(chain, this.#conn.now);
     if (!verdict.ok) {
       throw new ProtocolError(
         VERDICT_ALERTS[verdict.alert],
@@ -590,6 +643,52 @@ export class ServerHandshake implements HandshakeDriver {
       return undefined;
     }
     return { certificate, scheme };
+  }
+
+  /**
+   * The type of certificate we send (RFC 7250 §4.2): the first of the
+   * client's server_certificate_type list we can send (we can send both:
+   * the chain, or its leaf's key), X.509 without the extension; none of
+   * them is unsupported_certificate.
+   */
+  #pickServerCertificateType(exts: readonly Extension[]): number {
+    const ext = findExtension(exts, ExtensionType.ServerCertificateType);
+    if (ext === undefined) return CertificateType.X509;
+    const type = decodeCertificateTypes(ext.data).find((t) =>
+      t === CertificateType.X509 || t === CertificateType.RawPublicKey
+    );
+    if (type === undefined) {
+      throw new ProtocolError(
+        AlertDescription.UnsupportedCertificate,
+        "Cannot send a certificate of a type the client takes",
+      );
+    }
+    return type;
+  }
+
+  /**
+   * The type of certificate we ask the client for, when we ask: the first
+   * of its client_certificate_type list we can check (a raw key with known
+   * keys, a chain with a CA bundle), X.509 without the extension.
+   * Undefined: no CertificateRequest (no client authentication, or the
+   * client can offer nothing we check and may stay anonymous).
+   */
+  #pickClientCertificateType(exts: readonly Extension[]): number | undefined {
+    const auth = this.#options.clientAuth;
+    if (auth === undefined) return undefined;
+    const ext = findExtension(exts, ExtensionType.ClientCertificateType);
+    const offered = ext === undefined ? [CertificateType.X509] : decodeCertificateTypes(ext.data);
+    const type = offered.find((t) =>
+      (t === CertificateType.RawPublicKey && auth.rawKeys !== undefined) ||
+      (t === CertificateType.X509 && auth.check !== undefined)
+    );
+    if (type === undefined && auth.required) {
+      throw new ProtocolError(
+        AlertDescription.UnsupportedCertificate,
+        "Cannot authenticate the client: it offers no certificate type we check",
+      );
+    }
+    return type;
   }
 
   #pickSuite(
@@ -767,6 +866,11 @@ export class ServerHandshake implements HandshakeDriver {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Whether two byte strings are the same (public keys: no need for constant time). */
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
 
 /**
  * Our CertificateRequest: ECDSA or RSA keys, every scheme we verify, and no

@@ -11,7 +11,8 @@
  * @module
  */
 
-import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
+import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } from "node:crypto";
+import { Buffer } from "node:buffer";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import type { ServerCertificate } from "../handshake/server.ts";
 import { MAX_CHAIN_CERTIFICATES } from "../handshake/messages.ts";
@@ -137,7 +138,11 @@ export function loadServerCertificate(
     );
   }
   return {
-    certificate: { chain, key },
+    certificate: {
+      chain,
+      key,
+      spki: new Uint8Array(leaf.publicKey.export({ type: "spki", format: "der" })),
+    },
     summary: {
       subject: leaf.subject,
       issuer: leaf.issuer,
@@ -146,6 +151,31 @@ export function loadServerCertificate(
       fingerprint256: leaf.fingerprint256,
     },
   };
+}
+
+/**
+ * The public keys of a PEM file (`-----BEGIN PUBLIC KEY-----` blocks, as
+ * `openssl pkey -pubout` writes them): the SubjectPublicKeyInfo DER of each,
+ * checked to parse. For raw public key authentication (RFC 7250).
+ */
+export function loadPublicKeys(pem: string, name: string): Uint8Array[] {
+  let keys: Uint8Array[];
+  try {
+    keys = pemBlocks(pem, "PUBLIC KEY");
+  } catch (error) {
+    throw new CertificateError(`Cannot use ${name}: ${messageOf(error)}`);
+  }
+  if (keys.length === 0) throw new CertificateError(`Cannot use ${name}: no PEM public key in it`);
+  keys.forEach((spki, i) => {
+    try {
+      createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
+    } catch (error) {
+      throw new CertificateError(
+        `Cannot use ${name}: public key ${i + 1} does not parse (${messageOf(error)})`,
+      );
+    }
+  });
+  return keys;
 }
 
 /**

@@ -76,11 +76,17 @@ export const SETTINGS: readonly Spec[] = [
     help: "PEM CA bundle: ask certificate-suite clients for a certificate that chains to it",
   },
   {
+    name: "client-keys",
+    kind: "string",
+    help: "PEM public keys: clients may authenticate with one of them (raw public keys, RFC 7250)",
+  },
+  {
     name: "client-auth",
     kind: "enum",
     default: "require",
     choices: ["require", "optional"],
-    help: "with --client-ca: refuse clients without a certificate, or serve them anonymously",
+    help:
+      "with --client-ca/--client-keys: refuse clients without a certificate, or serve them anonymously",
   },
   {
     name: "keylog",
@@ -254,6 +260,7 @@ export interface ServerSettings {
   readonly key: string | undefined;
   readonly keylog: string | undefined;
   readonly clientCa: string | undefined;
+  readonly clientKeys: string | undefined;
   readonly clientAuth: "require" | "optional";
   readonly identityHint: string;
   readonly allowDemoKey: boolean;

@@ -25,8 +25,8 @@ import { type Logger, LogtapeLogger, toHex } from "./log.ts";
 import { bytesForLog, safeText, safeTextBounded } from "./log_text.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
-import type { ServerCertificate } from "../handshake/server.ts";
-import type { ChainCheck, PeerCertificate } from "../handshake/driver.ts";
+import type { ClientAuthPolicy, ServerCertificate } from "../handshake/server.ts";
+import type { PeerCertificate } from "../handshake/driver.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
 import { isLoopbackIp } from "../codec/ip_address.ts";
 
@@ -135,7 +135,7 @@ export interface DtlsServerOptions {
    * client's chain (see `chainVerifier`), and whether a client without a
    * certificate is refused.
    */
-  readonly clientAuth?: { readonly check: ChainCheck; readonly required: boolean };
+  readonly clientAuth?: ClientAuthPolicy;
   /** psk_identity_hint (default: the Qt example's). */
   readonly identityHint?: string;
   /** Suites in preference order (default: all, AEAD with forward secrecy first). */

@@ -487,3 +487,81 @@ Deno.test({
     assert.ok(result.reply, show(server, result));
   },
 });
+
+Deno.test({
+  name:
+    "raw public keys (RFC 7250) with gnutls-cli: our key alone instead of the chain, and a client's key from --client-keys",
+  ignore: gnutls.ignore,
+  async fn(t) {
+    const pki = testPki();
+    const clientPub = `${pki.dir}/client.pub`;
+    const out = new Deno.Command("openssl", {
+      args: ["pkey", "-in", pki.clientKey, "-pubout", "-out", clientPub],
+    }).outputSync();
+    assert.ok(out.success);
+    const gnutlsCli = (port: number, priority: string, extra: string[] = []) =>
+      runPeer("gnutls-cli", [
+        "--udp",
+        "--port",
+        String(port),
+        "localhost",
+        // A raw key has no chain to check: the test looks at what was agreed.
+        "--insecure",
+        "--priority",
+        `NORMAL:-VERS-ALL:+VERS-DTLS1.2:${priority}`,
+        ...extra,
+      ], { input: "Message #1\n", until: ACK, timeoutMs: TIMEOUT_MS });
+    await t.step("the server's raw public key", async () => {
+      await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+      const result = await gnutlsCli(server.port, "+CTYPE-SRV-RAWPK:-CTYPE-SRV-X509");
+      assert.ok(result.reply, show(server, result));
+      assert.match(result.stdout, /\(DTLS1\.2-X\.509-Raw Public Key\)/, show(server, result));
+    });
+    await t.step("the client's raw public key, trusted by --client-keys", async () => {
+      await using server = await startServer([
+        "--cert",
+        pki.ecCert,
+        "--key",
+        pki.ecKey,
+        "--client-keys",
+        clientPub,
+      ]);
+      const result = await gnutlsCli(server.port, "+CTYPE-CLI-RAWPK", [
+        "--rawpkkeyfile",
+        pki.clientKey,
+        "--rawpkfile",
+        clientPub,
+      ]);
+      assert.ok(result.reply, show(server, result));
+      const complete = await server.waitFor((e) => e.event === "handshake_complete", 5_000);
+      assert.equal(complete.peerSubject, "raw public key");
+      assert.match(String(complete.peerSpkiSha256), /^[0-9a-f]{64}$/);
+    });
+    await t.step("a client key that is not one of --client-keys is refused", async () => {
+      await using server = await startServer([
+        "--cert",
+        pki.ecCert,
+        "--key",
+        pki.ecKey,
+        "--client-keys",
+        clientPub,
+      ]);
+      const strayPub = `${pki.dir}/stray.pub`;
+      new Deno.Command("openssl", {
+        args: ["pkey", "-in", pki.strayKey, "-pubout", "-out", strayPub],
+      })
+        .outputSync();
+      const result = await gnutlsCli(server.port, "+CTYPE-CLI-RAWPK", [
+        "--rawpkkeyfile",
+        pki.strayKey,
+        "--rawpkfile",
+        strayPub,
+      ]);
+      assert.equal(result.reply, undefined, show(server, result));
+      await server.waitFor(
+        (e) => e.event === "alert_sent" && e.description === "bad_certificate",
+        5_000,
+      );
+    });
+  },
+});

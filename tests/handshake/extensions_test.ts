@@ -164,6 +164,8 @@ Deno.test("code points match the IANA registry", () => {
     SupportedGroups: 10,
     EcPointFormats: 11,
     SignatureAlgorithms: 13,
+    ClientCertificateType: 19,
+    ServerCertificateType: 20,
     EncryptThenMac: 22,
     ExtendedMasterSecret: 23,
     RenegotiationInfo: 0xff01,

@@ -6,7 +6,7 @@
  * loader; deterministic. Needs `openssl` for the test PKI.
  */
 import assert from "node:assert/strict";
-import { createPrivateKey } from "node:crypto";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { connectionConfig, ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { nodeProvider } from "../../src/crypto/node.ts";
 import { encodeHandshakeMessage, parseHandshakeFragments } from "../../src/handshake/fragments.ts";
@@ -47,7 +47,15 @@ function certificateOf(cert: string, key: string): ServerCertificate {
     type: "pkcs8",
     format: "der",
   });
-  return { chain, key: nodeProvider.signingKey(new Uint8Array(pkcs8)) };
+  const spki = createPublicKey(createPrivateKey(Deno.readTextFileSync(key))).export({
+    type: "spki",
+    format: "der",
+  });
+  return {
+    chain,
+    key: nodeProvider.signingKey(new Uint8Array(pkcs8)),
+    spki: new Uint8Array(spki),
+  };
 }
 
 function certEndpoint(certificate: ServerCertificate, seed: string): ServerEndpoint {
