@@ -11,6 +11,7 @@ import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { suiteByName } from "../../src/record/suites.ts";
 import { DEMO, runPeer, spawnPeer, startServer } from "../helpers/server_process.ts";
 import { buildPionPeer } from "./pion/build.ts";
+import { testPki } from "../helpers/pki.ts";
 
 const TIMEOUT_MS = 15_000;
 const KEY = new Uint8Array(DEMO.keyHex.match(/../g)!.map((h) => parseInt(h, 16)));
@@ -181,5 +182,190 @@ Deno.test({
     assert.equal(await server.stop(), 0);
     const completed = server.events("handshake_complete").length;
     assert.ok(completed >= report.handshakesPerSec * 0.5, `${completed} completed\n${context}`);
+  },
+});
+
+/**
+ * pion's client on certificates (-ca): the ECDHE suites pion v2 (Debian's
+ * 2.2.6) shares with us. pion also has TLS_ECDHE_{ECDSA,RSA}_WITH_AES_256_CBC_SHA,
+ * which we do not implement, and neither ChaCha20 suite, which we do.
+ */
+const ECDSA_SUITES = [
+  "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+  "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+  "TLS_ECDHE_ECDSA_WITH_AES_128_CCM",
+  "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+];
+const RSA_SUITES = [
+  "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+  "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+];
+
+/** pion's client on certificates: verifies the server against `ca` for localhost. */
+function pionCertificateClient(
+  port: number,
+  suite: string,
+  ca: string,
+  extra: readonly string[] = [],
+) {
+  return runPeer(pion.path(), [
+    "-mode",
+    "client",
+    "-port",
+    String(port),
+    "-suite",
+    suite,
+    "-ca",
+    ca,
+    "-server-name",
+    "localhost",
+    "-message",
+    "Message from pion",
+    ...extra,
+  ], { timeoutMs: TIMEOUT_MS });
+}
+
+/**
+ * pion verified the chain, completed `suite`, sent its message and got the
+ * ACK back; returns the server's handshake_complete entry.
+ */
+async function assertPionCertificateSession(
+  server: Awaited<ReturnType<typeof startServer>>,
+  suite: string,
+  { ca = testPki().caCert, extra = [] }: { ca?: string; extra?: readonly string[] } = {},
+) {
+  const result = await pionCertificateClient(server.port, suite, ca, extra);
+  const context = `exit ${result.code}\n--- pion stdout:\n${result.stdout}\n--- pion stderr:\n` +
+    `${result.stderr}\n${server.describe()}`;
+  assert.equal(result.code, 0, context);
+  const complete = await server.waitForEvent("handshake_complete", { suite }, TIMEOUT_MS);
+  const out = JSON.parse(result.stdout.trim()) as { reply: string; serverSubject: string };
+  assert.equal(out.reply, `to (${complete.peer}): ACK`, context);
+  assert.equal(out.serverSubject, "CN=localhost", context);
+  assert.equal(complete.extendedMasterSecret, true, context);
+  const datagram = await server.waitForEvent("datagram", { peer: complete.peer }, TIMEOUT_MS);
+  assert.equal(datagram.plaintext, "Message from pion", context);
+  // close_notify is not judged here: pion v2 now and then drops it (see above).
+  const fatal = server.events("alert_sent").filter((e) => e.level_alert === "fatal");
+  assert.deepEqual(fatal, [], context);
+  return complete;
+}
+
+Deno.test({
+  name: "pion client on certificates: verifies our P-256 chain on every ECDHE_ECDSA suite it has",
+  ignore: pion.ignore,
+  async fn(t) {
+    const pki = testPki();
+    await using server = await startServer([
+      "--cert",
+      pki.ecCert,
+      "--key",
+      pki.ecKey,
+      "--log-plaintext",
+    ]);
+    for (const suite of ECDSA_SUITES) {
+      await t.step(suite, async () => {
+        await assertPionCertificateSession(server, suite);
+      });
+    }
+    assert.equal(await server.stop(), 0);
+  },
+});
+
+Deno.test({
+  name: "pion client on certificates: verifies our RSA chain on both ECDHE_RSA suites it has",
+  ignore: pion.ignore,
+  async fn(t) {
+    const pki = testPki();
+    // pion v2 (2.2.6, crypto.go verifyKeySignature) verifies an RSA
+    // ServerKeyExchange only if the leaf's own signature, by its issuer, is
+    // sha*WithRSA: with testPki().rsaCert, an RSA key under the EC CA, it
+    // fails with "unable to verify key signature, unimplemented" and sends
+    // bad_certificate. A pion limitation (it looks at the issuer's algorithm
+    // instead of the key), not ours: hence an RSA leaf under an RSA CA here.
+    await using server = await startServer([
+      "--cert",
+      pki.rsaByRsaCert,
+      "--key",
+      pki.rsaByRsaKey,
+      "--log-plaintext",
+    ]);
+    for (const suite of RSA_SUITES) {
+      await t.step(suite, async () => {
+        await assertPionCertificateSession(server, suite, { ca: pki.rsaCaCert });
+      });
+    }
+    assert.equal(await server.stop(), 0);
+  },
+});
+
+Deno.test({
+  name:
+    "pion client on certificates: refuses a chain from a CA it does not trust, and a wrong name",
+  ignore: pion.ignore,
+  async fn(t) {
+    const pki = testPki();
+    const suite = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+    await t.step("untrusted CA", async () => {
+      await using server = await startServer([
+        "--cert",
+        pki.untrustedCert,
+        "--key",
+        pki.untrustedKey,
+      ]);
+      const result = await pionCertificateClient(server.port, suite, pki.caCert);
+      assert.equal(result.code, 1, result.stdout + server.describe());
+      assert.match(result.stderr, /handshake: .*(unknown authority|certificate)/, result.stderr);
+      assert.equal(server.events("handshake_complete").length, 0, server.describe());
+    });
+    await t.step("wrong server name", async () => {
+      await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+      const result = await pionCertificateClient(server.port, suite, pki.caCert, [
+        "-server-name",
+        "example.org",
+      ]);
+      assert.equal(result.code, 1, result.stdout + server.describe());
+      assert.match(result.stderr, /example\.org/, result.stderr);
+      assert.equal(server.events("handshake_complete").length, 0, server.describe());
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "pion client on certificates: client authentication with --client-ca, identified as CN=device-1",
+  ignore: pion.ignore,
+  async fn(t) {
+    const pki = testPki();
+    await using server = await startServer([
+      "--cert",
+      pki.ecCert,
+      "--key",
+      pki.ecKey,
+      "--client-ca",
+      pki.caCert,
+      "--log-plaintext",
+    ]);
+    await t.step("with its certificate", async () => {
+      const complete = await assertPionCertificateSession(
+        server,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+        { extra: ["-cert", pki.clientCert, "-key", pki.clientKey] },
+      );
+      assert.equal(complete.peerSubject, "CN=device-1", server.describe());
+      assert.match(String(complete.peerSpkiSha256), /^[0-9a-f]{64}$/);
+    });
+    await t.step("without one it is refused", async () => {
+      const result = await pionCertificateClient(
+        server.port,
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        pki.caCert,
+      );
+      assert.equal(result.code, 1, result.stdout + server.describe());
+      await server.waitFor(
+        (e) => e.event === "alert_sent" && e.description === "handshake_failure",
+        5_000,
+      );
+    });
   },
 });

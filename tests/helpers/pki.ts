@@ -28,6 +28,14 @@ export interface TestPki {
   /** A client certificate (CN=device-1, clientAuth), issued by the CA. */
   readonly clientCert: string;
   readonly clientKey: string;
+  /**
+   * An RSA CA, and an RSA leaf it signed (sha256WithRSA, SAN localhost and
+   * 127.0.0.1): pion/dtls v2 verifies an RSA ServerKeyExchange only when the
+   * certificate itself carries an RSA signature (see tests/e2e/pion_test.ts).
+   */
+  readonly rsaCaCert: string;
+  readonly rsaByRsaCert: string;
+  readonly rsaByRsaKey: string;
 }
 
 let made: TestPki | undefined;
@@ -207,6 +215,22 @@ export function testPki(): TestPki {
     "-out",
     "client.pem",
   ]);
+  key("rsa-ca", ["genrsa", "2048"]);
+  openssl(dir, [
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    "rsa-ca.key",
+    "-subj",
+    "/CN=rsa-ca",
+    "-days",
+    "30",
+    "-out",
+    "rsa-ca.pem",
+  ]);
+  key("rsa-by-rsa", ["genrsa", "2048"]);
+  issue("rsa-by-rsa", "rsa-ca", ["-days", "30", "-sha256"]);
   made = {
     dir,
     caCert: `${dir}/ca.pem`,
@@ -227,6 +251,9 @@ export function testPki(): TestPki {
     chainedBundle: `${dir}/chained-bundle.pem`,
     clientCert: `${dir}/client.pem`,
     clientKey: `${dir}/client.key`,
+    rsaCaCert: `${dir}/rsa-ca.pem`,
+    rsaByRsaCert: `${dir}/rsa-by-rsa.pem`,
+    rsaByRsaKey: `${dir}/rsa-by-rsa.key`,
   };
   return made;
 }

@@ -13,10 +13,19 @@
 // in a compiled language with a concurrent GC, to check what our own
 // (tools/load.ts) measures.
 // -suite takes IANA names separated by commas.
+//
+// With -ca the client runs on certificates instead of the PSK: it verifies
+// the server's chain against that CA file and its name against -server-name
+// (pion checks both in its default verification), and with -cert and -key it
+// answers a CertificateRequest with that certificate (client authentication).
+// The JSON line then also carries the subject of the server's leaf
+// certificate.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -40,6 +49,14 @@ var suites = map[string]dtls.CipherSuiteID{
 	"TLS_PSK_WITH_AES_256_CCM_8":            dtls.TLS_PSK_WITH_AES_256_CCM_8,
 	"TLS_PSK_WITH_AES_128_CBC_SHA256":       dtls.TLS_PSK_WITH_AES_128_CBC_SHA256,
 	"TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256": dtls.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
+	// Certificate suites (-ca): pion v2 has these ECDHE ones (and the CBC_SHA
+	// ones, which are not ours).
+	"TLS_ECDHE_ECDSA_WITH_AES_128_CCM":        dtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM,
+	"TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8":      dtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+	"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256":   dtls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384":   dtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 }
 
 func fail(format string, args ...interface{}) {
@@ -60,6 +77,10 @@ func main() {
 	size := flag.Int("size", 64, "payload bytes (load)")
 	duration := flag.Float64("duration", 4, "measured seconds (load)")
 	warmup := flag.Float64("warmup", 1, "seconds before measuring (load)")
+	caFile := flag.String("ca", "", "PEM CA file: run the client on certificates, verifying the server's chain")
+	serverName := flag.String("server-name", "localhost", "name the server's certificate must carry (with -ca)")
+	certFile := flag.String("cert", "", "PEM client certificate, for client authentication (with -ca and -key)")
+	keyFile := flag.String("key", "", "PEM key of -cert")
 	flag.Parse()
 
 	psk, err := hex.DecodeString(*pskHex)
@@ -86,6 +107,14 @@ func main() {
 	}
 	// pion sends a client's PSKIdentityHint as its identity.
 	config.PSKIdentityHint = []byte(*identity)
+	if *caFile != "" {
+		if *mode != "client" {
+			fail("-ca is for -mode client")
+		}
+		certificateMode(config, *caFile, *serverName, *certFile, *keyFile)
+	} else if *certFile != "" || *keyFile != "" {
+		fail("-cert and -key need -ca")
+	}
 	if *mode == "load" {
 		load(config, *host, *port, *clients, *size, *duration, *warmup)
 		return
@@ -112,10 +141,46 @@ func main() {
 	if err != nil {
 		fail("read: %v", err)
 	}
-	out, _ := json.Marshal(map[string]string{"reply": string(buf[:n])})
+	result := map[string]string{"reply": string(buf[:n])}
+	if *caFile != "" {
+		if peer := conn.ConnectionState().PeerCertificates; len(peer) > 0 {
+			if leaf, err := x509.ParseCertificate(peer[0]); err == nil {
+				result["serverSubject"] = leaf.Subject.String()
+			}
+		}
+	}
+	out, _ := json.Marshal(result)
 	fmt.Println(string(out))
 	if err := conn.Close(); err != nil {
 		fail("close: %v", err)
+	}
+}
+
+// certificateMode turns a PSK client configuration into one on certificates:
+// no PSK, the server's chain verified against caFile and serverName, and the
+// client certificate if there is one.
+func certificateMode(config *dtls.Config, caFile, serverName, certFile, keyFile string) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		fail("-ca: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		fail("-ca: no PEM certificate in %s", caFile)
+	}
+	config.PSK = nil
+	config.PSKIdentityHint = nil
+	config.RootCAs = roots
+	config.ServerName = serverName
+	if (certFile == "") != (keyFile == "") {
+		fail("-cert and -key go together")
+	}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			fail("-cert/-key: %v", err)
+		}
+		config.Certificates = []tls.Certificate{pair}
 	}
 }
 
