@@ -24,7 +24,7 @@ import {
 } from "../pki/server_certificate.ts";
 import { chainVerifier } from "../pki/chain_verifier.ts";
 import { nodeProvider } from "../crypto/node.ts";
-import { DtlsServer } from "../server/dtls_server.ts";
+import { DtlsServer, openKeyLog } from "../server/dtls_server.ts";
 import { configureLogging, type Logger, LogtapeLogger } from "../server/log.ts";
 import { type MetricsServer, serveMetrics } from "../server/metrics.ts";
 import { demoPskStore, mapPskStore, parsePskFile, type PskStore } from "../server/psk_store.ts";
@@ -104,13 +104,13 @@ function loadClientCa(settings: ServerSettings): Uint8Array[] | undefined {
   return anchors;
 }
 
-/** Throws a ConfigError unless `path` can be opened for appending (created if need be). */
-function checkWritable(flag: string, path: string): void {
+/** Throws a ConfigError unless the key log can be opened safely (see `openKeyLog`). */
+function checkKeyLog(path: string): void {
   try {
-    Deno.openSync(path, { append: true, create: true, mode: 0o600 }).close();
+    openKeyLog(path).close();
   } catch (error) {
     throw new ConfigError(
-      `Cannot write ${flag} ${path}: ${error instanceof Error ? error.message : error}`,
+      `Cannot write --keylog ${path}: ${error instanceof Error ? error.message : error}`,
     );
   }
 }
@@ -211,7 +211,7 @@ export async function runServer(
     provider = settings.crypto === "noble" ? nobleProvider : nodeProvider;
     psk = loadKeys(settings, env);
     certificate = loadCertificate(settings, provider);
-    if (settings.keylog !== undefined) checkWritable("--keylog", settings.keylog);
+    if (settings.keylog !== undefined) checkKeyLog(settings.keylog);
     clientCa = loadClientCa(settings);
     clientKeys = loadClientKeys(settings);
   } catch (error) {
@@ -261,7 +261,9 @@ export async function runServer(
     ...(settings.keylog === undefined ? {} : { keyLogFile: settings.keylog }),
     ...(clientCa === undefined && clientKeys === undefined ? {} : {
       clientAuth: {
-        ...(clientCa === undefined ? {} : { check: chainVerifier({ anchors: clientCa }) }),
+        ...(clientCa === undefined ? {} : {
+          check: chainVerifier({ anchors: clientCa, purpose: "client" }),
+        }),
         ...(clientKeys === undefined ? {} : { rawKeys: clientKeys }),
         required: settings.clientAuth === "require",
       },

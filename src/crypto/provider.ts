@@ -124,8 +124,8 @@ export interface CryptoProvider {
   keyShare(group: GroupName, random: RandomSource): KeyShare;
   /** A signing key from its PKCS#8 DER encoding; throws a TypeError for a key we cannot use. */
   signingKey(pkcs8: Uint8Array): SigningKey;
-  /** A signature over the handshake messages to come (CertificateVerify). */
-  transcriptSignature(): TranscriptSignature;
+  /** A signature over the handshake messages to come (CertificateVerify), to make or to check. */
+  transcriptSignature(role: "sign" | "verify"): TranscriptSignature;
   /**
    * Whether `signature` over `data` verifies with `scheme` under the DER
    * SubjectPublicKeyInfo `spki`; false (never a throw) for anything malformed.

@@ -138,12 +138,15 @@ const KEY_OBJECTS = new WeakMap<SigningKey, KeyObject>();
  * RFC 5246 §7.4.8): both hashes run, since the scheme is known only when the
  * message arrives; each holds a hash state, not the messages.
  */
-export function transcriptSignature(): TranscriptSignature {
-  const verifiers = { sha256: createVerify("sha256"), sha384: createVerify("sha384") };
-  const signers = { sha256: createSign("sha256"), sha384: createSign("sha384") };
+export function transcriptSignature(role: "sign" | "verify"): TranscriptSignature {
+  // One side only ever signs, the other only verifies: two hash streams, not four.
+  const streams = role === "sign"
+    ? { sha256: createSign("sha256"), sha384: createSign("sha384") }
+    : { sha256: createVerify("sha256"), sha384: createVerify("sha384") };
   let used = false;
-  const once = () => {
+  const once = (wanted: "sign" | "verify") => {
     if (used) throw new Error("Cannot use a transcript signature twice");
+    if (wanted !== role) throw new Error(`Cannot ${wanted} with a transcript made to ${role}`);
     used = true;
   };
   return {
@@ -151,27 +154,28 @@ export function transcriptSignature(): TranscriptSignature {
       // Once signed or verified its messages are settled: later ones (the
       // CertificateVerify itself, the Finished) are not its business.
       if (used) return;
-      for (const v of [verifiers.sha256, verifiers.sha384, signers.sha256, signers.sha384]) {
-        v.update(data);
-      }
+      streams.sha256.update(data);
+      streams.sha384.update(data);
     },
     verify(spki: Uint8Array, scheme: SignatureScheme, signature: Uint8Array): boolean {
-      once();
+      once("verify");
       try {
         const key = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
         if (!fits(key, scheme)) return false;
-        return verifiers[SCHEMES[scheme].hash].verify(options(key, scheme), signature);
+        const verifier = streams[SCHEMES[scheme].hash] as ReturnType<typeof createVerify>;
+        return verifier.verify(options(key, scheme), signature);
       } catch {
         return false;
       }
     },
     sign(signingKey: SigningKey, scheme: SignatureScheme): Uint8Array {
-      once();
+      once("sign");
       const key = KEY_OBJECTS.get(signingKey);
       if (key === undefined || !signingKey.schemes.includes(scheme)) {
         throw new TypeError(`Cannot sign the transcript with ${scheme}: not this key's`);
       }
-      return new Uint8Array(signers[SCHEMES[scheme].hash].sign(options(key, scheme)));
+      const signer = streams[SCHEMES[scheme].hash] as ReturnType<typeof createSign>;
+      return new Uint8Array(signer.sign(options(key, scheme)));
     },
   };
 }

@@ -90,6 +90,7 @@ export type { CertificateVerdict };
 /** The alert each refusal of a chain carries. */
 export const VERDICT_ALERTS = {
   bad_certificate: AlertDescription.BadCertificate,
+  unsupported_certificate: AlertDescription.UnsupportedCertificate,
   certificate_expired: AlertDescription.CertificateExpired,
   unknown_ca: AlertDescription.UnknownCa,
 } as const;
@@ -246,7 +247,7 @@ export class ClientHandshake implements HandshakeDriver {
     // run through its hashes too, from this ClientHello on.
     this.#signature = this.#options.certificate === undefined
       ? undefined
-      : this.#conn.config.provider.transcriptSignature();
+      : this.#conn.config.provider.transcriptSignature("sign");
     this.#record(encodeHandshakeMessage(HandshakeType.ClientHello, this.#seq, body));
     this.#conn.sendFlight([{
       kind: "handshake",

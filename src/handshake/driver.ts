@@ -46,7 +46,11 @@ export type CertificateVerdict =
   | { readonly ok: true; readonly spki: Uint8Array; readonly subject: string }
   | {
     readonly ok: false;
-    readonly alert: "bad_certificate" | "certificate_expired" | "unknown_ca";
+    readonly alert:
+      | "bad_certificate"
+      | "unsupported_certificate"
+      | "certificate_expired"
+      | "unknown_ca";
     readonly reason: string;
   };
 

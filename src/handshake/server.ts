@@ -279,15 +279,10 @@ export class ServerHandshake implements HandshakeDriver {
   onChangeCipherSpec(): void {
     const state = this.#state;
     if (state.kind === "await_certificate_verify") {
-      // Before the CertificateVerify: reordered, or the client sent none.
-      // A second one (the client's flight again, still without it) is the
-      // latter: a certificate it never proved it holds the key of.
-      if (state.changeCipherSpecSeen) {
-        throw new ProtocolError(
-          AlertDescription.UnexpectedMessage,
-          "Cannot accept a client certificate without CertificateVerify",
-        );
-      }
+      // Before the CertificateVerify: reordered, duplicated or lost on the
+      // way, it comes in a later datagram or retransmission; it is taken
+      // then. A client that never sends one never has its Finished read
+      // (held as an early record), and its handshake runs out of time.
       this.#state = { ...state, changeCipherSpecSeen: true };
       return;
     }
@@ -388,7 +383,7 @@ export class ServerHandshake implements HandshakeDriver {
     // are hashed as they go too (RFC 5246 §7.4.8).
     const signature = clientType === undefined
       ? undefined
-      : conn.config.provider.transcriptSignature();
+      : conn.config.provider.transcriptSignature("verify");
     const record = (message: Uint8Array) => {
       transcript.add(message);
       signature?.update(message);
@@ -796,7 +791,6 @@ export class ServerHandshake implements HandshakeDriver {
         : { extended: false, clientRandom: n.clientRandom, serverRandom: n.serverRandom },
     );
     premaster.fill(0);
-    this.#options.keyLog?.(n.clientRandom, master);
     const keys = keyBlock(provider, n.suite, master, n.clientRandom, n.serverRandom);
     const options = { encryptThenMac: n.encryptThenMac, random: conn.config.random };
     conn.setPendingRead(createProtection(n.suite, keys.client, provider, options));
@@ -848,6 +842,9 @@ export class ServerHandshake implements HandshakeDriver {
         body: encodeFinished(ours),
       },
     ], false);
+    // Only a handshake that completed is in the key log: no peer can grow
+    // it by failing handshakes.
+    this.#options.keyLog?.(n.clientRandom, master);
     master.fill(0);
     conn.established();
     conn.emit({

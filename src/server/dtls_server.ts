@@ -967,10 +967,36 @@ function errorMessage(error: unknown): string {
  * a line written late would miss the session it is for.
  */
 function keyLogWriter(path: string): (clientRandom: Uint8Array, master: Uint8Array) => void {
-  const file = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+  const file = openKeyLog(path);
   const encoder = new TextEncoder();
   return (clientRandom, master) => {
     const line = encoder.encode(`CLIENT_RANDOM ${toHex(clientRandom)} ${toHex(master)}\n`);
     for (let at = 0; at < line.length;) at += file.writeSync(line.subarray(at));
   };
+}
+
+/**
+ * Opens (creating it, mode 0600) the file master secrets are appended to,
+ * refusing a symbolic link (another user could point it at a file of
+ * theirs), anything but a regular file (a FIFO would block the server) and
+ * a file others may read, which is made the owner's alone first. Throws an
+ * Error saying which.
+ */
+export function openKeyLog(path: string): Deno.FsFile {
+  let existing: Deno.FileInfo | undefined;
+  try {
+    existing = Deno.lstatSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  if (existing?.isSymlink) throw new Error("it is a symbolic link");
+  if (existing !== undefined && !existing.isFile) throw new Error("it is not a regular file");
+  if (existing?.mode != null && (existing.mode & 0o077) !== 0) Deno.chmodSync(path, 0o600);
+  const file = Deno.openSync(path, { append: true, create: true, mode: 0o600 });
+  const opened = file.statSync();
+  if (!opened.isFile) {
+    file.close();
+    throw new Error("it is not a regular file");
+  }
+  return file;
 }

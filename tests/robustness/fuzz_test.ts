@@ -354,6 +354,7 @@ Deno.test({
         clientAuth: {
           check: chainVerifier({
             anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
+            purpose: "client",
           }),
           required: true,
         },
