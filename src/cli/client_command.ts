@@ -15,7 +15,7 @@ import {
   PSK_SUITES,
   suiteByName,
 } from "../record/suites.ts";
-import { loadServerCertificate, pemBlocks } from "../pki/server_certificate.ts";
+import { loadPublicKeys, loadServerCertificate, pemBlocks } from "../pki/server_certificate.ts";
 import { nodeProvider } from "../crypto/node.ts";
 import type { CertificateWithKey } from "../handshake/driver.ts";
 import { DEMO_CLIENT_IDENTITY, DEMO_KEY_HEX, parseHexKey } from "../server/psk_store.ts";
@@ -29,6 +29,7 @@ export const CLIENT_USAGE = `Usage: dtls-server client --connect HOST:PORT [opti
                         offers the certificate suites (and PSK ones only with --psk-key)
                         and verifies the server's chain
   --server-name NAME    the name the server's certificate must carry (default: HOST)
+  --server-key FILE     PEM public key to pin: the server's raw key (RFC 7250) must be it
   --cert FILE --key FILE  our certificate chain and key, for a server that asks for one
   --message TEXT        what to send (default "Message #N")
   --count N             how many messages (default 1)
@@ -52,6 +53,7 @@ export async function runClient(
         "psk-key": { type: "string" },
         ca: { type: "string" },
         "server-name": { type: "string" },
+        "server-key": { type: "string" },
         cert: { type: "string" },
         key: { type: "string" },
         message: { type: "string" },
@@ -83,12 +85,13 @@ export async function runClient(
   // --ca asks for the server's certificate: its suites, and PSK ones too only
   // when a key was given as well.
   const givenKey = v["psk-key"] !== undefined || env("DTLS_CLIENT_PSK_KEY") !== undefined;
-  let suites: readonly CipherSuite[] = v.ca === undefined
+  let suites: readonly CipherSuite[] = v.ca === undefined && v["server-key"] === undefined
     ? PSK_SUITES
     : givenKey
     ? CIPHER_SUITES
     : CERTIFICATE_SUITES;
   let ca: Uint8Array[] | undefined;
+  let serverKeys: Uint8Array[] | undefined;
   let certificate: CertificateWithKey | undefined;
   const count = Number(v.count);
   const timeoutMs = Number(v.timeout) * 1000;
@@ -105,6 +108,12 @@ export async function runClient(
         nodeProvider,
         Date.now(),
       ).certificate;
+    }
+    if (v["server-key"] !== undefined) {
+      serverKeys = loadPublicKeys(
+        Deno.readTextFileSync(v["server-key"]),
+        `--server-key ${v["server-key"]}`,
+      );
     }
     if (v.ca !== undefined) {
       ca = pemBlocks(Deno.readTextFileSync(v.ca), "CERTIFICATE");
@@ -129,6 +138,7 @@ export async function runClient(
     psk,
     suites,
     ...(ca === undefined ? {} : { ca }),
+    ...(serverKeys === undefined ? {} : { serverKeys }),
     ...(certificate === undefined ? {} : { certificate }),
     ...(v["server-name"] === undefined ? {} : { serverName: v["server-name"] }),
   });

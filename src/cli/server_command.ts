@@ -14,7 +14,7 @@ import {
 import { nobleProvider } from "../crypto/noble.ts";
 import { CERTIFICATE_SUITES } from "../record/suites.ts";
 import type { CryptoProvider } from "../crypto/provider.ts";
-import type { ServerCertificate } from "../handshake/server.ts";
+import type { ClientAuthPolicy, ServerCertificate } from "../handshake/server.ts";
 import {
   CertificateError,
   type CertificateSummary,
@@ -59,6 +59,21 @@ export function loadCertificate(
     if (error instanceof CertificateError) throw new ConfigError(error.message);
     throw error;
   }
+}
+
+/** The client authentication of --client-ca, --client-keys and --client-auth. */
+function clientAuthPolicy(
+  settings: ServerSettings,
+  clientCa: Uint8Array[] | undefined,
+  clientKeys: Uint8Array[] | undefined,
+): ClientAuthPolicy {
+  return {
+    ...(clientCa === undefined ? {} : {
+      check: chainVerifier({ anchors: clientCa, purpose: "client" }),
+    }),
+    ...(clientKeys === undefined ? {} : { rawKeys: clientKeys }),
+    required: settings.clientAuth === "require",
+  };
 }
 
 /** The raw public keys of --client-keys, DER SubjectPublicKeyInfo; undefined without it. */
@@ -260,13 +275,7 @@ export async function runServer(
     psk: psk ?? mapPskStore(new Map()),
     ...(settings.keylog === undefined ? {} : { keyLogFile: settings.keylog }),
     ...(clientCa === undefined && clientKeys === undefined ? {} : {
-      clientAuth: {
-        ...(clientCa === undefined ? {} : {
-          check: chainVerifier({ anchors: clientCa, purpose: "client" }),
-        }),
-        ...(clientKeys === undefined ? {} : { rawKeys: clientKeys }),
-        required: settings.clientAuth === "require",
-      },
+      clientAuth: clientAuthPolicy(settings, clientCa, clientKeys),
     }),
     ...(psk === undefined ? { suites: CERTIFICATE_SUITES } : {}),
     ...(certificate === undefined ? {} : { certificate: certificate.certificate }),
@@ -312,6 +321,28 @@ export async function runServer(
       );
     }
     if (settings.cert === undefined) return;
+    if (settings.clientCa !== undefined || settings.clientKeys !== undefined) {
+      // Who may log in: a key or CA taken out of its file stops working now.
+      try {
+        const ca = loadClientCa(settings);
+        const keys = loadClientKeys(settings);
+        server.setClientAuth(clientAuthPolicy(settings, ca, keys));
+        server.metrics.inc("dtls_client_auth_reloads_total", { result: "ok" });
+        logger.log(
+          "info",
+          "client_auth_reloaded",
+          `Reloaded client authentication: ${ca?.length ?? 0} CAs, ${keys?.length ?? 0} raw keys`,
+          { cas: ca?.length ?? 0, rawKeys: keys?.length ?? 0 },
+        );
+      } catch (error) {
+        server.metrics.inc("dtls_client_auth_reloads_total", { result: "error" });
+        logger.log(
+          "error",
+          "client_auth_reload_failed",
+          `Kept the old client authentication: ${error instanceof Error ? error.message : error}`,
+        );
+      }
+    }
     try {
       const loaded = loadCertificate(settings, provider)!;
       server.setCertificate(loaded.certificate);

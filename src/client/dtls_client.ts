@@ -34,6 +34,12 @@ export interface DtlsClientOptions {
   readonly ca?: readonly Uint8Array[];
   /** The name the server's certificate must carry (default: `hostname`). */
   readonly serverName?: string;
+  /**
+   * Raw public keys (SubjectPublicKeyInfo DER) pinned for the server (RFC
+   * 7250): with them the certificate suites are offered, the server asked
+   * for its key rather than a chain, and exactly these are trusted.
+   */
+  readonly serverKeys?: readonly Uint8Array[];
   /** Our certificate and key, for a server that asks for one (client authentication). */
   readonly certificate?: CertificateWithKey;
   /** Suites offered, in order (default: the PSK suites; with `ca`, the certificate suites). */
@@ -111,12 +117,14 @@ export class DtlsClient {
     this.#connection = createClientConnection(config, {
       identity: new TextEncoder().encode(o.identity),
       psk: o.psk,
-      suites: o.suites ?? (o.ca === undefined ? PSK_SUITES : CERTIFICATE_SUITES),
+      suites: o.suites ??
+        (o.ca === undefined && o.serverKeys === undefined ? PSK_SUITES : CERTIFICATE_SUITES),
       groups: o.groups ?? ["x25519", "secp256r1", "secp384r1"],
       ...(o.ca === undefined ? {} : {
         verifyServer: chainVerifier({ anchors: o.ca, serverName: o.serverName ?? o.hostname }),
       }),
       ...(o.certificate === undefined ? {} : { certificate: o.certificate }),
+      ...(o.serverKeys === undefined ? {} : { serverKeys: o.serverKeys }),
     }, Date.now());
     this.#loop = this.#receiveLoop(socket);
     this.#flush();

@@ -31,6 +31,9 @@ import { DTLS_1_0, DTLS_1_2 } from "../record/header.ts";
 import { createProtection } from "../record/protection.ts";
 import { type CipherSuite, suiteById } from "../record/suites.ts";
 import {
+  CertificateType,
+  decodeCertificateTypeChoice,
+  encodeCertificateTypes,
   encodeEcPointFormats,
   encodeRenegotiationInfo,
   encodeSignatureAlgorithms,
@@ -55,6 +58,7 @@ import {
   decodeFinished,
   decodeHelloVerifyRequest,
   decodePskServerKeyExchange,
+  decodeRawPublicKey,
   decodeServerHello,
   decodeServerHelloDone,
   decodeSignedEcdheServerKeyExchange,
@@ -116,6 +120,12 @@ export interface ClientHandshakeOptions {
    * it the certificate suites are not offered (see `src/pki/`).
    */
   readonly verifyServer?: (chain: readonly Uint8Array[], now: number) => CertificateVerdict;
+  /**
+   * Raw public keys (SubjectPublicKeyInfo DER) pinned for the server: with
+   * them the client asks for the server's key instead of a chain (RFC 7250)
+   * and trusts exactly these.
+   */
+  readonly serverKeys?: readonly Uint8Array[];
   /** Our own certificate, for a server that asks for one (client authentication). */
   readonly certificate?: CertificateWithKey;
   /** Suites offered, in order. */
@@ -133,6 +143,8 @@ interface Agreed {
   readonly serverRandom: Uint8Array;
   readonly extendedMasterSecret: boolean;
   readonly encryptThenMac: boolean;
+  /** The type of the server's certificate (RFC 7250): X.509 unless it chose a raw key. */
+  readonly serverCertificateType: number;
 }
 
 /** After ServerHelloDone: the keys exist. */
@@ -185,7 +197,8 @@ export class ClientHandshake implements HandshakeDriver {
     this.#conn = conn;
     // A certificate suite only when there is a way to check the server's chain.
     const suites = options.suites.filter((s) =>
-      s.kx === "psk" || s.kx === "ecdhe_psk" || options.verifyServer !== undefined
+      s.kx === "psk" || s.kx === "ecdhe_psk" || options.verifyServer !== undefined ||
+      options.serverKeys !== undefined
     );
     if (suites.length === 0) {
       throw new TypeError(
@@ -209,6 +222,15 @@ export class ClientHandshake implements HandshakeDriver {
         type: ExtensionType.SignatureAlgorithms,
         data: encodeSignatureAlgorithms(OFFERED_SCHEMES.map((s) => SignatureSchemeCode[s])),
       });
+      if (options.serverKeys !== undefined) {
+        // A pinned key first; a chain too when there is a way to check one.
+        const types: number[] = [CertificateType.RawPublicKey];
+        if (options.verifyServer !== undefined) types.push(CertificateType.X509);
+        extensions.push({
+          type: ExtensionType.ServerCertificateType,
+          data: encodeCertificateTypes(types),
+        });
+      }
     }
     if (options.suites.some((s) => s.kx !== "psk")) {
       extensions.push(
@@ -436,11 +458,28 @@ export class ClientHandshake implements HandshakeDriver {
     const ems = findExtension(sh.extensions, ExtensionType.ExtendedMasterSecret) !== undefined;
     const etm = findExtension(sh.extensions, ExtensionType.EncryptThenMac) !== undefined &&
       suite.cipher.kind === "cbc";
+    const typeExt = findExtension(sh.extensions, ExtensionType.ServerCertificateType);
+    const serverCertificateType = typeExt === undefined
+      ? CertificateType.X509
+      : decodeCertificateTypeChoice(typeExt.data);
+    const offeredTypes: number[] = this.#options.serverKeys === undefined
+      ? [CertificateType.X509]
+      : [
+        CertificateType.RawPublicKey,
+        ...(this.#options.verifyServer ? [CertificateType.X509] : []),
+      ];
+    if (!offeredTypes.includes(serverCertificateType)) {
+      throw new ProtocolError(
+        AlertDescription.UnsupportedCertificate,
+        `Cannot accept server certificate type ${serverCertificateType}`,
+      );
+    }
     const a = {
       suite,
       serverRandom: sh.random.slice(),
       extendedMasterSecret: ems,
       encryptThenMac: etm,
+      serverCertificateType,
     };
     const certified = suite.kx === "ecdhe_ecdsa" || suite.kx === "ecdhe_rsa";
     return certified ? { kind: "await_certificate", a } : {
@@ -455,11 +494,30 @@ export class ClientHandshake implements HandshakeDriver {
     messageSeq: number,
     body: Uint8Array,
   ): ClientState {
+    if (state.a.serverCertificateType === CertificateType.RawPublicKey) {
+      // RFC 7250: the key itself, trusted when it is one we pinned.
+      const spki = decodeRawPublicKey(body);
+      if (
+        !this.#options.serverKeys!.some((k) =>
+          k.length === spki.length && k.every((x, i) => x === spki[i])
+        )
+      ) {
+        throw new ProtocolError(
+          AlertDescription.BadCertificate,
+          "Cannot trust server raw public key: not the one pinned",
+        );
+      }
+      this.#record(encodeHandshakeMessage(HandshakeType.Certificate, messageSeq, body));
+      return { kind: "await_signed_key_exchange", a: state.a, spki: spki.slice() };
+    }
     const chain = decodeCertificate(body);
     if (chain.length === 0) {
       throw new ProtocolError(AlertDescription.BadCertificate, "Cannot accept an empty chain");
     }
-    const verdict = this.#options.verifyServer!(chain, this.#conn.now);
+    if (this.#options.verifyServer === undefined) {
+      throw new ProtocolError(AlertDescription.UnsupportedCertificate, "Cannot check a chain");
+    }
+    const verdict = this.#options.verifyServer(chain, this.#conn.now);
     if (!verdict.ok) {
       throw new ProtocolError(
         VERDICT_ALERTS[verdict.alert],

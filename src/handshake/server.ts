@@ -126,7 +126,7 @@ export interface ServerHandshakeOptions {
    * client's chain, and whether a client without one is refused (with
    * `handshake_failure`, RFC 5246 §7.4.6) or served anonymously.
    */
-  readonly clientAuth?: ClientAuthPolicy;
+  readonly clientAuth?: ClientAuthPolicy | (() => ClientAuthPolicy | undefined);
 }
 
 /**
@@ -509,7 +509,14 @@ export class ServerHandshake implements HandshakeDriver {
     messageSeq: number,
     body: Uint8Array,
   ): ServerState {
-    const clientAuth = this.#options.clientAuth!;
+    // The policy now: it may have been replaced (a reload) since we asked.
+    const clientAuth = this.#clientAuth();
+    if (clientAuth === undefined) {
+      throw new ProtocolError(
+        AlertDescription.HandshakeFailure,
+        "Cannot check the client certificate: client authentication was turned off",
+      );
+    }
     const raw = state.clientType === CertificateType.RawPublicKey;
     const chain = raw ? [decodeRawPublicKey(body)] : decodeCertificate(body);
     const message = encodeHandshakeMessage(HandshakeType.Certificate, messageSeq, body);
@@ -669,7 +676,7 @@ export class ServerHandshake implements HandshakeDriver {
    * client can offer nothing we check and may stay anonymous).
    */
   #pickClientCertificateType(exts: readonly Extension[]): number | undefined {
-    const auth = this.#options.clientAuth;
+    const auth = this.#clientAuth();
     if (auth === undefined) return undefined;
     const ext = findExtension(exts, ExtensionType.ClientCertificateType);
     const offered = ext === undefined ? [CertificateType.X509] : decodeCertificateTypes(ext.data);
@@ -684,6 +691,12 @@ export class ServerHandshake implements HandshakeDriver {
       );
     }
     return type;
+  }
+
+  /** The client authentication policy in force now (it may be replaced while the server runs). */
+  #clientAuth(): ClientAuthPolicy | undefined {
+    const policy = this.#options.clientAuth;
+    return typeof policy === "function" ? policy() : policy;
   }
 
   #pickSuite(

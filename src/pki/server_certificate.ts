@@ -16,6 +16,7 @@ import { Buffer } from "node:buffer";
 import type { CryptoProvider } from "../crypto/provider.ts";
 import type { ServerCertificate } from "../handshake/server.ts";
 import { MAX_CHAIN_CERTIFICATES } from "../handshake/messages.ts";
+import { MIN_RSA_BITS } from "../crypto/signatures.ts";
 
 /** A certificate or key file that cannot serve: the message says which and why. */
 export class CertificateError extends Error {
@@ -155,27 +156,50 @@ export function loadServerCertificate(
 
 /**
  * The public keys of a PEM file (`-----BEGIN PUBLIC KEY-----` blocks, as
- * `openssl pkey -pubout` writes them): the SubjectPublicKeyInfo DER of each,
- * checked to parse. For raw public key authentication (RFC 7250).
+ * `openssl pkey -pubout` writes them), for raw public key authentication
+ * (RFC 7250): each as its canonical SubjectPublicKeyInfo DER (a compressed
+ * EC point is re-encoded as the uncompressed one clients send), and only
+ * keys a handshake can be signed with (EC P-256/P-384, RSA of 2048 bits or
+ * more): another would let its holder through the key exchange only to fail.
  */
 export function loadPublicKeys(pem: string, name: string): Uint8Array[] {
-  let keys: Uint8Array[];
+  let blocks: Uint8Array[];
   try {
-    keys = pemBlocks(pem, "PUBLIC KEY");
+    blocks = pemBlocks(pem, "PUBLIC KEY");
   } catch (error) {
     throw new CertificateError(`Cannot use ${name}: ${messageOf(error)}`);
   }
-  if (keys.length === 0) throw new CertificateError(`Cannot use ${name}: no PEM public key in it`);
-  keys.forEach((spki, i) => {
+  if (blocks.length === 0) {
+    throw new CertificateError(`Cannot use ${name}: no PEM public key in it`);
+  }
+  return blocks.map((der, i) => {
+    let key: KeyObject;
     try {
-      createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
+      key = createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
     } catch (error) {
       throw new CertificateError(
         `Cannot use ${name}: public key ${i + 1} does not parse (${messageOf(error)})`,
       );
     }
+    const curve = key.asymmetricKeyDetails?.namedCurve;
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    const usable = key.asymmetricKeyType === "ec"
+      ? curve === "prime256v1" || curve === "secp384r1" || curve === "P-256" || curve === "P-384"
+      : key.asymmetricKeyType === "rsa" && bits >= MIN_RSA_BITS;
+    if (!usable) {
+      const what = key.asymmetricKeyType === "ec"
+        ? `an EC key on ${curve}`
+        : key.asymmetricKeyType === "rsa"
+        ? `an RSA key of ${bits} bits`
+        : `a ${key.asymmetricKeyType} key`;
+      throw new CertificateError(
+        `Cannot use ${name}: public key ${
+          i + 1
+        } is ${what} (only EC P-256/P-384 and RSA of ${MIN_RSA_BITS} bits or more sign handshakes)`,
+      );
+    }
+    return new Uint8Array(key.export({ type: "spki", format: "der" }));
   });
-  return keys;
 }
 
 /**

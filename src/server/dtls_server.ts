@@ -251,6 +251,7 @@ export class DtlsServer {
   readonly #peerKeys = new PeerKeys();
   #psk: PskStore;
   #certificate: ServerCertificate | undefined;
+  #clientAuth: ClientAuthPolicy | undefined;
   /** Counters and gauges of this server (served by `--metrics`). */
   readonly metrics = new Metrics();
   // The counters of every datagram, held rather than looked up by name each time.
@@ -302,6 +303,7 @@ export class DtlsServer {
     const psk = options.psk ?? demoPskStore();
     this.#psk = psk;
     this.#certificate = options.certificate;
+    this.#clientAuth = options.clientAuth;
     this.#logPlaintext = options.logPlaintext ?? false;
     this.#app = options.onDatagram ?? qtAckHandler;
     const random = options.random ?? systemRandom;
@@ -334,7 +336,7 @@ export class DtlsServer {
         dummyKeyLength: () => this.#psk.typicalKeyLength,
         certificate: () => this.#certificate,
         ...(options.keyLogFile === undefined ? {} : { keyLog: keyLogWriter(options.keyLogFile) }),
-        ...(options.clientAuth === undefined ? {} : { clientAuth: options.clientAuth }),
+        clientAuth: () => this.#clientAuth,
         identityHint: encoder.encode(options.identityHint ?? SERVER_DEFAULTS.identityHint),
         suites: options.suites ?? CIPHER_SUITES,
         groups: options.groups ?? SERVER_DEFAULTS.groups,
@@ -365,6 +367,15 @@ export class DtlsServer {
    */
   setCertificate(certificate: ServerCertificate | undefined): void {
     this.#certificate = certificate;
+  }
+
+  /**
+   * Replaces the client authentication policy (e.g. on SIGHUP, a key taken
+   * out of --client-keys): it applies from the next client certificate
+   * checked, handshakes under way included; established connections stay.
+   */
+  setClientAuth(policy: ClientAuthPolicy | undefined): void {
+    this.#clientAuth = policy;
   }
 
   #installGauges(): void {

@@ -61,6 +61,10 @@ export const FAMILIES = {
     help: "Certificate (--cert, --key) reloads, by result",
     type: "counter",
   },
+  dtls_client_auth_reloads_total: {
+    help: "Client authentication (--client-ca, --client-keys) reloads, by result",
+    type: "counter",
+  },
   dtls_certificate_expiry_timestamp_seconds: {
     help: "When the server's certificate expires (notAfter), seconds since the epoch",
     type: "gauge",

@@ -383,3 +383,43 @@ Deno.test({
     assert.equal(closed?.type === "closed" && closed.cause, "handshake_timeout");
   },
 });
+
+// ---- raw public keys (RFC 7250) ---------------------------------------------------------
+
+Deno.test({
+  name:
+    "raw public keys: a client that pins the server's key gets it instead of the chain, and refuses another",
+  ignore: openssl.ignore,
+  fn() {
+    const pki = testPki();
+    const server = serverCertificate(pki.ecCert, pki.ecKey);
+    const pinned = server.certificate!()!.spki;
+    const pair = (keys: Uint8Array[]) =>
+      new Pair({
+        start: CERT_TIME,
+        seed: `rpk/${keys.length}/${keys[0]?.length}`,
+        server: { ...server, suites: CIPHER_SUITES },
+        client: {
+          serverKeys: keys,
+          suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")],
+        },
+      });
+    const good = pair([pinned]);
+    good.run();
+    assertSession(good, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+    // What went on the wire was the key alone: no certificate in it.
+    const certificateBodies = good.wire
+      .filter((w) => w.direction === "s2c")
+      .flatMap((w) => parseRecords(w.datagram).records)
+      .filter((r) => r.type === ContentType.Handshake && r.epoch === 0)
+      .flatMap((r) => parseHandshakeFragments(r.fragment))
+      .filter((f) => f.msgType === HandshakeType.Certificate);
+    assert.equal(certificateBodies[0]?.length, 3 + pinned.length);
+
+    const other = serverCertificate(pki.untrustedCert, pki.untrustedKey).certificate!()!.spki;
+    const bad = pair([other]);
+    bad.run();
+    const sent = bad.clientEvents.find((e) => e.type === "alert" && e.direction === "sent");
+    assert.equal(sent?.type === "alert" && sent.description, "bad_certificate");
+  },
+});

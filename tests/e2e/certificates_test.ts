@@ -565,3 +565,31 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "our client pins our server's raw public key with --server-key and gets the ACK",
+  ignore: openssl.ignore,
+  async fn() {
+    const pki = testPki();
+    const serverPub = `${pki.dir}/ec.pub`;
+    assert.ok(
+      new Deno.Command("openssl", {
+        args: ["pkey", "-in", pki.ecKey, "-pubout", "-out", serverPub],
+      })
+        .outputSync().success,
+    );
+    await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+    const r = await runMain([
+      "client",
+      "--connect",
+      `127.0.0.1:${server.port}`,
+      "--server-key",
+      serverPub,
+      "--timeout",
+      "5",
+    ]);
+    assert.equal(r.code, 0, r.stderr + server.describe());
+    assert.match(r.stdout, /^connected: TLS_ECDHE_ECDSA_WITH_\S+, DTLS 1\.2\n/);
+    assert.match(r.stdout, ACK);
+  },
+});
