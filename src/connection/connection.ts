@@ -184,6 +184,9 @@ export class Connection {
     activatePendingRead(): void {
       this.#c.#activatePendingRead();
     }
+    peekHeldHandshakes(): Uint8Array[] {
+      return this.#c.#read.peekHeldHandshakes();
+    }
     setWrite(epoch: number, protection: RecordProtection): void {
       this.#c.#write.install(epoch, protection);
     }
@@ -304,7 +307,7 @@ export class Connection {
     if (this.#phase === "closed") return;
     const plaintext = this.#read.open(record);
     if (typeof plaintext === "string") {
-      if (plaintext === "held") return;
+      if (plaintext === "held") return this.#driver.onHeldRecord?.();
       this.#drop(plaintext, record.epoch);
       // The first protected record of a handshake failing to authenticate means
       // the two sides derived different keys (a wrong PSK): fail cleanly now

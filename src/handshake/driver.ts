@@ -101,6 +101,8 @@ export interface HandshakeDriver {
   onPeerRetransmit(messageSeq: number): void;
   /** The client's opening move (server: no-op). */
   start(): void;
+  /** A record of the next epoch came before its ChangeCipherSpec and is held (optional). */
+  onHeldRecord?(): void;
 }
 
 /** What a driver may do to its connection. */
@@ -119,6 +121,11 @@ export interface HandshakeHost {
   disarmTimer(): void;
   /** Keys for reading epoch 1, used once the peer's ChangeCipherSpec arrives. */
   setPendingRead(protection: RecordProtection): void;
+  /**
+   * The held handshake records of the next epoch, opened with the pending
+   * keys but not read (see `ReadHalf.peekHeldHandshakes`).
+   */
+  peekHeldHandshakes(): Uint8Array[];
   /** Switches reading to the pending epoch (on the peer's ChangeCipherSpec). */
   activatePendingRead(): void;
   /** Installs the write protection of `epoch`. */

@@ -53,7 +53,7 @@ import {
   TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
 } from "./extensions.ts";
 import type { FlightItem } from "./flight.ts";
-import { encodeHandshakeMessage } from "./fragments.ts";
+import { encodeHandshakeMessage, parseHandshakeFragments } from "./fragments.ts";
 import {
   AlertDescription,
   ClientCertificateType,
@@ -280,10 +280,10 @@ export class ServerHandshake implements HandshakeDriver {
     const state = this.#state;
     if (state.kind === "await_certificate_verify") {
       // Before the CertificateVerify: reordered, duplicated or lost on the
-      // way, it comes in a later datagram or retransmission; it is taken
-      // then. A client that never sends one never has its Finished read
-      // (held as an early record), and its handshake runs out of time.
+      // way, it comes in a later datagram or retransmission and is taken
+      // then. Unless the client sent none: see #checkSkippedVerify.
       this.#state = { ...state, changeCipherSpecSeen: true };
+      this.#checkSkippedVerify();
       return;
     }
     if (state.kind !== "await_change_cipher_spec") {
@@ -304,6 +304,40 @@ export class ServerHandshake implements HandshakeDriver {
     // that arrived early (RFC 6347 §4.1), such as the Finished.
     this.#state = { ...state, kind: "await_finished" };
     this.#conn.activatePendingRead();
+  }
+
+  onHeldRecord(): void {
+    this.#checkSkippedVerify();
+  }
+
+  /**
+   * A client that sent its certificate but no CertificateVerify gives its
+   * Finished the message_seq the CertificateVerify would have had. Its
+   * Finished waits, unread, for the ChangeCipherSpec's epoch; opened with
+   * the pending keys it shows that number, and the handshake ends at once
+   * with unexpected_message. A CertificateVerify that is only late gives
+   * the Finished the next number, and is waited for.
+   */
+  #checkSkippedVerify(): void {
+    const state = this.#state;
+    if (state.kind !== "await_certificate_verify" || !state.changeCipherSpecSeen) return;
+    const expected = this.#conn.inbound.nextSeq;
+    for (const plaintext of this.#conn.peekHeldHandshakes()) {
+      let fragments;
+      try {
+        fragments = parseHandshakeFragments(plaintext);
+      } catch {
+        continue;
+      }
+      if (
+        fragments.some((f) => f.msgType === HandshakeType.Finished && f.messageSeq === expected)
+      ) {
+        throw new ProtocolError(
+          AlertDescription.UnexpectedMessage,
+          "Cannot accept a client certificate without CertificateVerify",
+        );
+      }
+    }
   }
 
   onPeerRetransmit(messageSeq: number): void {

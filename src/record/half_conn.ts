@@ -157,6 +157,24 @@ export class ReadHalf {
     return "held";
   }
 
+  /**
+   * The plaintexts of the held handshake records of the next epoch that
+   * open with its pending keys, without reading them (nothing moves: they
+   * are opened again, for real, when the epoch is). For a driver that must
+   * know what the peer sent after its ChangeCipherSpec before taking it.
+   */
+  peekHeldHandshakes(): Uint8Array[] {
+    const pending = this.#pending;
+    if (pending === undefined) return [];
+    const out: Uint8Array[] = [];
+    for (const r of this.#early) {
+      if (r.type !== ContentType.Handshake) continue;
+      const plaintext = pending.unprotect(r.type, r.version, r.epoch, r.seq, r.fragment);
+      if (plaintext !== null) out.push(plaintext.slice());
+    }
+    return out;
+  }
+
   /** Keys for the next epoch, used once the peer's ChangeCipherSpec arrives. */
   setPending(protection: RecordProtection): void {
     this.#pending = protection;

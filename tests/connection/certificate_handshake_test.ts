@@ -10,7 +10,12 @@ import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { ContentType, parseRecords } from "../../src/record/header.ts";
 import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
-import { type NetworkScript, Pair, PEER } from "../helpers/sim.ts";
+import { clientPsk, type NetworkScript, Pair, PEER, serverPsk } from "../helpers/sim.ts";
+import { Connection } from "../../src/connection/connection.ts";
+import { connectionConfig, ServerEndpoint } from "../../src/connection/endpoint.ts";
+import { nobleProvider } from "../../src/crypto/noble.ts";
+import { ClientHandshake } from "../../src/handshake/client.ts";
+import { seededRandom } from "../helpers/random.ts";
 import type { ClientHandshakeOptions } from "../../src/handshake/client.ts";
 import {
   CERT_TIME,
@@ -342,7 +347,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "client authentication: a client certificate never followed by its CertificateVerify never completes: the Finished is never read",
+    "client authentication: a CertificateVerify lost in every flight is waited for, never taken as skipped",
   ignore: openssl.ignore,
   fn() {
     const pki = testPki();
@@ -352,8 +357,8 @@ Deno.test({
         if (direction !== "c2s" || !carries(datagram, HandshakeType.CertificateVerify)) {
           return "deliver";
         }
-        // Every flight loses its CertificateVerify record, and only it: the
-        // ChangeCipherSpec and the Finished still come.
+        // The CertificateVerify record is lost, and only it, every time: the
+        // ChangeCipherSpec and the Finished (numbered after it) still come.
         const kept = parseRecords(datagram).records.filter((r) =>
           !(r.type === ContentType.Handshake && r.epoch === 0 &&
             parseHandshakeFragments(r.fragment).some((f) =>
@@ -381,6 +386,94 @@ Deno.test({
     );
     const closed = pair.serverEvents.find((e) => e.type === "closed");
     assert.equal(closed?.type === "closed" && closed.cause, "handshake_timeout");
+  },
+});
+
+Deno.test({
+  name:
+    "client authentication: a client that sends its certificate but skips the CertificateVerify is unexpected_message at once",
+  ignore: openssl.ignore,
+  fn() {
+    const pki = testPki();
+    const endpoint = new ServerEndpoint({
+      connection: connectionConfig(nobleProvider, seededRandom("skipcv/server")),
+      psk: serverPsk({
+        ...serverCertificate(pki.ecCert, pki.ecKey),
+        suites: CIPHER_SUITES,
+        clientAuth: {
+          check: chainVerifier({
+            anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
+            purpose: "client",
+          }),
+          required: true,
+        },
+      }),
+    });
+    // Our client, but its flight 5 loses the CertificateVerify before it is
+    // sealed, and the Finished takes its message_seq: what a client that
+    // skips it sends.
+    const options = {
+      ...clientPsk({ suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")] }),
+      ...trustingClient(),
+      ...clientCertificate(pki.clientCert, pki.clientKey),
+    };
+    const client = new Connection(
+      connectionConfig(nobleProvider, seededRandom("skipcv/client")),
+      CERT_TIME,
+      {
+        driver: (host) =>
+          new ClientHandshake({
+            get config() {
+              return host.config;
+            },
+            get now() {
+              return host.now;
+            },
+            get inbound() {
+              return host.inbound;
+            },
+            sendFlight: (items, armTimer) => {
+              const verify = items.findIndex((i) =>
+                i.kind === "handshake" && i.msgType === HandshakeType.CertificateVerify
+              );
+              if (verify < 0) return host.sendFlight(items, armTimer);
+              const seq = (items[verify] as { messageSeq: number }).messageSeq;
+              const rest = items.filter((_, n) => n !== verify).map((i) =>
+                i.kind === "handshake" && i.msgType === HandshakeType.Finished
+                  ? { ...i, messageSeq: seq }
+                  : i
+              );
+              host.sendFlight(rest, armTimer);
+            },
+            resendFlight: () => host.resendFlight(),
+            disarmTimer: () => host.disarmTimer(),
+            setPendingRead: (p) => host.setPendingRead(p),
+            activatePendingRead: () => host.activatePendingRead(),
+            peekHeldHandshakes: () => host.peekHeldHandshakes(),
+            setWrite: (e, p) => host.setWrite(e, p),
+            emit: (e) => host.emit(e),
+            sendWarning: (d) => host.sendWarning(d),
+            established: () => host.established(),
+          }, options),
+      },
+    );
+    client.start();
+    const received: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
+        const out = endpoint.handleDatagram(d, PEER, CERT_TIME);
+        if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, CERT_TIME);
+      }
+      const server = endpoint.get(PEER);
+      for (let d = server?.pollTransmit(); d; d = server?.pollTransmit()) {
+        client.handleDatagram(d, CERT_TIME);
+      }
+      for (let e = client.pollEvent(); e; e = client.pollEvent()) {
+        if (e.type === "alert" && e.direction === "received") received.push(e.description);
+      }
+    }
+    assert.deepEqual(received, ["unexpected_message"]);
+    assert.equal(endpoint.get(PEER)?.isClosed, true);
   },
 });
 
