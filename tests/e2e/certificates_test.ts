@@ -7,6 +7,7 @@
  * stops the start with one clear line.
  */
 
+import { certificateArgs } from "../helpers/certificates.ts";
 import assert from "node:assert/strict";
 import {
   DEMO,
@@ -77,7 +78,7 @@ Deno.test({
   ignore: openssl.ignore,
   async fn(t) {
     const pki = testPki();
-    await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+    await using server = await startServer([...certificateArgs(pki.ecCert, pki.ecKey)]);
     assert.ok(server.events("certificate_loaded").length === 1, server.describe());
     for (const [cipher, suite] of EC_SUITES) {
       await t.step(cipher, async () => {
@@ -108,7 +109,7 @@ Deno.test({
   ignore: openssl.ignore,
   async fn(t) {
     const pki = testPki();
-    await using server = await startServer(["--cert", pki.rsaCert, "--key", pki.rsaKey]);
+    await using server = await startServer([...certificateArgs(pki.rsaCert, pki.rsaKey)]);
     for (const [cipher, suite] of RSA_SUITES) {
       await t.step(cipher, async () => {
         await assertCertificateSession(
@@ -137,7 +138,7 @@ Deno.test({
   ignore: openssl.ignore,
   async fn() {
     const pki = testPki();
-    await using server = await startServer(["--cert", pki.p384Cert, "--key", pki.p384Key]);
+    await using server = await startServer([...certificateArgs(pki.p384Cert, pki.p384Key)]);
     const result = await sClient(server.port, [
       "-cipher",
       "ECDHE-ECDSA-AES256-GCM-SHA384",
@@ -157,10 +158,7 @@ Deno.test({
     Deno.writeTextFileSync(keys, `${DEMO.identity}:${DEMO.keyHex}\n`);
     Deno.chmodSync(keys, 0o600);
     await using server = await startServer([
-      "--cert",
-      pki.ecCert,
-      "--key",
-      pki.ecKey,
+      ...certificateArgs(pki.ecCert, pki.ecKey),
       "--psk-file",
       keys,
     ]);
@@ -190,7 +188,7 @@ Deno.test({
     // RFC 8422 §5.1: no ECC suite unless the handshake respects the
     // client's curves, the certificate's included.
     const pki = testPki();
-    await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+    await using server = await startServer([...certificateArgs(pki.ecCert, pki.ecKey)]);
     const result = await sClient(server.port, [
       "-cipher",
       "ECDHE-ECDSA-AES128-GCM-SHA256",
@@ -211,23 +209,23 @@ Deno.test({
   async fn(t) {
     const pki = testPki();
     const cases: [string, string[], RegExp][] = [
-      ["expired", ["--cert", pki.expiredCert, "--key", `${pki.dir}/expired.key`], /expired/],
+      ["expired", [...certificateArgs(pki.expiredCert, `${pki.dir}/expired.key`)], /expired/],
       [
         "key of another certificate",
-        ["--cert", pki.ecCert, "--key", pki.strayKey],
+        [...certificateArgs(pki.ecCert, pki.strayKey)],
         /not the key of the certificate/,
       ],
       [
         "RSA of 1024 bits",
-        ["--cert", pki.rsa1024Cert, "--key", pki.rsa1024Key],
+        [...certificateArgs(pki.rsa1024Cert, pki.rsa1024Key)],
         /RSA key of 1024 bits: at least 2048/,
       ],
       [
         "unreadable",
-        ["--cert", `${pki.dir}/missing.pem`, "--key", pki.ecKey],
+        [...certificateArgs(`${pki.dir}/missing.pem`, pki.ecKey)],
         /^Cannot read --cert .*missing\.pem/,
       ],
-      ["not PEM", ["--cert", pki.ecKey, "--key", pki.ecKey], /no PEM certificate/],
+      ["not PEM", [...certificateArgs(pki.ecKey, pki.ecKey)], /no PEM certificate/],
       ["--cert alone", ["--cert", pki.ecCert], /Cannot use --cert without --key/],
       ["--key alone", ["--key", pki.ecKey], /Cannot use --key without --cert/],
     ];
@@ -248,7 +246,7 @@ Deno.test({
   ignore: openssl.ignore,
   async fn() {
     const pki = testPki();
-    await using server = await startServer(["--cert", pki.chainedBundle, "--key", pki.chainedKey]);
+    await using server = await startServer([...certificateArgs(pki.chainedBundle, pki.chainedKey)]);
     const client = (extra: string[]) =>
       runMain([
         "client",
@@ -332,7 +330,7 @@ Deno.test({
       ] as const
     ) {
       await t.step(name, async () => {
-        await using server = await startServer(["--cert", cert, "--key", key]);
+        await using server = await startServer([...certificateArgs(cert, key)]);
         const result = await runPeer("gnutls-cli", [
           "--udp",
           "--port",
@@ -361,10 +359,7 @@ Deno.test({
     const pki = testPki();
     const keylog = `${pki.dir}/keylog-${crypto.randomUUID()}.txt`;
     await using server = await startServer([
-      "--cert",
-      pki.ecCert,
-      "--key",
-      pki.ecKey,
+      ...certificateArgs(pki.ecCert, pki.ecKey),
       "--keylog",
       keylog,
     ]);
@@ -415,10 +410,7 @@ Deno.test({
   async fn(t) {
     const pki = testPki();
     await using server = await startServer([
-      "--cert",
-      pki.ecCert,
-      "--key",
-      pki.ecKey,
+      ...certificateArgs(pki.ecCert, pki.ecKey),
       "--client-ca",
       pki.caCert,
     ]);
@@ -474,10 +466,7 @@ Deno.test({
   async fn() {
     const pki = testPki();
     await using server = await startServer([
-      "--cert",
-      pki.ecCert,
-      "--key",
-      pki.ecKey,
+      ...certificateArgs(pki.ecCert, pki.ecKey),
       "--client-ca",
       pki.caCert,
       "--client-auth",
@@ -512,17 +501,14 @@ Deno.test({
         ...extra,
       ], { input: "Message #1\n", until: ACK, timeoutMs: TIMEOUT_MS });
     await t.step("the server's raw public key", async () => {
-      await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+      await using server = await startServer([...certificateArgs(pki.ecCert, pki.ecKey)]);
       const result = await gnutlsCli(server.port, "+CTYPE-SRV-RAWPK:-CTYPE-SRV-X509");
       assert.ok(result.reply, show(server, result));
       assert.match(result.stdout, /\(DTLS1\.2-X\.509-Raw Public Key\)/, show(server, result));
     });
     await t.step("the client's raw public key, trusted by --client-keys", async () => {
       await using server = await startServer([
-        "--cert",
-        pki.ecCert,
-        "--key",
-        pki.ecKey,
+        ...certificateArgs(pki.ecCert, pki.ecKey),
         "--client-keys",
         clientPub,
       ]);
@@ -539,10 +525,7 @@ Deno.test({
     });
     await t.step("a client key that is not one of --client-keys is refused", async () => {
       await using server = await startServer([
-        "--cert",
-        pki.ecCert,
-        "--key",
-        pki.ecKey,
+        ...certificateArgs(pki.ecCert, pki.ecKey),
         "--client-keys",
         clientPub,
       ]);
@@ -578,7 +561,7 @@ Deno.test({
       })
         .outputSync().success,
     );
-    await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+    await using server = await startServer([...certificateArgs(pki.ecCert, pki.ecKey)]);
     const r = await runMain([
       "client",
       "--connect",

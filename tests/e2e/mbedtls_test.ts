@@ -10,6 +10,7 @@
  * skip, saying why.
  */
 
+import { certificateArgs } from "../helpers/certificates.ts";
 import assert from "node:assert/strict";
 import { CERTIFICATE_SUITES, PSK_SUITES } from "../../src/record/suites.ts";
 import {
@@ -127,10 +128,7 @@ Deno.test({
   async fn(t) {
     const pki = testPki();
     await using server = await startServer([
-      "--cert",
-      pki.ecCert,
-      "--key",
-      pki.ecKey,
+      ...certificateArgs(pki.ecCert, pki.ecKey),
       "--log-plaintext",
     ]);
     // TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 is CoAP's mandatory suite for certificates (RFC 7252 §9.1.3.3).
@@ -152,10 +150,7 @@ Deno.test({
     // RSA-PSS): the server must choose rsa_pkcs1_* from its signature_algorithms.
     const pki = testPki();
     await using server = await startServer([
-      "--cert",
-      pki.rsaCert,
-      "--key",
-      pki.rsaKey,
+      ...certificateArgs(pki.rsaCert, pki.rsaKey),
       "--log-plaintext",
     ]);
     for (const suite of RSA_SUITES) {
@@ -175,10 +170,7 @@ Deno.test({
     const suite = "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8";
     await t.step("untrusted CA", async () => {
       await using server = await startServer([
-        "--cert",
-        pki.untrustedCert,
-        "--key",
-        pki.untrustedKey,
+        ...certificateArgs(pki.untrustedCert, pki.untrustedKey),
       ]);
       const result = await certificateClient(server, suite, ["--ca", pki.caCert]);
       assert.equal(result.code, 1, result.stdout + result.stderr + server.describe());
@@ -187,7 +179,7 @@ Deno.test({
       assert.equal(server.events("handshake_complete").length, 0, server.describe());
     });
     await t.step("wrong server name", async () => {
-      await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+      await using server = await startServer([...certificateArgs(pki.ecCert, pki.ecKey)]);
       const result = await certificateClient(server, suite, [
         "--ca",
         pki.caCert,
@@ -208,10 +200,7 @@ Deno.test({
   async fn(t) {
     const pki = testPki();
     await using server = await startServer([
-      "--cert",
-      pki.ecCert,
-      "--key",
-      pki.ecKey,
+      ...certificateArgs(pki.ecCert, pki.ecKey),
       "--client-ca",
       pki.caCert,
       "--log-plaintext",

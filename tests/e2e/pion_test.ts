@@ -6,6 +6,7 @@
  * golang-github-pion-dtls.v2-dev; without them these tests skip, saying why.
  */
 
+import { certificateArgs } from "../helpers/certificates.ts";
 import assert from "node:assert/strict";
 import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { suiteByName } from "../../src/record/suites.ts";
@@ -257,10 +258,7 @@ Deno.test({
   async fn(t) {
     const pki = testPki();
     await using server = await startServer([
-      "--cert",
-      pki.ecCert,
-      "--key",
-      pki.ecKey,
+      ...certificateArgs(pki.ecCert, pki.ecKey),
       "--log-plaintext",
     ]);
     for (const suite of ECDSA_SUITES) {
@@ -284,10 +282,7 @@ Deno.test({
     // bad_certificate. A pion limitation (it looks at the issuer's algorithm
     // instead of the key), not ours: hence an RSA leaf under an RSA CA here.
     await using server = await startServer([
-      "--cert",
-      pki.rsaByRsaCert,
-      "--key",
-      pki.rsaByRsaKey,
+      ...certificateArgs(pki.rsaByRsaCert, pki.rsaByRsaKey),
       "--log-plaintext",
     ]);
     for (const suite of RSA_SUITES) {
@@ -308,10 +303,7 @@ Deno.test({
     const suite = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
     await t.step("untrusted CA", async () => {
       await using server = await startServer([
-        "--cert",
-        pki.untrustedCert,
-        "--key",
-        pki.untrustedKey,
+        ...certificateArgs(pki.untrustedCert, pki.untrustedKey),
       ]);
       const result = await pionCertificateClient(server.port, suite, pki.caCert);
       assert.equal(result.code, 1, result.stdout + server.describe());
@@ -319,7 +311,7 @@ Deno.test({
       assert.equal(server.events("handshake_complete").length, 0, server.describe());
     });
     await t.step("wrong server name", async () => {
-      await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+      await using server = await startServer([...certificateArgs(pki.ecCert, pki.ecKey)]);
       const result = await pionCertificateClient(server.port, suite, pki.caCert, [
         "-server-name",
         "example.org",
@@ -338,10 +330,7 @@ Deno.test({
   async fn(t) {
     const pki = testPki();
     await using server = await startServer([
-      "--cert",
-      pki.ecCert,
-      "--key",
-      pki.ecKey,
+      ...certificateArgs(pki.ecCert, pki.ecKey),
       "--client-ca",
       pki.caCert,
       "--log-plaintext",

@@ -10,6 +10,7 @@
  * Without a C++ compiler or Qt, these tests skip, saying why.
  */
 
+import { certificateArgs } from "../helpers/certificates.ts";
 import assert from "node:assert/strict";
 import {
   assertReceivedThenClosed,
@@ -152,10 +153,7 @@ Deno.test({
   async fn(t) {
     const pki = testPki();
     await using server = await startServer([
-      "--cert",
-      pki.ecCert,
-      "--key",
-      pki.ecKey,
+      ...certificateArgs(pki.ecCert, pki.ecKey),
       "--log-plaintext",
     ]);
     await t.step("default configuration", async () => {
@@ -186,10 +184,7 @@ Deno.test({
   async fn() {
     const pki = testPki();
     await using server = await startServer([
-      "--cert",
-      pki.rsaCert,
-      "--key",
-      pki.rsaKey,
+      ...certificateArgs(pki.rsaCert, pki.rsaKey),
       "--log-plaintext",
     ]);
     const { complete, cipher } = await certificateSession(server);
@@ -222,7 +217,7 @@ Deno.test({
     ] as const;
     for (const [name, cert, key, options, reason] of cases) {
       await t.step(name, async () => {
-        await using server = await startServer(["--cert", cert, "--key", key]);
+        await using server = await startServer([...certificateArgs(cert, key)]);
         const result = await runPeer(qt.path(), [
           "--ca",
           pki.caCert,

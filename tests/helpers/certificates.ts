@@ -53,3 +53,8 @@ export function clientCertificate(
   );
   return { certificate };
 }
+
+/** The command-line flags of a server with the certificate in `certFile` and its key. */
+export function certificateArgs(certFile: string, keyFile: string): string[] {
+  return ["--cert", certFile, "--key", keyFile];
+}

@@ -4,6 +4,7 @@
  * the key file's permissions, and a certificate that expires while the
  * server runs. Each test FAILS on the code as reviewed. Needs `openssl`.
  */
+import { certificateArgs } from "../helpers/certificates.ts";
 import assert from "node:assert/strict";
 import { testPki } from "../helpers/pki.ts";
 import { runPeer, skipUnless, startServer } from "../helpers/server_process.ts";
@@ -33,7 +34,7 @@ Deno.test({
   ignore: openssl.ignore,
   async fn() {
     const pki = testPki();
-    await using server = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+    await using server = await startServer([...certificateArgs(pki.ecCert, pki.ecKey)]);
     const result = await sClient(server.port, pki.caCert, ["-verify_return_error"]);
     assert.ok(result.reply, `no ACK\n${result.stderr}\n${server.describe()}`);
     const datagram = await server.waitForEvent("datagram", {}, 5_000);
@@ -79,7 +80,7 @@ Deno.test({
     const key = `${pki.dir}/ec-open.key`;
     Deno.copyFileSync(pki.ecKey, key);
     Deno.chmodSync(key, 0o644);
-    await using server = await startServer(["--cert", pki.ecCert, "--key", key]);
+    await using server = await startServer([...certificateArgs(pki.ecCert, key)]);
     assert.ok(
       server.logs.some((e) => e.level === "warning" && String(e.msg).includes(key)),
       `no warning that the certificate's private key ${key} is world-readable\n${server.describe()}`,
@@ -137,7 +138,7 @@ Deno.test({
   ignore: openssl.ignore,
   async fn() {
     const { cert, key } = shortLivedCertificate(4);
-    await using server = await startServer(["--cert", cert, "--key", key]);
+    await using server = await startServer([...certificateArgs(cert, key)]);
     await new Promise((resolve) => setTimeout(resolve, 5_500));
     // The server goes on sending the expired chain; OpenSSL rejects it with
     // "certificate has expired" and a certificate_expired alert. A restart

@@ -3,6 +3,7 @@
  * --client-keys) that show on the real process with gnutls-cli. Each test
  * FAILS on the code as reviewed. Needs `openssl` and `gnutls-cli`.
  */
+import { certificateArgs } from "../helpers/certificates.ts";
 import assert from "node:assert/strict";
 import { testPki } from "../helpers/pki.ts";
 import { runPeer, type ServerProcess, skipUnless, startServer } from "../helpers/server_process.ts";
@@ -70,10 +71,7 @@ Deno.test({
         Deno.readTextFileSync(device.pub) + Deno.readTextFileSync(other.pub),
       );
       await using server = await startServer([
-        "--cert",
-        pki.ecCert,
-        "--key",
-        pki.ecKey,
+        ...certificateArgs(pki.ecCert, pki.ecKey),
         "--client-keys",
         list,
       ]);
@@ -123,10 +121,7 @@ Deno.test({
       const listed = `${dir}/device-compressed.pub`;
       openssl(["ec", "-in", device.key, "-pubout", "-conv_form", "compressed", "-out", listed]);
       await using server = await startServer([
-        "--cert",
-        pki.ecCert,
-        "--key",
-        pki.ecKey,
+        ...certificateArgs(pki.ecCert, pki.ecKey),
         "--client-keys",
         listed,
       ]);
