@@ -282,6 +282,8 @@ export class ServerHandshake implements HandshakeDriver {
       // Before the CertificateVerify: reordered, duplicated or lost on the
       // way, it comes in a later datagram or retransmission and is taken
       // then. Unless the client sent none: see #checkSkippedVerify.
+      // Repeats change nothing, and cost nothing: they come unauthenticated.
+      if (state.changeCipherSpecSeen) return;
       this.#state = { ...state, changeCipherSpecSeen: true };
       this.#checkSkippedVerify();
       return;

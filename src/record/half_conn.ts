@@ -61,6 +61,8 @@ export class ReadHalf {
   #pending: RecordProtection | undefined;
   /** Records of the next epoch that came before its ChangeCipherSpec, copied and charged. */
   #early: RecordView[] = NONE_HELD;
+  /** Held records already given to {@link peekHeldHandshakes}. */
+  #peeked = 0;
   /** Whether records of the next epoch may still be held (only while handshaking). */
   #holding = true;
   /** What the held records are charged to. */
@@ -159,15 +161,20 @@ export class ReadHalf {
 
   /**
    * The plaintexts of the held handshake records of the next epoch that
-   * open with its pending keys, without reading them (nothing moves: they
-   * are opened again, for real, when the epoch is). For a driver that must
-   * know what the peer sent after its ChangeCipherSpec before taking it.
+   * open with its pending keys and were not peeked at before, without
+   * reading them (they are opened again, for real, when the epoch is). For
+   * a driver that must know what the peer sent after its ChangeCipherSpec
+   * before taking it.
    */
   peekHeldHandshakes(): Uint8Array[] {
     const pending = this.#pending;
     if (pending === undefined) return [];
     const out: Uint8Array[] = [];
-    for (const r of this.#early) {
+    // Each held record is opened here once at most, whatever a peer sends
+    // to make the driver look again.
+    const from = this.#peeked;
+    this.#peeked = this.#early.length;
+    for (const r of this.#early.slice(from)) {
       if (r.type !== ContentType.Handshake) continue;
       const plaintext = pending.unprotect(r.type, r.version, r.epoch, r.seq, r.fragment);
       if (plaintext !== null) out.push(plaintext.slice());
@@ -197,6 +204,7 @@ export class ReadHalf {
     this.#pending = undefined;
     const early = this.#early;
     this.#early = NONE_HELD;
+    this.#peeked = 0;
     for (const record of early) this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
     return early;
   }
@@ -210,6 +218,7 @@ export class ReadHalf {
     this.#holding = false;
     for (const record of this.#early) this.#memory.release(record.raw.length + BUFFER_OVERHEAD);
     this.#early = NONE_HELD;
+    this.#peeked = 0;
     this.#recent0 = undefined;
   }
 }

@@ -209,3 +209,22 @@ Deno.test("read half: an epoch-0 handshake record numbered as one opened before,
   read.open(hs(6));
   assert.equal(read.isCopy, true);
 });
+
+Deno.test("read half: held handshake records are peeked at with the pending keys once each, and still read after", () => {
+  const read = new ReadHalf(new MemoryAccount(undefined, "", 1_000_000));
+  const hs = (seq: number, body: number[]) =>
+    parseRecords(
+      encodeRecord(ContentType.Handshake, DTLS_1_2, 1, seq, new Uint8Array([...body, 7])),
+    )
+      .records[0]!;
+  assert.equal(read.open(hs(0, [1])), "held");
+  assert.deepEqual(read.peekHeldHandshakes(), [], "no pending keys: nothing to open with");
+  read.setPending(taggedProtection(7));
+  assert.deepEqual(read.peekHeldHandshakes().map((p) => [...p]), [[1]]);
+  assert.deepEqual(read.peekHeldHandshakes(), [], "peeked once");
+  assert.equal(read.open(hs(1, [2])), "held");
+  assert.deepEqual(read.peekHeldHandshakes().map((p) => [...p]), [[2]]);
+  // Peeking read nothing: both are given back, and open, as before.
+  const early = read.activatePending();
+  assert.deepEqual(early.map((r) => [...(read.open(r) as Uint8Array)]), [[1], [2]]);
+});
