@@ -576,3 +576,36 @@ Deno.test({
     assert.match(r.stdout, ACK);
   },
 });
+
+Deno.test({
+  name:
+    "SIGHUP reloads --cert and --key: an EC server becomes an RSA one; a broken file keeps the old",
+  ignore: openssl.ignore,
+  async fn() {
+    const pki = testPki();
+    const cert = `${pki.dir}/reload-${crypto.randomUUID()}.pem`;
+    const key = `${pki.dir}/reload-${crypto.randomUUID()}.key`;
+    Deno.copyFileSync(pki.ecCert, cert);
+    Deno.copyFileSync(pki.ecKey, key);
+    Deno.chmodSync(key, 0o600);
+    await using server = await startServer(certificateArgs(cert, key));
+    const ecdsa = ["-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"];
+    const rsa = ["-cipher", "ECDHE-RSA-AES128-GCM-SHA256"];
+    assert.ok((await sClient(server.port, ecdsa)).reply, server.describe());
+    Deno.copyFileSync(pki.rsaCert, cert);
+    Deno.copyFileSync(pki.rsaKey, key);
+    Deno.kill(server.pid, "SIGHUP");
+    await server.waitFor((e) => e.event === "certificate_reloaded", 5_000);
+    assert.ok((await sClient(server.port, rsa)).reply, server.describe());
+    assert.equal(
+      (await sClient(server.port, ecdsa)).reply,
+      undefined,
+      "the EC certificate is gone",
+    );
+    // A key that is not the certificate's: refused, and the RSA one stays.
+    Deno.copyFileSync(pki.strayKey, key);
+    Deno.kill(server.pid, "SIGHUP");
+    await server.waitFor((e) => e.event === "certificate_reload_failed", 5_000);
+    assert.ok((await sClient(server.port, rsa)).reply, server.describe());
+  },
+});
