@@ -10,22 +10,20 @@ import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { ContentType, parseRecords } from "../../src/record/header.ts";
 import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
-import { clientPsk, type NetworkScript, Pair, PEER, serverPsk } from "../helpers/sim.ts";
-import { Connection } from "../../src/connection/connection.ts";
+import { type NetworkScript, Pair, PEER, serverPsk } from "../helpers/sim.ts";
 import { connectionConfig, ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
-import { ClientHandshake } from "../../src/handshake/client.ts";
 import { seededRandom } from "../helpers/random.ts";
 import type { ClientHandshakeOptions } from "../../src/handshake/client.ts";
 import {
   CERT_TIME,
+  clientAuthServer,
   clientCertificate,
+  flightEditingClient,
   serverCertificate,
   trustingClient,
 } from "../helpers/certificates.ts";
 import { testPki } from "../helpers/pki.ts";
-import { chainVerifier } from "../../src/pki/chain_verifier.ts";
-import { pemBlocks } from "../../src/pki/server_certificate.ts";
 import { skipUnless } from "../helpers/server_process.ts";
 
 const openssl = skipUnless("openssl");
@@ -235,20 +233,11 @@ function clientAuthPair(
   client: { cert?: string; key?: string },
   options: { required?: boolean; mtu?: number; script?: NetworkScript } = {},
 ): Pair {
-  const pki = testPki();
   return new Pair({
     start: CERT_TIME,
     seed: `clientauth/${client.cert ?? "none"}/${options.mtu}`,
     server: {
-      ...serverCertificate(pki.ecCert, pki.ecKey),
-      suites: CIPHER_SUITES,
-      clientAuth: {
-        check: chainVerifier({
-          anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
-          purpose: "client",
-        }),
-        required: options.required ?? true,
-      },
+      ...clientAuthServer(options.required ?? true),
     },
     client: {
       ...trustingClient(),
@@ -394,69 +383,25 @@ Deno.test({
     "client authentication: a client that sends its certificate but skips the CertificateVerify is unexpected_message at once",
   ignore: openssl.ignore,
   fn() {
-    const pki = testPki();
     const endpoint = new ServerEndpoint({
       connection: connectionConfig(nobleProvider, seededRandom("skipcv/server")),
-      psk: serverPsk({
-        ...serverCertificate(pki.ecCert, pki.ecKey),
-        suites: CIPHER_SUITES,
-        clientAuth: {
-          check: chainVerifier({
-            anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
-            purpose: "client",
-          }),
-          required: true,
-        },
-      }),
+      psk: serverPsk(clientAuthServer()),
     });
     // Our client, but its flight 5 loses the CertificateVerify before it is
     // sealed, and the Finished takes its message_seq: what a client that
     // skips it sends.
-    const options = {
-      ...clientPsk({ suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")] }),
-      ...trustingClient(),
-      ...clientCertificate(pki.clientCert, pki.clientKey),
-    };
-    const client = new Connection(
-      connectionConfig(nobleProvider, seededRandom("skipcv/client")),
-      CERT_TIME,
-      {
-        driver: (host) =>
-          new ClientHandshake({
-            get config() {
-              return host.config;
-            },
-            get now() {
-              return host.now;
-            },
-            get inbound() {
-              return host.inbound;
-            },
-            sendFlight: (items, armTimer) => {
-              const verify = items.findIndex((i) =>
-                i.kind === "handshake" && i.msgType === HandshakeType.CertificateVerify
-              );
-              if (verify < 0) return host.sendFlight(items, armTimer);
-              const seq = (items[verify] as { messageSeq: number }).messageSeq;
-              const rest = items.filter((_, n) => n !== verify).map((i) =>
-                i.kind === "handshake" && i.msgType === HandshakeType.Finished
-                  ? { ...i, messageSeq: seq }
-                  : i
-              );
-              host.sendFlight(rest, armTimer);
-            },
-            resendFlight: () => host.resendFlight(),
-            disarmTimer: () => host.disarmTimer(),
-            setPendingRead: (p) => host.setPendingRead(p),
-            activatePendingRead: () => host.activatePendingRead(),
-            peekHeldHandshakes: () => host.peekHeldHandshakes(),
-            setWrite: (e, p) => host.setWrite(e, p),
-            emit: (e) => host.emit(e),
-            sendWarning: (d) => host.sendWarning(d),
-            established: () => host.established(),
-          }, options),
-      },
-    );
+    const client = flightEditingClient("skipcv/client", (items) => {
+      const verify = items.findIndex((i) =>
+        i.kind === "handshake" && i.msgType === HandshakeType.CertificateVerify
+      );
+      if (verify < 0) return items;
+      const seq = (items[verify] as { messageSeq: number }).messageSeq;
+      return items.filter((_, n) => n !== verify).map((i) =>
+        i.kind === "handshake" && i.msgType === HandshakeType.Finished
+          ? { ...i, messageSeq: seq }
+          : i
+      );
+    });
     client.start();
     const received: string[] = [];
     for (let round = 0; round < 10; round++) {

@@ -10,9 +10,8 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { DecodeError } from "../../src/codec/reader.ts";
-import { chainVerifier } from "../../src/pki/chain_verifier.ts";
 import { pemBlocks } from "../../src/pki/server_certificate.ts";
-import { CERT_TIME, serverCertificate, trustingClient } from "../helpers/certificates.ts";
+import { CERT_TIME, clientAuthServer, trustingClient } from "../helpers/certificates.ts";
 import { testPki } from "../helpers/pki.ts";
 import { skipUnless } from "../helpers/server_process.ts";
 import { clientHelloParams } from "../../src/cookie/cookie.ts";
@@ -54,7 +53,7 @@ import {
 } from "../../src/record/header.ts";
 import { converse, testClient, testEndpoint } from "../helpers/drive.ts";
 import { connectionConfig, ServerEndpoint } from "../../src/connection/endpoint.ts";
-import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
+import { suiteByName } from "../../src/record/suites.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import { seededRandom } from "../helpers/random.ts";
 import { Pair, serverPsk } from "../helpers/sim.ts";
@@ -348,17 +347,7 @@ Deno.test({
     const pki = testPki();
     const endpoint = new ServerEndpoint({
       connection: connectionConfig(nobleProvider, seededRandom("fuzz/cert")),
-      psk: serverPsk({
-        ...serverCertificate(pki.ecCert, pki.ecKey),
-        suites: CIPHER_SUITES,
-        clientAuth: {
-          check: chainVerifier({
-            anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
-            purpose: "client",
-          }),
-          required: true,
-        },
-      }),
+      psk: serverPsk(clientAuthServer()),
       handshakeRate: 0,
     });
     const clientChain = pemBlocks(Deno.readTextFileSync(pki.clientCert), "CERTIFICATE");

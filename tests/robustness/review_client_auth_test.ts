@@ -5,19 +5,19 @@
  * (tests/helpers/sim.ts); needs `openssl` for the test PKI.
  */
 import assert from "node:assert/strict";
-import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
+import { suiteByName } from "../../src/record/suites.ts";
 import { ContentType, parseRecords } from "../../src/record/header.ts";
 import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
 import { type NetworkScript, Pair, PEER } from "../helpers/sim.ts";
 import {
   CERT_TIME,
+  clientAuthServer,
   clientCertificate,
-  serverCertificate,
+  testCaClientCheck,
   trustingClient,
 } from "../helpers/certificates.ts";
 import { testPki } from "../helpers/pki.ts";
-import { chainVerifier } from "../../src/pki/chain_verifier.ts";
 import { pemBlocks } from "../../src/pki/server_certificate.ts";
 import { skipUnless } from "../helpers/server_process.ts";
 
@@ -28,20 +28,11 @@ function clientAuthPair(
   client: { cert: string; key: string },
   options: { mtu?: number; script?: NetworkScript; seed?: string } = {},
 ): Pair {
-  const pki = testPki();
   return new Pair({
     start: CERT_TIME,
     seed: options.seed ?? `review-clientauth/${client.cert}`,
     server: {
-      ...serverCertificate(pki.ecCert, pki.ecKey),
-      suites: CIPHER_SUITES,
-      clientAuth: {
-        check: chainVerifier({
-          anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
-          purpose: "client",
-        }),
-        required: true,
-      },
+      ...clientAuthServer(),
     },
     client: {
       ...trustingClient(),
@@ -309,14 +300,10 @@ Deno.test({
     "review client auth: a client's chain costs a bounded number of signature checks (no loops, no decoys)",
   ignore: openssl.ignore,
   async fn() {
-    const pki = testPki();
     const chain = loopingChain(36);
     const bytes = chain.reduce((n, c) => n + 3 + c.length, 0);
     assert.ok(bytes < 16 * 1024, `${bytes} bytes: fits the default maxHandshakeMessage`);
-    const check = chainVerifier({
-      anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
-      purpose: "client",
-    });
+    const check = testCaClientCheck();
     const { X509Certificate } = await import("node:crypto");
     const original = X509Certificate.prototype.verify;
     let verifies = 0;

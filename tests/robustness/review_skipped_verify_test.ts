@@ -11,25 +11,14 @@
  * can spoof its address while its handshake waits. Needs `openssl`.
  */
 import assert from "node:assert/strict";
-import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { ContentType, encodeRecord } from "../../src/record/header.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
-import { clientPsk, PEER, serverPsk } from "../helpers/sim.ts";
-import { Connection } from "../../src/connection/connection.ts";
+import { PEER, serverPsk } from "../helpers/sim.ts";
 import { connectionConfig, ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import type { CryptoProvider } from "../../src/crypto/provider.ts";
-import { ClientHandshake } from "../../src/handshake/client.ts";
 import { seededRandom } from "../helpers/random.ts";
-import {
-  CERT_TIME,
-  clientCertificate,
-  serverCertificate,
-  trustingClient,
-} from "../helpers/certificates.ts";
-import { testPki } from "../helpers/pki.ts";
-import { chainVerifier } from "../../src/pki/chain_verifier.ts";
-import { pemBlocks } from "../../src/pki/server_certificate.ts";
+import { CERT_TIME, clientAuthServer, flightEditingClient } from "../helpers/certificates.ts";
 import { skipUnless } from "../helpers/server_process.ts";
 
 const openssl = skipUnless("openssl");
@@ -40,7 +29,6 @@ Deno.test({
     "review skipped verify: ChangeCipherSpec records while the CertificateVerify is late do not each re-open the held records",
   ignore: openssl.ignore,
   fn() {
-    const pki = testPki();
     let opens = 0;
     let openedBytes = 0;
     const counting: CryptoProvider = {
@@ -58,58 +46,16 @@ Deno.test({
     };
     const endpoint = new ServerEndpoint({
       connection: connectionConfig(counting, seededRandom("review-skipcv/server")),
-      psk: serverPsk({
-        ...serverCertificate(pki.ecCert, pki.ecKey),
-        suites: CIPHER_SUITES,
-        clientAuth: {
-          check: chainVerifier({
-            anchors: pemBlocks(Deno.readTextFileSync(pki.caCert), "CERTIFICATE"),
-            purpose: "client",
-          }),
-          required: true,
-        },
-      }),
+      psk: serverPsk(clientAuthServer()),
     });
     // Our client, its CertificateVerify lost on the way (the Finished keeps
     // its own number): the server waits for it, CCS seen, Finished held.
-    const options = {
-      ...clientPsk({ suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")] }),
-      ...trustingClient(),
-      ...clientCertificate(pki.clientCert, pki.clientKey),
-    };
-    const client = new Connection(
-      connectionConfig(nobleProvider, seededRandom("review-skipcv/client")),
-      CERT_TIME,
-      {
-        driver: (host) =>
-          new ClientHandshake({
-            get config() {
-              return host.config;
-            },
-            get now() {
-              return host.now;
-            },
-            get inbound() {
-              return host.inbound;
-            },
-            sendFlight: (items, armTimer) =>
-              host.sendFlight(
-                items.filter((i) =>
-                  !(i.kind === "handshake" && i.msgType === HandshakeType.CertificateVerify)
-                ),
-                armTimer,
-              ),
-            resendFlight: () => host.resendFlight(),
-            disarmTimer: () => host.disarmTimer(),
-            setPendingRead: (p) => host.setPendingRead(p),
-            activatePendingRead: () => host.activatePendingRead(),
-            peekHeldHandshakes: () => host.peekHeldHandshakes(),
-            setWrite: (e, p) => host.setWrite(e, p),
-            emit: (e) => host.emit(e),
-            sendWarning: (d) => host.sendWarning(d),
-            established: () => host.established(),
-          }, options),
-      },
+    const client = flightEditingClient(
+      "review-skipcv/client",
+      (items) =>
+        items.filter((i) =>
+          !(i.kind === "handshake" && i.msgType === HandshakeType.CertificateVerify)
+        ),
     );
     client.start();
     for (let round = 0; round < 6; round++) {
