@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { ContentType, encodeRecord } from "../../src/record/header.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
 import { PEER, serverPsk } from "../helpers/sim.ts";
+import { converse } from "../helpers/drive.ts";
 import { connectionConfig, ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import type { CryptoProvider } from "../../src/crypto/provider.ts";
@@ -58,16 +59,7 @@ Deno.test({
         ),
     );
     client.start();
-    for (let round = 0; round < 6; round++) {
-      for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
-        const out = endpoint.handleDatagram(d, PEER, CERT_TIME);
-        if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, CERT_TIME);
-      }
-      const server = endpoint.get(PEER);
-      for (let d = server?.pollTransmit(); d; d = server?.pollTransmit()) {
-        client.handleDatagram(d, CERT_TIME);
-      }
-    }
+    converse(endpoint, client, PEER, CERT_TIME);
     const server = endpoint.get(PEER)!;
     assert.equal(server.isClosed, false, "the server waits for the late CertificateVerify");
 
