@@ -152,6 +152,31 @@ export function nextMessageSeq(datagrams: readonly Uint8Array[]): number {
 }
 
 /**
+ * Runs the cookie exchange between `client` (at `peer`) and the endpoint:
+ * ClientHello, HelloVerifyRequest, ClientHello with the cookie. The server
+ * creates the association and sends flight 4, which is lost (drained, as
+ * are both sides' events). Returns the server's connection.
+ */
+export function upToLostFlight4(
+  endpoint: ServerEndpoint,
+  client: Connection,
+  peer: string,
+  now: number,
+): Connection {
+  for (let round = 0; round < 2; round++) {
+    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
+      const out = endpoint.handleDatagram(d, peer, now);
+      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, now);
+    }
+  }
+  const server = endpoint.get(peer);
+  if (server === undefined) throw new Error("The cookie exchange made no association");
+  drain(server);
+  drain(client);
+  return server;
+}
+
+/**
  * Runs a handshake between `client` (at `peer`) and the endpoint up to the
  * client's final flight (ClientKeyExchange, ChangeCipherSpec, Finished),
  * which is returned undelivered, with every datagram the client sent on the

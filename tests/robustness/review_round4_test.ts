@@ -25,6 +25,7 @@ import {
   testClient,
   testEndpoint,
   upToFinalFlight,
+  upToLostFlight4,
 } from "../helpers/drive.ts";
 
 const T0 = 1_000_000;
@@ -256,17 +257,7 @@ Deno.test("review round 4 F5: a spoofed epoch-0 record numbered 2^48-1 does not 
   const endpoint = testEndpoint({}, "round4/f5");
   const peer = "10.80.4.1:5000";
   const client = testClient("round4/f5", T0);
-  // ClientHello, HelloVerifyRequest, ClientHello with the cookie: the server
-  // creates the association and sends flight 4, which is lost.
-  for (let round = 0; round < 2; round++) {
-    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
-      const out = endpoint.handleDatagram(d, peer, T0);
-      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, T0);
-    }
-  }
-  const server = endpoint.get(peer)!;
-  drain(server);
-  drain(client);
+  const server = upToLostFlight4(endpoint, client, peer, T0);
   // A blind spoofer sends one 13-byte epoch-0 record, unknown type, numbered
   // 2^48-1. It is dropped as noise, but first raises #epoch0Top.
   endpoint.handleDatagram(noise(2 ** 48 - 1), peer, T0 + 10);
@@ -365,15 +356,7 @@ Deno.test("review round 4 F7: a late network copy of the client's repeated Clien
   const endpoint = testEndpoint({}, "round4/f7");
   const peer = "10.80.6.1:5000";
   const client = testClient("round4/f7", T0);
-  for (let round = 0; round < 2; round++) {
-    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
-      const out = endpoint.handleDatagram(d, peer, T0);
-      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, T0);
-    }
-  }
-  const server = endpoint.get(peer)!;
-  drain(server);
-  drain(client);
+  const server = upToLostFlight4(endpoint, client, peer, T0);
   // Flight 4 is lost. Both timers fire at about the same time: the server's
   // resend (which gets through) is sent just before the client's repeated
   // ClientHello (record 2) arrives, so that repeat is answered by nothing

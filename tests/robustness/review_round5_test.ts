@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import type { Connection } from "../../src/connection/connection.ts";
 import { ContentType, DTLS_1_2, encodeRecord } from "../../src/record/header.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
-import { converse, deliver, drain, testClient, testEndpoint } from "../helpers/drive.ts";
+import {
+  converse,
+  deliver,
+  drain,
+  testClient,
+  testEndpoint,
+  upToLostFlight4,
+} from "../helpers/drive.ts";
 
 const T0 = 1_000_000;
 
@@ -34,15 +41,7 @@ Deno.test("review round 5 F1: a spoofed epoch-0 handshake fragment numbered 2^48
   const endpoint = testEndpoint({}, "round5/f1");
   const peer = "10.90.0.1:5000";
   const client = testClient("round5/f1", T0);
-  for (let round = 0; round < 2; round++) {
-    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
-      const out = endpoint.handleDatagram(d, peer, T0);
-      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, T0);
-    }
-  }
-  const server = endpoint.get(peer)!;
-  drain(server);
-  drain(client);
+  const server = upToLostFlight4(endpoint, client, peer, T0);
   // Round 4 made the mark move only with handshake records: so the blind
   // spoofer sends a handshake record, a middle fragment of an old message,
   // numbered 2^48-1. It is dropped ("old", not a first fragment), but first
