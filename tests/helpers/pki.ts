@@ -77,14 +77,20 @@ export function testPki(): TestPki {
   // The output first: genrsa takes its size last.
   const key = (name: string, kind: string[]) =>
     openssl(dir, [kind[0]!, "-out", `${name}.key`, ...kind.slice(1)]);
-  const issue = (name: string, issuer: string, days: string[]) => {
+  const issue = (
+    name: string,
+    issuer: string,
+    days: string[],
+    subject = "/CN=localhost",
+    extensions = "server.ext",
+  ) => {
     openssl(dir, [
       "req",
       "-new",
       "-key",
       `${name}.key`,
       "-subj",
-      "/CN=localhost",
+      subject,
       "-out",
       `${name}.csr`,
     ]);
@@ -100,7 +106,7 @@ export function testPki(): TestPki {
       "-CAcreateserial",
       ...days,
       "-extfile",
-      "server.ext",
+      extensions,
       "-out",
       `${name}.pem`,
     ]);
@@ -150,33 +156,7 @@ export function testPki(): TestPki {
   key("stray", ec);
   Deno.writeTextFileSync(`${dir}/intermediate.ext`, "basicConstraints=critical,CA:TRUE\n");
   key("intermediate", ec);
-  openssl(dir, [
-    "req",
-    "-new",
-    "-key",
-    "intermediate.key",
-    "-subj",
-    "/CN=Intermediate",
-    "-out",
-    "intermediate.csr",
-  ]);
-  openssl(dir, [
-    "x509",
-    "-req",
-    "-in",
-    "intermediate.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "30",
-    "-extfile",
-    "intermediate.ext",
-    "-out",
-    "intermediate.pem",
-  ]);
+  issue("intermediate", "ca", ["-days", "30"], "/CN=Intermediate", "intermediate.ext");
   key("chained", ec);
   issue("chained", "intermediate", ["-days", "30"]);
   Deno.writeTextFileSync(
@@ -188,33 +168,7 @@ export function testPki(): TestPki {
     "extendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n",
   );
   key("client", ec);
-  openssl(dir, [
-    "req",
-    "-new",
-    "-key",
-    "client.key",
-    "-subj",
-    "/CN=device-1",
-    "-out",
-    "client.csr",
-  ]);
-  openssl(dir, [
-    "x509",
-    "-req",
-    "-in",
-    "client.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "30",
-    "-extfile",
-    "client.ext",
-    "-out",
-    "client.pem",
-  ]);
+  issue("client", "ca", ["-days", "30"], "/CN=device-1", "client.ext");
   key("rsa-ca", ["genrsa", "2048"]);
   openssl(dir, [
     "req",
