@@ -10,7 +10,7 @@ import { CIPHER_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { ContentType, parseRecords } from "../../src/record/header.ts";
 import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
-import { type NetworkScript, Pair, PEER, serverPsk } from "../helpers/sim.ts";
+import { type NetworkScript, Pair, PEER, sentAlert, serverPsk } from "../helpers/sim.ts";
 import { connectionConfig, ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import { seededRandom } from "../helpers/random.ts";
@@ -25,6 +25,7 @@ import {
 } from "../helpers/certificates.ts";
 import { testPki } from "../helpers/pki.ts";
 import { skipUnless } from "../helpers/server_process.ts";
+import { carriesHandshake } from "../helpers/hostile_peer.ts";
 
 const openssl = skipUnless("openssl");
 const text = new TextEncoder();
@@ -142,8 +143,7 @@ Deno.test({
     });
     pair.run();
     assert.equal(pair.client.isClosed, true);
-    const sent = pair.clientEvents.find((e) => e.type === "alert" && e.direction === "sent");
-    assert.equal(sent?.type === "alert" && sent.description, "unknown_ca");
+    assert.equal(sentAlert(pair.clientEvents), "unknown_ca");
     assert.equal(pair.server?.isEstablished ?? false, false);
   },
 });
@@ -156,8 +156,7 @@ Deno.test({
       client: trustingClient(undefined, "example.org"),
     });
     pair.run();
-    const sent = pair.clientEvents.find((e) => e.type === "alert" && e.direction === "sent");
-    assert.equal(sent?.type === "alert" && sent.description, "bad_certificate");
+    assert.equal(sentAlert(pair.clientEvents), "bad_certificate");
     // The IP address in the certificate's subjectAltName is a name too.
     const byIp = certificatePair("ec", ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"], {
       client: trustingClient(undefined, "127.0.0.1"),
@@ -197,8 +196,7 @@ Deno.test({
     });
     pair.run();
     assert.ok(tampered);
-    const sent = pair.clientEvents.find((e) => e.type === "alert" && e.direction === "sent");
-    assert.equal(sent?.type === "alert" && sent.description, "decrypt_error");
+    assert.equal(sentAlert(pair.clientEvents), "decrypt_error");
   },
 });
 
@@ -249,11 +247,6 @@ function clientAuthPair(
   });
 }
 
-function serverAlert(pair: Pair): string | undefined {
-  const sent = pair.serverEvents.find((e) => e.type === "alert" && e.direction === "sent");
-  return sent?.type === "alert" ? sent.description : undefined;
-}
-
 Deno.test({
   name:
     "client authentication: a trusted client certificate and its CertificateVerify identify the client",
@@ -283,7 +276,7 @@ Deno.test({
     const required = clientAuthPair({});
     required.run();
     assert.equal(required.client.isEstablished, false);
-    assert.equal(serverAlert(required), "handshake_failure");
+    assert.equal(sentAlert(required.serverEvents), "handshake_failure");
     const optional = clientAuthPair({}, { required: false });
     optional.run();
     assertSession(optional, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
@@ -299,17 +292,9 @@ Deno.test({
     const pki = testPki();
     const pair = clientAuthPair({ cert: pki.untrustedCert, key: pki.untrustedKey });
     pair.run();
-    assert.equal(serverAlert(pair), "unknown_ca");
+    assert.equal(sentAlert(pair.serverEvents), "unknown_ca");
   },
 });
-
-/** Whether a datagram carries a handshake message of `type` in epoch 0. */
-function carries(datagram: Uint8Array, type: number): boolean {
-  return parseRecords(datagram).records.some((r) =>
-    r.type === ContentType.Handshake && r.epoch === 0 &&
-    parseHandshakeFragments(r.fragment).some((f) => f.msgType === type)
-  );
-}
 
 Deno.test({
   name:
@@ -321,7 +306,10 @@ Deno.test({
     const pair = clientAuthPair({ cert: pki.clientCert, key: pki.clientKey }, {
       mtu: 300,
       script: (direction, _index, datagram) => {
-        if (direction === "c2s" && !held && carries(datagram, HandshakeType.CertificateVerify)) {
+        if (
+          direction === "c2s" && !held &&
+          carriesHandshake(datagram, HandshakeType.CertificateVerify)
+        ) {
           held = true;
           return "delay";
         }
@@ -343,7 +331,7 @@ Deno.test({
     let removed = 0;
     const pair: Pair = clientAuthPair({ cert: pki.clientCert, key: pki.clientKey }, {
       script: (direction, _index, datagram) => {
-        if (direction !== "c2s" || !carries(datagram, HandshakeType.CertificateVerify)) {
+        if (direction !== "c2s" || !carriesHandshake(datagram, HandshakeType.CertificateVerify)) {
           return "deliver";
         }
         // The CertificateVerify record is lost, and only it, every time: the
@@ -457,7 +445,6 @@ Deno.test({
     const other = serverCertificate(pki.untrustedCert, pki.untrustedKey).certificate!()!.spki;
     const bad = pair([other]);
     bad.run();
-    const sent = bad.clientEvents.find((e) => e.type === "alert" && e.direction === "sent");
-    assert.equal(sent?.type === "alert" && sent.description, "bad_certificate");
+    assert.equal(sentAlert(bad.clientEvents), "bad_certificate");
   },
 });

@@ -14,7 +14,7 @@ import { connectionConfig, createClientConnection } from "../../src/connection/e
 import type { ConnectionEvent } from "../../src/connection/events.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import type { ClientHandshakeOptions } from "../../src/handshake/client.ts";
-import { encodeHandshakeMessage } from "../../src/handshake/fragments.ts";
+import { encodeHandshakeMessage, parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import { Writer } from "../../src/codec/writer.ts";
 import {
   ContentType,
@@ -201,6 +201,14 @@ export class HostilePeer {
 /** Whether a datagram carries a record of `type` (e.g. the ChangeCipherSpec of flight 5). */
 export function carries(datagram: Uint8Array, type: number): boolean {
   return parseRecords(datagram).records.some((r) => r.type === type);
+}
+
+/** Whether a datagram carries a handshake message of `msgType` in epoch 0. */
+export function carriesHandshake(datagram: Uint8Array, msgType: number): boolean {
+  return parseRecords(datagram).records.some((r) =>
+    r.type === ContentType.Handshake && r.epoch === 0 &&
+    parseHandshakeFragments(r.fragment).some((f) => f.msgType === msgType)
+  );
 }
 
 /** The records of a datagram as separate byte arrays. */

@@ -52,6 +52,12 @@ export function clientPsk(overrides: Partial<ClientHandshakeOptions> = {}): Clie
   };
 }
 
+/** The description of the first alert among `events` that was sent, if any. */
+export function sentAlert(events: readonly ConnectionEvent[]): string | undefined {
+  const sent = events.find((e) => e.type === "alert" && e.direction === "sent");
+  return sent?.type === "alert" ? sent.description : undefined;
+}
+
 /** A client and a server endpoint wired through a scripted network. */
 export class Pair {
   now = 1_000_000;

@@ -9,7 +9,7 @@ import { suiteByName } from "../../src/record/suites.ts";
 import { ContentType, parseRecords } from "../../src/record/header.ts";
 import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import { HandshakeType } from "../../src/handshake/messages.ts";
-import { type NetworkScript, Pair, PEER } from "../helpers/sim.ts";
+import { type NetworkScript, Pair, PEER, sentAlert } from "../helpers/sim.ts";
 import {
   CERT_TIME,
   clientAuthServer,
@@ -20,6 +20,7 @@ import {
 import { testPki } from "../helpers/pki.ts";
 import { pemBlocks } from "../../src/pki/server_certificate.ts";
 import { skipUnless } from "../helpers/server_process.ts";
+import { carriesHandshake } from "../helpers/hostile_peer.ts";
 
 const openssl = skipUnless("openssl");
 const SUITE = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
@@ -44,22 +45,9 @@ function clientAuthPair(
   });
 }
 
-function serverAlert(pair: Pair): string | undefined {
-  const sent = pair.serverEvents.find((e) => e.type === "alert" && e.direction === "sent");
-  return sent?.type === "alert" ? sent.description : undefined;
-}
-
 function serverPeer(pair: Pair): string | undefined {
   const done = pair.serverEvents.find((e) => e.type === "handshake_complete");
   return done?.type === "handshake_complete" ? done.peerCertificate?.subject : undefined;
-}
-
-/** Whether a datagram carries a handshake message of `type` in epoch 0. */
-function carries(datagram: Uint8Array, type: number): boolean {
-  return parseRecords(datagram).records.some((r) =>
-    r.type === ContentType.Handshake && r.epoch === 0 &&
-    parseHandshakeFragments(r.fragment).some((f) => f.msgType === type)
-  );
 }
 
 // ---- 1. certificate purpose: any certificate the CA issued authenticates a client ----------
@@ -81,7 +69,7 @@ Deno.test({
     );
     assert.equal(pair.client.isEstablished, false);
     // RFC 5246 §7.2.2: unsupported_certificate (or bad_certificate).
-    assert.match(serverAlert(pair) ?? "", /unsupported_certificate|bad_certificate/);
+    assert.match(sentAlert(pair.serverEvents) ?? "", /unsupported_certificate|bad_certificate/);
   },
 });
 
@@ -148,7 +136,10 @@ Deno.test({
     const pair: Pair = clientAuthPair({ cert: pki.clientCert, key: pki.clientKey }, {
       seed: "review-clientauth/dup-ccs",
       script: (direction, _index, datagram) => {
-        if (done || direction !== "c2s" || !carries(datagram, HandshakeType.CertificateVerify)) {
+        if (
+          done || direction !== "c2s" ||
+          !carriesHandshake(datagram, HandshakeType.CertificateVerify)
+        ) {
           return "deliver";
         }
         done = true;
@@ -166,7 +157,7 @@ Deno.test({
     assert.equal(
       pair.client.isEstablished,
       true,
-      `server sent ${serverAlert(pair)} to a legitimate client`,
+      `server sent ${sentAlert(pair.serverEvents)} to a legitimate client`,
     );
     assert.equal(serverPeer(pair), "CN=device-1");
   },
@@ -182,7 +173,7 @@ Deno.test({
     const pair: Pair = clientAuthPair({ cert: pki.clientCert, key: pki.clientKey }, {
       seed: "review-clientauth/cv-lost",
       script: (direction, _index, datagram) => {
-        if (direction !== "c2s" || !carries(datagram, HandshakeType.CertificateVerify)) {
+        if (direction !== "c2s" || !carriesHandshake(datagram, HandshakeType.CertificateVerify)) {
           return "deliver";
         }
         const [cv, rest] = splitAtCertificateVerify(datagram);
@@ -199,7 +190,7 @@ Deno.test({
     assert.equal(
       pair.client.isEstablished,
       true,
-      `server sent ${serverAlert(pair)} after two lost datagrams`,
+      `server sent ${sentAlert(pair.serverEvents)} after two lost datagrams`,
     );
   },
 });
