@@ -234,9 +234,7 @@ function clientAuthPair(
   return new Pair({
     start: CERT_TIME,
     seed: `clientauth/${client.cert ?? "none"}/${options.mtu}`,
-    server: {
-      ...clientAuthServer(options.required ?? true),
-    },
+    server: clientAuthServer(options.required ?? true),
     client: {
       ...trustingClient(),
       suites: [suiteByName("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256")],

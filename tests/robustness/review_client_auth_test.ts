@@ -32,9 +32,7 @@ function clientAuthPair(
   return new Pair({
     start: CERT_TIME,
     seed: options.seed ?? `review-clientauth/${client.cert}`,
-    server: {
-      ...clientAuthServer(),
-    },
+    server: clientAuthServer(),
     client: {
       ...trustingClient(),
       suites: [suiteByName(SUITE)],
