@@ -1,11 +1,20 @@
 /**
  * Keeps the engine sans-I/O and its layers importing only downward
- * (ARCHITECTURE.md): codec, memory → crypto → record → cookie / handshake → connection;
+ * (ARCHITECTURE.md): codec, memory → crypto → record, session → cookie / handshake → connection;
  * and that code outside a module folder (src/net/libc/) imports only its mod.ts.
  */
 import assert from "node:assert/strict";
 
-const ENGINE = ["codec", "memory", "crypto", "record", "cookie", "handshake", "connection"];
+const ENGINE = [
+  "codec",
+  "memory",
+  "crypto",
+  "record",
+  "session",
+  "cookie",
+  "handshake",
+  "connection",
+];
 const FORBIDDEN = [
   /\bDeno\./,
   /\bDate\b/,
@@ -22,9 +31,10 @@ const ALLOWED: Record<string, string[]> = {
   memory: [],
   crypto: ["codec"],
   record: ["codec", "memory", "crypto"],
+  session: ["codec", "crypto"],
   cookie: ["codec", "crypto"],
-  handshake: ["codec", "memory", "crypto", "record"],
-  connection: ["codec", "memory", "crypto", "record", "cookie", "handshake"],
+  handshake: ["codec", "memory", "crypto", "record", "session"],
+  connection: ["codec", "memory", "crypto", "record", "session", "cookie", "handshake"],
 };
 
 function* sources(dir: string): Generator<string> {

@@ -28,6 +28,7 @@ import { DtlsServer, openKeyLog } from "../server/dtls_server.ts";
 import { configureLogging, type Logger, LogtapeLogger } from "../server/log.ts";
 import { type MetricsServer, serveMetrics } from "../server/metrics.ts";
 import { demoPskStore, mapPskStore, parsePskFile, type PskStore } from "../server/psk_store.ts";
+import { parseTicketKeyFile } from "../session/tickets.ts";
 
 /**
  * The certificate from --cert and --key, when given, checked against the
@@ -187,7 +188,7 @@ export function openKeyFileMode(path: string): number | undefined {
  * it. The server still starts; the keys are the operator's to protect.
  */
 function warnOpenKeyFile(logger: Logger, settings: ServerSettings): void {
-  for (const file of [settings.pskFile, settings.key]) {
+  for (const file of [settings.pskFile, settings.key, settings.ticketKeyFile]) {
     if (file === undefined) continue;
     const mode = openKeyFileMode(file);
     if (mode === undefined) continue;
@@ -199,6 +200,28 @@ function warnOpenKeyFile(logger: Logger, settings: ServerSettings): void {
         `its keys should be readable by the server alone (chmod 600 ${file})`,
       { file, mode: octal },
     );
+  }
+}
+
+/** The secrets of --ticket-key-file, or undefined without it (each process makes its own). */
+export function loadTicketKeys(settings: ServerSettings): Uint8Array[] | undefined {
+  const path = settings.ticketKeyFile;
+  if (path === undefined) return undefined;
+  if (!settings.tickets) {
+    throw new ConfigError("Cannot use --ticket-key-file with --tickets false");
+  }
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new ConfigError(
+      `Cannot read --ticket-key-file ${path}: ${error instanceof Error ? error.message : error}`,
+    );
+  }
+  try {
+    return parseTicketKeyFile(text, `--ticket-key-file ${path}`);
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
   }
 }
 
@@ -220,6 +243,7 @@ export async function runServer(
   let certificate: ReturnType<typeof loadCertificate>;
   let clientCa: Uint8Array[] | undefined;
   let clientKeys: Uint8Array[] | undefined;
+  let ticketKeys: Uint8Array[] | undefined;
   let provider: CryptoProvider;
   try {
     settings = resolveSettings(args, env);
@@ -229,6 +253,7 @@ export async function runServer(
     if (settings.keylog !== undefined) checkKeyLog(settings.keylog);
     clientCa = loadClientCa(settings);
     clientKeys = loadClientKeys(settings);
+    ticketKeys = loadTicketKeys(settings);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`${error.message}\n(see --help)`);
@@ -264,6 +289,14 @@ export async function runServer(
     );
   }
   if (certificate !== undefined) logCertificate(logger, "certificate_loaded", certificate.summary);
+  if (ticketKeys !== undefined) {
+    logger.log(
+      "info",
+      "ticket_keys_loaded",
+      `Loaded ${ticketKeys.length} session ticket keys from ${settings.ticketKeyFile}`,
+      { keys: ticketKeys.length, file: settings.ticketKeyFile },
+    );
+  }
   /** What is served now: replaced by a reload; watched for its expiry. */
   let served = certificate?.summary;
 
@@ -280,6 +313,10 @@ export async function runServer(
     ...(psk === undefined ? { suites: CERTIFICATE_SUITES } : {}),
     ...(certificate === undefined ? {} : { certificate: certificate.certificate }),
     identityHint: settings.identityHint,
+    tickets: settings.tickets,
+    ...(ticketKeys === undefined ? {} : { ticketKeys }),
+    sessionLifetimeMs: settings.sessionLifetimeMs,
+    sessionCacheSize: settings.sessionCacheSize,
     mtu: settings.mtu,
     maxConnections: settings.maxConnections,
     handshakeTimeoutMs: settings.handshakeTimeoutMs,
@@ -319,6 +356,27 @@ export async function runServer(
         "keys_reload_failed",
         `Kept the old keys: ${error instanceof Error ? error.message : error}`,
       );
+    }
+    if (settings.ticketKeyFile !== undefined && settings.sessionLifetimeMs > 0) {
+      // Ticket keys rotate: the new first key seals, every listed key still opens.
+      try {
+        const secrets = loadTicketKeys(settings)!;
+        server.setTicketKeys(secrets);
+        server.metrics.inc("dtls_ticket_key_reloads_total", { result: "ok" });
+        logger.log(
+          "info",
+          "ticket_keys_reloaded",
+          `Reloaded ${secrets.length} session ticket keys`,
+          { keys: secrets.length },
+        );
+      } catch (error) {
+        server.metrics.inc("dtls_ticket_key_reloads_total", { result: "error" });
+        logger.log(
+          "error",
+          "ticket_keys_reload_failed",
+          `Kept the old ticket keys: ${error instanceof Error ? error.message : error}`,
+        );
+      }
     }
     if (settings.cert === undefined) return;
     if (settings.clientCa !== undefined || settings.clientKeys !== undefined) {

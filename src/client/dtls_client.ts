@@ -13,7 +13,7 @@ import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
 import { CERTIFICATE_SUITES, type CipherSuite, PSK_SUITES } from "../record/suites.ts";
 import { chainVerifier } from "../pki/chain_verifier.ts";
-import type { CertificateWithKey } from "../handshake/driver.ts";
+import type { CertificateWithKey, SavedSession } from "../handshake/driver.ts";
 import type { RetransmitPolicy } from "../handshake/flight.ts";
 
 /** Settings of a {@link DtlsClient}. */
@@ -58,6 +58,10 @@ export interface DtlsClientOptions {
   readonly retransmit?: RetransmitPolicy;
   /** A handshake not complete after this long is abandoned, ms (default 30 s). */
   readonly handshakeTimeoutMs?: number;
+  /** A session of an earlier connection ({@link DtlsClient.savedSession}) to resume. */
+  readonly resume?: SavedSession;
+  /** Ask for a session ticket (default true); without, a server caches the session by ID. */
+  readonly tickets?: boolean;
 }
 
 /** What the handshake agreed. */
@@ -66,6 +70,8 @@ export interface ClientSession {
   readonly suite: string;
   /** "DTLS 1.2". */
   readonly version: string;
+  /** How the session was resumed; absent after a full handshake. */
+  readonly resumed?: "ticket" | "session_id";
 }
 
 const RECEIVE_BUFFER = 65_536;
@@ -79,6 +85,7 @@ export class DtlsClient {
   #received: Uint8Array[] = [];
   #waiters: (() => void)[] = [];
   #session: ClientSession | undefined;
+  #saved: SavedSession | undefined;
   #closedReason: string | undefined;
   #loop: Promise<void> | undefined;
   readonly #server: Deno.NetAddr;
@@ -93,6 +100,14 @@ export class DtlsClient {
   /** The local UDP port (after {@link connect}). */
   get localPort(): number {
     return (this.#socket?.addr as Deno.NetAddr | undefined)?.port ?? 0;
+  }
+
+  /**
+   * What a later connection can resume this one's session with, once the
+   * handshake completed and the server made it resumable. Secret.
+   */
+  get savedSession(): SavedSession | undefined {
+    return this.#saved;
   }
 
   /** Why the connection ended, if it did. */
@@ -125,6 +140,8 @@ export class DtlsClient {
       }),
       ...(o.certificate === undefined ? {} : { certificate: o.certificate }),
       ...(o.serverKeys === undefined ? {} : { serverKeys: o.serverKeys }),
+      ...(o.resume === undefined ? {} : { resume: o.resume }),
+      ...(o.tickets === undefined ? {} : { tickets: o.tickets }),
     }, Date.now());
     this.#loop = this.#receiveLoop(socket);
     this.#flush();
@@ -196,7 +213,13 @@ export class DtlsClient {
     if (connection === undefined) return Promise.resolve();
     for (let e = connection.pollEvent(); e; e = connection.pollEvent()) {
       this.events.push(e);
-      if (e.type === "handshake_complete") this.#session = { suite: e.suite, version: e.version };
+      if (e.type === "handshake_complete") {
+        this.#session = {
+          suite: e.suite,
+          version: e.version,
+          ...(e.resumed === undefined ? {} : { resumed: e.resumed }),
+        };
+      } else if (e.type === "resumable_session") this.#saved = e.session;
       else if (e.type === "data") this.#received.push(e.data);
       else if (e.type === "closed") this.#closedReason = e.reason;
     }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { byteString } from "../codec/byte_string.ts";
 import {
   clientHelloParams,
   CookieAuthority,
@@ -244,11 +245,6 @@ const RESTART_QUIET_MS = 2_000;
  * used cookies, which therefore only needs to span this long.
  */
 const REPLACING_COOKIE_MAX_AGE_MS = 10_000;
-
-/** One character per byte (Latin-1), for a value that is compared, never used as bytes. */
-function byteString(bytes: Uint8Array): string {
-  return String.fromCharCode(...bytes);
-}
 
 const encoder = new TextEncoder();
 

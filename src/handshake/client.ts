@@ -8,7 +8,14 @@
  *     ClientHello (with cookie)   -->
  *                                 <--  ServerHello, [Certificate], [ServerKeyExchange], ServerHelloDone
  *     ClientKeyExchange, ChangeCipherSpec, Finished -->
- *                                 <--  ChangeCipherSpec, Finished
+ *                                 <--  [NewSessionTicket], ChangeCipherSpec, Finished
+ *
+ * or, resuming a session it kept (by session ID or ticket):
+ *
+ *     ClientHello (with cookie)   -->
+ *                                 <--  ServerHello, [NewSessionTicket],
+ *                                      ChangeCipherSpec, Finished
+ *     ChangeCipherSpec, Finished  -->
  *
  * @module
  */
@@ -25,6 +32,7 @@ import type {
   CertificateWithKey,
   HandshakeDriver,
   HandshakeHost,
+  SavedSession,
 } from "./driver.ts";
 import { ProtocolError } from "./errors.ts";
 import { DTLS_1_0, DTLS_1_2 } from "../record/header.ts";
@@ -57,6 +65,7 @@ import {
   decodeEcdhePskServerKeyExchange,
   decodeFinished,
   decodeHelloVerifyRequest,
+  decodeNewSessionTicket,
   decodePskServerKeyExchange,
   decodeRawPublicKey,
   decodeServerHello,
@@ -136,10 +145,18 @@ export interface ClientHandshakeOptions {
   readonly extendedMasterSecret?: boolean;
   /** Offer encrypt_then_mac (default true). */
   readonly encryptThenMac?: boolean;
+  /** Ask for a session ticket (RFC 5077; default true). */
+  readonly tickets?: boolean;
+  /** A session of an earlier connection to resume (its server may still refuse). */
+  readonly resume?: SavedSession;
 }
 
 interface Agreed {
   readonly suite: CipherSuite;
+  /** The session ID the ServerHello gave (empty: none). */
+  readonly sessionId: Uint8Array;
+  /** Whether the server said a NewSessionTicket comes (RFC 5077 §3.2). */
+  readonly ticketPromised: boolean;
   readonly serverRandom: Uint8Array;
   readonly extendedMasterSecret: boolean;
   readonly encryptThenMac: boolean;
@@ -152,6 +169,10 @@ interface Keyed {
   readonly a: Agreed;
   readonly master: Uint8Array;
   readonly group: GroupName | undefined;
+  /** True in an abbreviated handshake: the server's Finished comes first. */
+  readonly resumed: boolean;
+  /** The ticket the server sent in this handshake, once it did. */
+  readonly ticket?: Uint8Array;
 }
 
 type ClientState =
@@ -174,7 +195,7 @@ type ClientState =
   }
   | (Keyed & { readonly kind: "await_change_cipher_spec" })
   | (Keyed & { readonly kind: "await_finished" })
-  | { readonly kind: "done" }
+  | { readonly kind: "done"; readonly resumed: boolean }
   | { readonly kind: "failed" };
 
 const EMPTY = new Uint8Array(0);
@@ -211,6 +232,10 @@ export class ClientHandshake implements HandshakeDriver {
     const extensions: Extension[] = [
       { type: ExtensionType.RenegotiationInfo, data: encodeRenegotiationInfo(EMPTY) },
     ];
+    const resume = options.resume;
+    if (options.tickets ?? true) {
+      extensions.push({ type: ExtensionType.SessionTicket, data: resume?.ticket ?? EMPTY });
+    }
     if (options.extendedMasterSecret ?? true) {
       extensions.push({ type: ExtensionType.ExtendedMasterSecret, data: EMPTY });
     }
@@ -244,7 +269,15 @@ export class ClientHandshake implements HandshakeDriver {
     this.#hello = {
       clientVersion: DTLS_1_2,
       random: this.#random,
-      sessionId: EMPTY,
+      // RFC 5077 §3.4: with a ticket, a session ID of our own, which the
+      // server echoes when it resumes.
+      sessionId: resume === undefined
+        ? EMPTY
+        : resume.sessionId.length > 0
+        ? resume.sessionId
+        : resume.ticket !== undefined
+        ? conn.config.random(32)
+        : EMPTY,
       cookie: EMPTY,
       cipherSuites: options.suites.map((s) => s.id),
       compressionMethods: new Uint8Array([0]),
@@ -380,10 +413,19 @@ export class ClientHandshake implements HandshakeDriver {
         this.#state = this.#onServerHelloDone(state, messageSeq, body);
         return;
       case "await_change_cipher_spec":
+        if (
+          epoch === 0 && msgType === HandshakeType.NewSessionTicket && state.a.ticketPromised &&
+          state.ticket === undefined
+        ) {
+          const { ticket } = decodeNewSessionTicket(body);
+          this.#record(encodeHandshakeMessage(msgType, messageSeq, body));
+          this.#state = { ...state, ticket: ticket.slice() };
+          return;
+        }
         break;
       case "await_finished":
         if (epoch !== 1 || msgType !== HandshakeType.Finished) break;
-        this.#state = this.#onFinished(state, body);
+        this.#state = this.#onFinished(state, messageSeq, body);
         return;
       case "done":
         // A HelloRequest or anything else after the handshake: we do not renegotiate.
@@ -414,8 +456,14 @@ export class ClientHandshake implements HandshakeDriver {
   }
 
   onPeerRetransmit(): void {
-    // The server repeated its flight 4: it lost our flight 5.
-    if (this.#state.kind === "await_change_cipher_spec" || this.#state.kind === "await_finished") {
+    const state = this.#state;
+    // The server repeated its flight 4: it lost our flight 5. Resuming, it
+    // repeated its Finished: it lost our final flight.
+    if (
+      (state.kind === "await_change_cipher_spec" || state.kind === "await_finished") &&
+        !state.resumed ||
+      state.kind === "done" && state.resumed
+    ) {
       this.#conn.resendFlight();
     }
   }
@@ -474,17 +522,57 @@ export class ClientHandshake implements HandshakeDriver {
         `Cannot accept server certificate type ${serverCertificateType}`,
       );
     }
-    const a = {
+    const a: Agreed = {
       suite,
+      sessionId: sh.sessionId.slice(),
+      ticketPromised: findExtension(sh.extensions, ExtensionType.SessionTicket) !== undefined,
       serverRandom: sh.random.slice(),
       extendedMasterSecret: ems,
       encryptThenMac: etm,
       serverCertificateType,
     };
+    const resume = this.#options.resume;
+    if (
+      resume !== undefined && sh.sessionId.length > 0 &&
+      bytesEqual(sh.sessionId, this.#hello.sessionId)
+    ) {
+      return this.#resumed(resume, a);
+    }
     const certified = suite.kx === "ecdhe_ecdsa" || suite.kx === "ecdhe_rsa";
     return certified ? { kind: "await_certificate", a } : {
       kind: "await_server_key_exchange_or_done",
       a,
+    };
+  }
+
+  /**
+   * The server echoed our session ID: it resumes the session (RFC 5246
+   * §7.4.1.3), whose suite and extensions must be as they were.
+   */
+  #resumed(resume: SavedSession, a: Agreed): ClientState {
+    if (
+      a.suite.id !== resume.suiteId || a.extendedMasterSecret !== resume.extendedMasterSecret ||
+      a.encryptThenMac !== resume.encryptThenMac
+    ) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "Cannot resume: the server changed the session's suite or extensions",
+      );
+    }
+    const conn = this.#conn;
+    const provider = conn.config.provider;
+    const master = resume.masterSecret.slice();
+    const keys = keyBlock(provider, a.suite, master, this.#random, a.serverRandom);
+    const options = { encryptThenMac: a.encryptThenMac, random: conn.config.random };
+    conn.setWrite(1, createProtection(a.suite, keys.client, provider, options));
+    conn.setPendingRead(createProtection(a.suite, keys.server, provider, options));
+    // The server keeps the session ID it echoed; a ticket it renews comes next.
+    return {
+      kind: "await_change_cipher_spec",
+      a: { ...a, sessionId: resume.sessionId },
+      master,
+      group: undefined,
+      resumed: true,
     };
   }
 
@@ -690,7 +778,7 @@ export class ClientHandshake implements HandshakeDriver {
       body: finished,
     });
     conn.sendFlight(flight, true);
-    return { kind: "await_change_cipher_spec", a, master, group: state.group };
+    return { kind: "await_change_cipher_spec", a, master, group: state.group, resumed: false };
   }
 
   /**
@@ -715,6 +803,7 @@ export class ClientHandshake implements HandshakeDriver {
 
   #onFinished(
     state: Extract<ClientState, { kind: "await_finished" }>,
+    messageSeq: number,
     body: Uint8Array,
   ): ClientState {
     const conn = this.#conn;
@@ -730,8 +819,43 @@ export class ClientHandshake implements HandshakeDriver {
     if (!constantTimeEqual(expected, decodeFinished(body))) {
       throw new ProtocolError(AlertDescription.DecryptError, "Cannot verify server Finished");
     }
-    master.fill(0);
     conn.disarmTimer();
+    if (state.resumed) {
+      // Abbreviated: our Finished answers the server's, over it too.
+      this.#record(encodeHandshakeMessage(HandshakeType.Finished, messageSeq, body));
+      const ours = encodeFinished(
+        verifyData(
+          provider,
+          a.suite.prfHash,
+          master,
+          "client",
+          this.#transcript.hash(provider, a.suite.prfHash),
+        ),
+      );
+      conn.sendFlight([{ kind: "change_cipher_spec", epoch: 0 }, {
+        kind: "handshake",
+        epoch: 1,
+        msgType: HandshakeType.Finished,
+        messageSeq: this.#seq++,
+        body: ours,
+      }], false);
+    }
+    const resume = this.#options.resume;
+    const ticket = state.ticket ?? (state.resumed ? resume?.ticket : undefined);
+    if (a.extendedMasterSecret && (a.sessionId.length > 0 || ticket !== undefined)) {
+      conn.emit({
+        type: "resumable_session",
+        session: {
+          sessionId: ticket === undefined ? a.sessionId : EMPTY,
+          ...(ticket === undefined ? {} : { ticket }),
+          suiteId: a.suite.id,
+          masterSecret: master.slice(),
+          extendedMasterSecret: true,
+          encryptThenMac: a.encryptThenMac,
+        },
+      });
+    }
+    master.fill(0);
     conn.established();
     conn.emit({
       type: "handshake_complete",
@@ -742,7 +866,13 @@ export class ClientHandshake implements HandshakeDriver {
       extendedMasterSecret: a.extendedMasterSecret,
       encryptThenMac: a.encryptThenMac,
       group: state.group,
+      ...(state.resumed ? { resumed: resume!.ticket !== undefined ? "ticket" : "session_id" } : {}),
     });
-    return { kind: "done" };
+    return { kind: "done", resumed: state.resumed };
   }
+}
+
+/** Whether two byte strings are the same (public values: no need for constant time). */
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

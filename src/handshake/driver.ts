@@ -9,6 +9,7 @@ import type { CryptoProvider, RandomSource, SigningKey } from "../crypto/provide
 import type { RecordProtection } from "../record/protection.ts";
 import type { FlightItem, RetransmitPolicy } from "./flight.ts";
 import type { HandshakeReassembler } from "./fragments.ts";
+import type { TicketRefusal } from "../session/tickets.ts";
 
 /** Settings shared by every connection of an endpoint. */
 export interface ConnectionConfig {
@@ -89,7 +90,35 @@ export type HandshakeEvent =
     readonly group: string | undefined;
     /** The client's certificate, when one authenticated it (server side, client authentication). */
     readonly peerCertificate?: PeerCertificate;
+    /** How an abbreviated handshake found its session; absent for a full handshake. */
+    readonly resumed?: "ticket" | "session_id";
+  }
+  | {
+    /** A client's handshake left a session the next connection may resume. */
+    readonly type: "resumable_session";
+    readonly session: SavedSession;
+  }
+  | {
+    /** A ticket the client offered was not resumed (a full handshake follows). */
+    readonly type: "ticket_refused";
+    readonly reason: TicketRefusal;
   };
+
+/**
+ * What a client keeps to resume a session: the session ID the server gave,
+ * or its ticket, with the secrets and choices an abbreviated handshake
+ * reuses. Secret: whoever holds it can resume as this client.
+ */
+export interface SavedSession {
+  /** The server's session ID; empty when the server gave a ticket instead. */
+  readonly sessionId: Uint8Array;
+  /** The server's ticket (RFC 5077), if it gave one. */
+  readonly ticket?: Uint8Array;
+  readonly suiteId: number;
+  readonly masterSecret: Uint8Array;
+  readonly extendedMasterSecret: boolean;
+  readonly encryptThenMac: boolean;
+}
 
 /** The role-specific half of the handshake (server.ts, client.ts). */
 export interface HandshakeDriver {

@@ -32,6 +32,8 @@ export const ExtensionType = {
   EncryptThenMac: 22,
   /** RFC 7627 §5.1. */
   ExtendedMasterSecret: 23,
+  /** RFC 5077 §3.2: empty to ask for a ticket, or the ticket to resume. */
+  SessionTicket: 35,
   /** RFC 5746 §3.2. */
   RenegotiationInfo: 0xff01,
 } as const;

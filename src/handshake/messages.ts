@@ -22,6 +22,8 @@ export const HandshakeType = {
   ClientHello: 1,
   ServerHello: 2,
   HelloVerifyRequest: 3,
+  /** RFC 5077 §3.3. */
+  NewSessionTicket: 4,
   Certificate: 11,
   ServerKeyExchange: 12,
   CertificateRequest: 13,
@@ -531,6 +533,35 @@ export function decodeFinished(body: Uint8Array): Uint8Array {
 export function encodeFinished(verifyData: Uint8Array): Uint8Array {
   need(verifyData.length === VERIFY_DATA_LENGTH, "Finished", "verify_data must be 12 bytes");
   return verifyData.slice();
+}
+
+/** NewSessionTicket (RFC 5077 §3.3): a ticket and how long it may be kept, seconds (0: unsaid). */
+export interface NewSessionTicket {
+  lifetimeHint: number;
+  ticket: Uint8Array;
+}
+
+export function decodeNewSessionTicket(body: Uint8Array): NewSessionTicket {
+  const r = new Reader(body);
+  const lifetimeHint = r.u16("NewSessionTicket.ticket_lifetime_hint") * 0x10000 +
+    r.u16("NewSessionTicket.ticket_lifetime_hint");
+  const ticket = r.opaque16("NewSessionTicket.ticket");
+  r.end("NewSessionTicket");
+  return { lifetimeHint, ticket };
+}
+
+export function encodeNewSessionTicket(m: NewSessionTicket): Uint8Array {
+  need(
+    Number.isInteger(m.lifetimeHint) && m.lifetimeHint >= 0 && m.lifetimeHint <= 0xffffffff,
+    "NewSessionTicket",
+    "ticket_lifetime_hint must be a uint32",
+  );
+  need(m.ticket.length <= 0xffff, "NewSessionTicket", "ticket over 65535 bytes");
+  return new Writer(6 + m.ticket.length)
+    .u16(Math.floor(m.lifetimeHint / 0x10000))
+    .u16(m.lifetimeHint & 0xffff)
+    .opaque16(m.ticket)
+    .finish();
 }
 
 /** Checks a ServerHelloDone body, which RFC 5246 §7.4.5 defines as empty. */

@@ -8,6 +8,13 @@
  *     [ChangeCipherSpec], Finished -->
  *                                 <--  [ChangeCipherSpec], Finished
  *
+ * or, resuming a session by session ID or ticket (RFC 5246 §7.3, RFC 5077):
+ *
+ *     ClientHello (with cookie)   -->
+ *                                 <--  ServerHello, [NewSessionTicket],
+ *                                      ChangeCipherSpec, Finished
+ *     ChangeCipherSpec, Finished  -->
+ *
  * Each state holds only what its step needs; every transition replaces it.
  *
  * @module
@@ -53,6 +60,9 @@ import {
   TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
 } from "./extensions.ts";
 import type { FlightItem } from "./flight.ts";
+import { pskCheck, type ResumptionPolicy } from "../session/resumption.ts";
+import type { Session } from "../session/session.ts";
+import { SESSION_ID_LENGTH } from "../session/session_cache.ts";
 import { encodeHandshakeMessage, parseHandshakeFragments } from "./fragments.ts";
 import {
   AlertDescription,
@@ -70,6 +80,7 @@ import {
   encodeCertificateRequest,
   encodeEcdhePskServerKeyExchange,
   encodeFinished,
+  encodeNewSessionTicket,
   encodePskServerKeyExchange,
   encodeRawPublicKey,
   encodeServerEcdhParams,
@@ -127,6 +138,8 @@ export interface ServerHandshakeOptions {
    * `handshake_failure`, RFC 5246 §7.4.6) or served anonymously.
    */
   readonly clientAuth?: ClientAuthPolicy | (() => ClientAuthPolicy | undefined);
+  /** Session resumption by session ID and by ticket; none: every handshake is a full one. */
+  readonly resumption?: ResumptionPolicy | undefined;
 }
 
 /**
@@ -150,6 +163,10 @@ interface Negotiated {
   readonly group: GroupName | undefined;
   readonly keyShare: KeyShare | undefined;
   readonly transcript: Transcript;
+  /** The session ID our ServerHello gave, under which the session is cached; empty: none. */
+  readonly sessionId: Uint8Array;
+  /** Whether our final flight carries a NewSessionTicket (we said so in the ServerHello). */
+  readonly issueTicket: boolean;
 }
 
 /** The client's certificate, once its chain is trusted, until its CertificateVerify checks out. */
@@ -169,6 +186,17 @@ interface Keyed {
   readonly identityBytes: Uint8Array;
   /** The client's certificate, when one authenticated it. */
   readonly peerCertificate?: PeerCertificate;
+  /** The PSK's check value, kept for the session (PSK suites, when resumption is on). */
+  readonly pskCheck?: Uint8Array;
+  /** How the session was found, when this is an abbreviated handshake. */
+  readonly resumed?: "ticket" | "session_id";
+}
+
+/** A session a ClientHello may resume, and how it was found. */
+interface Found {
+  readonly session: Session;
+  readonly suite: CipherSuite;
+  readonly kind: "ticket" | "session_id";
 }
 
 type ServerState =
@@ -353,6 +381,13 @@ export class ServerHandshake implements HandshakeDriver {
     if (state.kind === "await_client_key_exchange" || state.kind === "await_client_certificate") {
       this.#conn.resendFlight();
     }
+    // Resuming: the client repeated its ClientHello, so it lost our flight.
+    if (
+      (state.kind === "await_change_cipher_spec" || state.kind === "await_finished") &&
+      state.resumed !== undefined
+    ) {
+      this.#conn.resendFlight();
+    }
   }
 
   // ---- steps -----------------------------------------------------------------
@@ -397,6 +432,8 @@ export class ServerHandshake implements HandshakeDriver {
     if (etm !== undefined && !isEmptyExtension(etm)) {
       throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode encrypt_then_mac");
     }
+    const found = this.#findSession(ch, ems !== undefined, etm !== undefined);
+    if (found !== undefined) return this.#resume(ch, hello, found, secureRenegotiation);
 
     const group = this.#pickGroup(exts);
     const signer = this.#pickSigner(exts);
@@ -427,16 +464,17 @@ export class ServerHandshake implements HandshakeDriver {
     record(encodeHandshakeMessage(HandshakeType.ClientHello, hello.messageSeq, hello.body));
 
     const serverRandom = conn.config.random(32);
-    const serverExtensions: Extension[] = [];
-    if (secureRenegotiation) {
-      serverExtensions.push({
-        type: ExtensionType.RenegotiationInfo,
-        data: encodeRenegotiationInfo(EMPTY),
-      });
-    }
-    if (ems !== undefined) {
-      serverExtensions.push({ type: ExtensionType.ExtendedMasterSecret, data: EMPTY });
-    }
+    // Only sessions with an extended master secret are resumable (RFC 7627
+    // §5.3 asks a server not to resume others). A client that asks for a
+    // ticket gets one instead of a session ID: the cache then holds nothing.
+    const resumption = ems === undefined ? undefined : this.#options.resumption;
+    const issueTicket = resumption?.tickets !== undefined &&
+      findExtension(exts, ExtensionType.SessionTicket) !== undefined;
+    const sessionId = !issueTicket && resumption?.cache !== undefined &&
+        resumption.cache.maxEntries > 0
+      ? conn.config.random(SESSION_ID_LENGTH)
+      : EMPTY;
+    const serverExtensions = helloExtensions(secureRenegotiation, ems !== undefined, issueTicket);
     if (encryptThenMac) serverExtensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
     // RFC 7250 §4.2: the types chosen, in answer to the client's lists.
     if (serverType !== undefined && findExtension(exts, ExtensionType.ServerCertificateType)) {
@@ -469,7 +507,7 @@ export class ServerHandshake implements HandshakeDriver {
       encodeServerHello({
         serverVersion: DTLS_1_2,
         random: serverRandom,
-        sessionId: EMPTY,
+        sessionId,
         cipherSuite: suite.id,
         compressionMethod: 0,
         extensions: serverExtensions,
@@ -529,6 +567,8 @@ export class ServerHandshake implements HandshakeDriver {
       group: ecdhe ? group : undefined,
       keyShare,
       transcript,
+      sessionId,
+      issueTicket,
     };
     return signature === undefined
       ? { kind: "await_client_key_exchange", nextSeq: seq, n }
@@ -630,6 +670,7 @@ export class ServerHandshake implements HandshakeDriver {
       master: state.master,
       identity: state.identity,
       identityBytes: state.identityBytes,
+      ...(state.pskCheck === undefined ? {} : { pskCheck: state.pskCheck }),
       peerCertificate: {
         subject: state.client.subject,
         spkiSha256: toHex(provider.hash("sha256", state.client.spki)),
@@ -640,6 +681,193 @@ export class ServerHandshake implements HandshakeDriver {
     this.#state = { ...keyed, kind: "await_finished" };
     this.#conn.activatePendingRead();
     return this.#state;
+  }
+
+  /**
+   * The session this ClientHello may resume: its ticket's (RFC 5077 §3.4),
+   * else its session ID's. A ticket that cannot be resumed is reported and
+   * a full handshake follows; so does a session that no longer fits.
+   */
+  #findSession(ch: ClientHello, ems: boolean, etm: boolean): Found | undefined {
+    const policy = this.#options.resumption;
+    if (policy === undefined) return undefined;
+    const now = this.#conn.now;
+    const ticket = findExtension(ch.extensions, ExtensionType.SessionTicket);
+    let session: Session | undefined;
+    let kind: Found["kind"] = "session_id";
+    if (ticket !== undefined && ticket.data.length > 0 && policy.tickets !== undefined) {
+      const opened = policy.tickets.open(ticket.data, now);
+      if ("refused" in opened) {
+        this.#conn.emit({ type: "ticket_refused", reason: opened.refused });
+        return undefined;
+      }
+      session = opened.session;
+      kind = "ticket";
+    } else if (ch.sessionId.length > 0 && policy.cache !== undefined) {
+      session = policy.cache.get(ch.sessionId, now);
+      kind = "session_id";
+    }
+    if (session === undefined) return undefined;
+    if (session.extendedMasterSecret && !ems) {
+      // RFC 7627 §5.3: the abbreviated handshake MUST be aborted.
+      throw new ProtocolError(
+        AlertDescription.HandshakeFailure,
+        "Cannot resume: the session has an extended master secret, the ClientHello no extension",
+      );
+    }
+    const refusal = this.#unresumable(session, ch, etm);
+    if (refusal === undefined) {
+      return { session, suite: suiteById(session.suiteId)!, kind };
+    }
+    if (kind === "ticket") this.#conn.emit({ type: "ticket_refused", reason: refusal });
+    else policy.cache!.delete(ch.sessionId);
+    return undefined;
+  }
+
+  /** Why `session` cannot be resumed by this ClientHello now, or undefined when it can. */
+  #unresumable(
+    session: Session,
+    ch: ClientHello,
+    etm: boolean,
+  ): "identity_unknown" | "mismatch" | undefined {
+    const suite = this.#options.suites.find((s) => s.id === session.suiteId);
+    if (
+      suite === undefined || !ch.cipherSuites.includes(suite.id) || !session.extendedMasterSecret
+    ) {
+      return "mismatch";
+    }
+    // RFC 7366 §3.1: a resumption keeps encrypt_then_mac as it was.
+    if (suite.cipher.kind === "cbc" && etm !== session.encryptThenMac) return "mismatch";
+    const certificateSuite = suite.kx === "ecdhe_ecdsa" || suite.kx === "ecdhe_rsa";
+    if (certificateSuite) {
+      if (session.identityBytes.length !== 0) return "mismatch";
+      // Client authentication required now: a session without a client certificate will not do.
+      if (this.#clientAuth()?.required === true && session.peerCertificate === undefined) {
+        return "mismatch";
+      }
+      return undefined;
+    }
+    if (session.identityBytes.length > this.#options.maxIdentityLength) return "mismatch";
+    const key = this.#options.lookupPsk(session.identityBytes);
+    if (
+      key === undefined ||
+      !constantTimeEqual(pskCheck(this.#conn.config.provider, key), session.pskCheck)
+    ) {
+      return "identity_unknown";
+    }
+    return undefined;
+  }
+
+  /**
+   * The abbreviated handshake (RFC 5246 §7.3): keys from the session's
+   * master secret and the new randoms, and our Finished first. A ticket is
+   * renewed under today's ticket key, its lifetime unchanged, so that keys
+   * can rotate away under clients that only ever resume.
+   */
+  #resume(
+    ch: ClientHello,
+    hello: VerifiedHello,
+    found: Found,
+    secureRenegotiation: boolean,
+  ): ServerState {
+    const conn = this.#conn;
+    const provider = conn.config.provider;
+    const { session, suite, kind } = found;
+    const tickets = this.#options.resumption?.tickets;
+    const renew = kind === "ticket" && tickets !== undefined;
+    const encryptThenMac = suite.cipher.kind === "cbc" && session.encryptThenMac;
+    const transcript = new Transcript();
+    transcript.start(provider, suite.prfHash);
+    transcript.add(encodeHandshakeMessage(HandshakeType.ClientHello, hello.messageSeq, hello.body));
+
+    const serverRandom = conn.config.random(32);
+    const extensions = helloExtensions(secureRenegotiation, true, renew);
+    if (encryptThenMac) extensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
+    let seq = hello.messageSeq;
+    const items: FlightItem[] = [];
+    const push = (msgType: number, body: Uint8Array, epoch: number) => {
+      items.push({ kind: "handshake", epoch, msgType, messageSeq: seq, body });
+      transcript.add(encodeHandshakeMessage(msgType, seq, body));
+      seq++;
+    };
+    push(
+      HandshakeType.ServerHello,
+      encodeServerHello({
+        serverVersion: DTLS_1_2,
+        random: serverRandom,
+        // RFC 5077 §3.4 / RFC 5246 §7.4.1.3: the client's session ID, echoed, says "resumed".
+        sessionId: ch.sessionId.slice(),
+        cipherSuite: suite.id,
+        compressionMethod: 0,
+        extensions,
+      }),
+      0,
+    );
+    if (renew) push(HandshakeType.NewSessionTicket, this.#newSessionTicket(session), 0);
+    const master = session.masterSecret.slice();
+    const clientRandom = ch.random.slice();
+    const keys = keyBlock(provider, suite, master, clientRandom, serverRandom);
+    const options = { encryptThenMac, random: conn.config.random };
+    conn.setPendingRead(createProtection(suite, keys.client, provider, options));
+    conn.setWrite(1, createProtection(suite, keys.server, provider, options));
+    const ours = verifyData(
+      provider,
+      suite.prfHash,
+      master,
+      "server",
+      transcript.hash(provider, suite.prfHash),
+    );
+    items.push({ kind: "change_cipher_spec", epoch: 0 });
+    push(HandshakeType.Finished, encodeFinished(ours), 1);
+    // Our flight is answered by the client's final one: resent until then.
+    conn.sendFlight(items, true);
+    return {
+      kind: "await_change_cipher_spec",
+      n: {
+        suite,
+        clientRandom,
+        serverRandom,
+        extendedMasterSecret: true,
+        encryptThenMac,
+        group: undefined,
+        keyShare: undefined,
+        transcript,
+        sessionId: EMPTY,
+        issueTicket: false,
+      },
+      nextSeq: seq,
+      master,
+      identity: decoder.decode(session.identityBytes),
+      identityBytes: session.identityBytes,
+      ...(session.peerCertificate === undefined
+        ? {}
+        : { peerCertificate: session.peerCertificate }),
+      resumed: kind,
+    };
+  }
+
+  /** A NewSessionTicket body for `session`; its hint is the lifetime left, seconds. */
+  #newSessionTicket(session: Session): Uint8Array {
+    const tickets = this.#options.resumption!.tickets!;
+    const left = session.issuedAt + tickets.lifetimeMs - this.#conn.now;
+    return encodeNewSessionTicket({
+      lifetimeHint: Math.min(0xffffffff, Math.max(0, Math.floor(left / 1000))),
+      ticket: tickets.seal(session),
+    });
+  }
+
+  /** The session a full handshake leaves to resume, once it completed. */
+  #sessionOf(state: Keyed): Session {
+    return {
+      issuedAt: this.#conn.now,
+      suiteId: state.n.suite.id,
+      masterSecret: state.master.slice(),
+      extendedMasterSecret: state.n.extendedMasterSecret,
+      encryptThenMac: state.n.encryptThenMac,
+      identityBytes: state.identityBytes,
+      pskCheck: state.pskCheck ?? EMPTY,
+      ...(state.peerCertificate === undefined ? {} : { peerCertificate: state.peerCertificate }),
+    };
   }
 
   #pickGroup(exts: readonly Extension[]): GroupName | undefined {
@@ -792,8 +1020,11 @@ export class ServerHandshake implements HandshakeDriver {
     const psk = known ?? conn.config.random(this.#options.dummyKeyLength?.() ?? DUMMY_PSK_LENGTH);
     n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
 
+    const check = this.#options.resumption === undefined || known === undefined
+      ? undefined
+      : pskCheck(conn.config.provider, known);
     const premaster = other === undefined ? pskPremaster(psk) : ecdhePskPremaster(other, psk);
-    return this.#keyed(state, premaster, identity, identityBytes.slice());
+    return this.#keyed(state, premaster, identity, identityBytes.slice(), check);
   }
 
   /**
@@ -827,6 +1058,7 @@ export class ServerHandshake implements HandshakeDriver {
     premaster: Uint8Array,
     identity: string,
     identityBytes: Uint8Array,
+    check?: Uint8Array,
   ): ServerState {
     const conn = this.#conn;
     const { n } = state;
@@ -844,7 +1076,14 @@ export class ServerHandshake implements HandshakeDriver {
     const options = { encryptThenMac: n.encryptThenMac, random: conn.config.random };
     conn.setPendingRead(createProtection(n.suite, keys.client, provider, options));
     conn.setWrite(1, createProtection(n.suite, keys.server, provider, options));
-    const keyed: Keyed = { n, nextSeq: state.nextSeq, master, identity, identityBytes };
+    const keyed: Keyed = {
+      n,
+      nextSeq: state.nextSeq,
+      master,
+      identity,
+      identityBytes,
+      ...(check === undefined ? {} : { pskCheck: check }),
+    };
     return state.client === undefined ? { ...keyed, kind: "await_change_cipher_spec" } : {
       ...keyed,
       kind: "await_certificate_verify",
@@ -871,32 +1110,20 @@ export class ServerHandshake implements HandshakeDriver {
     if (!constantTimeEqual(expected, decodeFinished(body))) {
       throw new ProtocolError(AlertDescription.DecryptError, "Cannot verify client Finished");
     }
-    n.transcript.add(encodeHandshakeMessage(HandshakeType.Finished, messageSeq, body));
-    const ours = verifyData(
-      provider,
-      n.suite.prfHash,
-      master,
-      "server",
-      n.transcript.hash(provider, n.suite.prfHash),
-    );
-    // The final flight has no timer: it is resent when the client repeats its
-    // own final flight (RFC 6347 §4.2.4, Figure 2).
-    conn.sendFlight([
-      { kind: "change_cipher_spec", epoch: 0 },
-      {
-        kind: "handshake",
-        epoch: 1,
-        msgType: HandshakeType.Finished,
-        messageSeq: state.nextSeq,
-        body: encodeFinished(ours),
-      },
-    ], false);
+    if (state.resumed !== undefined) {
+      // Abbreviated: our Finished went first; the client's answers it.
+      conn.disarmTimer();
+    } else {
+      n.transcript.add(encodeHandshakeMessage(HandshakeType.Finished, messageSeq, body));
+      this.#sendFinalFlight(state);
+    }
     // Only a handshake that completed is in the key log: no peer can grow
     // it by failing handshakes.
     this.#options.keyLog?.(n.clientRandom, master);
     master.fill(0);
     conn.established();
     conn.emit({
+      ...(state.resumed === undefined ? {} : { resumed: state.resumed }),
       type: "handshake_complete",
       suite: n.suite.name,
       version: "DTLS 1.2",
@@ -907,8 +1134,73 @@ export class ServerHandshake implements HandshakeDriver {
       group: n.group,
       ...(state.peerCertificate === undefined ? {} : { peerCertificate: state.peerCertificate }),
     });
-    return { kind: "done", clientFinishedSeq: messageSeq };
+    // A resumed client's Finished ends its final flight: a copy of it asks for nothing.
+    return { kind: "done", clientFinishedSeq: state.resumed === undefined ? messageSeq : -1 };
   }
+
+  /**
+   * A full handshake's last flight: [NewSessionTicket], ChangeCipherSpec,
+   * Finished. It has no timer: it is resent when the client repeats its own
+   * final flight (RFC 6347 §4.2.4, Figure 2). The session is cached or
+   * sealed into the ticket here, once the client has proved its keys.
+   */
+  #sendFinalFlight(state: Extract<ServerState, { kind: "await_finished" }>): void {
+    const conn = this.#conn;
+    const { n, master } = state;
+    const provider = conn.config.provider;
+    const items: FlightItem[] = [];
+    let seq = state.nextSeq;
+    if (n.issueTicket) {
+      const body = this.#newSessionTicket(this.#sessionOf(state));
+      items.push({
+        kind: "handshake",
+        epoch: 0,
+        msgType: HandshakeType.NewSessionTicket,
+        messageSeq: seq,
+        body,
+      });
+      n.transcript.add(encodeHandshakeMessage(HandshakeType.NewSessionTicket, seq, body));
+      seq++;
+    } else if (n.sessionId.length > 0) {
+      this.#options.resumption?.cache?.set(n.sessionId, this.#sessionOf(state), conn.now);
+    }
+    const ours = verifyData(
+      provider,
+      n.suite.prfHash,
+      master,
+      "server",
+      n.transcript.hash(provider, n.suite.prfHash),
+    );
+    items.push({ kind: "change_cipher_spec", epoch: 0 }, {
+      kind: "handshake",
+      epoch: 1,
+      msgType: HandshakeType.Finished,
+      messageSeq: seq,
+      body: encodeFinished(ours),
+    });
+    conn.sendFlight(items, false);
+  }
+}
+
+/** The ServerHello extensions every handshake may answer with. */
+function helloExtensions(
+  secureRenegotiation: boolean,
+  extendedMasterSecret: boolean,
+  sessionTicket: boolean,
+): Extension[] {
+  const extensions: Extension[] = [];
+  if (secureRenegotiation) {
+    extensions.push({
+      type: ExtensionType.RenegotiationInfo,
+      data: encodeRenegotiationInfo(EMPTY),
+    });
+  }
+  if (extendedMasterSecret) {
+    extensions.push({ type: ExtensionType.ExtendedMasterSecret, data: EMPTY });
+  }
+  // RFC 5077 §3.2: empty, to say a NewSessionTicket will come.
+  if (sessionTicket) extensions.push({ type: ExtensionType.SessionTicket, data: EMPTY });
+  return extensions;
 }
 
 const EMPTY = new Uint8Array(0);

@@ -95,6 +95,33 @@ export const SETTINGS: readonly Spec[] = [
       "append each session's master secret to FILE (NSS key log, for Wireshark): debugging only",
   },
   {
+    name: "ticket-key-file",
+    kind: "string",
+    help: "session ticket keys, one per line as hex (openssl rand -hex 32), the first sealing: " +
+      "instances sharing it resume each other's tickets (default: a key made at start)",
+  },
+  {
+    name: "tickets",
+    kind: "bool",
+    default: SERVER_DEFAULTS.tickets,
+    help: "issue and resume session tickets (RFC 5077)",
+  },
+  {
+    name: "session-lifetime",
+    kind: "duration",
+    default: durationText(SERVER_DEFAULTS.sessionLifetimeMs),
+    min: 0,
+    help: "how long a session may be resumed after its full handshake (0: no resumption)",
+  },
+  {
+    name: "session-cache-size",
+    kind: "int",
+    default: SERVER_DEFAULTS.sessionCacheSize,
+    min: 0,
+    max: 10_000_000,
+    help: "sessions kept for resumption by session ID (0: none)",
+  },
+  {
     name: "identity-hint",
     kind: "string",
     default: SERVER_DEFAULTS.identityHint,
@@ -262,6 +289,10 @@ export interface ServerSettings {
   readonly clientCa: string | undefined;
   readonly clientKeys: string | undefined;
   readonly clientAuth: "require" | "optional";
+  readonly ticketKeyFile: string | undefined;
+  readonly tickets: boolean;
+  readonly sessionLifetimeMs: number;
+  readonly sessionCacheSize: number;
   readonly identityHint: string;
   readonly allowDemoKey: boolean;
   readonly mtu: number;

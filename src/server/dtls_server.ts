@@ -29,6 +29,9 @@ import type { ClientAuthPolicy, ServerCertificate } from "../handshake/server.ts
 import type { PeerCertificate } from "../handshake/driver.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
 import { isLoopbackIp } from "../codec/ip_address.ts";
+import { RESUMPTION_DEFAULTS, type ResumptionPolicy } from "../session/resumption.ts";
+import { SessionCache } from "../session/session_cache.ts";
+import { MIN_TICKET_SECRET, TicketSealer } from "../session/tickets.ts";
 
 /** A peer as the application sees it. */
 export interface PeerInfo {
@@ -72,6 +75,9 @@ export const SERVER_DEFAULTS = Object.freeze(
     groups: Object.freeze(["x25519", "secp256r1", "secp384r1"]) as readonly GroupName[],
     refusalLogIntervalMs: 10_000,
     io: "deno" as SocketIo,
+    sessionLifetimeMs: RESUMPTION_DEFAULTS.lifetimeMs,
+    sessionCacheSize: RESUMPTION_DEFAULTS.sessionCacheSize,
+    tickets: true,
   } as const,
 );
 
@@ -83,6 +89,10 @@ const SERVER_OPTIONS = {
   certificate: "other",
   keyLogFile: "other",
   clientAuth: "other",
+  ticketKeys: "other",
+  tickets: "other",
+  sessionLifetimeMs: "limit",
+  sessionCacheSize: "limit",
   identityHint: "other",
   suites: "other",
   groups: "other",
@@ -136,6 +146,19 @@ export interface DtlsServerOptions {
    * certificate is refused.
    */
   readonly clientAuth?: ClientAuthPolicy;
+  /**
+   * Secrets of the keys that seal session tickets (32 to 64 random bytes
+   * each; see `parseTicketKeyFile`): the first seals, all open. Instances
+   * that share them resume each other's tickets. Default: one random key
+   * made at start, so tickets outlive neither a restart nor this instance.
+   */
+  readonly ticketKeys?: readonly Uint8Array[];
+  /** Whether session tickets are issued and resumed (RFC 5077; default true). */
+  readonly tickets?: boolean;
+  /** How long a session may be resumed after its full handshake, ms; 0: no resumption. */
+  readonly sessionLifetimeMs?: number;
+  /** Sessions cached for resumption by session ID; 0: no session IDs. */
+  readonly sessionCacheSize?: number;
   /** psk_identity_hint (default: the Qt example's). */
   readonly identityHint?: string;
   /** Suites in preference order (default: all, AEAD with forward secrecy first). */
@@ -229,6 +252,30 @@ export function peerRoute(addr: Deno.NetAddr, onSendError: (error: unknown) => v
   return { addr, info: { address: addr.hostname, port: addr.port }, onSendError };
 }
 
+/** The resumption a server's options ask for; undefined when it is off. */
+function resumptionPolicy(
+  options: DtlsServerOptions,
+  provider: CryptoProvider,
+  random: RandomSource,
+): ResumptionPolicy | undefined {
+  const lifetimeMs = options.sessionLifetimeMs ?? SERVER_DEFAULTS.sessionLifetimeMs;
+  if (lifetimeMs === 0) return undefined;
+  const cacheSize = options.sessionCacheSize ?? SERVER_DEFAULTS.sessionCacheSize;
+  const ticketsOn = options.tickets ?? SERVER_DEFAULTS.tickets;
+  return {
+    lifetimeMs,
+    cache: cacheSize === 0 ? undefined : new SessionCache({ maxEntries: cacheSize, lifetimeMs }),
+    tickets: ticketsOn
+      ? new TicketSealer({
+        provider,
+        random,
+        lifetimeMs,
+        secrets: options.ticketKeys ?? [random(MIN_TICKET_SECRET)],
+      })
+      : undefined,
+  };
+}
+
 /** Default random source: the platform CSPRNG. */
 export const systemRandom: RandomSource = (n) => crypto.getRandomValues(new Uint8Array(n));
 
@@ -252,6 +299,7 @@ export class DtlsServer {
   #psk: PskStore;
   #certificate: ServerCertificate | undefined;
   #clientAuth: ClientAuthPolicy | undefined;
+  readonly #resumption: ResumptionPolicy | undefined;
   /** Counters and gauges of this server (served by `--metrics`). */
   readonly metrics = new Metrics();
   // The counters of every datagram, held rather than looked up by name each time.
@@ -309,6 +357,7 @@ export class DtlsServer {
     const random = options.random ?? systemRandom;
     const provider = options.provider ?? nodeProvider;
     const interval = options.refusalLogIntervalMs ?? SERVER_DEFAULTS.refusalLogIntervalMs;
+    this.#resumption = resumptionPolicy(options, provider, random);
     this.#refusals = new ThrottledLog(this.#log, interval);
     // A HelloVerifyRequest is cheap, so a flood of ClientHellos is answered in
     // full; its log lines are not: the first 100 per interval, then a count.
@@ -337,6 +386,7 @@ export class DtlsServer {
         certificate: () => this.#certificate,
         ...(options.keyLogFile === undefined ? {} : { keyLog: keyLogWriter(options.keyLogFile) }),
         clientAuth: () => this.#clientAuth,
+        resumption: this.#resumption,
         identityHint: encoder.encode(options.identityHint ?? SERVER_DEFAULTS.identityHint),
         suites: options.suites ?? CIPHER_SUITES,
         groups: options.groups ?? SERVER_DEFAULTS.groups,
@@ -378,6 +428,17 @@ export class DtlsServer {
     this.#clientAuth = policy;
   }
 
+  /**
+   * Replaces the ticket keys (e.g. on SIGHUP): the first seals from now on,
+   * every one opens; a ticket sealed under a key no longer listed makes a
+   * full handshake. Throws for keys that cannot be used (nothing changes).
+   */
+  setTicketKeys(secrets: readonly Uint8Array[]): void {
+    const tickets = this.#resumption?.tickets;
+    if (tickets === undefined) throw new TypeError("Cannot set ticket keys: tickets are off");
+    tickets.setSecrets(secrets);
+  }
+
   #installGauges(): void {
     // Present at zero from the start, so an alert on any increase works.
     for (const where of ["engine", "handler", "log", "timer", "shell", "endpoint"]) {
@@ -385,6 +446,8 @@ export class DtlsServer {
     }
     this.metrics.gauge("dtls_connections", () => this.#endpoint.size);
     this.metrics.gauge("dtls_connections_half_open", () => this.#endpoint.halfOpen);
+    const cache = this.#resumption?.cache;
+    this.metrics.gauge("dtls_session_cache_entries", () => cache?.size ?? 0);
   }
 
   /** True between {@link listen} and {@link close}. */
@@ -703,6 +766,8 @@ export class DtlsServer {
         return;
       case "handshake_complete": {
         this.metrics.inc("dtls_handshakes_completed_total");
+        if (event.resumed === undefined) this.metrics.inc("dtls_full_handshakes_total");
+        else this.metrics.inc("dtls_resumptions_total", { kind: event.resumed });
         this.metrics.observeHandshake((this.#clock() - connection.createdAt) / 1000);
         const psk = event.identityBytes.length > 0 || event.peerCertificate === undefined;
         if (route !== undefined) {
@@ -724,6 +789,7 @@ export class DtlsServer {
             extendedMasterSecret: event.extendedMasterSecret,
             encryptThenMac: event.encryptThenMac,
             group: event.group,
+            ...(event.resumed === undefined ? {} : { resumed: event.resumed }),
             ...(event.peerCertificate === undefined ? {} : {
               peerSubject: safeText(event.peerCertificate.subject, REASON_CHARS),
               peerSpkiSha256: event.peerCertificate.spkiSha256,
@@ -795,6 +861,18 @@ export class DtlsServer {
           "record_dropped",
           `Dropped a record from ${peer}: ${event.reason}`,
           { peer, epoch: event.epoch },
+        );
+        return;
+      case "resumable_session":
+        // A client's event: a server's connections make none.
+        return;
+      case "ticket_refused":
+        this.metrics.inc("dtls_tickets_refused_total", { reason: event.reason });
+        log.log(
+          "info",
+          "ticket_refused",
+          `Session ticket from ${peer} not resumed (${event.reason}): full handshake`,
+          { peer, reason: event.reason },
         );
         return;
       case "retransmit":

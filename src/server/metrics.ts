@@ -41,6 +41,19 @@ export const FAMILIES = {
   },
   dtls_handshakes_completed_total: { help: "Handshakes completed", type: "counter" },
   dtls_handshakes_failed_total: { help: "Handshakes that failed, by reason", type: "counter" },
+  dtls_full_handshakes_total: { help: "Handshakes completed in full", type: "counter" },
+  dtls_resumptions_total: {
+    help: "Abbreviated handshakes completed, by how the session was found (ticket, session_id)",
+    type: "counter",
+  },
+  dtls_tickets_refused_total: {
+    help: "Session tickets offered but not resumed, by reason",
+    type: "counter",
+  },
+  dtls_session_cache_entries: {
+    help: "Sessions held for resumption by session ID",
+    type: "gauge",
+  },
   dtls_handshake_duration_seconds: {
     help: "Time from verified cookie to Finished",
     type: "histogram",
@@ -57,6 +70,10 @@ export const FAMILIES = {
   dtls_connections: { help: "Connections held (established and half-open)", type: "gauge" },
   dtls_connections_half_open: { help: "Connections still in their handshake", type: "gauge" },
   dtls_psk_reloads_total: { help: "Key file reloads, by result", type: "counter" },
+  dtls_ticket_key_reloads_total: {
+    help: "Session ticket key (--ticket-key-file) reloads, by result",
+    type: "counter",
+  },
   dtls_certificate_reloads_total: {
     help: "Certificate (--cert, --key) reloads, by result",
     type: "counter",
@@ -202,6 +219,9 @@ const FAMILY_HAS_LABELS = new Set<MetricName>([
   "dtls_datagrams_dropped_total",
   "dtls_records_dropped_total",
   "dtls_psk_reloads_total",
+  "dtls_resumptions_total",
+  "dtls_tickets_refused_total",
+  "dtls_ticket_key_reloads_total",
 ]);
 
 /** Families with no sample unless their source exists (a zero would claim what is not known). */

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { byteString } from "../codec/byte_string.ts";
+import { fromHex } from "../codec/hex.ts";
 import { safeText } from "./log_text.ts";
 
 /** The Qt DTLS example's identity hint. */
@@ -64,21 +66,13 @@ export function mapPskStore(keys: ReadonlyMap<string, Uint8Array>): PskStore {
 
 const encoder = new TextEncoder();
 
-/** One character per byte: a map key equal to another exactly when the bytes are. */
-function byteString(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
-  return s;
-}
-
 /** Parses a hex key; throws "Cannot parse <what>: reason" (never echoing the key). */
 export function parseHexKey(hex: string, what: string): Uint8Array {
-  if (hex.length === 0 || hex.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(hex)) {
+  const key = fromHex(hex);
+  if (key === undefined || key.length === 0) {
     throw new TypeError(`Cannot parse ${what}: not an even number of hex digits`);
   }
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
+  return key;
 }
 
 /**

@@ -168,6 +168,7 @@ Deno.test("code points match the IANA registry", () => {
     ServerCertificateType: 20,
     EncryptThenMac: 22,
     ExtendedMasterSecret: 23,
+    SessionTicket: 35,
     RenegotiationInfo: 0xff01,
   });
   assert.deepEqual(NamedGroup, { x25519: 29, secp256r1: 23, secp384r1: 24 });

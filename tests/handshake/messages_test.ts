@@ -595,12 +595,13 @@ Deno.test("alertName: RFC names, and alert_N for unknown values", () => {
   }
 });
 
-Deno.test("HandshakeType: RFC 5246 §7.4 and RFC 6347 §4.3.2 code points", () => {
+Deno.test("HandshakeType: RFC 5246 §7.4, RFC 6347 §4.3.2 and RFC 5077 §3.3 code points", () => {
   assert.deepEqual(HandshakeType, {
     HelloRequest: 0,
     ClientHello: 1,
     ServerHello: 2,
     HelloVerifyRequest: 3,
+    NewSessionTicket: 4,
     Certificate: 11,
     ServerKeyExchange: 12,
     CertificateRequest: 13,

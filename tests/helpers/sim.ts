@@ -78,18 +78,18 @@ export class Pair {
       client?: Partial<ClientHandshakeOptions>;
       script?: NetworkScript;
       mtu?: number;
+      /** The server's MTU, when it differs from `mtu`. */
+      serverMtu?: number;
       /** Virtual time at the start, ms (certificates need a date they are valid at). */
       start?: number;
     } = {},
   ) {
     if (options.start !== undefined) this.now = options.start;
     const seed = options.seed ?? "pair";
-    const config = (who: string) =>
-      connectionConfig(
-        nobleProvider,
-        seededRandom(`${seed}/${who}`),
-        options.mtu ? { mtu: options.mtu } : {},
-      );
+    const config = (who: string) => {
+      const mtu = who === "server" ? options.serverMtu ?? options.mtu : options.mtu;
+      return connectionConfig(nobleProvider, seededRandom(`${seed}/${who}`), mtu ? { mtu } : {});
+    };
     this.script = options.script ?? (() => "deliver");
     this.endpoint = new ServerEndpoint({
       connection: config("server"),
@@ -172,11 +172,18 @@ export class Pair {
     return true;
   }
 
-  /** Pumps and fires timers until the client is established or closed, or `limitMs` passes. */
-  run(limitMs = 120_000): void {
+  /**
+   * Pumps and fires timers until the client is established or closed (with
+   * `both`, the server's connection too), or `limitMs` passes.
+   */
+  run(limitMs = 120_000, both = false): void {
     const end = this.now + limitMs;
+    const settled = (c: Connection | undefined) =>
+      c !== undefined && (c.isEstablished || c.isClosed);
     this.pump();
-    while (!this.client.isEstablished && !this.client.isClosed && this.now < end) {
+    while (
+      !(settled(this.client) && (!both || settled(this.server))) && this.now < end
+    ) {
       if (!this.advance()) break;
       this.pump();
     }

@@ -1,0 +1,120 @@
+/**
+ * A resumable DTLS 1.2 session (RFC 5246 §7.3): what an abbreviated
+ * handshake needs to pick up where a full one left off, and its byte
+ * encoding, which a ticket carries sealed (RFC 5077 §4) and nothing else
+ * reads.
+ *
+ * @module
+ */
+
+import { Reader } from "../codec/reader.ts";
+import { Writer } from "../codec/writer.ts";
+import { fromHex, toHex } from "../codec/hex.ts";
+
+/** What a completed full handshake leaves to resume from. */
+export interface Session {
+  /** When the full handshake completed, ms since the epoch: the lifetime counts from here. */
+  readonly issuedAt: number;
+  /** The cipher suite's code point: a resumption keeps it. */
+  readonly suiteId: number;
+  /** The 48-byte master secret. */
+  readonly masterSecret: Uint8Array;
+  /** Whether the master secret was extended (RFC 7627); only such sessions are resumed. */
+  readonly extendedMasterSecret: boolean;
+  /** Whether encrypt_then_mac was in use (RFC 7366; CBC suites only). */
+  readonly encryptThenMac: boolean;
+  /** The PSK identity exactly as sent; empty on the certificate suites. */
+  readonly identityBytes: Uint8Array;
+  /**
+   * A check value of the PSK the session was made with (see
+   * `pskCheck` in resumption.ts), so that a key replaced in the key file
+   * ends its sessions; empty on the certificate suites.
+   */
+  readonly pskCheck: Uint8Array;
+  /** The client's certificate, when one authenticated it. */
+  readonly peerCertificate?: {
+    readonly subject: string;
+    /** SHA-256 of its SubjectPublicKeyInfo, lowercase hex. */
+    readonly spkiSha256: string;
+  };
+}
+
+/** The encoding's version: a ticket of another version is refused, never misread. */
+const SESSION_FORMAT = 1;
+const MASTER_SECRET_LENGTH = 48;
+/** Longest subject a session carries, bytes of UTF-8: a longer one is not made resumable. */
+export const MAX_SESSION_SUBJECT = 1024;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** The bytes of a session. Throws RangeError for one that cannot be encoded. */
+export function encodeSession(session: Session): Uint8Array {
+  if (session.masterSecret.length !== MASTER_SECRET_LENGTH) {
+    throw new RangeError("Cannot encode a session: master secret is not 48 bytes");
+  }
+  const subject = encoder.encode(session.peerCertificate?.subject ?? "");
+  if (subject.length > MAX_SESSION_SUBJECT) {
+    throw new RangeError("Cannot encode a session: certificate subject too long");
+  }
+  const spki = session.peerCertificate === undefined
+    ? new Uint8Array(0)
+    : fromHex(session.peerCertificate.spkiSha256);
+  if (spki === undefined || (session.peerCertificate !== undefined && spki.length !== 32)) {
+    throw new RangeError("Cannot encode a session: spkiSha256 is not 64 hex digits");
+  }
+  const w = new Writer(128 + session.identityBytes.length + subject.length);
+  const issuedAt = Math.trunc(session.issuedAt);
+  w.u8(SESSION_FORMAT)
+    .u48(issuedAt)
+    .u16(session.suiteId)
+    .u8((session.extendedMasterSecret ? 1 : 0) | (session.encryptThenMac ? 2 : 0))
+    .bytes(session.masterSecret)
+    .opaque16(session.identityBytes)
+    .opaque8(session.pskCheck)
+    .u8(session.peerCertificate === undefined ? 0 : 1)
+    .opaque16(subject)
+    .opaque8(spki);
+  return w.finish();
+}
+
+/** The session in `bytes`, or undefined when they are not one this code wrote. */
+export function decodeSession(bytes: Uint8Array): Session | undefined {
+  try {
+    const r = new Reader(bytes);
+    if (r.u8("session format") !== SESSION_FORMAT) return undefined;
+    const issuedAt = r.u48("session issued_at");
+    const suiteId = r.u16("session suite");
+    const flags = r.u8("session flags");
+    if ((flags & ~3) !== 0) return undefined;
+    const masterSecret = r.bytes(MASTER_SECRET_LENGTH, "session master secret").slice();
+    const identityBytes = r.opaque16("session identity").slice();
+    const pskCheck = r.opaque8("session psk check").slice();
+    const hasCertificate = r.u8("session certificate flag");
+    const subject = r.opaque16("session subject");
+    const spki = r.opaque8("session spki hash");
+    r.end("session");
+    if (hasCertificate > 1 || subject.length > MAX_SESSION_SUBJECT) return undefined;
+    if (hasCertificate === 0 && (subject.length !== 0 || spki.length !== 0)) return undefined;
+    if (hasCertificate === 1 && spki.length !== 32) return undefined;
+    return {
+      issuedAt,
+      suiteId,
+      masterSecret,
+      extendedMasterSecret: (flags & 1) !== 0,
+      encryptThenMac: (flags & 2) !== 0,
+      identityBytes,
+      pskCheck,
+      ...(hasCertificate === 1
+        ? {
+          peerCertificate: {
+            subject: decoder.decode(subject),
+            spkiSha256: toHex(spki),
+          },
+        }
+        : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
