@@ -317,6 +317,7 @@ export async function runServer(
     ...(ticketKeys === undefined ? {} : { ticketKeys }),
     sessionLifetimeMs: settings.sessionLifetimeMs,
     sessionCacheSize: settings.sessionCacheSize,
+    cidLength: settings.cidLength,
     mtu: settings.mtu,
     maxConnections: settings.maxConnections,
     handshakeTimeoutMs: settings.handshakeTimeoutMs,

@@ -121,6 +121,14 @@ export class Connection {
    * peer's bytes; made on the first record, dropped when idle.
    */
   #received: BytePool | undefined = undefined;
+  /** The Connection ID the peer puts in records it sends us (RFC 9146), once agreed. */
+  #connectionId: Uint8Array | undefined = undefined;
+  /**
+   * Whether a record of the datagram being handled authenticated and is the
+   * newest of its epoch yet. Static: one datagram is handled at a time, to
+   * the end, and an idle connection keeps no field for it.
+   */
+  static #newest = false;
 
   readonly #transmits = new OutputQueue<Uint8Array>();
   readonly #events = new OutputQueue<ConnectionEvent>();
@@ -199,7 +207,18 @@ export class Connection {
     established(): void {
       this.#c.#established();
     }
+    useConnectionId(cid: Uint8Array): void {
+      this.#c.#connectionId = cid;
+    }
   };
+
+  /**
+   * The Connection ID the peer's records carry (RFC 9146), once the
+   * handshake agreed on one: the endpoint routes them by it.
+   */
+  get connectionId(): Uint8Array | undefined {
+    return this.#connectionId;
+  }
 
   /** Bytes of handshake buffers held for the peer now (reassembly and early records). */
   get bufferedBytes(): number {
@@ -260,21 +279,28 @@ export class Connection {
 
   // ---- input -------------------------------------------------------------
 
-  /** Handles one datagram from the peer. */
-  handleDatagram(datagram: Uint8Array, now: number): void {
+  /**
+   * Handles one datagram from the peer. True when one of its records
+   * authenticated and is the newest the peer has sent in the epoch in use:
+   * what may move the peer to the address it came from (RFC 9146 §6).
+   */
+  handleDatagram(datagram: Uint8Array, now: number): boolean {
     this.#now = now;
-    if (this.#phase === "closed") return;
+    Connection.#newest = false;
+    if (this.#phase === "closed") return false;
     this.#datagramBytes = datagram.length;
+    const cidLength = this.#connectionId?.length ?? 0;
     try {
-      if (countMalformedRecords(datagram) > 0) this.#drop("malformed", -1);
-      const cursor = CURSOR.reset(datagram);
+      if (countMalformedRecords(datagram, cidLength) > 0) this.#drop("malformed", -1);
+      const cursor = CURSOR.reset(datagram, cidLength);
       while (cursor.next()) {
-        if (this.isClosed) return;
+        if (this.isClosed) break;
         this.#handleRecord(cursor);
       }
     } catch (error) {
       this.#fail(error);
     }
+    return Connection.#newest && !this.isClosed;
   }
 
   /** Handles one parsed record (the endpoint may have parsed the datagram already). */
@@ -316,7 +342,7 @@ export class Connection {
       // record of an old association on a reused port is noise.
       if (
         plaintext === "bad_mac" && this.#phase === "handshaking" && record.epoch > 0 &&
-        record.type === ContentType.Handshake
+        (record.type === ContentType.Handshake || record.type === ContentType.Tls12Cid)
       ) {
         this.#fail(
           new ProtocolError(AlertDescription.BadRecordMac, "Cannot authenticate Finished"),
@@ -326,9 +352,12 @@ export class Connection {
     }
     // Only a record of the epoch in use shows the peer is there: once keys
     // are, an epoch-0 record is anyone's and must not keep the connection.
-    if (record.epoch === this.#read.epoch) this.#lastReceive = this.#now;
+    if (record.epoch === this.#read.epoch) {
+      this.#lastReceive = this.#now;
+      if (this.#read.isNewest) Connection.#newest = true;
+    }
     if (record.epoch > 0) this.#lastProgress = this.#now;
-    this.#dispatch(record, plaintext);
+    this.#dispatch(record, this.#read.contentType, plaintext);
   }
 
   /**
@@ -364,9 +393,10 @@ export class Connection {
     return copy;
   }
 
-  #dispatch(record: RecordView, plaintext: Uint8Array): void {
+  /** A record that opened, of content type `type` (a tls12_cid record's real one). */
+  #dispatch(record: RecordView, type: number, plaintext: Uint8Array): void {
     const stale = record.epoch < this.#read.epoch;
-    switch (record.type) {
+    switch (type) {
       case ContentType.Handshake:
         if (stale) return this.#handleStaleHandshake(record.epoch);
         return this.#handleHandshake(record.epoch, plaintext);
@@ -395,7 +425,7 @@ export class Connection {
         if (stale || record.epoch === 0) return this.#drop("unknown_type", record.epoch);
         throw new ProtocolError(
           AlertDescription.UnexpectedMessage,
-          `Cannot handle record: unknown content type ${record.type}`,
+          `Cannot handle record: unknown content type ${type}`,
         );
     }
   }

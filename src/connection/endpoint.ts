@@ -93,6 +93,7 @@ const ENDPOINT_OPTIONS = {
   maxRateSources: "limit",
   maxReassemblyTotal: "limit",
   maxReassemblyPerSource: "limit",
+  cidLength: "limit",
 } as const satisfies Record<keyof ServerEndpointOptions, OptionKind>;
 
 /** Defaults of {@link ServerEndpointOptions}: the table, its timeouts and admission limits. */
@@ -107,8 +108,12 @@ export const ENDPOINT_DEFAULTS = Object.freeze(
     maxRateSources: 4_096,
     maxReassemblyTotal: 8 * 1024 * 1024,
     maxReassemblyPerSource: 256 * 1024,
+    cidLength: 6,
   } as const,
 );
+
+/** The longest Connection ID we give out, bytes (Mbed TLS accepts up to 32 by default). */
+export const MAX_CID_LENGTH = 32;
 
 /**
  * The highest record sequence number of a ClientHello we answer with a
@@ -149,6 +154,12 @@ export interface ServerEndpointOptions {
   readonly maxReassemblyTotal?: number | undefined;
   /** Handshake buffers of the connections of one source address (IPv6: one /64) together, bytes. */
   readonly maxReassemblyPerSource?: number | undefined;
+  /**
+   * Bytes of the Connection ID (RFC 9146) we give a client that offers the
+   * extension, 0 to 32; 0: none. Its records are routed by it, whatever
+   * address they come from.
+   */
+  readonly cidLength?: number | undefined;
 }
 
 /** The options with every default filled in. */
@@ -164,7 +175,11 @@ export type AdmissionRefusal = "capacity" | "half_open" | "rate";
  * owner reaches it. Gone from the table once the connection is removed.
  */
 export interface PeerEntry<Route = unknown> {
-  /** The peer's key: its address and port (`1.2.3.4:5`, `[::1]:5`). */
+  /**
+   * The peer's address and port (`1.2.3.4:5`, `[::1]:5`): its key in the
+   * table, until an authenticated record of a peer with a Connection ID
+   * moves it (RFC 9146 §6).
+   */
   readonly peer: string;
   readonly connection: Connection;
   /** The owner's, set once the connection is made (the shell: the socket address); never read here. */
@@ -197,6 +212,12 @@ export type EndpointOutcome<Route = unknown> =
     readonly created: boolean;
     /** A previous connection with this peer that the new handshake replaced (RFC 6347 §4.2.8). */
     readonly replaced: Connection | undefined;
+    /**
+     * The address the peer had before this datagram moved it (a record
+     * with its Connection ID, authenticated and the newest yet, came from
+     * `entry.peer` now); absent when it did not move.
+     */
+    readonly movedFrom?: string;
   };
 
 /** Why a datagram from a peer without a connection was dropped. */
@@ -210,10 +231,16 @@ export type EndpointDropReason =
   | "sequence_limit"
   /** Our own failure while handling it (a bug): nothing was kept. */
   | "internal_error"
+  /** A record with a Connection ID that no connection has. */
+  | "unknown_connection_id"
   | AdmissionRefusal;
 
 /** A connection in the table; also its entry in the deadline heap (`deadline`, `heapIndex`). */
 interface Entry<Route> extends Scheduled, PeerEntry<Route> {
+  /** Where the peer is now (see {@link PeerEntry.peer}). */
+  peer: string;
+  /** Its Connection ID, one character a byte, when it has one. */
+  cidKey?: string;
   /**
    * The client_random of its handshake, one character per byte: a short
    * string costs an idle connection a tenth of a typed array's heap.
@@ -257,6 +284,10 @@ export class ServerEndpoint<Route = unknown> {
   readonly #config: ConnectionConfig;
   readonly #cookies: CookieAuthority;
   readonly #table = new Map<string, Entry<Route>>();
+  /** The connections with a Connection ID, by it (one character a byte). */
+  readonly #cids = new Map<string, Entry<Route>>();
+  /** Peers with a Connection ID that moved to an address another peer holds: in no table slot. */
+  readonly #detached = new Set<Entry<Route>>();
   /** Connections past the cookie whose handshake has not completed or failed yet. */
   readonly #halfOpen = new Set<Connection>();
   readonly #maxHalfOpen: number;
@@ -276,6 +307,9 @@ export class ServerEndpoint<Route = unknown> {
   constructor(options: ServerEndpointOptions) {
     checkOptions("ServerEndpoint", options, ENDPOINT_OPTIONS);
     const o = { ...ENDPOINT_DEFAULTS, ...definedOnly(options) };
+    if (!(Number.isInteger(o.cidLength) && o.cidLength >= 0 && o.cidLength <= MAX_CID_LENGTH)) {
+      throw new RangeError(`Cannot give Connection IDs of ${o.cidLength} bytes: 0 to 32`);
+    }
     this.#options = o;
     this.#maxHalfOpen = o.maxHalfOpen;
     this.#rate = new SourceRateLimiter({
@@ -297,7 +331,7 @@ export class ServerEndpoint<Route = unknown> {
 
   /** Connections currently held. */
   get size(): number {
-    return this.#table.size;
+    return this.#table.size + this.#detached.size;
   }
 
   /** Handshakes in progress: past the cookie check, neither complete nor failed. */
@@ -334,8 +368,9 @@ export class ServerEndpoint<Route = unknown> {
   }
 
   /** Every peer's entry. */
-  entries(): IterableIterator<PeerEntry<Route>> {
-    return this.#table.values();
+  *entries(): IterableIterator<PeerEntry<Route>> {
+    yield* this.#table.values();
+    yield* this.#detached;
   }
 
   /** Forgets a peer's connection (after it closed and its output was drained). */
@@ -346,9 +381,26 @@ export class ServerEndpoint<Route = unknown> {
     }
   }
 
-  /** Takes an entry out of the table, the half-open set and the deadline heap. */
+  /** Forgets a peer's entry wherever it is now (a peer with a Connection ID may have moved). */
+  forget(entry: PeerEntry<Route>): void {
+    const own = entry as Entry<Route>;
+    if (this.#table.get(own.peer) === own || this.#cids.get(own.cidKey ?? "") === own) {
+      this.#forget(own);
+    }
+  }
+
+  /** Connections with a Connection ID held now. */
+  get connectionIdCount(): number {
+    return this.#cids.size;
+  }
+
+  /** Takes an entry out of the table, the CID map, the half-open set and the deadline heap. */
   #forget(entry: Entry<Route>): void {
     if (this.#table.get(entry.peer) === entry) this.#table.delete(entry.peer);
+    if (entry.cidKey !== undefined && this.#cids.get(entry.cidKey) === entry) {
+      this.#cids.delete(entry.cidKey);
+    }
+    this.#detached.delete(entry);
     this.#halfOpen.delete(entry.connection);
     this.#deadlines.delete(entry);
   }
@@ -358,8 +410,11 @@ export class ServerEndpoint<Route = unknown> {
     this.#cookies.rotate(now);
   }
 
-  /** Routes one datagram from `peer`. */
+  /** Routes one datagram from `peer`: by its Connection ID first, by address second. */
   handleDatagram(datagram: Uint8Array, peer: string, now: number): EndpointOutcome<Route> {
+    if (datagram[0] === ContentType.Tls12Cid && this.#cids.size > 0) {
+      return this.#routeByConnectionId(datagram, peer, now);
+    }
     const entry = this.#table.get(peer);
     if (entry !== undefined && !entry.connection.isClosed) {
       const hello = peekClientHello(datagram);
@@ -416,6 +471,66 @@ export class ServerEndpoint<Route = unknown> {
   }
 
   /**
+   * A datagram that starts with a record carrying a Connection ID: to its
+   * connection, wherever it came from. The peer moves to the datagram's
+   * address only when one of its records authenticated and is the newest
+   * it has sent (RFC 9146 §6): a replay or a forgery from elsewhere moves
+   * nothing. It takes the new address in the table only if no other peer
+   * holds it: it is reached by its CID anyway.
+   */
+  #routeByConnectionId(datagram: Uint8Array, peer: string, now: number): EndpointOutcome<Route> {
+    const length = this.#options.cidLength;
+    if (datagram.length < 13 + length) return { kind: "dropped", reason: "malformed" };
+    const entry = this.#cids.get(byteString(datagram.subarray(11, 11 + length)));
+    if (entry === undefined || entry.connection.isClosed) {
+      return { kind: "dropped", reason: "unknown_connection_id" };
+    }
+    const connection = entry.connection;
+    let newest = false;
+    try {
+      newest = connection.handleDatagram(datagram, now);
+    } catch (error) {
+      this.internalErrors++;
+      connection.failInternal(error);
+    }
+    this.#settle(connection);
+    this.#schedule(entry);
+    const from = entry.peer;
+    if (!newest || from === peer) {
+      return { kind: "connection", entry, connection, created: false, replaced: undefined };
+    }
+    if (this.#table.get(from) === entry) this.#table.delete(from);
+    if (this.#table.has(peer)) {
+      this.#detached.add(entry);
+    } else {
+      this.#table.set(peer, entry);
+      this.#detached.delete(entry);
+    }
+    entry.peer = peer;
+    return {
+      kind: "connection",
+      entry,
+      connection,
+      created: false,
+      replaced: undefined,
+      movedFrom: from,
+    };
+  }
+
+  /** A Connection ID for a new connection: random, and no live connection's. */
+  #newConnectionId(): Uint8Array | undefined {
+    const length = this.#options.cidLength;
+    if (length === 0) return undefined;
+    // Random bytes collide rarely even at 2^16 connections with 4 bytes: a
+    // few tries, then none (the handshake goes on without a CID).
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const cid = this.#config.random(length);
+      if (!this.#cids.has(byteString(cid))) return cid;
+    }
+    return undefined;
+  }
+
+  /**
    * Runs `step` on one connection; a throw that escaped it (connections
    * catch their own, so this is a bug) ends that connection, never the
    * caller's loop.
@@ -457,7 +572,7 @@ export class ServerEndpoint<Route = unknown> {
 
   /** Admission control for a handshake whose cookie verified (nothing is kept on refusal). */
   #admit(peer: string, now: number, replacing: boolean): AdmissionRefusal | undefined {
-    if (!replacing && this.#table.size >= this.#options.maxConnections) return "capacity";
+    if (!replacing && this.size >= this.#options.maxConnections) return "capacity";
     if (this.#halfOpen.size >= this.#maxHalfOpen) return "half_open";
     // Last, so that a handshake refused for another reason spends no token.
     if (!this.#rate.tryTake(sourceAddress(peer), now)) return "rate";
@@ -563,8 +678,9 @@ export class ServerEndpoint<Route = unknown> {
     );
     // The ClientHello is not kept: the transcript hashes it as it goes.
     const hello = { body: fragment.body.slice(), messageSeq: fragment.messageSeq };
+    const cid = this.#newConnectionId();
     const connection = new Connection(this.#config, now, {
-      driver: (host) => new ServerHandshake(host, this.#options.psk, hello),
+      driver: (host) => new ServerHandshake(host, this.#options.psk, hello, cid),
       memory,
       // Our epoch-0 records continue from the ClientHello's sequence number, as
       // the HelloVerifyRequest used it (RFC 6347 §4.2.1).
@@ -588,6 +704,11 @@ export class ServerEndpoint<Route = unknown> {
     this.#table.set(peer, entry);
     this.#halfOpen.add(connection);
     connection.start();
+    // The ServerHello said whether the client takes a CID.
+    if (cid !== undefined && connection.connectionId !== undefined) {
+      entry.cidKey = byteString(cid);
+      this.#cids.set(entry.cidKey, entry);
+    }
     this.#settle(connection);
     this.#schedule(entry);
     return { kind: "connection", entry, connection, created: true, replaced: previous };

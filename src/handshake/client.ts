@@ -36,12 +36,14 @@ import type {
 } from "./driver.ts";
 import { ProtocolError } from "./errors.ts";
 import { DTLS_1_0, DTLS_1_2 } from "../record/header.ts";
-import { createProtection } from "../record/protection.ts";
+import { createProtection, type RecordKeys } from "../record/protection.ts";
 import { type CipherSuite, suiteById } from "../record/suites.ts";
 import {
   CertificateType,
   decodeCertificateTypeChoice,
+  decodeConnectionId,
   encodeCertificateTypes,
+  encodeConnectionId,
   encodeEcPointFormats,
   encodeRenegotiationInfo,
   encodeSignatureAlgorithms,
@@ -149,6 +151,11 @@ export interface ClientHandshakeOptions {
   readonly tickets?: boolean;
   /** A session of an earlier connection to resume (its server may still refuse). */
   readonly resume?: SavedSession;
+  /**
+   * Offer a Connection ID (RFC 9146): this one in records the server sends
+   * us (empty: none, but the server may give us its own).
+   */
+  readonly connectionId?: Uint8Array;
 }
 
 interface Agreed {
@@ -157,6 +164,8 @@ interface Agreed {
   readonly sessionId: Uint8Array;
   /** Whether the server said a NewSessionTicket comes (RFC 5077 §3.2). */
   readonly ticketPromised: boolean;
+  /** The server's Connection ID, for records we send, when it answered the extension. */
+  readonly serverConnectionId: Uint8Array | undefined;
   readonly serverRandom: Uint8Array;
   readonly extendedMasterSecret: boolean;
   readonly encryptThenMac: boolean;
@@ -233,6 +242,12 @@ export class ClientHandshake implements HandshakeDriver {
       { type: ExtensionType.RenegotiationInfo, data: encodeRenegotiationInfo(EMPTY) },
     ];
     const resume = options.resume;
+    if (options.connectionId !== undefined) {
+      extensions.push({
+        type: ExtensionType.ConnectionId,
+        data: encodeConnectionId(options.connectionId),
+      });
+    }
     if (options.tickets ?? true) {
       extensions.push({ type: ExtensionType.SessionTicket, data: resume?.ticket ?? EMPTY });
     }
@@ -522,8 +537,23 @@ export class ClientHandshake implements HandshakeDriver {
         `Cannot accept server certificate type ${serverCertificateType}`,
       );
     }
+    const cidExt = findExtension(sh.extensions, ExtensionType.ConnectionId);
+    const serverConnectionId = cidExt === undefined
+      ? undefined
+      : decodeConnectionId(cidExt.data).slice();
+    if (serverConnectionId !== undefined && suite.cipher.kind === "cbc") {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "Cannot use a Connection ID with a CBC suite",
+      );
+    }
+    const ours = this.#options.connectionId;
+    if (serverConnectionId !== undefined && ours !== undefined && ours.length > 0) {
+      this.#conn.useConnectionId(ours);
+    }
     const a: Agreed = {
       suite,
+      serverConnectionId,
       sessionId: sh.sessionId.slice(),
       ticketPromised: findExtension(sh.extensions, ExtensionType.SessionTicket) !== undefined,
       serverRandom: sh.random.slice(),
@@ -563,9 +593,7 @@ export class ClientHandshake implements HandshakeDriver {
     const provider = conn.config.provider;
     const master = resume.masterSecret.slice();
     const keys = keyBlock(provider, a.suite, master, this.#random, a.serverRandom);
-    const options = { encryptThenMac: a.encryptThenMac, random: conn.config.random };
-    conn.setWrite(1, createProtection(a.suite, keys.client, provider, options));
-    conn.setPendingRead(createProtection(a.suite, keys.server, provider, options));
+    this.#installKeys(a, keys);
     // The server keeps the session ID it echoed; a ticket it renews comes next.
     return {
       kind: "await_change_cipher_spec",
@@ -574,6 +602,30 @@ export class ClientHandshake implements HandshakeDriver {
       group: undefined,
       resumed: true,
     };
+  }
+
+  /**
+   * Both directions' keys of epoch 1, with the Connection IDs agreed (RFC
+   * 9146): the server's in records we send, ours in records we read.
+   */
+  #installKeys(a: Agreed, keys: { client: RecordKeys; server: RecordKeys }): void {
+    const conn = this.#conn;
+    const provider = conn.config.provider;
+    const options = { encryptThenMac: a.encryptThenMac, random: conn.config.random };
+    const agreed = a.serverConnectionId !== undefined;
+    conn.setWrite(
+      1,
+      createProtection(a.suite, keys.client, provider, {
+        ...options,
+        connectionId: agreed ? a.serverConnectionId : undefined,
+      }),
+    );
+    conn.setPendingRead(
+      createProtection(a.suite, keys.server, provider, {
+        ...options,
+        connectionId: agreed ? this.#options.connectionId : undefined,
+      }),
+    );
   }
 
   /** The server's chain: trusted, or the handshake fails with the verdict's alert. */
@@ -739,9 +791,7 @@ export class ClientHandshake implements HandshakeDriver {
     );
     premaster.fill(0);
     const keys = keyBlock(provider, a.suite, master, this.#random, a.serverRandom);
-    const options = { encryptThenMac: a.encryptThenMac, random: conn.config.random };
-    conn.setWrite(1, createProtection(a.suite, keys.client, provider, options));
-    conn.setPendingRead(createProtection(a.suite, keys.server, provider, options));
+    this.#installKeys(a, keys);
     if (ours !== undefined) {
       // RFC 5246 §7.4.8: a signature over every message so far, the
       // ClientKeyExchange included, proving we hold the certificate's key.

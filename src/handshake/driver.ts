@@ -165,4 +165,9 @@ export interface HandshakeHost {
   sendWarning(description: number): void;
   /** The handshake is done: application data may flow. */
   established(): void;
+  /**
+   * The handshake agreed that the peer's records carry `cid` (RFC 9146):
+   * records of type tls12_cid are read with it from now on.
+   */
+  useConnectionId(cid: Uint8Array): void;
 }

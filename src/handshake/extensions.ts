@@ -34,6 +34,8 @@ export const ExtensionType = {
   ExtendedMasterSecret: 23,
   /** RFC 5077 §3.2: empty to ask for a ticket, or the ticket to resume. */
   SessionTicket: 35,
+  /** RFC 9146 §3: the Connection ID the sender wants to receive. */
+  ConnectionId: 54,
   /** RFC 5746 §3.2. */
   RenegotiationInfo: 0xff01,
 } as const;
@@ -222,4 +224,17 @@ export function decodeRenegotiationInfo(data: Uint8Array): Uint8Array {
 /** Encodes renegotiation_info (RFC 5746 §3.2); pass an empty array on an initial handshake. */
 export function encodeRenegotiationInfo(v: Uint8Array): Uint8Array {
   return new Writer(1 + v.length).opaque8(v).finish();
+}
+
+/** Decodes connection_id (RFC 9146 §3): `opaque cid<0..2^8-1>`, the CID its sender wants to receive. */
+export function decodeConnectionId(data: Uint8Array): Uint8Array {
+  const r = new Reader(data);
+  const cid = r.opaque8("connection_id.cid");
+  r.end("connection_id");
+  return cid;
+}
+
+/** Encodes connection_id (RFC 9146 §3). */
+export function encodeConnectionId(cid: Uint8Array): Uint8Array {
+  return new Writer(1 + cid.length).opaque8(cid).finish();
 }

@@ -45,10 +45,12 @@ import { suiteById } from "../record/suites.ts";
 import {
   CertificateType,
   decodeCertificateTypes,
+  decodeConnectionId,
   decodeEcPointFormats,
   decodeRenegotiationInfo,
   decodeSignatureAlgorithms,
   decodeSupportedGroups,
+  encodeConnectionId,
   encodeRenegotiationInfo,
   ExtensionType,
   findExtension,
@@ -167,6 +169,14 @@ interface Negotiated {
   readonly sessionId: Uint8Array;
   /** Whether our final flight carries a NewSessionTicket (we said so in the ServerHello). */
   readonly issueTicket: boolean;
+  /** The Connection IDs agreed (RFC 9146), if any: ours the client sends, theirs we send. */
+  readonly connectionIds: ConnectionIds | undefined;
+}
+
+/** Connection IDs agreed: `ours` in records we read, `theirs` (maybe empty) in records we send. */
+interface ConnectionIds {
+  readonly ours: Uint8Array;
+  readonly theirs: Uint8Array;
 }
 
 /** The client's certificate, once its chain is trusted, until its CertificateVerify checks out. */
@@ -243,15 +253,19 @@ export class ServerHandshake implements HandshakeDriver {
 
   /** Held only until start() answers it: an idle connection keeps no ClientHello. */
   #hello: VerifiedHello | undefined;
+  /** The Connection ID we would ask the client to use, if it offers the extension (RFC 9146). */
+  readonly #connectionId: Uint8Array | undefined;
 
   constructor(
     conn: HandshakeHost,
     options: ServerHandshakeOptions,
     hello: VerifiedHello,
+    connectionId?: Uint8Array,
   ) {
     this.#conn = conn;
     this.#options = options;
     this.#hello = hello;
+    this.#connectionId = connectionId;
     conn.inbound.nextSeq = hello.messageSeq + 1;
     this.#state = { kind: "failed" };
   }
@@ -489,6 +503,7 @@ export class ServerHandshake implements HandshakeDriver {
         data: new Uint8Array([clientType]),
       });
     }
+    const connectionIds = this.#agreeConnectionIds(exts, suite, serverExtensions);
     if (ecdhe && findExtension(exts, ExtensionType.EcPointFormats) !== undefined) {
       // RFC 8422 §5.2: we only send uncompressed points; and only in answer
       // (RFC 5246 §7.4.1.4: a client refuses an extension it did not offer).
@@ -569,6 +584,7 @@ export class ServerHandshake implements HandshakeDriver {
       transcript,
       sessionId,
       issueTicket,
+      connectionIds,
     };
     return signature === undefined
       ? { kind: "await_client_key_exchange", nextSeq: seq, n }
@@ -783,6 +799,7 @@ export class ServerHandshake implements HandshakeDriver {
     const serverRandom = conn.config.random(32);
     const extensions = helloExtensions(secureRenegotiation, true, renew);
     if (encryptThenMac) extensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
+    const connectionIds = this.#agreeConnectionIds(ch.extensions, suite, extensions);
     let seq = hello.messageSeq;
     const items: FlightItem[] = [];
     const push = (msgType: number, body: Uint8Array, epoch: number) => {
@@ -808,8 +825,19 @@ export class ServerHandshake implements HandshakeDriver {
     const clientRandom = ch.random.slice();
     const keys = keyBlock(provider, suite, master, clientRandom, serverRandom);
     const options = { encryptThenMac, random: conn.config.random };
-    conn.setPendingRead(createProtection(suite, keys.client, provider, options));
-    conn.setWrite(1, createProtection(suite, keys.server, provider, options));
+    conn.setPendingRead(
+      createProtection(suite, keys.client, provider, {
+        ...options,
+        connectionId: connectionIds?.ours,
+      }),
+    );
+    conn.setWrite(
+      1,
+      createProtection(suite, keys.server, provider, {
+        ...options,
+        connectionId: connectionIds?.theirs,
+      }),
+    );
     const ours = verifyData(
       provider,
       suite.prfHash,
@@ -834,6 +862,7 @@ export class ServerHandshake implements HandshakeDriver {
         transcript,
         sessionId: EMPTY,
         issueTicket: false,
+        connectionIds,
       },
       nextSeq: seq,
       master,
@@ -844,6 +873,26 @@ export class ServerHandshake implements HandshakeDriver {
         : { peerCertificate: session.peerCertificate }),
       resumed: kind,
     };
+  }
+
+  /**
+   * RFC 9146 §3: when the client offers connection_id and we have a CID to
+   * give, we answer with ours; records then carry ours to us and, when the
+   * client gave a non-empty one, its own to it. AEAD suites only (the
+   * server may decline, by not answering).
+   */
+  #agreeConnectionIds(
+    exts: readonly Extension[],
+    suite: CipherSuite,
+    answer: Extension[],
+  ): ConnectionIds | undefined {
+    const ext = findExtension(exts, ExtensionType.ConnectionId);
+    const ours = this.#connectionId;
+    if (ext === undefined || ours === undefined || suite.cipher.kind === "cbc") return undefined;
+    const theirs = decodeConnectionId(ext.data).slice();
+    answer.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(ours) });
+    this.#conn.useConnectionId(ours);
+    return { ours, theirs };
   }
 
   /** A NewSessionTicket body for `session`; its hint is the lifetime left, seconds. */
@@ -1074,8 +1123,19 @@ export class ServerHandshake implements HandshakeDriver {
     premaster.fill(0);
     const keys = keyBlock(provider, n.suite, master, n.clientRandom, n.serverRandom);
     const options = { encryptThenMac: n.encryptThenMac, random: conn.config.random };
-    conn.setPendingRead(createProtection(n.suite, keys.client, provider, options));
-    conn.setWrite(1, createProtection(n.suite, keys.server, provider, options));
+    conn.setPendingRead(
+      createProtection(n.suite, keys.client, provider, {
+        ...options,
+        connectionId: n.connectionIds?.ours,
+      }),
+    );
+    conn.setWrite(
+      1,
+      createProtection(n.suite, keys.server, provider, {
+        ...options,
+        connectionId: n.connectionIds?.theirs,
+      }),
+    );
     const keyed: Keyed = {
       n,
       nextSeq: state.nextSeq,

@@ -14,18 +14,20 @@
  * @module
  */
 
-import {
-  ContentType,
-  DTLS_1_0,
-  DTLS_1_2,
-  RECORD_HEADER_LENGTH,
-  type RecordView,
-} from "./header.ts";
-import { NULL_PROTECTION, type RecordProtection } from "./protection.ts";
+import { ContentType, DTLS_1_0, DTLS_1_2, type RecordView } from "./header.ts";
+import { innerContent, NULL_PROTECTION, type RecordProtection } from "./protection.ts";
 import { BUFFER_OVERHEAD, type MemoryAccount } from "../memory/budget.ts";
 
 /** Why {@link ReadHalf.open} gave no plaintext; `held` means kept for its epoch. */
-export type OpenFailure = "version" | "epoch" | "buffer_full" | "replay" | "bad_mac" | "held";
+export type OpenFailure =
+  | "version"
+  | "epoch"
+  | "buffer_full"
+  | "replay"
+  | "bad_mac"
+  | "held"
+  /** It authenticated, but its inner plaintext (RFC 9146) has no content type. */
+  | "malformed";
 
 /** Records of the next epoch held while its ChangeCipherSpec is awaited (reordering). */
 const MAX_EARLY_RECORDS = 4;
@@ -77,6 +79,16 @@ export class ReadHalf {
    * this connection. (Epoch 0 has no replay window, so copies get through.)
    */
   isCopy = false;
+  /**
+   * The content type of the record last opened: its header's, or for a
+   * record with a Connection ID the real one from inside (RFC 9146 §4).
+   */
+  contentType = 0;
+  /**
+   * Whether the record last opened is the newest of its epoch yet: the
+   * only kind that may move a peer to a new address (RFC 9146 §6).
+   */
+  isNewest = false;
 
   constructor(memory: MemoryAccount) {
     this.#memory = memory;
@@ -113,14 +125,23 @@ export class ReadHalf {
     // Copies are harmless to the handshake; `isCopy` tells them apart.
     const replayChecked = record.epoch > 0;
     if (replayChecked && !epoch.replay.isFresh(record.seq)) return "replay";
-    const plaintext = epoch.protection.unprotect(
+    const opened = epoch.protection.unprotect(
       record.type,
       record.version,
       record.epoch,
       record.seq,
       record.fragment,
     );
-    if (plaintext === null) return "bad_mac";
+    if (opened === null) return "bad_mac";
+    let plaintext = opened;
+    this.contentType = record.type;
+    if (epoch.protection.connectionId !== undefined) {
+      const inner = innerContent(opened);
+      if (inner === undefined) return "malformed";
+      plaintext = inner.content;
+      this.contentType = inner.type;
+    }
+    this.isNewest = replayChecked && record.seq > epoch.replay.highest;
     if (replayChecked) epoch.replay.accept(record.seq);
     // Only while epoch 0 is read: later its records are stale and dropped.
     const handshake0 = record.epoch === 0 && this.#epoch === 0 &&
@@ -153,7 +174,8 @@ export class ReadHalf {
       version: record.version,
       epoch: record.epoch,
       seq: record.seq,
-      fragment: raw.subarray(RECORD_HEADER_LENGTH),
+      cid: raw.subarray(11, 11 + record.cid.length),
+      fragment: raw.subarray(raw.length - record.fragment.length),
       raw,
     });
     return "held";
@@ -175,9 +197,12 @@ export class ReadHalf {
     const from = this.#peeked;
     this.#peeked = this.#early.length;
     for (const r of this.#early.slice(from)) {
-      if (r.type !== ContentType.Handshake) continue;
-      const plaintext = pending.unprotect(r.type, r.version, r.epoch, r.seq, r.fragment);
-      if (plaintext !== null) out.push(plaintext.slice());
+      const opened = pending.unprotect(r.type, r.version, r.epoch, r.seq, r.fragment);
+      if (opened === null) continue;
+      const inner = pending.connectionId === undefined
+        ? { content: opened, type: r.type }
+        : innerContent(opened);
+      if (inner?.type === ContentType.Handshake) out.push(inner.content.slice());
     }
     return out;
   }
@@ -294,6 +319,11 @@ export class ReplayWindow {
   #top = -1;
   #lo = 0;
   #hi = 0;
+
+  /** The highest sequence number accepted so far; -1 before the first. */
+  get highest(): number {
+    return this.#top;
+  }
 
   /**
    * False for a sequence number already accepted, one too old for the

@@ -10,6 +10,11 @@
  *       opaque fragment[DTLSPlaintext.length];
  *     } DTLSPlaintext;
  *
+ * A record protected under a Connection ID (RFC 9146 §4) has content type
+ * tls12_cid and the CID between the sequence number and the length; its
+ * length is not on the wire, so a walk is told the length of the CIDs it
+ * expects (those we asked the peer to use).
+ *
  * One datagram may carry several records (RFC 6347 §4.1.1). Records are
  * returned as views into the datagram: nothing is copied here.
  *
@@ -25,6 +30,8 @@ export const ContentType = {
   Alert: 21,
   Handshake: 22,
   ApplicationData: 23,
+  /** RFC 9146 §4: a record with a Connection ID, its real type inside the encryption. */
+  Tls12Cid: 25,
 } as const;
 
 /** Bytes of a DTLS 1.0/1.2 record header. */
@@ -58,6 +65,8 @@ export interface RecordView {
   epoch: number;
   /** The 48-bit sequence number, exact in a JS number. */
   seq: number;
+  /** The Connection ID of a tls12_cid record (RFC 9146); empty for any other. */
+  cid: Uint8Array;
   /** The record body: DTLSPlaintext/DTLSCiphertext.fragment. */
   fragment: Uint8Array;
   /** The whole record, header included. */
@@ -83,19 +92,29 @@ export class RecordCursor implements RecordView {
   version = 0;
   epoch = 0;
   seq = 0;
+  cid: Uint8Array = EMPTY;
   fragment: Uint8Array = EMPTY;
   /** Malformed records met so far in this datagram. */
   malformed = 0;
   #datagram: Uint8Array = EMPTY;
   #at = 0;
   #start = 0;
+  /** Where the current record's fragment starts. */
+  #body = 0;
+  /** The length of the CIDs of tls12_cid records; 0: such records are framed as any other. */
+  #cidLength = 0;
 
-  /** Starts a walk over `datagram`. */
-  reset(datagram: Uint8Array): this {
+  /**
+   * Starts a walk over `datagram`, whose tls12_cid records carry CIDs of
+   * `cidLength` bytes (0: none are expected).
+   */
+  reset(datagram: Uint8Array, cidLength = 0): this {
     this.#datagram = datagram;
     this.#at = 0;
     this.malformed = 0;
     this.fragment = EMPTY;
+    this.cid = EMPTY;
+    this.#cidLength = cidLength;
     return this;
   }
 
@@ -108,7 +127,10 @@ export class RecordCursor implements RecordView {
     this.version = (datagram[at + 1]! << 8) | datagram[at + 2]!;
     this.epoch = (datagram[at + 3]! << 8) | datagram[at + 4]!;
     this.seq = readU48(datagram, at + 5);
-    this.fragment = datagram.subarray(at + RECORD_HEADER_LENGTH, this.#at);
+    this.cid = this.#body === at + RECORD_HEADER_LENGTH
+      ? EMPTY
+      : datagram.subarray(at + 11, this.#body - 2);
+    this.fragment = datagram.subarray(this.#body, this.#at);
     return true;
   }
 
@@ -122,13 +144,15 @@ export class RecordCursor implements RecordView {
     // Reads the header bytes directly: this runs once per datagram received.
     while (this.#at < end) {
       const at = this.#at;
-      if (end - at < RECORD_HEADER_LENGTH) {
+      const cidLength = datagram[at] === ContentType.Tls12Cid ? this.#cidLength : 0;
+      const lengthAt = at + 11 + cidLength;
+      if (end - at < RECORD_HEADER_LENGTH + cidLength) {
         this.malformed++;
         this.#at = end;
         return false;
       }
-      const length = (datagram[at + 11]! << 8) | datagram[at + 12]!;
-      const body = at + RECORD_HEADER_LENGTH;
+      const length = (datagram[lengthAt]! << 8) | datagram[lengthAt + 1]!;
+      const body = lengthAt + 2;
       if (length > end - body) {
         this.malformed++;
         this.#at = end;
@@ -140,6 +164,7 @@ export class RecordCursor implements RecordView {
         continue;
       }
       this.#start = at;
+      this.#body = body;
       return true;
     }
     return false;
@@ -157,6 +182,7 @@ export class RecordCursor implements RecordView {
       version: this.version,
       epoch: this.epoch,
       seq: this.seq,
+      cid: this.cid,
       fragment: this.fragment,
       raw: this.raw,
     };
@@ -164,8 +190,8 @@ export class RecordCursor implements RecordView {
 }
 
 /** Malformed records of `datagram` (see {@link RecordCursor}), counted without building views. */
-export function countMalformedRecords(datagram: Uint8Array): number {
-  const counter = COUNTER.reset(datagram);
+export function countMalformedRecords(datagram: Uint8Array, cidLength = 0): number {
+  const counter = COUNTER.reset(datagram, cidLength);
   while (counter.skip());
   return counter.malformed;
 }
@@ -176,9 +202,12 @@ const EMPTY = new Uint8Array(0);
 const COUNTER = new RecordCursor();
 
 /** Splits one datagram into its records, as {@link RecordCursor} walks them. */
-export function parseRecords(datagram: Uint8Array): { records: RecordView[]; malformed: number } {
+export function parseRecords(
+  datagram: Uint8Array,
+  cidLength = 0,
+): { records: RecordView[]; malformed: number } {
   const records: RecordView[] = [];
-  const cursor = new RecordCursor().reset(datagram);
+  const cursor = new RecordCursor().reset(datagram, cidLength);
   while (cursor.next()) records.push(cursor.view());
   return { records, malformed: cursor.malformed };
 }

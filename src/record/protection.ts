@@ -14,6 +14,7 @@
 import { allocateBytes } from "../codec/byte_pool.ts";
 import { writeU48 } from "../codec/writer.ts";
 import {
+  ContentType,
   encodeRecord,
   MAX_PLAINTEXT_LENGTH,
   RECORD_HEADER_LENGTH,
@@ -42,8 +43,13 @@ export interface RecordKeys {
 
 /** Protects and unprotects the records of one epoch in one direction. */
 export interface RecordProtection {
-  /** Maximum bytes protect() adds to a plaintext. */
+  /** Maximum bytes protect() adds to a plaintext (a Connection ID's header bytes included). */
   readonly overhead: number;
+  /**
+   * The Connection ID its records carry (RFC 9146), if any: they are
+   * tls12_cid records, and what `unprotect` returns is their inner plaintext.
+   */
+  readonly connectionId?: Uint8Array | undefined;
   /** Returns the DTLSCiphertext.fragment for a record with this header. */
   protect(
     type: number,
@@ -176,128 +182,62 @@ function putWord(b: Uint8Array, at: number, w: number): void {
 }
 
 /**
- * AES-GCM (RFC 5288 §3) and AES-CCM (RFC 6655 §3): nonce = salt(4) ||
- * nonce_explicit(8). We send epoch || seq as nonce_explicit, which is unique
- * per key, as most implementations do; on receipt the explicit part is
- * taken from the wire as those RFCs specify.
- * fragment = nonce_explicit || ciphertext || tag.
+ * The AEAD suites. AES-GCM (RFC 5288 §3) and AES-CCM (RFC 6655 §3): nonce =
+ * salt(4) || nonce_explicit(8); we send epoch || seq as nonce_explicit,
+ * which is unique per key, as most implementations do; on receipt the
+ * explicit part is taken from the wire as those RFCs specify; fragment =
+ * nonce_explicit || ciphertext || tag. ChaCha20-Poly1305 (RFC 7905 §2): no
+ * explicit nonce; the 64-bit sequence number (for DTLS, epoch || seq) is
+ * left-padded with four zero bytes and XORed into the 12-byte IV; fragment
+ * = ciphertext || tag.
+ *
+ * With a Connection ID (RFC 9146 §5) the record's header has the type
+ * tls12_cid and the CID, what is encrypted is the DTLSInnerPlaintext
+ * (content || real type; we send no padding) and the additional data is
+ * RFC 9146's. `unprotect` then returns the inner plaintext: the caller
+ * takes the real type from it (see `innerContent`).
  */
-class ExplicitNonceProtection implements RecordProtection {
+class AeadProtection implements RecordProtection {
   readonly overhead: number;
+  readonly connectionId: Uint8Array | undefined;
   readonly #aead: Aead;
-  /** The implicit nonce part, held as a number rather than a typed array. */
-  readonly #salt: number;
-
-  constructor(aead: Aead, salt: Uint8Array) {
-    this.#aead = aead;
-    this.#salt = word(salt, 0);
-    this.overhead = 8 + aead.tagLength;
-  }
-
-  protect(
-    type: number,
-    version: number,
-    epoch: number,
-    seq: number,
-    plaintext: Uint8Array,
-  ): Uint8Array {
-    this.#prepare(type, version, epoch, seq, plaintext);
-    const out = new Uint8Array(8 + plaintext.length + this.#aead.tagLength);
-    out.set(NONCE.subarray(4), 0);
-    this.#aead.sealInto(NONCE, AAD, plaintext, out, 8);
-    return out;
-  }
-
-  protectRecord(
-    type: number,
-    version: number,
-    epoch: number,
-    seq: number,
-    plaintext: Uint8Array,
-  ): Uint8Array {
-    const aead = this.#aead;
-    this.#prepare(type, version, epoch, seq, plaintext);
-    const out = newRecord(type, version, epoch, seq, 8 + plaintext.length + aead.tagLength);
-    // nonce_explicit is epoch || seq: the header's bytes 3 to 10.
-    out.copyWithin(RECORD_HEADER_LENGTH, 3, 11);
-    aead.sealInto(NONCE, AAD, plaintext, out, RECORD_HEADER_LENGTH + 8);
-    return out;
-  }
-
-  /** Checks the arguments and builds the nonce (salt || epoch || seq) and AAD. */
-  #prepare(
-    type: number,
-    version: number,
-    epoch: number,
-    seq: number,
-    plaintext: Uint8Array,
-  ): void {
-    checkSend(type, version, epoch, seq, plaintext);
-    putWord(NONCE, 0, this.#salt);
-    NONCE[4] = epoch >>> 8;
-    NONCE[5] = epoch;
-    writeU48(NONCE, 6, seq);
-    writeHeader(AAD, type, version, epoch, seq, plaintext.length);
-  }
-
-  unprotect(
-    type: number,
-    version: number,
-    epoch: number,
-    seq: number,
-    fragment: Uint8Array,
-  ): Uint8Array | null {
-    const length = fragment.length - 8 - this.#aead.tagLength;
-    if (length < 0 || length > MAX_PLAINTEXT_LENGTH || !validHeader(type, version, epoch, seq)) {
-      return null;
-    }
-    putWord(NONCE, 0, this.#salt);
-    for (let i = 0; i < 8; i++) NONCE[4 + i] = fragment[i]!;
-    writeHeader(AAD, type, version, epoch, seq, length);
-    return this.#aead.open(NONCE, AAD, fragment.subarray(8));
-  }
-}
-
-/**
- * ChaCha20-Poly1305 (RFC 7905 §2): no explicit nonce; the 64-bit sequence
- * number (for DTLS, epoch || seq) is left-padded with four zero bytes and
- * XORed into the 12-byte IV. fragment = ciphertext || tag.
- */
-class XorNonceProtection implements RecordProtection {
-  readonly overhead: number;
-  readonly #aead: Aead;
-  /** The 12-byte IV as three numbers rather than a typed array. */
+  /** Bytes of nonce_explicit in each fragment: 8 (GCM, CCM) or 0 (ChaCha20). */
+  readonly #explicit: number;
+  /** The salt (explicit nonces), or the 12-byte IV: numbers rather than a typed array. */
   readonly #iv0: number;
   readonly #iv1: number;
   readonly #iv2: number;
 
-  constructor(aead: Aead, iv: Uint8Array) {
+  constructor(aead: Aead, fixedIv: Uint8Array, explicit: boolean, cid: Uint8Array | undefined) {
     this.#aead = aead;
-    this.#iv0 = word(iv, 0);
-    this.#iv1 = word(iv, 4);
-    this.#iv2 = word(iv, 8);
-    this.overhead = aead.tagLength;
+    this.#explicit = explicit ? 8 : 0;
+    this.#iv0 = word(fixedIv, 0);
+    this.#iv1 = explicit ? 0 : word(fixedIv, 4);
+    this.#iv2 = explicit ? 0 : word(fixedIv, 8);
+    this.connectionId = cid;
+    this.overhead = this.#explicit + aead.tagLength + (cid === undefined ? 0 : cid.length + 1);
   }
 
-  /** NONCE = IV XOR (0^32 || epoch || seq), once AAD holds this record's header. */
-  #setNonce(): void {
-    // The AAD's first 8 bytes are exactly epoch || seq.
+  /**
+   * The nonce of the record epoch || seq; for a record received with an
+   * explicit nonce, that of its fragment's first 8 bytes.
+   */
+  #setNonce(epoch: number, seq: number, received?: Uint8Array): void {
+    const high = ((epoch << 16) | Math.floor(seq / 0x100000000)) >>> 0;
+    const low = seq >>> 0;
+    if (this.#explicit === 0) {
+      putWord(NONCE, 0, this.#iv0);
+      putWord(NONCE, 4, this.#iv1 ^ high);
+      putWord(NONCE, 8, this.#iv2 ^ low);
+      return;
+    }
     putWord(NONCE, 0, this.#iv0);
-    putWord(NONCE, 4, this.#iv1 ^ word(AAD, 0));
-    putWord(NONCE, 8, this.#iv2 ^ word(AAD, 4));
-  }
-
-  /** Checks the arguments and builds the AAD and nonce of a record to send. */
-  #prepare(
-    type: number,
-    version: number,
-    epoch: number,
-    seq: number,
-    plaintext: Uint8Array,
-  ): void {
-    checkSend(type, version, epoch, seq, plaintext);
-    writeHeader(AAD, type, version, epoch, seq, plaintext.length);
-    this.#setNonce();
+    if (received === undefined) {
+      putWord(NONCE, 4, high);
+      putWord(NONCE, 8, low);
+    } else {
+      for (let i = 0; i < 8; i++) NONCE[4 + i] = received[i]!;
+    }
   }
 
   protect(
@@ -307,8 +247,8 @@ class XorNonceProtection implements RecordProtection {
     seq: number,
     plaintext: Uint8Array,
   ): Uint8Array {
-    this.#prepare(type, version, epoch, seq, plaintext);
-    return this.#aead.seal(NONCE, AAD, plaintext);
+    const record = this.protectRecord(type, version, epoch, seq, plaintext);
+    return record.slice(RECORD_HEADER_LENGTH + (this.connectionId?.length ?? 0));
   }
 
   protectRecord(
@@ -318,10 +258,40 @@ class XorNonceProtection implements RecordProtection {
     seq: number,
     plaintext: Uint8Array,
   ): Uint8Array {
+    checkSend(type, version, epoch, seq, plaintext);
     const aead = this.#aead;
-    this.#prepare(type, version, epoch, seq, plaintext);
-    const out = newRecord(type, version, epoch, seq, plaintext.length + aead.tagLength);
-    aead.sealInto(NONCE, AAD, plaintext, out, RECORD_HEADER_LENGTH);
+    const explicit = this.#explicit;
+    const cid = this.connectionId;
+    this.#setNonce(epoch, seq);
+    if (cid === undefined) {
+      writeHeader(AAD, type, version, epoch, seq, plaintext.length);
+      const out = newRecord(
+        type,
+        version,
+        epoch,
+        seq,
+        explicit + plaintext.length + aead.tagLength,
+      );
+      // nonce_explicit is epoch || seq: the header's bytes 3 to 10.
+      if (explicit > 0) out.copyWithin(RECORD_HEADER_LENGTH, 3, 11);
+      aead.sealInto(NONCE, AAD, plaintext, out, RECORD_HEADER_LENGTH + explicit);
+      return out;
+    }
+    const innerLength = plaintext.length + 1;
+    const inner = allocateBytes(innerLength);
+    inner.set(plaintext);
+    inner[plaintext.length] = type;
+    const aad = writeCidAad(cid, version, epoch, seq, innerLength);
+    const headerLength = RECORD_HEADER_LENGTH + cid.length;
+    const fragmentLength = explicit + innerLength + aead.tagLength;
+    const out = allocateBytes(headerLength + fragmentLength);
+    writeRecordHeader(out, 0, ContentType.Tls12Cid, version, epoch, seq, fragmentLength);
+    // RFC 9146 §4: the CID goes between the sequence number and the length.
+    out.copyWithin(headerLength - 2, 11, 13);
+    out.set(cid, 11);
+    if (explicit > 0) out.copyWithin(headerLength, 3, 11);
+    aead.sealInto(NONCE, aad, inner, out, headerLength + explicit);
+    inner.fill(0);
     return out;
   }
 
@@ -332,14 +302,71 @@ class XorNonceProtection implements RecordProtection {
     seq: number,
     fragment: Uint8Array,
   ): Uint8Array | null {
-    const length = fragment.length - this.#aead.tagLength;
-    if (length < 0 || length > MAX_PLAINTEXT_LENGTH || !validHeader(type, version, epoch, seq)) {
-      return null;
+    const explicit = this.#explicit;
+    const cid = this.connectionId;
+    const length = fragment.length - explicit - this.#aead.tagLength;
+    const limit = cid === undefined ? MAX_PLAINTEXT_LENGTH : MAX_INNER_PLAINTEXT_LENGTH;
+    if (length < 0 || length > limit || !validHeader(type, version, epoch, seq)) return null;
+    this.#setNonce(epoch, seq, explicit > 0 ? fragment : undefined);
+    const sealed = explicit > 0 ? fragment.subarray(explicit) : fragment;
+    if (cid === undefined) {
+      writeHeader(AAD, type, version, epoch, seq, length);
+      return this.#aead.open(NONCE, AAD, sealed);
     }
-    writeHeader(AAD, type, version, epoch, seq, length);
-    this.#setNonce();
-    return this.#aead.open(NONCE, AAD, fragment);
+    if (type !== ContentType.Tls12Cid) return null;
+    return this.#aead.open(NONCE, writeCidAad(cid, version, epoch, seq, length), sealed);
   }
+}
+
+/**
+ * The longest DTLSInnerPlaintext accepted (RFC 9146 §4): content of at most
+ * 2^14 bytes, its type, and padding, which some peers add in blocks of 16.
+ */
+const MAX_INNER_PLAINTEXT_LENGTH = MAX_PLAINTEXT_LENGTH + 256;
+
+/** RFC 9146 §5's additional data, for CIDs up to the 255 bytes the extension allows. */
+const CID_AAD = new Uint8Array(23 + 255);
+
+/**
+ * Fills {@link CID_AAD} with seq_num_placeholder (8 x 0xff) || tls12_cid ||
+ * cid_length || tls12_cid || version || epoch || sequence_number || cid ||
+ * length_of_DTLSInnerPlaintext (RFC 9146 §5) and returns the part in use.
+ */
+function writeCidAad(
+  cid: Uint8Array,
+  version: number,
+  epoch: number,
+  seq: number,
+  innerLength: number,
+): Uint8Array {
+  const n = cid.length;
+  CID_AAD.fill(0xff, 0, 8);
+  CID_AAD[8] = ContentType.Tls12Cid;
+  CID_AAD[9] = n;
+  CID_AAD[10] = ContentType.Tls12Cid;
+  CID_AAD[11] = version >>> 8;
+  CID_AAD[12] = version;
+  CID_AAD[13] = epoch >>> 8;
+  CID_AAD[14] = epoch;
+  writeU48(CID_AAD, 15, seq);
+  CID_AAD.set(cid, 21);
+  CID_AAD[21 + n] = innerLength >>> 8;
+  CID_AAD[22 + n] = innerLength;
+  return CID_AAD.subarray(0, 23 + n);
+}
+
+/**
+ * The content and real type of a DTLSInnerPlaintext (RFC 9146 §4): the
+ * last non-zero byte is the type, zeros after it are padding. Undefined
+ * when there is no such byte or the content is too long.
+ */
+export function innerContent(
+  inner: Uint8Array,
+): { readonly content: Uint8Array; readonly type: number } | undefined {
+  let i = inner.length - 1;
+  while (i >= 0 && inner[i] === 0) i--;
+  if (i < 0 || i > MAX_PLAINTEXT_LENGTH) return undefined;
+  return { content: inner.subarray(0, i), type: inner[i]! };
 }
 
 /** Block size and length-field size of the MAC hash's Merkle-Damgard padding. */
@@ -581,7 +608,15 @@ export function createProtection(
   suite: CipherSuite,
   keys: RecordKeys,
   provider: CryptoProvider,
-  options: { encryptThenMac: boolean; random: RandomSource },
+  options: {
+    encryptThenMac: boolean;
+    random: RandomSource;
+    /**
+     * AEAD suites: the Connection ID records carry (RFC 9146): the peer's
+     * for records we send, ours for records we read; none or empty: none.
+     */
+    connectionId?: Uint8Array | undefined;
+  },
 ): RecordProtection {
   if (keys.key.length !== suite.keyLength) {
     throw new TypeError(
@@ -600,19 +635,22 @@ export function createProtection(
   }
   const cipher = suite.cipher;
   if (cipher.kind === "cbc") {
+    if (options.connectionId !== undefined && options.connectionId.length > 0) {
+      throw new TypeError(`Cannot use a Connection ID with ${suite.name}: AEAD suites only`);
+    }
     return new CbcProtection(suite, cipher.macHash, cipher.macLength, keys, provider, options);
   }
   const aead = provider.aead(cipher.aead, keys.key);
-  if (cipher.explicitNonce) {
-    if (keys.fixedIv.length !== 4) {
-      throw new TypeError(`Cannot create record protection: ${suite.name} salt must be 4 bytes`);
-    }
-    return new ExplicitNonceProtection(aead, keys.fixedIv);
+  if (cipher.explicitNonce && keys.fixedIv.length !== 4) {
+    throw new TypeError(`Cannot create record protection: ${suite.name} salt must be 4 bytes`);
   }
-  if (keys.fixedIv.length !== 12) {
+  if (!cipher.explicitNonce && keys.fixedIv.length !== 12) {
     throw new TypeError(`Cannot create record protection: ${suite.name} IV must be 12 bytes`);
   }
-  return new XorNonceProtection(aead, keys.fixedIv);
+  const cid = options.connectionId === undefined || options.connectionId.length === 0
+    ? undefined
+    : options.connectionId;
+  return new AeadProtection(aead, keys.fixedIv, cipher.explicitNonce, cid);
 }
 
 /**

@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
 import { isLoopbackIp } from "../codec/ip_address.ts";
-import { CONNECTION_DEFAULTS, ENDPOINT_DEFAULTS } from "../connection/endpoint.ts";
+import { CONNECTION_DEFAULTS, ENDPOINT_DEFAULTS, MAX_CID_LENGTH } from "../connection/endpoint.ts";
 import { SERVER_DEFAULTS } from "./dtls_server.ts";
 
 /** A configuration error: the message names the setting and its source. */
@@ -120,6 +120,15 @@ export const SETTINGS: readonly Spec[] = [
     min: 0,
     max: 10_000_000,
     help: "sessions kept for resumption by session ID (0: none)",
+  },
+  {
+    name: "cid-length",
+    kind: "int",
+    default: ENDPOINT_DEFAULTS.cidLength,
+    min: 0,
+    max: MAX_CID_LENGTH,
+    help: "bytes of the Connection ID (RFC 9146) given to clients that offer it, so that they " +
+      "keep their connection when their address changes (0: none)",
   },
   {
     name: "identity-hint",
@@ -293,6 +302,7 @@ export interface ServerSettings {
   readonly tickets: boolean;
   readonly sessionLifetimeMs: number;
   readonly sessionCacheSize: number;
+  readonly cidLength: number;
   readonly identityHint: string;
   readonly allowDemoKey: boolean;
   readonly mtu: number;

@@ -93,6 +93,7 @@ const SERVER_OPTIONS = {
   tickets: "other",
   sessionLifetimeMs: "limit",
   sessionCacheSize: "limit",
+  cidLength: "limit",
   identityHint: "other",
   suites: "other",
   groups: "other",
@@ -159,6 +160,12 @@ export interface DtlsServerOptions {
   readonly sessionLifetimeMs?: number;
   /** Sessions cached for resumption by session ID; 0: no session IDs. */
   readonly sessionCacheSize?: number;
+  /**
+   * Bytes of the Connection ID (RFC 9146) given to clients that offer the
+   * extension (AEAD suites); 0: none. A client with one keeps its
+   * connection when its address changes (a NAT rebinding).
+   */
+  readonly cidLength?: number;
   /** psk_identity_hint (default: the Qt example's). */
   readonly identityHint?: string;
   /** Suites in preference order (default: all, AEAD with forward secrecy first). */
@@ -399,6 +406,7 @@ export class DtlsServer {
       handshakeBurst: options.handshakeBurst,
       maxReassemblyTotal: options.maxReassemblyTotal,
       maxReassemblyPerSource: options.maxReassemblyPerSource,
+      cidLength: options.cidLength,
     });
     this.#installGauges();
   }
@@ -712,10 +720,36 @@ export class DtlsServer {
             peer,
           });
         }
+        if (outcome.movedFrom !== undefined) this.#moved(outcome.entry, outcome.movedFrom, addr);
         this.#drain(outcome.entry);
         return;
       }
     }
+  }
+
+  /**
+   * A peer with a Connection ID now sends from `addr` (an authenticated
+   * record, the newest it sent): answers go there, and the handler sees it.
+   */
+  #moved(entry: PeerEntry<PeerRoute>, from: string, addr: Deno.NetAddr): void {
+    const route = entry.route;
+    if (route !== undefined) {
+      entry.route = {
+        addr,
+        info: { ...route.info, address: addr.hostname, port: addr.port },
+        onSendError: this.#sendError(entry.peer),
+      };
+    }
+    this.metrics.inc("dtls_cid_rebinds_total");
+    // Throttled: a peer that can authenticate can also move often.
+    this.#noise.note(
+      this.#clock(),
+      "peer_address_changed",
+      "info",
+      "peer_address_changed",
+      `Peer ${from} moved to ${entry.peer} (Connection ID)`,
+      { peer: entry.peer, from },
+    );
   }
 
   /**
@@ -739,7 +773,7 @@ export class DtlsServer {
         sends?.push(sent);
       }
     }
-    if (connection.isClosed) this.#endpoint.remove(peer, connection);
+    if (connection.isClosed) this.#endpoint.forget(entry);
   }
 
   #onEvent(

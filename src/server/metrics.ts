@@ -50,6 +50,10 @@ export const FAMILIES = {
     help: "Session tickets offered but not resumed, by reason",
     type: "counter",
   },
+  dtls_cid_rebinds_total: {
+    help: "Peers with a Connection ID that moved to a new address (RFC 9146)",
+    type: "counter",
+  },
   dtls_session_cache_entries: {
     help: "Sessions held for resumption by session ID",
     type: "gauge",

@@ -169,6 +169,7 @@ Deno.test("code points match the IANA registry", () => {
     EncryptThenMac: 22,
     ExtendedMasterSecret: 23,
     SessionTicket: 35,
+    ConnectionId: 54,
     RenegotiationInfo: 0xff01,
   });
   assert.deepEqual(NamedGroup, { x25519: 29, secp256r1: 23, secp384r1: 24 });

@@ -129,6 +129,7 @@ function editingHost(
     emit: (e) => host.emit(e),
     sendWarning: (d) => host.sendWarning(d),
     established: () => host.established(),
+    useConnectionId: (cid) => host.useConnectionId(cid),
   };
 }
 

@@ -70,6 +70,11 @@ export class Pair {
   #delayed: { direction: "c2s" | "s2c"; datagram: Uint8Array }[] = [];
   #counts = { c2s: 0, s2c: 0 };
   readonly script: NetworkScript;
+  /** Where the client's datagrams come from (a test may move it: a NAT rebinding). */
+  clientAddress = PEER;
+  /** What the endpoint made of the last datagram from the client. */
+  lastOutcome: EndpointOutcome | undefined;
+  #server: Connection | undefined;
 
   constructor(
     options: {
@@ -80,6 +85,8 @@ export class Pair {
       mtu?: number;
       /** The server's MTU, when it differs from `mtu`. */
       serverMtu?: number;
+      /** The endpoint's Connection ID length (default: none). */
+      cidLength?: number;
       /** Virtual time at the start, ms (certificates need a date they are valid at). */
       start?: number;
     } = {},
@@ -96,13 +103,14 @@ export class Pair {
       psk: serverPsk(options.server),
       maxConnections: 100,
       idleTimeoutMs: 600_000,
+      cidLength: options.cidLength ?? 0,
     });
     this.client = createClientConnection(config("client"), clientPsk(options.client), this.now);
   }
 
   /** The server's connection with the client, if any. */
   get server(): Connection | undefined {
-    return this.endpoint.get(PEER);
+    return this.endpoint.get(this.clientAddress) ?? this.#server;
   }
 
   #route(direction: "c2s" | "s2c", datagram: Uint8Array): void {
@@ -122,7 +130,9 @@ export class Pair {
       this.client.handleDatagram(datagram, this.now);
       return;
     }
-    const outcome = this.endpoint.handleDatagram(datagram, PEER, this.now);
+    const outcome = this.endpoint.handleDatagram(datagram, this.clientAddress, this.now);
+    if (outcome.kind === "connection") this.#server = outcome.connection;
+    this.lastOutcome = outcome;
     this.outcomes.push(outcome.kind);
     if (outcome.kind === "hello_verify_request") this.#route("s2c", outcome.datagram);
   }

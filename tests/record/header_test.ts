@@ -20,6 +20,7 @@ Deno.test("header: constants", () => {
     Alert: 21,
     Handshake: 22,
     ApplicationData: 23,
+    Tls12Cid: 25,
   });
   assert.equal(RECORD_HEADER_LENGTH, 13);
   assert.equal(DTLS_1_2, 0xfefd);
@@ -261,4 +262,28 @@ Deno.test("header: one cursor reused across datagrams, even reset mid-walk, walk
   assert.equal(countMalformedRecords(concat(good, oversized, good)), 1);
   assert.equal(countMalformedRecords(concat(good, good.subarray(0, 10))), 1);
   assert.equal(countMalformedRecords(interrupter), 2);
+});
+
+Deno.test("header: a tls12_cid record is framed with the CID length the walk is told (RFC 9146 §4)", () => {
+  const cidRecord = hex("19" + "fefd" + "0001" + "000000000007" + "c0ffee" + "0002" + "abcd");
+  const plain = encodeRecord(ContentType.ApplicationData, DTLS_1_2, 1, 8, hex("0102"));
+  const { records, malformed } = parseRecords(concat(cidRecord, plain), 3);
+  assert.equal(malformed, 0);
+  assert.equal(records.length, 2);
+  assert.equal(records[0]!.type, 25);
+  assert.equal(toHex(records[0]!.cid), "c0ffee");
+  assert.equal(toHex(records[0]!.fragment), "abcd");
+  assert.equal(records[0]!.seq, 7);
+  assert.equal(toHex(records[0]!.raw), toHex(cidRecord));
+  assert.equal(records[1]!.cid.length, 0);
+  assert.equal(toHex(records[1]!.fragment), "0102");
+  // Every cut of the CID record leaves nothing well framed.
+  for (let n = 1; n < cidRecord.length; n++) {
+    const cut = parseRecords(cidRecord.subarray(0, n), 3);
+    assert.equal(cut.records.length, 0, `cut at ${n}`);
+    assert.equal(cut.malformed, 1, `cut at ${n}`);
+    assert.equal(countMalformedRecords(cidRecord.subarray(0, n), 3), 1);
+  }
+  // A walk told of no CIDs frames it as any record: its length field is then CID bytes.
+  assert.equal(parseRecords(cidRecord, 0).records.length, 0);
 });

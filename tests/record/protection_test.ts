@@ -6,6 +6,7 @@ import type { CryptoProvider } from "../../src/crypto/provider.ts";
 import { ContentType, DTLS_1_2, encodeRecord } from "../../src/record/header.ts";
 import {
   createProtection,
+  innerContent,
   NULL_PROTECTION,
   type RecordKeys,
   type RecordProtection,
@@ -503,4 +504,129 @@ Deno.test("protection: CBC encrypt-then-MAC rejects bad padding even under a goo
   bad[9] = 6;
   assert.equal(receive.unprotect(APP, DTLS_1_2, 1, 1, seal(bad)), null);
   assert.equal(receive.unprotect(APP, DTLS_1_2, 1, 1, seal(new Uint8Array(16).fill(40))), null);
+});
+
+// ---- RFC 9146 Connection ID records ---------------------------------------------
+
+/** RFC 9146 §5's additional data, built here byte by byte from the RFC's list. */
+function cidAad(cid: Uint8Array, epoch: number, seq: number, innerLength: number): Uint8Array {
+  const h = new Uint8Array(23 + cid.length);
+  const view = new DataView(h.buffer);
+  h.fill(0xff, 0, 8); // seq_num_placeholder
+  h[8] = 25; // tls12_cid
+  h[9] = cid.length; // cid_length
+  h[10] = 25; // tls12_cid
+  view.setUint16(11, DTLS_1_2);
+  view.setUint16(13, epoch);
+  view.setUint16(15, Math.floor(seq / 2 ** 32));
+  view.setUint32(17, seq % 2 ** 32);
+  h.set(cid, 21);
+  view.setUint16(21 + cid.length, innerLength);
+  return h;
+}
+
+const CID = hex("0a0b0c0d0e0f");
+
+Deno.test("protection: a CID record is tls12_cid || version || epoch || seq || cid || length || GCM(inner, RFC 9146 AAD)", () => {
+  const suite = suiteByName("TLS_PSK_WITH_AES_128_GCM_SHA256");
+  const random = seededRandom(91);
+  const keys = keysFor(suite, random);
+  const send = createProtection(suite, keys, nobleProvider, {
+    encryptThenMac: false,
+    random,
+    connectionId: CID,
+  });
+  const plaintext = random(20);
+  const epoch = 1, seq = 0x0000000a0b0c;
+  const record = send.protectRecord(APP, DTLS_1_2, epoch, seq, plaintext);
+  const explicit = hex("0001" + "0000000a0b0c");
+  const inner = concat(plaintext, new Uint8Array([APP]));
+  const c = createCipheriv("aes-128-gcm", keys.key, concat(keys.fixedIv, explicit));
+  c.setAAD(cidAad(CID, epoch, seq, inner.length));
+  const fragment = concat(explicit, c.update(inner), c.final(), c.getAuthTag());
+  const head = hex("19" + "fefd" + "0001" + "0000000a0b0c" + "0a0b0c0d0e0f");
+  const length = new Uint8Array([fragment.length >> 8, fragment.length & 0xff]);
+  assert.equal(toHex(record), toHex(concat(head, length, fragment)));
+  assert.equal(send.overhead, 8 + 16 + CID.length + 1);
+});
+
+Deno.test("protection: a ChaCha20 CID record matches the raw AEAD over the inner plaintext", () => {
+  const suite = suiteByName("TLS_PSK_WITH_CHACHA20_POLY1305_SHA256");
+  const random = seededRandom(92);
+  const keys = keysFor(suite, random);
+  const send = createProtection(suite, keys, nobleProvider, {
+    encryptThenMac: false,
+    random,
+    connectionId: CID,
+  });
+  const plaintext = random(7);
+  const epoch = 1, seq = 5;
+  const nonce = keys.fixedIv.slice();
+  const counter = hex("00000000" + "0001" + "000000000005");
+  for (let i = 0; i < 12; i++) nonce[i]! ^= counter[i]!;
+  const inner = concat(plaintext, new Uint8Array([ContentType.Alert]));
+  const c = createCipheriv("chacha20-poly1305", keys.key, nonce, { authTagLength: 16 });
+  c.setAAD(cidAad(CID, epoch, seq, inner.length), { plaintextLength: inner.length });
+  const expected = concat(c.update(inner), c.final(), c.getAuthTag());
+  const record = send.protectRecord(ContentType.Alert, DTLS_1_2, epoch, seq, plaintext);
+  assert.equal(toHex(record.subarray(13 + CID.length)), toHex(expected));
+});
+
+Deno.test("protection: CID records open to their inner plaintext under every AEAD suite and provider", () => {
+  for (const suite of CIPHER_SUITES.filter((s) => s.cipher.kind === "aead")) {
+    for (const provider of [nobleProvider, nodeProvider]) {
+      const random = seededRandom(93);
+      const keys = keysFor(suite, random);
+      const options = { encryptThenMac: false, random, connectionId: CID };
+      const send = createProtection(suite, keys, provider, options);
+      const receive = createProtection(suite, keys, provider, options);
+      const plaintext = random(100);
+      const record = send.protectRecord(ContentType.Handshake, DTLS_1_2, 1, 9, plaintext);
+      const fragment = record.subarray(13 + CID.length);
+      const inner = receive.unprotect(ContentType.Tls12Cid, DTLS_1_2, 1, 9, fragment);
+      assert.ok(inner, suite.name);
+      assert.equal(toHex(inner), toHex(concat(plaintext, new Uint8Array([ContentType.Handshake]))));
+      // Only as a tls12_cid record, and only with its own header.
+      assert.equal(receive.unprotect(ContentType.Handshake, DTLS_1_2, 1, 9, fragment), null);
+      assert.equal(receive.unprotect(ContentType.Tls12Cid, DTLS_1_2, 1, 10, fragment), null);
+      for (let n = 0; n < fragment.length; n++) {
+        assert.equal(
+          receive.unprotect(ContentType.Tls12Cid, DTLS_1_2, 1, 9, fragment.subarray(0, n)),
+          null,
+        );
+      }
+      // Another CID in the additional data: nothing opens.
+      const other = createProtection(suite, keys, provider, {
+        ...options,
+        connectionId: hex("0a0b0c0d0e00"),
+      });
+      assert.equal(other.unprotect(ContentType.Tls12Cid, DTLS_1_2, 1, 9, fragment), null);
+      // Without a CID the same keys do not open it either.
+      const plain = createProtection(suite, keys, provider, { encryptThenMac: false, random });
+      assert.equal(plain.unprotect(ContentType.Tls12Cid, DTLS_1_2, 1, 9, fragment), null);
+    }
+  }
+});
+
+Deno.test("protection: innerContent takes the last non-zero byte as the type, refuses all-zero", () => {
+  assert.deepEqual(innerContent(hex("61626317")), { content: hex("616263"), type: 23 });
+  assert.deepEqual(innerContent(hex("6162631500000000")), { content: hex("616263"), type: 21 });
+  assert.deepEqual(innerContent(hex("16")), { content: hex(""), type: 22 });
+  assert.equal(innerContent(hex("")), undefined);
+  assert.equal(innerContent(hex("000000")), undefined);
+  assert.equal(innerContent(new Uint8Array(16385 + 1).fill(1)), undefined);
+});
+
+Deno.test("protection: a Connection ID on a CBC suite is refused", () => {
+  const suite = suiteByName("TLS_PSK_WITH_AES_128_CBC_SHA256");
+  const random = seededRandom(94);
+  assert.throws(
+    () =>
+      createProtection(suite, keysFor(suite, random), nobleProvider, {
+        encryptThenMac: true,
+        random,
+        connectionId: CID,
+      }),
+    /AEAD suites only/,
+  );
 });
