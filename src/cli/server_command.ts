@@ -67,14 +67,44 @@ function clientAuthPolicy(
   settings: ServerSettings,
   clientCa: Uint8Array[] | undefined,
   clientKeys: Uint8Array[] | undefined,
+  provider: CryptoProvider,
 ): ClientAuthPolicy {
+  const required = settings.clientAuth === "require";
   return {
     ...(clientCa === undefined ? {} : {
       check: chainVerifier({ anchors: clientCa, purpose: "client" }),
     }),
     ...(clientKeys === undefined ? {} : { rawKeys: clientKeys }),
-    required: settings.clientAuth === "require",
+    required,
+    id: clientAuthId(provider, required, clientCa ?? [], clientKeys ?? []),
   };
+}
+
+/**
+ * SHA-256 over what a client authentication policy trusts, each item
+ * length-prefixed: instances with the same --client-ca, --client-keys and
+ * --client-auth agree on it, and a reload that changes them changes it
+ * (sessions a certificate authenticated resume only under the same id).
+ */
+function clientAuthId(
+  provider: CryptoProvider,
+  required: boolean,
+  cas: readonly Uint8Array[],
+  keys: readonly Uint8Array[],
+): Uint8Array {
+  const parts: Uint8Array[] = [new Uint8Array([required ? 1 : 0, cas.length, keys.length])];
+  for (const item of [...cas, ...keys]) {
+    const length = new Uint8Array(4);
+    new DataView(length.buffer).setUint32(0, item.length);
+    parts.push(length, item);
+  }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return provider.hash("sha256", all);
 }
 
 /** The raw public keys of --client-keys, DER SubjectPublicKeyInfo; undefined without it. */
@@ -208,7 +238,7 @@ export function loadTicketKeys(settings: ServerSettings): Uint8Array[] | undefin
   const path = settings.ticketKeyFile;
   if (path === undefined) return undefined;
   if (!settings.tickets) {
-    throw new ConfigError("Cannot use --ticket-key-file with --tickets false");
+    throw new ConfigError("Cannot use --ticket-key-file with --no-tickets");
   }
   let text: string;
   try {
@@ -308,7 +338,7 @@ export async function runServer(
     psk: psk ?? mapPskStore(new Map()),
     ...(settings.keylog === undefined ? {} : { keyLogFile: settings.keylog }),
     ...(clientCa === undefined && clientKeys === undefined ? {} : {
-      clientAuth: clientAuthPolicy(settings, clientCa, clientKeys),
+      clientAuth: clientAuthPolicy(settings, clientCa, clientKeys, provider),
     }),
     ...(psk === undefined ? { suites: CERTIFICATE_SUITES } : {}),
     ...(certificate === undefined ? {} : { certificate: certificate.certificate }),
@@ -385,7 +415,7 @@ export async function runServer(
       try {
         const ca = loadClientCa(settings);
         const keys = loadClientKeys(settings);
-        server.setClientAuth(clientAuthPolicy(settings, ca, keys));
+        server.setClientAuth(clientAuthPolicy(settings, ca, keys, provider));
         server.metrics.inc("dtls_client_auth_reloads_total", { result: "ok" });
         logger.log(
           "info",

@@ -891,7 +891,9 @@ export class ClientHandshake implements HandshakeDriver {
       }], false);
     }
     const resume = this.#options.resume;
-    const ticket = state.ticket ?? (state.resumed ? resume?.ticket : undefined);
+    // RFC 5077 §3.3: an empty ticket is none.
+    const sent = state.ticket !== undefined && state.ticket.length > 0 ? state.ticket : undefined;
+    const ticket = sent ?? (state.resumed ? resume?.ticket : undefined);
     if (a.extendedMasterSecret && (a.sessionId.length > 0 || ticket !== undefined)) {
       conn.emit({
         type: "resumable_session",

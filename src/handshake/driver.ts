@@ -44,7 +44,13 @@ export interface CertificateWithKey {
  * when the chain is trusted, else the alert to fail with and why.
  */
 export type CertificateVerdict =
-  | { readonly ok: true; readonly spki: Uint8Array; readonly subject: string }
+  | {
+    readonly ok: true;
+    readonly spki: Uint8Array;
+    readonly subject: string;
+    /** When the chain stops being valid: the earliest notAfter on it, ms since the epoch. */
+    readonly notAfter: number;
+  }
   | {
     readonly ok: false;
     readonly alert:

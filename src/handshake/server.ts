@@ -153,6 +153,13 @@ export interface ClientAuthPolicy {
   readonly check?: ChainCheck;
   readonly rawKeys?: readonly Uint8Array[];
   readonly required: boolean;
+  /**
+   * What identifies this policy (a hash of its CAs, raw keys and
+   * `required`): a session a client certificate authenticated resumes
+   * only under a policy with the same id. Without one such sessions never
+   * resume: the client shows its certificate again.
+   */
+  readonly id?: Uint8Array;
 }
 
 /** What was agreed in the hellos. */
@@ -183,6 +190,10 @@ interface ConnectionIds {
 interface ClientCertificate {
   readonly spki: Uint8Array;
   readonly subject: string;
+  /** When its chain stops being valid, ms (0: a raw public key, which does not). */
+  readonly notAfter: number;
+  /** The id of the policy that trusted it (empty: none, so its session never resumes). */
+  readonly policyId: Uint8Array;
   /** The handshake messages so far, hashed for the CertificateVerify. */
   readonly signature: TranscriptSignature;
 }
@@ -196,6 +207,8 @@ interface Keyed {
   readonly identityBytes: Uint8Array;
   /** The client's certificate, when one authenticated it. */
   readonly peerCertificate?: PeerCertificate;
+  /** Until when, and under which policy, the client's certificate holds (for its session). */
+  readonly peerValidity?: { readonly notAfter: number; readonly policyId: Uint8Array };
   /** The PSK's check value, kept for the session (PSK suites, when resumption is on). */
   readonly pskCheck?: Uint8Array;
   /** How the session was found, when this is an abbreviated handshake. */
@@ -637,7 +650,13 @@ export class ServerHandshake implements HandshakeDriver {
         kind: "await_client_key_exchange",
         n,
         nextSeq,
-        client: { spki: spki.slice(), subject: "raw public key", signature },
+        client: {
+          spki: spki.slice(),
+          subject: "raw public key",
+          notAfter: 0,
+          policyId: clientAuth.id ?? EMPTY,
+          signature,
+        },
       };
     }
     const verdict = clientAuth.check!(chain, this.#conn.now);
@@ -651,7 +670,13 @@ export class ServerHandshake implements HandshakeDriver {
       kind: "await_client_key_exchange",
       n,
       nextSeq,
-      client: { spki: verdict.spki, subject: verdict.subject, signature },
+      client: {
+        spki: verdict.spki,
+        subject: verdict.subject,
+        notAfter: verdict.notAfter,
+        policyId: clientAuth.id ?? EMPTY,
+        signature,
+      },
     };
   }
 
@@ -691,6 +716,7 @@ export class ServerHandshake implements HandshakeDriver {
         subject: state.client.subject,
         spkiSha256: toHex(provider.hash("sha256", state.client.spki)),
       },
+      peerValidity: { notAfter: state.client.notAfter, policyId: state.client.policyId },
     };
     if (!state.changeCipherSpecSeen) return { ...keyed, kind: "await_change_cipher_spec" };
     // Its ChangeCipherSpec came first: taken now, as onChangeCipherSpec would.
@@ -736,7 +762,10 @@ export class ServerHandshake implements HandshakeDriver {
       return { session, suite: suiteById(session.suiteId)!, kind };
     }
     if (kind === "ticket") this.#conn.emit({ type: "ticket_refused", reason: refusal });
-    else policy.cache!.delete(ch.sessionId);
+    // A session whose key is gone is gone. One that does not fit this
+    // ClientHello stays: anyone who saw its ID (sent in the clear) could
+    // otherwise evict it.
+    else if (refusal === "identity_unknown") policy.cache!.delete(ch.sessionId);
     return undefined;
   }
 
@@ -757,8 +786,31 @@ export class ServerHandshake implements HandshakeDriver {
     const certificateSuite = suite.kx === "ecdhe_ecdsa" || suite.kx === "ecdhe_rsa";
     if (certificateSuite) {
       if (session.identityBytes.length !== 0) return "mismatch";
-      // Client authentication required now: a session without a client certificate will not do.
-      if (this.#clientAuth()?.required === true && session.peerCertificate === undefined) {
+      // Only where the certificate it was made with is still served.
+      const certificate = this.#options.certificate?.();
+      if (
+        certificate === undefined ||
+        certificate.key.type !== (suite.kx === "ecdhe_ecdsa" ? "ec" : "rsa") ||
+        !constantTimeEqual(
+          this.#conn.config.provider.hash("sha256", certificate.spki),
+          session.serverSpkiSha256,
+        )
+      ) {
+        return "mismatch";
+      }
+      const auth = this.#clientAuth();
+      const peer = session.peerCertificate;
+      if (peer === undefined) {
+        // Client authentication required now: a session without a client certificate will not do.
+        return auth?.required === true ? "mismatch" : undefined;
+      }
+      // The client's certificate holds only under the policy that accepted
+      // it (a CA or key taken out ends its sessions), and only until its chain expires.
+      if (
+        auth?.id === undefined || peer.policyId.length === 0 ||
+        !constantTimeEqual(auth.id, peer.policyId) ||
+        (peer.notAfter !== 0 && !(this.#conn.now <= peer.notAfter))
+      ) {
         return "mismatch";
       }
       return undefined;
@@ -868,9 +920,12 @@ export class ServerHandshake implements HandshakeDriver {
       master,
       identity: decoder.decode(session.identityBytes),
       identityBytes: session.identityBytes,
-      ...(session.peerCertificate === undefined
-        ? {}
-        : { peerCertificate: session.peerCertificate }),
+      ...(session.peerCertificate === undefined ? {} : {
+        peerCertificate: {
+          subject: session.peerCertificate.subject,
+          spkiSha256: session.peerCertificate.spkiSha256,
+        },
+      }),
       resumed: kind,
     };
   }
@@ -899,14 +954,29 @@ export class ServerHandshake implements HandshakeDriver {
   #newSessionTicket(session: Session): Uint8Array {
     const tickets = this.#options.resumption!.tickets!;
     const left = session.issuedAt + tickets.lifetimeMs - this.#conn.now;
+    let ticket: Uint8Array;
+    try {
+      ticket = tickets.seal(session);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      // RFC 5077 §3.3: having promised a ticket, send an empty one. (A
+      // session too big to seal: a very long certificate subject.)
+      return encodeNewSessionTicket({ lifetimeHint: 0, ticket: EMPTY });
+    }
     return encodeNewSessionTicket({
       lifetimeHint: Math.min(0xffffffff, Math.max(0, Math.floor(left / 1000))),
-      ticket: tickets.seal(session),
+      ticket,
     });
   }
 
   /** The session a full handshake leaves to resume, once it completed. */
   #sessionOf(state: Keyed): Session {
+    const kx = state.n.suite.kx;
+    const certificate = kx === "ecdhe_ecdsa" || kx === "ecdhe_rsa"
+      ? this.#options.certificate?.()
+      : undefined;
+    const peer = state.peerCertificate;
+    const validity = state.peerValidity;
     return {
       issuedAt: this.#conn.now,
       suiteId: state.n.suite.id,
@@ -915,7 +985,17 @@ export class ServerHandshake implements HandshakeDriver {
       encryptThenMac: state.n.encryptThenMac,
       identityBytes: state.identityBytes,
       pskCheck: state.pskCheck ?? EMPTY,
-      ...(state.peerCertificate === undefined ? {} : { peerCertificate: state.peerCertificate }),
+      serverSpkiSha256: certificate === undefined
+        ? EMPTY
+        : this.#conn.config.provider.hash("sha256", certificate.spki),
+      ...(peer === undefined || validity === undefined ? {} : {
+        peerCertificate: {
+          subject: peer.subject,
+          spkiSha256: peer.spkiSha256,
+          notAfter: validity.notAfter,
+          policyId: validity.policyId,
+        },
+      }),
     };
   }
 

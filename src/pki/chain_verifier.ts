@@ -106,14 +106,16 @@ function verifyChain(
   const onPath = new Set<X509Certificate>([leaf]);
   let current = leaf;
   for (let depth = 0; depth < MAX_DEPTH && budget.checks > 0; depth++) {
-    if (anchors.some((a) => a.raw.equals(current.raw))) return trusted(leaf, chain[0]!, purpose);
+    if (anchors.some((a) => a.raw.equals(current.raw))) {
+      return trusted(leaf, chain[0]!, purpose, onPath);
+    }
     const anchor = anchors.find((a) => issued(current, a, budget));
     if (anchor !== undefined) {
       const expired = outOfDate(anchor, now);
       if (expired !== undefined) {
         return { ok: false, alert: "certificate_expired", reason: expired };
       }
-      return trusted(leaf, chain[0]!, purpose);
+      return trusted(leaf, chain[0]!, purpose, [...onPath, anchor]);
     }
     const next = certs.find((c) => !onPath.has(c) && c.ca && issued(current, c, budget));
     if (next === undefined) break;
@@ -199,11 +201,16 @@ function outOfDate(cert: X509Certificate, now: number): string | undefined {
   return undefined;
 }
 
-/** The verdict on a leaf whose chain is trusted: what it may be used for decides. */
+/**
+ * The verdict on a leaf whose chain is trusted: what it may be used for
+ * decides. `path`: the certificates from the leaf to the anchor, whose
+ * earliest notAfter is when the chain stops being valid.
+ */
 function trusted(
   leaf: X509Certificate,
   der: Uint8Array,
   purpose: "server" | "client",
+  path: Iterable<X509Certificate>,
 ): CertificateVerdict {
   const misused = usageProblem(der, purpose);
   if (misused !== undefined) {
@@ -213,5 +220,6 @@ function trusted(
     ok: true,
     spki: new Uint8Array(leaf.publicKey.export({ type: "spki", format: "der" })),
     subject: leaf.subject,
+    notAfter: Math.min(...Array.from(path, (c) => Date.parse(c.validTo))),
   };
 }

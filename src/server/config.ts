@@ -104,7 +104,7 @@ export const SETTINGS: readonly Spec[] = [
     name: "tickets",
     kind: "bool",
     default: SERVER_DEFAULTS.tickets,
-    help: "issue and resume session tickets (RFC 5077)",
+    help: "issue and resume session tickets (RFC 5077); --no-tickets turns them off",
   },
   {
     name: "session-lifetime",
@@ -448,7 +448,16 @@ export function resolveSettings(
   }
   let flags: Record<string, unknown>;
   try {
-    flags = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values;
+    // allowNegative: every boolean also takes --no-<name> (--no-tickets).
+    flags = parseArgs(
+      {
+        args: [...args],
+        options,
+        strict: true,
+        allowPositionals: false,
+        allowNegative: true,
+      } as Parameters<typeof parseArgs>[0],
+    ).values;
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new ConfigError(`Cannot parse the command line: ${message.split("\n")[0]}`);

@@ -31,11 +31,24 @@ export interface Session {
    * ends its sessions; empty on the certificate suites.
    */
   readonly pskCheck: Uint8Array;
+  /**
+   * SHA-256 of the server's certificate key (SubjectPublicKeyInfo) on the
+   * certificate suites, empty on the PSK suites: a session resumes only
+   * where that certificate is still served.
+   */
+  readonly serverSpkiSha256: Uint8Array;
   /** The client's certificate, when one authenticated it. */
   readonly peerCertificate?: {
     readonly subject: string;
     /** SHA-256 of its SubjectPublicKeyInfo, lowercase hex. */
     readonly spkiSha256: string;
+    /** When its chain stops being valid, ms since the epoch; 0 for a raw public key. */
+    readonly notAfter: number;
+    /**
+     * What identifies the client authentication policy that accepted it
+     * (`ClientAuthPolicy.id`): under another one the session is not resumed.
+     */
+    readonly policyId: Uint8Array;
   };
 }
 
@@ -54,6 +67,10 @@ export function encodeSession(session: Session): Uint8Array {
     throw new RangeError("Cannot encode a session: master secret is not 48 bytes");
   }
   const subject = encoder.encode(session.peerCertificate?.subject ?? "");
+  const notAfter = session.peerCertificate?.notAfter ?? 0;
+  if (!(Number.isInteger(notAfter) && notAfter >= 0 && notAfter < 2 ** 48)) {
+    throw new RangeError("Cannot encode a session: certificate notAfter out of range");
+  }
   if (subject.length > MAX_SESSION_SUBJECT) {
     throw new RangeError("Cannot encode a session: certificate subject too long");
   }
@@ -72,9 +89,12 @@ export function encodeSession(session: Session): Uint8Array {
     .bytes(session.masterSecret)
     .opaque16(session.identityBytes)
     .opaque8(session.pskCheck)
+    .opaque8(session.serverSpkiSha256)
     .u8(session.peerCertificate === undefined ? 0 : 1)
     .opaque16(subject)
-    .opaque8(spki);
+    .opaque8(spki)
+    .u48(session.peerCertificate?.notAfter ?? 0)
+    .opaque8(session.peerCertificate?.policyId ?? new Uint8Array(0));
   return w.finish();
 }
 
@@ -90,13 +110,22 @@ export function decodeSession(bytes: Uint8Array): Session | undefined {
     const masterSecret = r.bytes(MASTER_SECRET_LENGTH, "session master secret").slice();
     const identityBytes = r.opaque16("session identity").slice();
     const pskCheck = r.opaque8("session psk check").slice();
+    const serverSpkiSha256 = r.opaque8("session server spki hash").slice();
     const hasCertificate = r.u8("session certificate flag");
     const subject = r.opaque16("session subject");
     const spki = r.opaque8("session spki hash");
+    const notAfter = r.u48("session certificate notAfter");
+    const policyId = r.opaque8("session client auth policy").slice();
     r.end("session");
     if (hasCertificate > 1 || subject.length > MAX_SESSION_SUBJECT) return undefined;
-    if (hasCertificate === 0 && (subject.length !== 0 || spki.length !== 0)) return undefined;
+    if (
+      hasCertificate === 0 &&
+      (subject.length !== 0 || spki.length !== 0 || notAfter !== 0 || policyId.length !== 0)
+    ) {
+      return undefined;
+    }
     if (hasCertificate === 1 && spki.length !== 32) return undefined;
+    if (serverSpkiSha256.length !== 0 && serverSpkiSha256.length !== 32) return undefined;
     return {
       issuedAt,
       suiteId,
@@ -105,11 +134,14 @@ export function decodeSession(bytes: Uint8Array): Session | undefined {
       encryptThenMac: (flags & 2) !== 0,
       identityBytes,
       pskCheck,
+      serverSpkiSha256,
       ...(hasCertificate === 1
         ? {
           peerCertificate: {
             subject: decoder.decode(subject),
             spkiSha256: toHex(spki),
+            notAfter,
+            policyId,
           },
         }
         : {}),

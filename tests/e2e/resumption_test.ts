@@ -236,3 +236,41 @@ for (const tickets of [1, 0]) {
     },
   });
 }
+
+Deno.test({
+  name: "openssl s_client with a client certificate resumes under the same --client-ca",
+  ...openssl,
+  async fn() {
+    const pki = testPki();
+    await using server = await startServer([
+      ...certificateArgs(pki.ecCert, pki.ecKey),
+      "--client-ca",
+      pki.caCert,
+    ]);
+    const result = await runPeer("openssl", [
+      "s_client",
+      "-dtls1_2",
+      "-connect",
+      `127.0.0.1:${server.port}`,
+      "-CAfile",
+      pki.caCert,
+      "-verify_return_error",
+      "-cert",
+      pki.clientCert,
+      "-key",
+      pki.clientKey,
+      "-cipher",
+      "ECDHE-ECDSA-AES128-GCM-SHA256",
+      "-reconnect",
+    ], { input: "Message #1\n", until: ACK, timeoutMs: TIMEOUT_MS });
+    const context = show(server, result);
+    assert.equal((result.stdout.match(/^Reused, /gm) ?? []).length, 5, context);
+    await server.waitFor(() => resumptions(server).length >= 6, 5_000);
+    const completes = server.events("handshake_complete");
+    assert.deepEqual(resumptions(server), [undefined, ...Array(5).fill("ticket")], context);
+    for (const complete of completes) {
+      assert.equal(complete.peerSubject, "CN=device-1", "each resumption says who the client is");
+    }
+    assert.equal(await server.stop(), 0);
+  },
+});

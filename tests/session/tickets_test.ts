@@ -21,6 +21,7 @@ function session(overrides: Partial<Session> = {}): Session {
     encryptThenMac: false,
     identityBytes: new TextEncoder().encode("device-17"),
     pskCheck: new Uint8Array(16).fill(3),
+    serverSpkiSha256: new Uint8Array(0),
     ...overrides,
   };
 }
@@ -45,7 +46,13 @@ Deno.test("a session encodes and decodes to itself, with and without a client ce
         identityBytes: new Uint8Array(0),
         pskCheck: new Uint8Array(0),
         encryptThenMac: true,
-        peerCertificate: { subject: "CN=client, O=Ümlaut", spkiSha256: "ab".repeat(32) },
+        serverSpkiSha256: new Uint8Array(32).fill(9),
+        peerCertificate: {
+          subject: "CN=client, O=Ümlaut",
+          spkiSha256: "ab".repeat(32),
+          notAfter: 1_900_000_000_000,
+          policyId: new Uint8Array(32).fill(5),
+        },
       }),
     ]
   ) {
@@ -55,7 +62,12 @@ Deno.test("a session encodes and decodes to itself, with and without a client ce
 
 Deno.test("every truncation or extension of an encoded session is refused", () => {
   const bytes = encodeSession(session({
-    peerCertificate: { subject: "CN=x", spkiSha256: "cd".repeat(32) },
+    peerCertificate: {
+      subject: "CN=x",
+      spkiSha256: "cd".repeat(32),
+      notAfter: 0,
+      policyId: new Uint8Array(0),
+    },
   }));
   for (let n = 0; n < bytes.length; n++) {
     assert.equal(decodeSession(bytes.subarray(0, n)), undefined, `cut at ${n}`);
