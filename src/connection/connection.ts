@@ -129,6 +129,13 @@ export class Connection {
    * the end, and an idle connection keeps no field for it.
    */
   static #newest = false;
+  /**
+   * Whether the datagram being handled came from an address that is not
+   * the peer's, routed here by its Connection ID: only records that carry
+   * our CID in the epoch in use count, and one that does not authenticate
+   * is noise, never the peer's failure.
+   */
+  static #elsewhere = false;
 
   readonly #transmits = new OutputQueue<Uint8Array>();
   readonly #events = new OutputQueue<ConnectionEvent>();
@@ -283,11 +290,21 @@ export class Connection {
    * Handles one datagram from the peer. True when one of its records
    * authenticated and is the newest the peer has sent in the epoch in use:
    * what may move the peer to the address it came from (RFC 9146 §6).
+   *
+   * `elsewhere`: it came from another address than the peer's, routed here
+   * by the Connection ID of its first record. Anyone can send that (the CID
+   * is not secret), so only an established connection takes it, and only
+   * its records with our CID in the epoch in use; the rest is dropped.
    */
-  handleDatagram(datagram: Uint8Array, now: number): boolean {
+  handleDatagram(datagram: Uint8Array, now: number, elsewhere = false): boolean {
     this.#now = now;
     Connection.#newest = false;
+    Connection.#elsewhere = elsewhere;
     if (this.#phase === "closed") return false;
+    if (elsewhere && this.#phase !== "established") {
+      this.#drop("unexpected", -1);
+      return false;
+    }
     this.#datagramBytes = datagram.length;
     const cidLength = this.#connectionId?.length ?? 0;
     try {
@@ -306,6 +323,7 @@ export class Connection {
   /** Handles one parsed record (the endpoint may have parsed the datagram already). */
   handleRecord(record: RecordView, now: number): void {
     this.#now = now;
+    Connection.#elsewhere = false;
     if (this.#phase === "closed") return;
     this.#datagramBytes = record.raw.length;
     try {
@@ -317,16 +335,35 @@ export class Connection {
 
   /** One record, then the early records its ChangeCipherSpec gave back, if any. */
   #handleRecord(record: RecordView): void {
+    if (Connection.#elsewhere && !this.#ownCidRecord(record)) {
+      return this.#drop("unexpected", record.epoch);
+    }
     this.#openAndDispatch(record);
     // The driver has returned: what came early for the new epoch is taken
     // now, in order, so nothing re-enters the driver while it runs.
     if (this.#replay.length === 0) return;
     const early = this.#replay;
     this.#replay = NO_RECORDS;
+    // They came in earlier datagrams: they say nothing of where this one came from.
+    const newest = Connection.#newest;
     for (const r of early) {
-      if (this.isClosed) return;
+      if (this.isClosed) break;
       this.#openAndDispatch(r);
     }
+    Connection.#newest = newest;
+  }
+
+  /** Whether `record` is a tls12_cid record with our CID in the epoch we read. */
+  #ownCidRecord(record: RecordView): boolean {
+    const cid = this.#connectionId;
+    if (
+      cid === undefined || record.type !== ContentType.Tls12Cid ||
+      record.epoch !== this.#read.epoch || record.epoch === 0 || record.cid.length !== cid.length
+    ) {
+      return false;
+    }
+    for (let i = 0; i < cid.length; i++) if (record.cid[i] !== cid[i]) return false;
+    return true;
   }
 
   #openAndDispatch(record: RecordView): void {
@@ -342,7 +379,8 @@ export class Connection {
       // record of an old association on a reused port is noise.
       if (
         plaintext === "bad_mac" && this.#phase === "handshaking" && record.epoch > 0 &&
-        (record.type === ContentType.Handshake || record.type === ContentType.Tls12Cid)
+        (record.type === ContentType.Handshake || record.type === ContentType.Tls12Cid) &&
+        !Connection.#elsewhere
       ) {
         this.#fail(
           new ProtocolError(AlertDescription.BadRecordMac, "Cannot authenticate Finished"),

@@ -486,16 +486,16 @@ export class ServerEndpoint<Route = unknown> {
       return { kind: "dropped", reason: "unknown_connection_id" };
     }
     const connection = entry.connection;
+    const from = entry.peer;
     let newest = false;
     try {
-      newest = connection.handleDatagram(datagram, now);
+      newest = connection.handleDatagram(datagram, now, from !== peer);
     } catch (error) {
       this.internalErrors++;
       connection.failInternal(error);
     }
     this.#settle(connection);
     this.#schedule(entry);
-    const from = entry.peer;
     if (!newest || from === peer) {
       return { kind: "connection", entry, connection, created: false, replaced: undefined };
     }

@@ -945,6 +945,10 @@ export class ServerHandshake implements HandshakeDriver {
     const ours = this.#connectionId;
     if (ext === undefined || ours === undefined || suite.cipher.kind === "cbc") return undefined;
     const theirs = decodeConnectionId(ext.data).slice();
+    // Every record we send carries the client's CID: a long one would make
+    // each answer bigger than what asked for it (up to 255 bytes), and may
+    // not fit a small MTU. Declined, as a server may.
+    if (theirs.length > MAX_PEER_CID_LENGTH) return undefined;
     answer.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(ours) });
     this.#conn.useConnectionId(ours);
     return { ours, theirs };
@@ -1371,6 +1375,9 @@ function certificateBody(certificate: ServerCertificate): Uint8Array {
   }
   return body;
 }
+
+/** The longest Connection ID a client may ask us to put in our records, bytes. */
+export const MAX_PEER_CID_LENGTH = 32;
 
 /** Bytes of the random key an unknown identity carries on with. */
 const DUMMY_PSK_LENGTH = 32;

@@ -238,6 +238,8 @@ const MAX_TIMER_MS = 1_000;
 
 /** How late the timer may fire, to handle close deadlines together, ms (retransmission timers carry 25 % jitter anyway). */
 const TIMER_SLACK_MS = 50;
+/** What a peer that moved may be sent, in multiples of what came from its new address. */
+const UNVALIDATED_FACTOR = 3;
 /** Most bytes of a received record logged as hex, per datagram. */
 const LOGGED_RECORD_BYTES = 64;
 /** Most characters of a received payload logged, per datagram. */
@@ -252,6 +254,14 @@ export interface PeerRoute {
   info: PeerInfo;
   /** Logs a failed send naming the peer: made once per peer, not once per datagram. */
   readonly onSendError: (error: unknown) => void;
+  /**
+   * Bytes received from and sent to `addr` since the peer moved there by
+   * its Connection ID: an address no cookie exchange showed to be the
+   * peer's, so what is sent to it stays within 3x what came from it (a
+   * peer with keys must not aim our answers at someone else). Absent for
+   * an address the cookie exchange validated.
+   */
+  readonly unvalidated?: { received: number; sent: number };
 }
 
 /** The route the server keeps for a peer at `addr` (exported so memory measurements count it). */
@@ -721,6 +731,10 @@ export class DtlsServer {
           });
         }
         if (outcome.movedFrom !== undefined) this.#moved(outcome.entry, outcome.movedFrom, addr);
+        const unvalidated = outcome.entry.route?.unvalidated;
+        if (unvalidated !== undefined && outcome.entry.peer === peer) {
+          unvalidated.received += datagram.length;
+        }
         this.#drain(outcome.entry);
         return;
       }
@@ -738,6 +752,7 @@ export class DtlsServer {
         addr,
         info: { ...route.info, address: addr.hostname, port: addr.port },
         onSendError: this.#sendError(entry.peer),
+        unvalidated: { received: 0, sent: 0 },
       };
     }
     this.metrics.inc("dtls_cid_rebinds_total");
@@ -768,7 +783,15 @@ export class DtlsServer {
       }
     }
     if (route !== undefined) {
+      const unvalidated = route.unvalidated;
       for (let d = connection.pollTransmit(); d; d = connection.pollTransmit()) {
+        if (unvalidated !== undefined) {
+          if (unvalidated.sent + d.length > UNVALIDATED_FACTOR * unvalidated.received) {
+            this.metrics.inc("dtls_datagrams_dropped_total", { reason: "unvalidated_address" });
+            continue;
+          }
+          unvalidated.sent += d.length;
+        }
         const sent = this.#send(d, route.addr, route.onSendError);
         sends?.push(sent);
       }
