@@ -20,7 +20,13 @@ export {
   LogtapeLogger,
   MemoryLogger,
 } from "./server/log.ts";
-export { demoPskStore, mapPskStore, parsePskFile, type PskStore } from "./server/psk_store.ts";
+export {
+  asyncPskStore,
+  demoPskStore,
+  mapPskStore,
+  parsePskFile,
+  type PskStore,
+} from "./server/psk_store.ts";
 export { Connection, type ConnectionConfig } from "./connection/connection.ts";
 export {
   connectionConfig,

@@ -5,9 +5,19 @@
  * @module
  */
 
-/** One character per byte of `bytes`. */
+/** Bytes turned into characters per call: well under any engine's argument limit. */
+const CHUNK = 4096;
+
+/**
+ * One character per byte of `bytes`, as a flat string: built by one call
+ * per chunk, not a character at a time, which would leave a rope of one
+ * node per byte (about 20 bytes of heap each) wherever the string is kept.
+ */
 export function byteString(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
-  return s;
+  if (bytes.length <= CHUNK) return String.fromCharCode(...bytes);
+  const parts: string[] = [];
+  for (let at = 0; at < bytes.length; at += CHUNK) {
+    parts.push(String.fromCharCode(...bytes.subarray(at, at + CHUNK)));
+  }
+  return parts.join("");
 }

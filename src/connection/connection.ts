@@ -320,6 +320,30 @@ export class Connection {
     return Connection.#newest && !this.isClosed;
   }
 
+  /**
+   * The answer of the PSK lookup this connection's `psk_lookup` event
+   * announced: the key, undefined for an unknown identity, or an Error
+   * when the lookup failed or took too long (the handshake then fails with
+   * internal_error). Ignored once the connection is closed.
+   */
+  deliverPskLookup(result: Uint8Array | undefined | Error, now: number): void {
+    this.#now = now;
+    Connection.#elsewhere = false;
+    if (this.#phase === "closed") return;
+    try {
+      this.#driver.onPskLookup?.(result);
+      // A ChangeCipherSpec taken meanwhile gives back what came early: read now.
+      const early = this.#replay;
+      this.#replay = NO_RECORDS;
+      for (const r of early) {
+        if (this.isClosed) break;
+        this.#openAndDispatch(r);
+      }
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
   /** Handles one parsed record (the endpoint may have parsed the datagram already). */
   handleRecord(record: RecordView, now: number): void {
     this.#now = now;

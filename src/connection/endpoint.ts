@@ -282,6 +282,8 @@ const encoder = new TextEncoder();
 export class ServerEndpoint<Route = unknown> {
   readonly #options: ResolvedEndpointOptions;
   readonly #config: ConnectionConfig;
+  /** The handshake policy, with the Connection IDs this endpoint gives out. */
+  readonly #handshake: ServerHandshakeOptions;
   readonly #cookies: CookieAuthority;
   readonly #table = new Map<string, Entry<Route>>();
   /** The connections with a Connection ID, by it (one character a byte). */
@@ -322,6 +324,9 @@ export class ServerEndpoint<Route = unknown> {
       perSource: o.maxReassemblyPerSource,
     });
     this.#config = o.connection;
+    this.#handshake = o.cidLength === 0
+      ? o.psk
+      : { ...o.psk, newConnectionId: () => this.#newConnectionId() };
     this.#cookies = new CookieAuthority({
       provider: o.connection.provider,
       random: o.connection.random,
@@ -403,6 +408,23 @@ export class ServerEndpoint<Route = unknown> {
     this.#detached.delete(entry);
     this.#halfOpen.delete(entry.connection);
     this.#deadlines.delete(entry);
+  }
+
+  /**
+   * Hands a connection the answer of its PSK lookup (see the `psk_lookup`
+   * event); the owner drains the entry after. A connection gone meanwhile
+   * ignores it.
+   */
+  deliverPskLookup(
+    entry: PeerEntry<Route>,
+    result: Uint8Array | undefined | Error,
+    now: number,
+  ): void {
+    const own = entry as Entry<Route>;
+    const connection = own.connection;
+    this.#guard(connection, () => connection.deliverPskLookup(result, now));
+    this.#settle(connection);
+    if (!connection.isClosed) this.#schedule(own);
   }
 
   /** Retires the cookie secret now. */
@@ -678,9 +700,8 @@ export class ServerEndpoint<Route = unknown> {
     );
     // The ClientHello is not kept: the transcript hashes it as it goes.
     const hello = { body: fragment.body.slice(), messageSeq: fragment.messageSeq };
-    const cid = this.#newConnectionId();
     const connection = new Connection(this.#config, now, {
-      driver: (host) => new ServerHandshake(host, this.#options.psk, hello, cid),
+      driver: (host) => new ServerHandshake(host, this.#handshake, hello),
       memory,
       // Our epoch-0 records continue from the ClientHello's sequence number, as
       // the HelloVerifyRequest used it (RFC 6347 §4.2.1).
@@ -705,7 +726,8 @@ export class ServerEndpoint<Route = unknown> {
     this.#halfOpen.add(connection);
     connection.start();
     // The ServerHello said whether the client takes a CID.
-    if (cid !== undefined && connection.connectionId !== undefined) {
+    const cid = connection.connectionId;
+    if (cid !== undefined) {
       entry.cidKey = byteString(cid);
       this.#cids.set(entry.cidKey, entry);
     }

@@ -100,6 +100,15 @@ export type HandshakeEvent =
     readonly resumed?: "ticket" | "session_id";
   }
   | {
+    /**
+     * The server's key store answers later (a database, a key service): its
+     * owner awaits `lookup` and hands the result to the connection
+     * (`Connection.deliverPskLookup`), an Error if it failed or took too long.
+     */
+    readonly type: "psk_lookup";
+    readonly lookup: Promise<Uint8Array | undefined>;
+  }
+  | {
     /** A client's handshake left a session the next connection may resume. */
     readonly type: "resumable_session";
     readonly session: SavedSession;
@@ -138,6 +147,8 @@ export interface HandshakeDriver {
   start(): void;
   /** A record of the next epoch came before its ChangeCipherSpec and is held (optional). */
   onHeldRecord?(): void;
+  /** The answer of a PSK lookup the driver announced with a `psk_lookup` event (server). */
+  onPskLookup?(result: Uint8Array | undefined | Error): void;
 }
 
 /** What a driver may do to its connection. */

@@ -102,13 +102,20 @@ import {
   verifyData,
 } from "./keys.ts";
 
+/**
+ * The key of an identity: now (undefined: unknown), or later, from a
+ * database or a key service. A promise that rejects fails the handshake
+ * with internal_error; the connection meanwhile holds up no other peer.
+ */
+export type PskLookup = Uint8Array | undefined | Promise<Uint8Array | undefined>;
+
 /** The server's certificate: what the certificate suites send and sign with. */
 export type ServerCertificate = CertificateWithKey;
 
 /** The server's policy: keys, suites, groups, and its certificate if it has one. */
 export interface ServerHandshakeOptions {
   /** The key for an identity, or undefined when unknown. */
-  readonly lookupPsk: (identity: Uint8Array) => Uint8Array | undefined;
+  readonly lookupPsk: (identity: Uint8Array) => PskLookup;
   /** psk_identity_hint (RFC 4279 §2); empty for none. */
   readonly identityHint: Uint8Array;
   /** Suites we accept, in our order of preference. */
@@ -142,6 +149,11 @@ export interface ServerHandshakeOptions {
   readonly clientAuth?: ClientAuthPolicy | (() => ClientAuthPolicy | undefined);
   /** Session resumption by session ID and by ticket; none: every handshake is a full one. */
   readonly resumption?: ResumptionPolicy | undefined;
+  /**
+   * A Connection ID for a client that offers the extension (RFC 9146),
+   * unique among live connections; none, or undefined returned: none given.
+   */
+  readonly newConnectionId?: () => Uint8Array | undefined;
 }
 
 /**
@@ -237,6 +249,17 @@ type ServerState =
     readonly nextSeq: number;
     readonly client?: ClientCertificate;
   }
+  | {
+    /** The ClientKeyExchange is read; its identity's key is being looked up (asynchronously). */
+    readonly kind: "await_psk";
+    readonly n: Negotiated;
+    readonly nextSeq: number;
+    readonly identityBytes: Uint8Array;
+    /** The ECDHE shared secret (ECDHE-PSK), to go into the premaster secret with the key. */
+    readonly other: Uint8Array | undefined;
+    /** The client's ChangeCipherSpec came meanwhile: read it once the keys exist. */
+    readonly changeCipherSpecSeen: boolean;
+  }
   | (Keyed & {
     readonly kind: "await_certificate_verify";
     readonly client: ClientCertificate;
@@ -266,19 +289,15 @@ export class ServerHandshake implements HandshakeDriver {
 
   /** Held only until start() answers it: an idle connection keeps no ClientHello. */
   #hello: VerifiedHello | undefined;
-  /** The Connection ID we would ask the client to use, if it offers the extension (RFC 9146). */
-  readonly #connectionId: Uint8Array | undefined;
 
   constructor(
     conn: HandshakeHost,
     options: ServerHandshakeOptions,
     hello: VerifiedHello,
-    connectionId?: Uint8Array,
   ) {
     this.#conn = conn;
     this.#options = options;
     this.#hello = hello;
-    this.#connectionId = connectionId;
     conn.inbound.nextSeq = hello.messageSeq + 1;
     this.#state = { kind: "failed" };
   }
@@ -306,6 +325,7 @@ export class ServerHandshake implements HandshakeDriver {
         if (msgType !== HandshakeType.CertificateVerify || epoch !== 0) break;
         this.#state = this.#onCertificateVerify(state, messageSeq, body);
         return;
+      case "await_psk":
       case "await_change_cipher_spec":
         break;
       case "await_finished":
@@ -333,6 +353,11 @@ export class ServerHandshake implements HandshakeDriver {
 
   onChangeCipherSpec(): void {
     const state = this.#state;
+    if (state.kind === "await_psk") {
+      // Our keys wait for the lookup: the ChangeCipherSpec is taken then.
+      if (!state.changeCipherSpecSeen) this.#state = { ...state, changeCipherSpecSeen: true };
+      return;
+    }
     if (state.kind === "await_certificate_verify") {
       // Before the CertificateVerify: reordered, duplicated or lost on the
       // way, it comes in a later datagram or retransmission and is taken
@@ -817,6 +842,11 @@ export class ServerHandshake implements HandshakeDriver {
     }
     if (session.identityBytes.length > this.#options.maxIdentityLength) return "mismatch";
     const key = this.#options.lookupPsk(session.identityBytes);
+    if (key instanceof Promise) {
+      // A key that must be looked up is not waited for here: a full handshake.
+      key.catch(() => {});
+      return "mismatch";
+    }
     if (
       key === undefined ||
       !constantTimeEqual(pskCheck(this.#conn.config.provider, key), session.pskCheck)
@@ -942,13 +972,17 @@ export class ServerHandshake implements HandshakeDriver {
     answer: Extension[],
   ): ConnectionIds | undefined {
     const ext = findExtension(exts, ExtensionType.ConnectionId);
-    const ours = this.#connectionId;
-    if (ext === undefined || ours === undefined || suite.cipher.kind === "cbc") return undefined;
+    const newConnectionId = this.#options.newConnectionId;
+    if (ext === undefined || newConnectionId === undefined || suite.cipher.kind === "cbc") {
+      return undefined;
+    }
     const theirs = decodeConnectionId(ext.data).slice();
     // Every record we send carries the client's CID: a long one would make
     // each answer bigger than what asked for it (up to 255 bytes), and may
     // not fit a small MTU. Declined, as a server may.
     if (theirs.length > MAX_PEER_CID_LENGTH) return undefined;
+    const ours = newConnectionId();
+    if (ours === undefined) return undefined;
     answer.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(ours) });
     this.#conn.useConnectionId(ours);
     return { ours, theirs };
@@ -1137,27 +1171,74 @@ export class ServerHandshake implements HandshakeDriver {
     } else {
       identityBytes = decodePskClientKeyExchange(body).identity;
     }
-    const identity = decoder.decode(identityBytes);
     if (identityBytes.length > this.#options.maxIdentityLength) {
       throw new ProtocolError(
         AlertDescription.IllegalParameter,
         "Cannot accept PSK identity: too long",
       );
     }
-    const known = this.#options.lookupPsk(identityBytes);
+    n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
+    const lookup = this.#options.lookupPsk(identityBytes);
+    if (lookup instanceof Promise) {
+      // The owner awaits it (with its timeout and bound) and brings the
+      // answer back through onPskLookup; nothing else waits meanwhile.
+      conn.emit({ type: "psk_lookup", lookup });
+      return {
+        kind: "await_psk",
+        n,
+        nextSeq: state.nextSeq,
+        identityBytes: identityBytes.slice(),
+        other,
+        changeCipherSpecSeen: false,
+      };
+    }
+    return this.#withKey(state, identityBytes.slice(), other, lookup);
+  }
+
+  onPskLookup(result: Uint8Array | undefined | Error): void {
+    const state = this.#state;
+    if (state.kind !== "await_psk") return;
+    if (result instanceof Error) {
+      this.#state = { kind: "failed" };
+      throw new ProtocolError(
+        AlertDescription.InternalError,
+        `Cannot look up the key of the PSK identity: ${result.message}`,
+      );
+    }
+    this.#state = this.#withKey(state, state.identityBytes, state.other, result);
+    if (state.changeCipherSpecSeen && this.#state.kind === "await_change_cipher_spec") {
+      // Its ChangeCipherSpec came while we waited: taken now, as onChangeCipherSpec would.
+      this.#state = { ...this.#state, kind: "await_finished" };
+      this.#conn.activatePendingRead();
+    }
+  }
+
+  /** The key schedule, once the identity's key is known (or known to be unknown). */
+  #withKey(
+    state: { readonly n: Negotiated; readonly nextSeq: number },
+    identityBytes: Uint8Array,
+    other: Uint8Array | undefined,
+    known: Uint8Array | undefined,
+  ): ServerState {
+    const conn = this.#conn;
+    const identity = decoder.decode(identityBytes);
     conn.emit({ type: "psk_identity", identity, identityBytes, known: known !== undefined });
     // RFC 4279 §5: an unknown identity may be refused at once, or carried
     // on with a random key so that it fails where a wrong key does, at the
     // client's Finished (bad_record_mac). The second tells an attacker
     // nothing about which identities exist, on the wire or in time.
     const psk = known ?? conn.config.random(this.#options.dummyKeyLength?.() ?? DUMMY_PSK_LENGTH);
-    n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
-
     const check = this.#options.resumption === undefined || known === undefined
       ? undefined
       : pskCheck(conn.config.provider, known);
     const premaster = other === undefined ? pskPremaster(psk) : ecdhePskPremaster(other, psk);
-    return this.#keyed(state, premaster, identity, identityBytes.slice(), check);
+    return this.#keyed(
+      { kind: "await_client_key_exchange", n: state.n, nextSeq: state.nextSeq },
+      premaster,
+      identity,
+      identityBytes,
+      check,
+    );
   }
 
   /**
@@ -1292,17 +1373,17 @@ export class ServerHandshake implements HandshakeDriver {
     const conn = this.#conn;
     const { n, master } = state;
     const provider = conn.config.provider;
-    const items: FlightItem[] = [];
     let seq = state.nextSeq;
+    let ticket: FlightItem | undefined;
     if (n.issueTicket) {
       const body = this.#newSessionTicket(this.#sessionOf(state));
-      items.push({
+      ticket = {
         kind: "handshake",
         epoch: 0,
         msgType: HandshakeType.NewSessionTicket,
         messageSeq: seq,
         body,
-      });
+      };
       n.transcript.add(encodeHandshakeMessage(HandshakeType.NewSessionTicket, seq, body));
       seq++;
     } else if (n.sessionId.length > 0) {
@@ -1315,14 +1396,20 @@ export class ServerHandshake implements HandshakeDriver {
       "server",
       n.transcript.hash(provider, n.suite.prfHash),
     );
-    items.push({ kind: "change_cipher_spec", epoch: 0 }, {
+    const changeCipherSpec: FlightItem = { kind: "change_cipher_spec", epoch: 0 };
+    const finished: FlightItem = {
       kind: "handshake",
       epoch: 1,
       msgType: HandshakeType.Finished,
       messageSeq: seq,
       body: encodeFinished(ours),
-    });
-    conn.sendFlight(items, false);
+    };
+    // Kept for the client's repeats for the connection's life: an array
+    // literal, sized as it is (one grown by push keeps spare slots).
+    conn.sendFlight(
+      ticket === undefined ? [changeCipherSpec, finished] : [ticket, changeCipherSpec, finished],
+      false,
+    );
   }
 }
 

@@ -56,8 +56,11 @@ interface ReadEpoch {
 
 /** The receiving direction: epochs, replay windows, pending keys, early records. */
 export class ReadHalf {
+  // Both epochs' slots from the start (DTLS 1.2 has no third): an array
+  // that grows by one index keeps room for 16 more for the connection's life.
   #epochs: (ReadEpoch | undefined)[] = [
     { protection: NULL_PROTECTION, replay: new ReplayWindow() },
+    undefined,
   ];
   #epoch = 0;
   #pending: RecordProtection | undefined;
@@ -250,13 +253,14 @@ export class ReadHalf {
 
 /** The sending direction: each epoch's protection and next sequence number. */
 export class WriteHalf {
-  #protections: (RecordProtection | undefined)[] = [NULL_PROTECTION];
+  // Epochs 0 and 1 from the start, as in ReadHalf.
+  #protections: (RecordProtection | undefined)[] = [NULL_PROTECTION, undefined];
   #seqs: number[];
   #epoch = 0;
 
   /** `firstSeq`: the epoch-0 sequence number to start from (the server continues the ClientHello's). */
   constructor(firstSeq = 0) {
-    this.#seqs = [firstSeq];
+    this.#seqs = [firstSeq, 0];
   }
 
   /** The epoch records are sealed in by default. */

@@ -25,7 +25,7 @@ import { type Logger, LogtapeLogger, toHex } from "./log.ts";
 import { bytesForLog, safeText, safeTextBounded } from "./log_text.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
-import type { ClientAuthPolicy, ServerCertificate } from "../handshake/server.ts";
+import type { ClientAuthPolicy, PskLookup, ServerCertificate } from "../handshake/server.ts";
 import type { PeerCertificate } from "../handshake/driver.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
 import { isLoopbackIp } from "../codec/ip_address.ts";
@@ -78,6 +78,8 @@ export const SERVER_DEFAULTS = Object.freeze(
     sessionLifetimeMs: RESUMPTION_DEFAULTS.lifetimeMs,
     sessionCacheSize: RESUMPTION_DEFAULTS.sessionCacheSize,
     tickets: true,
+    pskLookupTimeoutMs: 5_000,
+    maxPskLookups: 256,
   } as const,
 );
 
@@ -94,6 +96,8 @@ const SERVER_OPTIONS = {
   sessionLifetimeMs: "limit",
   sessionCacheSize: "limit",
   cidLength: "limit",
+  pskLookupTimeoutMs: "limit",
+  maxPskLookups: "limit",
   identityHint: "other",
   suites: "other",
   groups: "other",
@@ -166,6 +170,16 @@ export interface DtlsServerOptions {
    * connection when its address changes (a NAT rebinding).
    */
   readonly cidLength?: number;
+  /**
+   * An asynchronous key store's lookup not answered within this is a
+   * failed handshake (internal_error), ms.
+   */
+  readonly pskLookupTimeoutMs?: number;
+  /**
+   * Most asynchronous key lookups in flight at once; a handshake over it
+   * fails (internal_error) without asking the store.
+   */
+  readonly maxPskLookups?: number;
   /** psk_identity_hint (default: the Qt example's). */
   readonly identityHint?: string;
   /** Suites in preference order (default: all, AEAD with forward secrecy first). */
@@ -397,7 +411,7 @@ export class DtlsServer {
         maxReassemblyPerHandshake: options.maxReassemblyPerHandshake,
       }),
       psk: {
-        lookupPsk: (identity) => this.#psk.lookup(identity),
+        lookupPsk: (identity) => this.#lookupPsk(identity),
         // The key store is replaced on reload: both read the current one.
         dummyKeyLength: () => this.#psk.typicalKeyLength,
         certificate: () => this.#certificate,
@@ -446,6 +460,65 @@ export class DtlsServer {
     this.#clientAuth = policy;
   }
 
+  /** Asynchronous key lookups in flight. */
+  #pskLookups = 0;
+
+  /**
+   * The key store's answer for `identity`; an asynchronous one bounded in
+   * number and time (over the bound the store is not asked at all).
+   */
+  #lookupPsk(identity: Uint8Array): PskLookup {
+    const store = this.#psk;
+    const max = this.#options.maxPskLookups ?? SERVER_DEFAULTS.maxPskLookups;
+    if (store.asynchronous === true && this.#pskLookups >= max) {
+      this.metrics.inc("dtls_psk_lookups_total", { result: "busy" });
+      return Promise.reject(new Error(`${max} key lookups in flight already`));
+    }
+    const answer = store.lookup(identity);
+    if (!(answer instanceof Promise)) return answer;
+    this.#pskLookups++;
+    const timeoutMs = this.#options.pskLookupTimeoutMs ?? SERVER_DEFAULTS.pskLookupTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer from the key store in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    return Promise.race([answer, timeout]).then(
+      (key) => {
+        this.metrics.inc("dtls_psk_lookups_total", {
+          result: key === undefined ? "unknown" : "ok",
+        });
+        return key;
+      },
+      (error) => {
+        this.metrics.inc("dtls_psk_lookups_total", { result: "error" });
+        throw error;
+      },
+    ).finally(() => {
+      clearTimeout(timer);
+      this.#pskLookups--;
+    });
+  }
+
+  /** Hands a connection's key lookup its answer when it comes, and sends what that makes. */
+  #awaitPskLookup(entry: PeerEntry<PeerRoute>, lookup: Promise<Uint8Array | undefined>): void {
+    const deliver = (result: Uint8Array | undefined | Error) => {
+      try {
+        this.#endpoint.deliverPskLookup(entry, result, this.#clock());
+        this.#drain(entry);
+        this.#arm();
+      } catch (error) {
+        this.#internalError("shell", error, entry.peer);
+      }
+    };
+    lookup.then(
+      (key) => deliver(key),
+      (error) => deliver(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
+
   /**
    * Replaces the ticket keys (e.g. on SIGHUP): the first seals from now on,
    * every one opens; a ticket sealed under a key no longer listed makes a
@@ -464,6 +537,11 @@ export class DtlsServer {
     }
     this.metrics.gauge("dtls_connections", () => this.#endpoint.size);
     this.metrics.gauge("dtls_connections_half_open", () => this.#endpoint.halfOpen);
+    this.metrics.gauge("process_resident_memory_bytes", () => Deno.memoryUsage().rss);
+    this.metrics.gauge("dtls_heap_used_bytes", () => {
+      const { heapUsed, external } = Deno.memoryUsage();
+      return heapUsed + external;
+    });
     const cache = this.#resumption?.cache;
     this.metrics.gauge("dtls_session_cache_entries", () => cache?.size ?? 0);
   }
@@ -774,6 +852,10 @@ export class DtlsServer {
   #drain(entry: PeerEntry<PeerRoute>, sends?: Promise<unknown>[]): void {
     const { peer, connection, route } = entry;
     for (let event = connection.pollEvent(); event; event = connection.pollEvent()) {
+      if (event.type === "psk_lookup") {
+        this.#awaitPskLookup(entry, event.lookup);
+        continue;
+      }
       try {
         this.#onEvent(peer, route, connection, event);
       } catch (error) {
@@ -922,6 +1004,9 @@ export class DtlsServer {
         return;
       case "resumable_session":
         // A client's event: a server's connections make none.
+        return;
+      case "psk_lookup":
+        // Taken by #drain, which knows the entry.
         return;
       case "ticket_refused":
         this.metrics.inc("dtls_tickets_refused_total", { reason: event.reason });

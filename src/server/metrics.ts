@@ -50,6 +50,10 @@ export const FAMILIES = {
     help: "Session tickets offered but not resumed, by reason",
     type: "counter",
   },
+  dtls_psk_lookups_total: {
+    help: "Asynchronous key store lookups, by result (ok, unknown, error, busy)",
+    type: "counter",
+  },
   dtls_cid_rebinds_total: {
     help: "Peers with a Connection ID that moved to a new address (RFC 9146)",
     type: "counter",
@@ -73,6 +77,11 @@ export const FAMILIES = {
   },
   dtls_connections: { help: "Connections held (established and half-open)", type: "gauge" },
   dtls_connections_half_open: { help: "Connections still in their handshake", type: "gauge" },
+  process_resident_memory_bytes: { help: "Resident memory of the process, bytes", type: "gauge" },
+  dtls_heap_used_bytes: {
+    help: "JavaScript heap in use plus memory of its buffers (V8 heapUsed + external), bytes",
+    type: "gauge",
+  },
   dtls_psk_reloads_total: { help: "Key file reloads, by result", type: "counter" },
   dtls_ticket_key_reloads_total: {
     help: "Session ticket key (--ticket-key-file) reloads, by result",
@@ -226,6 +235,7 @@ const FAMILY_HAS_LABELS = new Set<MetricName>([
   "dtls_resumptions_total",
   "dtls_tickets_refused_total",
   "dtls_ticket_key_reloads_total",
+  "dtls_psk_lookups_total",
 ]);
 
 /** Families with no sample unless their source exists (a zero would claim what is not known). */

@@ -26,8 +26,14 @@ export interface PskStore {
    * undefined. No text decoding: one that drops a BOM or turns invalid
    * UTF-8 into U+FFFD would give one key to two identities.
    */
-  lookup(identity: Uint8Array): Uint8Array | undefined;
-  /** How many identities are known (0 for demo). */
+  lookup(identity: Uint8Array): Uint8Array | undefined | Promise<Uint8Array | undefined>;
+  /**
+   * True when `lookup` answers with a promise (a database, a key service):
+   * the server then bounds how many are in flight and how long each may
+   * take, and a handshake waiting on its key holds up no other peer.
+   */
+  readonly asynchronous?: boolean;
+  /** How many identities are known (0 for demo, or when the store cannot tell). */
   readonly size: number;
   /**
    * The length of most of its keys: an unknown identity carries on with a
@@ -35,6 +41,18 @@ export interface PskStore {
    * identity's does (HMAC hashes a key longer than its block first).
    */
   readonly typicalKeyLength: number;
+}
+
+/**
+ * A store that asks `lookup` for each identity's key, which answers later
+ * (undefined: unknown identity), as Californium's AdvancedPskStore does.
+ * `typicalKeyLength` is the length an unknown identity's random key takes.
+ */
+export function asyncPskStore(
+  lookup: (identity: Uint8Array) => Promise<Uint8Array | undefined>,
+  typicalKeyLength = 32,
+): PskStore {
+  return { kind: "keys", asynchronous: true, size: 0, lookup, typicalKeyLength };
 }
 
 /** The Qt example's behaviour: every identity gets the demo key. */

@@ -47,6 +47,7 @@ const endpoint = testEndpoint({
   idleTimeoutMs: IDLE_MS,
   maxConnections: count,
   handshakeRate: 0,
+  cidLength: Number(Deno.env.get("IDLE_CID_LENGTH") ?? "6"),
 }, "idle");
 const T0 = 1_000_000;
 
