@@ -56,7 +56,7 @@ import type {
   InternalOrigin,
 } from "./events.ts";
 import { BytePool } from "../codec/byte_pool.ts";
-import { MemoryAccount } from "../memory/budget.ts";
+import { MemoryAccount, NO_ACCOUNT } from "../memory/budget.ts";
 
 export type { ConnectionConfig };
 
@@ -477,6 +477,9 @@ export class Connection {
         if (this.#phase !== "established" || record.epoch === 0 || stale) {
           return this.#drop("unexpected", record.epoch);
         }
+        // The peer sends data only once it has our last flight: it will not
+        // ask for it again, so an idle connection keeps none of it.
+        if (this.#timer.flight.length > 0) this.#timer.clear();
         this.#events.push({ type: "data", data: this.#keep(plaintext), record: record.raw });
         return;
       default:
@@ -742,10 +745,10 @@ export class Connection {
     this.#phase = "established";
     // Nothing is buffered once established (see #handleHandshake), so an
     // idle connection keeps no account.
-    this.#inbound.reset(NO_MEMORY);
+    this.#inbound.reset(NO_ACCOUNT);
     this.#read.settle();
     this.#memory.releaseAll();
-    this.#memory = NO_MEMORY;
+    this.#memory = NO_ACCOUNT;
   }
 
   // ---- internals -------------------------------------------------------------
@@ -878,7 +881,6 @@ const NO_RECORDS: readonly RecordView[] = Object.freeze([]);
 const INTERNAL_ERROR_SENT: ClosingAlert = { direction: "sent", description: "internal_error" };
 
 /** The account of a connection that holds no handshake buffers: it can hold nothing. */
-const NO_MEMORY = new MemoryAccount(undefined, "", 0);
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -82,10 +82,11 @@ class NodeAead extends InPlaceAead {
   readonly #algorithm: NodeAeadName;
   readonly #key: Uint8Array;
 
+  /** `key` is kept as given, not copied: the caller does not change it (see `aead`). */
   constructor(algorithm: NodeAeadName, key: Uint8Array) {
     super();
     this.#algorithm = algorithm;
-    this.#key = key.slice();
+    this.#key = key;
   }
 
   sealInto(

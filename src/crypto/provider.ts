@@ -116,7 +116,10 @@ export interface CryptoProvider {
   runningHash(hash: HashName): RunningHash;
   /** A keyed HMAC. */
   hmac(hash: HashName, key: Uint8Array): Mac;
-  /** A keyed AEAD (key length selects AES-128/256). */
+  /**
+   * A keyed AEAD (key length selects AES-128/256). It may keep `key` itself
+   * rather than a copy: the caller must not change it afterwards.
+   */
   aead(name: AeadName, key: Uint8Array): Aead;
   /** A keyed AES-CBC cipher. */
   cbc(key: Uint8Array): CbcCipher;

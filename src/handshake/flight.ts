@@ -48,6 +48,9 @@ export const DEFAULT_RETRANSMIT: RetransmitPolicy = {
 /** What a timer expiry asks for. */
 export type TimerVerdict = "none" | "resend" | "give_up";
 
+/** No flight: shared, never written to. */
+const NO_FLIGHT: readonly FlightItem[] = Object.freeze([]);
+
 /**
  * The last flight sent and its timer. A final flight (the server's
  * ChangeCipherSpec + Finished) is kept without a timer: it is resent only when
@@ -57,7 +60,7 @@ export class FlightTimer {
   readonly #policy: RetransmitPolicy;
   /** Draws the jitter; absent, there is none. */
   readonly #random: RandomSource | undefined;
-  #flight: readonly FlightItem[] = [];
+  #flight: readonly FlightItem[] = NO_FLIGHT;
   #deadline: number | undefined;
   #timeoutMs: number;
   #retransmits = 0;
@@ -107,7 +110,7 @@ export class FlightTimer {
 
   /** Forgets the flight entirely. */
   clear(): void {
-    this.#flight = [];
+    this.#flight = NO_FLIGHT;
     this.#deadline = undefined;
   }
 

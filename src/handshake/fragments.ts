@@ -323,6 +323,9 @@ export interface HandshakeReassemblerOptions {
   account?: ReassemblyAccount | undefined;
 }
 
+/** No messages: what an empty queue iterates. */
+const NO_MESSAGES: ReadonlyMap<number, MessageReassembler> = new Map();
+
 /**
  * A connection's inbound handshake queue (RFC 6347 §4.2.2): buffers fragments
  * of messages whose message_seq is at or a little past the next expected one,
@@ -338,7 +341,11 @@ export class HandshakeReassembler implements ReassemblyAccount {
   readonly #maxBufferedBytes: number;
   readonly #window: number;
   #account: ReassemblyAccount;
-  readonly #pending = new Map<number, MessageReassembler>();
+  /**
+   * Messages being put together, by message_seq; made on the first one and
+   * let go when empty, so that an idle connection keeps no map.
+   */
+  #pending: Map<number, MessageReassembler> | undefined = undefined;
   #nextSeq = 0;
   #bufferedBytes = 0;
   /** Set when the last charge failed on this queue's own limit. */
@@ -371,7 +378,7 @@ export class HandshakeReassembler implements ReassemblyAccount {
       throw new RangeError(`Cannot set nextSeq: ${seq}`);
     }
     this.#nextSeq = seq;
-    for (const [s, m] of this.#pending) {
+    for (const [s, m] of this.#pending ?? NO_MESSAGES) {
       if (s < seq || s >= seq + this.#window) this.#drop(s, m);
     }
   }
@@ -427,7 +434,7 @@ export class HandshakeReassembler implements ReassemblyAccount {
     if (seq < this.#nextSeq) return "old";
     if (seq >= this.#nextSeq + this.#window) return "future";
     if (f.length > this.#maxMessageLength) return "overflow";
-    let m = this.#pending.get(seq);
+    let m = this.#pending?.get(seq);
     if (m !== undefined && m.epoch !== epoch) {
       // A message is sent in one epoch: fragments of a newer one (the
       // authenticated peer's) replace what an older epoch left.
@@ -452,13 +459,13 @@ export class HandshakeReassembler implements ReassemblyAccount {
     const verdict = m.add(f);
     if (verdict === "inconsistent") return "inconsistent";
     if (verdict === "busy") return this.#overLimit ? "overflow" : "busy";
-    if (created) this.#pending.set(seq, m);
+    if (created) (this.#pending ??= new Map()).set(seq, m);
     return "buffered";
   }
 
   /** The next complete message in message_seq order, advancing `nextSeq`; else undefined. */
   next(): HandshakeMessage | undefined {
-    const m = this.#pending.get(this.#nextSeq);
+    const m = this.#pending?.get(this.#nextSeq);
     if (!m || !m.complete) return undefined;
     const body = m.message();
     this.#drop(this.#nextSeq, m);
@@ -468,12 +475,12 @@ export class HandshakeReassembler implements ReassemblyAccount {
 
   /** Drops what older epochs left: once a new epoch is read, their messages cannot be the peer's. */
   dropEpochsBelow(epoch: number): void {
-    for (const [s, m] of this.#pending) if (m.epoch < epoch) this.#drop(s, m);
+    for (const [s, m] of this.#pending ?? NO_MESSAGES) if (m.epoch < epoch) this.#drop(s, m);
   }
 
   /** Drops everything buffered (e.g. once the handshake is over); `nextSeq` is kept. */
   clear(): void {
-    for (const [s, m] of this.#pending) this.#drop(s, m);
+    for (const [s, m] of this.#pending ?? NO_MESSAGES) this.#drop(s, m);
   }
 
   /** Drops everything and charges from now on to `account` (the old one is let go). */
@@ -483,7 +490,11 @@ export class HandshakeReassembler implements ReassemblyAccount {
   }
 
   #drop(seq: number, m: MessageReassembler): void {
-    this.#pending.delete(seq);
+    const pending = this.#pending;
+    if (pending !== undefined) {
+      pending.delete(seq);
+      if (pending.size === 0) this.#pending = undefined;
+    }
     m.release();
   }
 }

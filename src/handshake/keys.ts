@@ -103,8 +103,10 @@ export function keyBlock(
     concat(serverRandom, clientRandom),
     2 * (mac + key + iv),
   );
+  // Views of the one block: the two directions' keys then share one buffer,
+  // which is all an idle connection keeps of them.
   let at = 0;
-  const take = (n: number) => block.slice(at, at += n);
+  const take = (n: number) => block.subarray(at, at += n);
   const clientMac = take(mac), serverMac = take(mac);
   const clientKey = take(key), serverKey = take(key);
   const clientIv = take(iv), serverIv = take(iv);

@@ -131,3 +131,9 @@ export class MemoryAccount {
  * tiny pieces pays for what they really take.
  */
 export const BUFFER_OVERHEAD = 96;
+
+/**
+ * An account that holds nothing (any charge is refused): what a connection
+ * keeps once it has nothing to buffer, so that it holds no account of its own.
+ */
+export const NO_ACCOUNT: MemoryAccount = new MemoryAccount(undefined, "", 0);

@@ -16,7 +16,7 @@
 
 import { ContentType, DTLS_1_0, DTLS_1_2, type RecordView } from "./header.ts";
 import { innerContent, NULL_PROTECTION, type RecordProtection } from "./protection.ts";
-import { BUFFER_OVERHEAD, type MemoryAccount } from "../memory/budget.ts";
+import { BUFFER_OVERHEAD, type MemoryAccount, NO_ACCOUNT } from "../memory/budget.ts";
 
 /** Why {@link ReadHalf.open} gave no plaintext; `held` means kept for its epoch. */
 export type OpenFailure =
@@ -70,8 +70,8 @@ export class ReadHalf {
   #peeked = 0;
   /** Whether records of the next epoch may still be held (only while handshaking). */
   #holding = true;
-  /** What the held records are charged to. */
-  readonly #memory: MemoryAccount;
+  /** What the held records are charged to (nothing, once settled). */
+  #memory: MemoryAccount;
   /** Epoch-0 record numbers up to this one came before this connection (the verified ClientHello). */
   #floor0 = -1;
   /** The numbers of the last epoch-0 handshake records opened (made when needed, dropped once settled). */
@@ -248,6 +248,10 @@ export class ReadHalf {
     this.#early = NONE_HELD;
     this.#peeked = 0;
     this.#recent0 = undefined;
+    // Nothing is held from now on: the connection's account can go.
+    this.#memory = NO_ACCOUNT;
+    // Epoch 0 is over: its records are dropped as of an epoch we no longer read.
+    if (this.#epoch > 0) this.#epochs[0] = undefined;
   }
 }
 
