@@ -36,7 +36,7 @@ import type {
 } from "./driver.ts";
 import { ProtocolError } from "./errors.ts";
 import { DTLS_1_0, DTLS_1_2 } from "../record/header.ts";
-import { createProtection, type RecordKeys } from "../record/protection.ts";
+import { createProtection } from "../record/protection.ts";
 import { type CipherSuite, suiteById } from "../record/suites.ts";
 import {
   CertificateType,
@@ -86,6 +86,7 @@ import {
 import {
   concat,
   ecdhePskPremaster,
+  type KeyBlock,
   keyBlock,
   masterSecret,
   pskPremaster,
@@ -608,7 +609,7 @@ export class ClientHandshake implements HandshakeDriver {
    * Both directions' keys of epoch 1, with the Connection IDs agreed (RFC
    * 9146): the server's in records we send, ours in records we read.
    */
-  #installKeys(a: Agreed, keys: { client: RecordKeys; server: RecordKeys }): void {
+  #installKeys(a: Agreed, keys: KeyBlock): void {
     const conn = this.#conn;
     const provider = conn.config.provider;
     const options = { encryptThenMac: a.encryptThenMac, random: conn.config.random };
@@ -625,6 +626,20 @@ export class ClientHandshake implements HandshakeDriver {
         ...options,
         connectionId: agreed ? this.#options.connectionId : undefined,
       }),
+    );
+  }
+
+  /** Our Finished body: verify_data over the transcript so far (RFC 5246 §7.4.9). */
+  #finished(a: Agreed, master: Uint8Array): Uint8Array {
+    const provider = this.#conn.config.provider;
+    return encodeFinished(
+      verifyData(
+        provider,
+        a.suite.prfHash,
+        master,
+        "client",
+        this.#transcript.hash(provider, a.suite.prfHash),
+      ),
     );
   }
 
@@ -809,15 +824,7 @@ export class ClientHandshake implements HandshakeDriver {
         body,
       });
     }
-    const finished = encodeFinished(
-      verifyData(
-        provider,
-        a.suite.prfHash,
-        master,
-        "client",
-        this.#transcript.hash(provider, a.suite.prfHash),
-      ),
-    );
+    const finished = this.#finished(a, master);
     const finSeq = this.#seq++;
     this.#record(encodeHandshakeMessage(HandshakeType.Finished, finSeq, finished));
     flight.push({ kind: "change_cipher_spec", epoch: 0 }, {
@@ -873,15 +880,7 @@ export class ClientHandshake implements HandshakeDriver {
     if (state.resumed) {
       // Abbreviated: our Finished answers the server's, over it too.
       this.#record(encodeHandshakeMessage(HandshakeType.Finished, messageSeq, body));
-      const ours = encodeFinished(
-        verifyData(
-          provider,
-          a.suite.prfHash,
-          master,
-          "client",
-          this.#transcript.hash(provider, a.suite.prfHash),
-        ),
-      );
+      const ours = this.#finished(a, master);
       conn.sendFlight([{ kind: "change_cipher_spec", epoch: 0 }, {
         kind: "handshake",
         epoch: 1,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { encodeHandshakeMessage } from "./fragments.ts";
 import type { RandomSource } from "../crypto/provider.ts";
 
 /** One item of a flight: a whole handshake message, or a ChangeCipherSpec. */
@@ -125,5 +126,37 @@ export class FlightTimer {
     this.#timeoutMs = Math.min(this.#timeoutMs * 2, this.#policy.maxMs);
     this.#deadline = now + this.#interval();
     return "resend";
+  }
+}
+
+/**
+ * A flight of handshake messages being built: each numbered with the next
+ * message_seq and handed to `record` (the transcript) as it is added.
+ */
+export class FlightBuilder {
+  readonly items: FlightItem[] = [];
+  #seq: number;
+  readonly #record: (message: Uint8Array) => void;
+
+  constructor(firstSeq: number, record: (message: Uint8Array) => void) {
+    this.#seq = firstSeq;
+    this.#record = record;
+  }
+
+  /** The message_seq the next message takes. */
+  get nextSeq(): number {
+    return this.#seq;
+  }
+
+  /** Adds a handshake message in `epoch`. */
+  add(msgType: number, body: Uint8Array, epoch = 0): void {
+    const messageSeq = this.#seq++;
+    this.items.push({ kind: "handshake", epoch, msgType, messageSeq, body });
+    this.#record(encodeHandshakeMessage(msgType, messageSeq, body));
+  }
+
+  /** Adds a ChangeCipherSpec (epoch 0; not a handshake message, not recorded). */
+  changeCipherSpec(): void {
+    this.items.push({ kind: "change_cipher_spec", epoch: 0 });
   }
 }

@@ -61,7 +61,7 @@ import {
   signatureSchemeOf,
   TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
 } from "./extensions.ts";
-import type { FlightItem } from "./flight.ts";
+import { FlightBuilder, type FlightItem } from "./flight.ts";
 import { pskCheck, type ResumptionPolicy } from "../session/resumption.ts";
 import type { Session } from "../session/session.ts";
 import { SESSION_ID_LENGTH } from "../session/session_cache.ts";
@@ -95,6 +95,7 @@ import {
 import {
   concat,
   ecdhePskPremaster,
+  type KeyBlock,
   keyBlock,
   masterSecret,
   pskPremaster,
@@ -548,13 +549,8 @@ export class ServerHandshake implements HandshakeDriver {
       serverExtensions.push({ type: ExtensionType.EcPointFormats, data: new Uint8Array([1, 0]) });
     }
 
-    let seq = hello.messageSeq;
-    const items: FlightItem[] = [];
-    const push = (msgType: number, body: Uint8Array) => {
-      items.push({ kind: "handshake", epoch: 0, msgType, messageSeq: seq, body });
-      record(encodeHandshakeMessage(msgType, seq, body));
-      seq++;
-    };
+    const flight = new FlightBuilder(hello.messageSeq, record);
+    const push = (msgType: number, body: Uint8Array) => flight.add(msgType, body);
     push(
       HandshakeType.ServerHello,
       encodeServerHello({
@@ -608,7 +604,7 @@ export class ServerHandshake implements HandshakeDriver {
     push(HandshakeType.ServerHelloDone, encodeServerHelloDone());
     // A server's flight 4 waits for the client's next flight; the client's
     // timer drives retransmission, ours covers a lost flight 4 as well.
-    conn.sendFlight(items, true);
+    conn.sendFlight(flight.items, true);
 
     const n: Negotiated = {
       suite,
@@ -625,8 +621,14 @@ export class ServerHandshake implements HandshakeDriver {
       connectionIds,
     };
     return signature === undefined
-      ? { kind: "await_client_key_exchange", nextSeq: seq, n }
-      : { kind: "await_client_certificate", nextSeq: seq, n, signature, clientType: clientType! };
+      ? { kind: "await_client_key_exchange", nextSeq: flight.nextSeq, n }
+      : {
+        kind: "await_client_certificate",
+        nextSeq: flight.nextSeq,
+        n,
+        signature,
+        clientType: clientType!,
+      };
   }
 
   /**
@@ -882,13 +884,9 @@ export class ServerHandshake implements HandshakeDriver {
     const extensions = helloExtensions(secureRenegotiation, true, renew);
     if (encryptThenMac) extensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
     const connectionIds = this.#agreeConnectionIds(ch.extensions, suite, extensions);
-    let seq = hello.messageSeq;
-    const items: FlightItem[] = [];
-    const push = (msgType: number, body: Uint8Array, epoch: number) => {
-      items.push({ kind: "handshake", epoch, msgType, messageSeq: seq, body });
-      transcript.add(encodeHandshakeMessage(msgType, seq, body));
-      seq++;
-    };
+    const flight = new FlightBuilder(hello.messageSeq, (message) => transcript.add(message));
+    const push = (msgType: number, body: Uint8Array, epoch: number) =>
+      flight.add(msgType, body, epoch);
     push(
       HandshakeType.ServerHello,
       encodeServerHello({
@@ -905,20 +903,11 @@ export class ServerHandshake implements HandshakeDriver {
     if (renew) push(HandshakeType.NewSessionTicket, this.#newSessionTicket(session), 0);
     const master = session.masterSecret.slice();
     const clientRandom = ch.random.slice();
-    const keys = keyBlock(provider, suite, master, clientRandom, serverRandom);
-    const options = { encryptThenMac, random: conn.config.random };
-    conn.setPendingRead(
-      createProtection(suite, keys.client, provider, {
-        ...options,
-        connectionId: connectionIds?.ours,
-      }),
-    );
-    conn.setWrite(
-      1,
-      createProtection(suite, keys.server, provider, {
-        ...options,
-        connectionId: connectionIds?.theirs,
-      }),
+    this.#installKeys(
+      suite,
+      keyBlock(provider, suite, master, clientRandom, serverRandom),
+      encryptThenMac,
+      connectionIds,
     );
     const ours = verifyData(
       provider,
@@ -927,10 +916,10 @@ export class ServerHandshake implements HandshakeDriver {
       "server",
       transcript.hash(provider, suite.prfHash),
     );
-    items.push({ kind: "change_cipher_spec", epoch: 0 });
+    flight.changeCipherSpec();
     push(HandshakeType.Finished, encodeFinished(ours), 1);
     // Our flight is answered by the client's final one: resent until then.
-    conn.sendFlight(items, true);
+    conn.sendFlight(flight.items, true);
     return {
       kind: "await_change_cipher_spec",
       n: {
@@ -946,7 +935,7 @@ export class ServerHandshake implements HandshakeDriver {
         issueTicket: false,
         connectionIds,
       },
-      nextSeq: seq,
+      nextSeq: flight.nextSeq,
       master,
       identity: decoder.decode(session.identityBytes),
       identityBytes: session.identityBytes,
@@ -986,6 +975,35 @@ export class ServerHandshake implements HandshakeDriver {
     answer.push({ type: ExtensionType.ConnectionId, data: encodeConnectionId(ours) });
     this.#conn.useConnectionId(ours);
     return { ours, theirs };
+  }
+
+  /**
+   * Epoch 1's keys both ways: the client's for reading once its
+   * ChangeCipherSpec comes, ours for writing; with the Connection IDs
+   * agreed (ours in what we read, the client's in what we send).
+   */
+  #installKeys(
+    suite: CipherSuite,
+    keys: KeyBlock,
+    encryptThenMac: boolean,
+    connectionIds: ConnectionIds | undefined,
+  ): void {
+    const conn = this.#conn;
+    const provider = conn.config.provider;
+    const options = { encryptThenMac, random: conn.config.random };
+    conn.setPendingRead(
+      createProtection(suite, keys.client, provider, {
+        ...options,
+        connectionId: connectionIds?.ours,
+      }),
+    );
+    conn.setWrite(
+      1,
+      createProtection(suite, keys.server, provider, {
+        ...options,
+        connectionId: connectionIds?.theirs,
+      }),
+    );
   }
 
   /** A NewSessionTicket body for `session`; its hint is the lifetime left, seconds. */
@@ -1286,20 +1304,11 @@ export class ServerHandshake implements HandshakeDriver {
         : { extended: false, clientRandom: n.clientRandom, serverRandom: n.serverRandom },
     );
     premaster.fill(0);
-    const keys = keyBlock(provider, n.suite, master, n.clientRandom, n.serverRandom);
-    const options = { encryptThenMac: n.encryptThenMac, random: conn.config.random };
-    conn.setPendingRead(
-      createProtection(n.suite, keys.client, provider, {
-        ...options,
-        connectionId: n.connectionIds?.ours,
-      }),
-    );
-    conn.setWrite(
-      1,
-      createProtection(n.suite, keys.server, provider, {
-        ...options,
-        connectionId: n.connectionIds?.theirs,
-      }),
+    this.#installKeys(
+      n.suite,
+      keyBlock(provider, n.suite, master, n.clientRandom, n.serverRandom),
+      n.encryptThenMac,
+      n.connectionIds,
     );
     const keyed: Keyed = {
       n,

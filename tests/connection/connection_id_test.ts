@@ -9,9 +9,9 @@ import type { Connection } from "../../src/connection/connection.ts";
 import type { ConnectionEvent } from "../../src/connection/events.ts";
 import { ContentType } from "../../src/record/header.ts";
 import { suiteByName } from "../../src/record/suites.ts";
-import { SessionCache } from "../../src/session/session_cache.ts";
 import { Pair, PEER } from "../helpers/sim.ts";
 import { drain, testClient, testEndpoint } from "../helpers/drive.ts";
+import { testResumption } from "../helpers/resumption.ts";
 
 const CLIENT_CID = new Uint8Array([0xc1, 0xd2, 0xe3]);
 const MOVED = "10.9.9.9:4000";
@@ -232,11 +232,7 @@ Deno.test("Connection IDs are unique among live connections, and freed with them
 });
 
 Deno.test("a resumed session takes a Connection ID too", () => {
-  const resumption = {
-    lifetimeMs: 86_400_000,
-    cache: new SessionCache({ maxEntries: 10, lifetimeMs: 86_400_000 }),
-    tickets: undefined,
-  };
+  const resumption = testResumption({ tickets: false });
   const first = cidPair("resume 1", { server: { resumption }, client: { tickets: false } });
   const saved = first.clientEvents.find((e) => e.type === "resumable_session");
   assert.ok(saved?.type === "resumable_session");

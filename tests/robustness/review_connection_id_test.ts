@@ -25,6 +25,7 @@ import { DtlsServer } from "../../src/server/dtls_server.ts";
 import { MemoryLogger } from "../../src/server/log.ts";
 import { testClient, testEndpoint } from "../helpers/drive.ts";
 import { KEY, Pair } from "../helpers/sim.ts";
+import { concat } from "../crypto/hex.ts";
 
 const PEER = "127.0.0.1:50000";
 const STRANGER = "203.0.113.66:6666";
@@ -49,16 +50,6 @@ function record(
   out.set(cid, 11);
   view.setUint16(11 + cid.length, body.length);
   out.set(body, 13 + cid.length);
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
   return out;
 }
 

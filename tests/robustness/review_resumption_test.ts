@@ -14,17 +14,11 @@
  * 5. --tickets could not be turned off on the command line (--no-tickets).
  */
 import assert from "node:assert/strict";
-import type { ConnectionEvent } from "../../src/connection/events.ts";
-import { nobleProvider } from "../../src/crypto/noble.ts";
-import type { SavedSession } from "../../src/handshake/driver.ts";
 import type { ClientAuthPolicy } from "../../src/handshake/server.ts";
 import { chainVerifier } from "../../src/pki/chain_verifier.ts";
 import { pemBlocks } from "../../src/pki/server_certificate.ts";
 import { CIPHER_SUITES, PSK_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { resolveSettings } from "../../src/server/config.ts";
-import type { ResumptionPolicy } from "../../src/session/resumption.ts";
-import { SessionCache } from "../../src/session/session_cache.ts";
-import { TicketSealer } from "../../src/session/tickets.ts";
 import {
   CERT_TIME,
   clientCertificate,
@@ -33,37 +27,12 @@ import {
   trustingClient,
 } from "../helpers/certificates.ts";
 import { testPki } from "../helpers/pki.ts";
-import { seededRandom } from "../helpers/random.ts";
 import { Pair, sentAlert } from "../helpers/sim.ts";
+import { completed, saved, testResumption } from "../helpers/resumption.ts";
 
-const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const ECDSA = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
 type PairOptions = NonNullable<ConstructorParameters<typeof Pair>[0]>;
-
-function policy(options: { cacheSize?: number; tickets?: boolean } = {}): ResumptionPolicy {
-  return {
-    lifetimeMs: DAY,
-    cache: new SessionCache({ maxEntries: options.cacheSize ?? 100, lifetimeMs: DAY }),
-    tickets: options.tickets === false ? undefined : new TicketSealer({
-      provider: nobleProvider,
-      random: seededRandom("ticket nonces"),
-      lifetimeMs: DAY,
-      secrets: [new Uint8Array(32).fill(0xa1)],
-    }),
-  };
-}
-
-function completed(events: readonly ConnectionEvent[]) {
-  const e = events.find((e) => e.type === "handshake_complete");
-  return e?.type === "handshake_complete" ? e : undefined;
-}
-
-function saved(pair: Pair): SavedSession {
-  const e = pair.clientEvents.find((e) => e.type === "resumable_session");
-  assert.ok(e?.type === "resumable_session", "the client kept no session");
-  return e.session;
-}
 
 function run(options: PairOptions): Pair {
   const pair = new Pair({ start: CERT_TIME, ...options });
@@ -89,7 +58,10 @@ function otherCaPolicy(): ClientAuthPolicy {
   };
 }
 
-function certServer(resumption: ResumptionPolicy, auth: () => ClientAuthPolicy | undefined) {
+function certServer(
+  resumption: ReturnType<typeof testResumption>,
+  auth: () => ClientAuthPolicy | undefined,
+) {
   const pki = testPki();
   return {
     ...serverCertificate(pki.ecCert, pki.ecKey),
@@ -111,7 +83,7 @@ function certClient(tickets: boolean, cert = testPki().clientCert, key = testPki
 for (const tickets of [true, false]) {
   const kind = tickets ? "ticket" : "session_id";
   Deno.test(`finding 1: a client certificate's session resumes (by ${kind}) under its own policy only`, () => {
-    const resumption = policy();
+    const resumption = testResumption();
     let auth = testCaPolicy(1);
     const server = () => certServer(resumption, () => auth);
     const first = run({ seed: "1 first", server: server(), client: certClient(tickets) });
@@ -144,7 +116,7 @@ for (const tickets of [true, false]) {
 }
 
 Deno.test("finding 1: a policy without an id resumes no client certificate's session", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const auth: ClientAuthPolicy = { check: testCaClientCheck(), required: true };
   const first = run({
     seed: "1 no id",
@@ -174,7 +146,7 @@ Deno.test("finding 1: a client certificate's session does not outlive the certif
   };
   const notAfter = Math.min(endOf(pki.clientCert), endOf(pki.caCert));
   assert.ok(Number.isFinite(notAfter));
-  const resumption = policy();
+  const resumption = testResumption();
   const auth = testCaPolicy(2);
   // The server's own certificate is checked at the test's start time.
   const verifyAt = (at: number) => ({
@@ -206,7 +178,7 @@ Deno.test("finding 1: a client certificate's session does not outlive the certif
 });
 
 Deno.test("finding 2: a certificate session does not resume where that certificate is not served", () => {
-  const shared = policy({ cacheSize: 0 });
+  const shared = testResumption({ cacheSize: 0 });
   const anonymous = { ...trustingClient(), suites: [suiteByName(ECDSA)], tickets: true };
   const a = run({
     seed: "2 a",
@@ -284,7 +256,7 @@ Deno.test("finding 3: a client certificate too big to seal in a ticket still get
   const auth = testCaPolicy(3);
   const pair = run({
     seed: "3",
-    server: certServer(policy(), () => auth),
+    server: certServer(testResumption(), () => auth),
     client: certClient(true, `${dir}/long.pem`, `${dir}/long.key`),
   });
   assert.equal(pair.server?.isEstablished, true, `alert ${sentAlert(pair.serverEvents)}`);
@@ -296,7 +268,7 @@ Deno.test("finding 3: a client certificate too big to seal in a ticket still get
 });
 
 Deno.test("finding 4: a ClientHello that does not fit a session leaves it in the cache", () => {
-  const resumption = policy({ tickets: false });
+  const resumption = testResumption({ tickets: false });
   const victim = run({ seed: "4 victim", server: { resumption }, client: { tickets: false } });
   const session = saved(victim);
   // Only the session ID, seen in the clear: no master secret, other suites.

@@ -10,11 +10,10 @@ import assert from "node:assert/strict";
 import type { Connection } from "../../src/connection/connection.ts";
 import type { PeerEntry, ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { DtlsClient } from "../../src/client/dtls_client.ts";
-import { DtlsServer } from "../../src/server/dtls_server.ts";
-import { MemoryLogger } from "../../src/server/log.ts";
 import { asyncPskStore, parseHexKey } from "../../src/server/psk_store.ts";
 import { drain, testClient, testEndpoint } from "../helpers/drive.ts";
 import { KEY, serverPsk } from "../helpers/sim.ts";
+import { withServer } from "../helpers/in_process_server.ts";
 
 const NOW = 1_000_000;
 const PEER = "10.0.0.1:4000";
@@ -118,20 +117,6 @@ Deno.test("a failed lookup ends that handshake with internal_error, and a late a
 });
 
 // ---- the server: bounds and timeouts ---------------------------------------------------------
-
-async function withServer(
-  options: ConstructorParameters<typeof DtlsServer>[0],
-  body: (server: DtlsServer, port: number, log: MemoryLogger) => Promise<void>,
-): Promise<void> {
-  const log = new MemoryLogger();
-  const server = new DtlsServer({ port: 0, logger: log, ...options });
-  const { port } = server.listen();
-  try {
-    await body(server, port, log);
-  } finally {
-    await server.close();
-  }
-}
 
 const DEMO_KEY = parseHexKey("1a2b3c4d5e6f", "demo key");
 

@@ -8,22 +8,9 @@ import { MemoryLogger } from "../../src/server/log.ts";
 import { mapPskStore, parseHexKey } from "../../src/server/psk_store.ts";
 import type { SocketIo } from "../../src/net/datagram_socket.ts";
 import { libcUnavailable } from "../helpers/libc.ts";
+import { withServer } from "../helpers/in_process_server.ts";
 
 const DEMO_KEY = parseHexKey("1a2b3c4d5e6f", "demo key");
-
-async function withServer(
-  options: ConstructorParameters<typeof DtlsServer>[0],
-  body: (server: DtlsServer, port: number, log: MemoryLogger) => Promise<void>,
-): Promise<void> {
-  const log = new MemoryLogger();
-  const server = new DtlsServer({ port: 0, logger: log, ...options });
-  const { port } = server.listen();
-  try {
-    await body(server, port, log);
-  } finally {
-    await server.close();
-  }
-}
 
 /** Both socket backends; libc only where FFI works here (the reason is printed otherwise). */
 const IOS: readonly SocketIo[] = ["deno", "libc"];

@@ -5,47 +5,15 @@
  * session is not resumed.
  */
 import assert from "node:assert/strict";
-import type { ConnectionEvent } from "../../src/connection/events.ts";
-import { nobleProvider } from "../../src/crypto/noble.ts";
 import type { SavedSession } from "../../src/handshake/driver.ts";
 import type { ResumptionPolicy } from "../../src/session/resumption.ts";
-import { SessionCache } from "../../src/session/session_cache.ts";
-import { TicketSealer } from "../../src/session/tickets.ts";
 import { PSK_SUITES, suiteByName } from "../../src/record/suites.ts";
 import { type Fate, KEY, Pair, sentAlert } from "../helpers/sim.ts";
-import { seededRandom } from "../helpers/random.ts";
+import { completed, DAY, saved, SECRET_A, testResumption } from "../helpers/resumption.ts";
 
 type PairOptions = NonNullable<ConstructorParameters<typeof Pair>[0]>;
 
-const DAY = 86_400_000;
-const SECRET_A = new Uint8Array(32).fill(0xa1);
 const SECRET_B = new Uint8Array(32).fill(0xb2);
-
-function policy(
-  options: { tickets?: boolean; secrets?: Uint8Array[]; cacheSize?: number } = {},
-): ResumptionPolicy {
-  return {
-    lifetimeMs: DAY,
-    cache: new SessionCache({ maxEntries: options.cacheSize ?? 100, lifetimeMs: DAY }),
-    tickets: options.tickets === false ? undefined : new TicketSealer({
-      provider: nobleProvider,
-      random: seededRandom("ticket nonces"),
-      lifetimeMs: DAY,
-      secrets: options.secrets ?? [SECRET_A],
-    }),
-  };
-}
-
-function completed(events: readonly ConnectionEvent[]) {
-  const e = events.find((e) => e.type === "handshake_complete");
-  return e?.type === "handshake_complete" ? e : undefined;
-}
-
-function saved(pair: Pair): SavedSession {
-  const e = pair.clientEvents.find((e) => e.type === "resumable_session");
-  assert.ok(e?.type === "resumable_session", "the client kept no session");
-  return e.session;
-}
 
 /** A first, full handshake against `resumption`; returns what the client saved. */
 function fullHandshake(
@@ -87,7 +55,7 @@ function assertExchangesData(pair: Pair): void {
 }
 
 Deno.test("a ticket resumes with an abbreviated handshake: same suite and identity, new keys", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { pair: first, session } = fullHandshake(resumption);
   assert.ok(session.ticket !== undefined && session.sessionId.length === 0);
   assert.equal(resumption.cache!.size, 0, "a ticketed session takes no cache entry");
@@ -101,7 +69,7 @@ Deno.test("a ticket resumes with an abbreviated handshake: same suite and identi
 });
 
 Deno.test("a client without tickets resumes by session ID from the cache", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption, { tickets: false });
   assert.equal(session.ticket, undefined);
   assert.equal(session.sessionId.length, 32);
@@ -113,7 +81,7 @@ Deno.test("a client without tickets resumes by session ID from the cache", () =>
 });
 
 Deno.test("a resumed ticket is renewed, sealed under the current first key", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption);
   resumption.tickets!.setSecrets([SECRET_B, SECRET_A]);
   const second = reconnect(resumption, session);
@@ -131,10 +99,10 @@ Deno.test("a resumed ticket is renewed, sealed under the current first key", () 
 });
 
 Deno.test("a ticket from before a restart resumes on a server with the same ticket keys", () => {
-  const { session } = fullHandshake(policy({ secrets: [SECRET_A] }));
-  const restarted = policy({ secrets: [SECRET_A] });
+  const { session } = fullHandshake(testResumption({ secrets: [SECRET_A] }));
+  const restarted = testResumption({ secrets: [SECRET_A] });
   assert.equal(completed(reconnect(restarted, session).serverEvents)?.resumed, "ticket");
-  const otherKeys = policy({ secrets: [SECRET_B] });
+  const otherKeys = testResumption({ secrets: [SECRET_B] });
   assert.equal(completed(reconnect(otherKeys, session).serverEvents)?.resumed, undefined);
 });
 
@@ -153,7 +121,7 @@ for (const kind of ["ticket", "session_id"] as const) {
   for (const fate of ["drop", "duplicate", "delay"] as Fate[]) {
     for (const flight of FLIGHTS) {
       Deno.test(`resumption by ${kind} completes when ${flight.name} is ${fate === "delay" ? "reordered" : fate + "ped"}`, () => {
-        const resumption = policy();
+        const resumption = testResumption();
         const tickets = kind === "ticket";
         const { session } = fullHandshake(resumption, { tickets });
         const pair = reconnect(resumption, session, {
@@ -172,7 +140,7 @@ for (const kind of ["ticket", "session_id"] as const) {
 }
 
 Deno.test("resumption completes with every second datagram lost", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption);
   const pair = reconnect(resumption, session, {
     script: (_d, index) => (index % 2 === 1 ? "drop" : "deliver"),
@@ -182,7 +150,7 @@ Deno.test("resumption completes with every second datagram lost", () => {
 });
 
 Deno.test("the abbreviated flight is fragmented to a small MTU and reassembled", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption);
   // The ClientHello, which a server takes only whole, keeps the default MTU.
   const pair = reconnect(resumption, session, { serverMtu: 100 });
@@ -195,7 +163,7 @@ Deno.test("the abbreviated flight is fragmented to a small MTU and reassembled",
 
 Deno.test("an identity removed from the key store makes its ticket and session ID full handshakes", () => {
   for (const tickets of [true, false]) {
-    const resumption = policy();
+    const resumption = testResumption();
     const { session } = fullHandshake(resumption, { tickets });
     const pair = reconnect(resumption, session, {
       client: { tickets },
@@ -212,7 +180,7 @@ Deno.test("an identity removed from the key store makes its ticket and session I
 });
 
 Deno.test("an identity whose key changed does not resume its session", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption);
   const newKey = KEY.map((b) => b ^ 0xff);
   const pair = reconnect(resumption, session, {
@@ -226,7 +194,7 @@ Deno.test("an identity whose key changed does not resume its session", () => {
 });
 
 Deno.test("a ticket resumes only its own identity, whatever the client now says", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption);
   const pair = reconnect(resumption, session, {
     client: { identity: new TextEncoder().encode("someone else") },
@@ -235,7 +203,7 @@ Deno.test("a ticket resumes only its own identity, whatever the client now says"
 });
 
 Deno.test("a ticket resumes only its suite: one no longer offered makes a full handshake", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption);
   const other = PSK_SUITES.filter((s) => s.id !== session.suiteId);
   const pair = reconnect(resumption, session, { client: { suites: other } });
@@ -247,7 +215,7 @@ Deno.test("a ticket resumes only its suite: one no longer offered makes a full h
 });
 
 Deno.test("an expired ticket makes a full handshake", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption);
   const pair = reconnect(resumption, session, { start: 1_000_000 + DAY + 1 });
   assert.equal(completed(pair.serverEvents)?.resumed, undefined);
@@ -256,7 +224,7 @@ Deno.test("an expired ticket makes a full handshake", () => {
 });
 
 Deno.test("a tampered ticket makes a full handshake, and the client does not resume", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption);
   const ticket = session.ticket!.slice();
   ticket[ticket.length - 1]! ^= 1;
@@ -268,7 +236,7 @@ Deno.test("a tampered ticket makes a full handshake, and the client does not res
 });
 
 Deno.test("a session with an extended master secret is not resumed without the extension (RFC 7627 §5.3)", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const { session } = fullHandshake(resumption);
   const pair = reconnect(resumption, session, { client: { extendedMasterSecret: false } });
   assert.equal(pair.server?.isEstablished ?? false, false);
@@ -276,7 +244,7 @@ Deno.test("a session with an extended master secret is not resumed without the e
 });
 
 Deno.test("a handshake without extended master secret leaves nothing to resume", () => {
-  const resumption = policy();
+  const resumption = testResumption();
   const pair = new Pair({
     seed: "no ems",
     server: { resumption },
@@ -289,9 +257,11 @@ Deno.test("a handshake without extended master secret leaves nothing to resume",
 });
 
 Deno.test("a session ID the server does not know makes a full handshake", () => {
-  const resumption = policy({ tickets: false });
+  const resumption = testResumption({ tickets: false });
   const { session } = fullHandshake(resumption, { tickets: false });
-  const pair = reconnect(policy({ tickets: false }), session, { client: { tickets: false } });
+  const pair = reconnect(testResumption({ tickets: false }), session, {
+    client: { tickets: false },
+  });
   assert.equal(completed(pair.serverEvents)?.resumed, undefined);
   assert.equal(pair.server?.isEstablished, true);
 });
