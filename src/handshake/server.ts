@@ -117,6 +117,12 @@ export type ServerCertificate = CertificateWithKey;
 export interface ServerHandshakeOptions {
   /** The key for an identity, or undefined when unknown. */
   readonly lookupPsk: (identity: Uint8Array) => PskLookup;
+  /**
+   * True when keys come later (an asynchronous store): sessions are then
+   * not resumed, since the check of a session's key would wait at its
+   * ClientHello.
+   */
+  readonly pskLookupIsAsynchronous?: () => boolean;
   /** psk_identity_hint (RFC 4279 §2); empty for none. */
   readonly identityHint: Uint8Array;
   /** Suites we accept, in our order of preference. */
@@ -843,10 +849,11 @@ export class ServerHandshake implements HandshakeDriver {
       return undefined;
     }
     if (session.identityBytes.length > this.#options.maxIdentityLength) return "mismatch";
+    // A key that must be looked up is not waited for here: a full handshake.
+    if (this.#options.pskLookupIsAsynchronous?.() === true) return "mismatch";
     const key = this.#options.lookupPsk(session.identityBytes);
-    if (key instanceof Promise) {
-      // A key that must be looked up is not waited for here: a full handshake.
-      key.catch(() => {});
+    if (!(key === undefined || key instanceof Uint8Array)) {
+      Promise.resolve(key).catch(() => {});
       return "mismatch";
     }
     if (
@@ -1196,11 +1203,14 @@ export class ServerHandshake implements HandshakeDriver {
       );
     }
     n.transcript.add(encodeHandshakeMessage(HandshakeType.ClientKeyExchange, messageSeq, body));
-    const lookup = this.#options.lookupPsk(identityBytes);
-    if (lookup instanceof Promise) {
+    const lookup: unknown = this.#options.lookupPsk(identityBytes);
+    if (typeof (lookup as { then?: unknown } | null)?.then === "function") {
       // The owner awaits it (with its timeout and bound) and brings the
       // answer back through onPskLookup; nothing else waits meanwhile.
-      conn.emit({ type: "psk_lookup", lookup });
+      conn.emit({
+        type: "psk_lookup",
+        lookup: Promise.resolve(lookup as PromiseLike<Uint8Array | undefined>),
+      });
       return {
         kind: "await_psk",
         n,
@@ -1210,7 +1220,7 @@ export class ServerHandshake implements HandshakeDriver {
         changeCipherSpecSeen: false,
       };
     }
-    return this.#withKey(state, identityBytes.slice(), other, lookup);
+    return this.#withKey(state, identityBytes.slice(), other, keyOf(lookup));
   }
 
   onPskLookup(result: Uint8Array | undefined | Error): void {
@@ -1223,7 +1233,7 @@ export class ServerHandshake implements HandshakeDriver {
         `Cannot look up the key of the PSK identity: ${result.message}`,
       );
     }
-    this.#state = this.#withKey(state, state.identityBytes, state.other, result);
+    this.#state = this.#withKey(state, state.identityBytes, state.other, keyOf(result));
     if (state.changeCipherSpecSeen && this.#state.kind === "await_change_cipher_spec") {
       // Its ChangeCipherSpec came while we waited: taken now, as onChangeCipherSpec would.
       this.#state = { ...this.#state, kind: "await_finished" };
@@ -1474,6 +1484,20 @@ function certificateBody(certificate: ServerCertificate): Uint8Array {
 
 /** The longest Connection ID a client may ask us to put in our records, bytes. */
 export const MAX_PEER_CID_LENGTH = 32;
+
+/**
+ * A key store's answer as a key, or undefined for an unknown identity (null
+ * too). Anything else, an empty key among it, is the store's failure: the
+ * handshake ends with internal_error rather than take it.
+ */
+function keyOf(answer: unknown): Uint8Array | undefined {
+  if (answer === undefined || answer === null) return undefined;
+  if (answer instanceof Uint8Array && answer.length > 0 && answer.length <= 0xffff) return answer;
+  throw new ProtocolError(
+    AlertDescription.InternalError,
+    "Cannot use the key store's answer: not a key of 1 to 65535 bytes",
+  );
+}
 
 /** Bytes of the random key an unknown identity carries on with. */
 const DUMMY_PSK_LENGTH = 32;

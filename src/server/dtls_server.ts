@@ -16,6 +16,7 @@ import {
   ServerEndpoint,
 } from "../connection/endpoint.ts";
 import { checkOptions, type OptionKind } from "../connection/options.ts";
+import { sourceAddress } from "../connection/admission.ts";
 import { ThrottledLog } from "./throttled_log.ts";
 import type { ConnectionEvent } from "../connection/events.ts";
 import { nodeProvider } from "../crypto/node.ts";
@@ -252,6 +253,34 @@ const MAX_TIMER_MS = 1_000;
 
 /** How late the timer may fire, to handle close deadlines together, ms (retransmission timers carry 25 % jitter anyway). */
 const TIMER_SLACK_MS = 50;
+/** The longest delay a timer takes as it is (setTimeout's limit), ms. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+/** A key lookup's place in the bound: given back once (see DtlsServer#lookupPsk). */
+interface LookupSlot {
+  held: boolean;
+  /** The source address it is charged to, once its connection is known. */
+  source: string | undefined;
+}
+
+/** Each source address may hold this fraction of the key lookups in flight at most. */
+const LOOKUP_SHARES = 4;
+
+/** Whether `value` is a promise or another thenable (a query builder's, say). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+/** An Error for anything a store rejected with (never throws itself). */
+function asError(error: unknown): Error {
+  if (error instanceof Error) return error;
+  try {
+    return new Error(String(error));
+  } catch {
+    return new Error("the key store failed with a value that cannot be shown");
+  }
+}
+
 /** What a peer that moved may be sent, in multiples of what came from its new address. */
 const UNVALIDATED_FACTOR = 3;
 /** Most bytes of a received record logged as hex, per datagram. */
@@ -388,6 +417,12 @@ export class DtlsServer {
     const random = options.random ?? systemRandom;
     const provider = options.provider ?? nodeProvider;
     const interval = options.refusalLogIntervalMs ?? SERVER_DEFAULTS.refusalLogIntervalMs;
+    // A timer of 2^31 ms or more fires at once: a lookup timeout that long would fail every lookup.
+    if ((options.pskLookupTimeoutMs ?? 0) > MAX_TIMER_DELAY_MS) {
+      throw new RangeError(
+        `Cannot use pskLookupTimeoutMs ${options.pskLookupTimeoutMs}: at most ${MAX_TIMER_DELAY_MS}`,
+      );
+    }
     this.#resumption = resumptionPolicy(options, provider, random);
     this.#refusals = new ThrottledLog(this.#log, interval);
     // A HelloVerifyRequest is cheap, so a flood of ClientHellos is answered in
@@ -412,6 +447,7 @@ export class DtlsServer {
       }),
       psk: {
         lookupPsk: (identity) => this.#lookupPsk(identity),
+        pskLookupIsAsynchronous: () => this.#psk.asynchronous === true,
         // The key store is replaced on reload: both read the current one.
         dummyKeyLength: () => this.#psk.typicalKeyLength,
         certificate: () => this.#certificate,
@@ -462,21 +498,31 @@ export class DtlsServer {
 
   /** Asynchronous key lookups in flight. */
   #pskLookups = 0;
+  /** The slot of each lookup the shell has yet to hand to its connection. */
+  readonly #lookupSlots = new WeakMap<Promise<unknown>, LookupSlot>();
+  /** The slot of each connection waiting for its key. */
+  readonly #waitingSlots = new WeakMap<Connection, LookupSlot>();
+  /** Lookups in flight by source address (IPv6: its /64), for each source's share. */
+  readonly #lookupsBySource = new Map<string, number>();
 
   /**
-   * The key store's answer for `identity`; an asynchronous one bounded in
-   * number and time (over the bound the store is not asked at all).
+   * The key store's answer for `identity`. Those that come later are
+   * bounded in number (over the bound the store is not asked) and in time.
    */
   #lookupPsk(identity: Uint8Array): PskLookup {
     const store = this.#psk;
     const max = this.#options.maxPskLookups ?? SERVER_DEFAULTS.maxPskLookups;
-    if (store.asynchronous === true && this.#pskLookups >= max) {
+    // Checked before asking: a store answering later (flagged or not) is
+    // asked no more than the bound; a synchronous one never fills it.
+    if (this.#pskLookups >= max) {
       this.metrics.inc("dtls_psk_lookups_total", { result: "busy" });
       return Promise.reject(new Error(`${max} key lookups in flight already`));
     }
     const answer = store.lookup(identity);
-    if (!(answer instanceof Promise)) return answer;
+    if (!isThenable(answer)) return answer;
+    const slot: LookupSlot = { held: true, source: undefined };
     this.#pskLookups++;
+    const release = () => this.#releaseSlot(slot);
     const timeoutMs = this.#options.pskLookupTimeoutMs ?? SERVER_DEFAULTS.pskLookupTimeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -485,27 +531,63 @@ export class DtlsServer {
         timeoutMs,
       );
     });
-    return Promise.race([answer, timeout]).then(
+    const checked = Promise.race([Promise.resolve(answer), timeout]).then(
       (key) => {
-        this.metrics.inc("dtls_psk_lookups_total", {
-          result: key === undefined ? "unknown" : "ok",
-        });
+        // The driver checks it is a key (or nothing).
+        this.metrics.inc("dtls_psk_lookups_total", { result: key == null ? "unknown" : "ok" });
         return key;
       },
-      (error) => {
+      (error: unknown) => {
         this.metrics.inc("dtls_psk_lookups_total", { result: "error" });
-        throw error;
+        throw asError(error);
       },
     ).finally(() => {
       clearTimeout(timer);
-      this.#pskLookups--;
+      release();
     });
+    this.#lookupSlots.set(checked, slot);
+    return checked;
   }
 
-  /** Hands a connection's key lookup its answer when it comes, and sends what that makes. */
+  /** Gives a lookup's slot back, once. */
+  #releaseSlot(slot: LookupSlot): void {
+    if (!slot.held) return;
+    slot.held = false;
+    this.#pskLookups--;
+    if (slot.source === undefined) return;
+    const left = (this.#lookupsBySource.get(slot.source) ?? 1) - 1;
+    if (left > 0) this.#lookupsBySource.set(slot.source, left);
+    else this.#lookupsBySource.delete(slot.source);
+  }
+
+  /**
+   * Hands a connection's key lookup its answer when it comes, and sends
+   * what that makes. The lookup's slot is charged to the peer's source (a
+   * quarter of the bound each at most, so that one source cannot take
+   * every slot) and given back as soon as the connection is gone.
+   */
   #awaitPskLookup(entry: PeerEntry<PeerRoute>, lookup: Promise<Uint8Array | undefined>): void {
+    const connection = entry.connection;
+    const slot = this.#lookupSlots.get(lookup);
+    let refused: Error | undefined;
+    if (slot !== undefined && slot.held) {
+      const source = sourceAddress(entry.peer);
+      const max = this.#options.maxPskLookups ?? SERVER_DEFAULTS.maxPskLookups;
+      const share = Math.max(1, Math.floor(max / LOOKUP_SHARES));
+      const bySource = this.#lookupsBySource.get(source) ?? 0;
+      if (bySource >= share) {
+        this.#releaseSlot(slot);
+        this.metrics.inc("dtls_psk_lookups_total", { result: "busy" });
+        refused = new Error(`${share} key lookups in flight for ${source} already`);
+      } else {
+        slot.source = source;
+        this.#lookupsBySource.set(source, bySource + 1);
+        this.#waitingSlots.set(connection, slot);
+      }
+    }
     const deliver = (result: Uint8Array | undefined | Error) => {
       try {
+        if (slot !== undefined) this.#releaseSlot(slot);
         this.#endpoint.deliverPskLookup(entry, result, this.#clock());
         this.#drain(entry);
         this.#arm();
@@ -513,10 +595,15 @@ export class DtlsServer {
         this.#internalError("shell", error, entry.peer);
       }
     };
-    lookup.then(
-      (key) => deliver(key),
-      (error) => deliver(error instanceof Error ? error : new Error(String(error))),
-    );
+    if (refused !== undefined) {
+      // Its answer, when it comes, is for no one.
+      lookup.catch(() => {});
+      queueMicrotask(() => deliver(refused));
+      return;
+    }
+    lookup.then((key) => deliver(key), (error: unknown) => deliver(asError(error)))
+      // deliver catches everything; this only keeps a rejection from escaping.
+      .catch(() => {});
   }
 
   /**
@@ -878,7 +965,12 @@ export class DtlsServer {
         sends?.push(sent);
       }
     }
-    if (connection.isClosed) this.#endpoint.forget(entry);
+    if (connection.isClosed) {
+      this.#endpoint.forget(entry);
+      // Gone before its key came: its lookup's slot is free for others.
+      const slot = this.#waitingSlots.get(connection);
+      if (slot !== undefined) this.#releaseSlot(slot);
+    }
   }
 
   #onEvent(
