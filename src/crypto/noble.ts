@@ -13,8 +13,8 @@
  * @module
  */
 
-import { cbc, gcm } from "@noble/ciphers/aes.js";
-import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { cbc, ecb, gcm } from "@noble/ciphers/aes.js";
+import { chacha20, chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { p256, p384 } from "@noble/curves/nist.js";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { hmac } from "@noble/hashes/hmac.js";
@@ -33,7 +33,7 @@ import type {
   RandomSource,
   RunningHash,
 } from "./provider.ts";
-import { InPlaceAead, sealTarget } from "./provider.ts";
+import { checkMaskSample, InPlaceAead, sealTarget } from "./provider.ts";
 
 const HASHES = { sha256, sha384 } as const;
 
@@ -253,6 +253,13 @@ export const nobleProvider: CryptoProvider = {
 
   hmac(hash: HashName, key: Uint8Array): Mac {
     return new NobleMac(hash, key);
+  },
+
+  recordNumberMask(cipher: "aes" | "chacha20", key: Uint8Array, sample: Uint8Array): Uint8Array {
+    checkMaskSample(sample);
+    if (cipher === "aes") return ecb(key, { disablePadding: true }).encrypt(sample);
+    const counter = new DataView(sample.buffer, sample.byteOffset, 4).getUint32(0, true);
+    return chacha20(key, sample.subarray(4), new Uint8Array(16), undefined, counter);
   },
 
   runningHash(hash: HashName): RunningHash {

@@ -47,7 +47,7 @@ import type {
   RandomSource,
   RunningHash,
 } from "./provider.ts";
-import { InPlaceAead, sealTarget } from "./provider.ts";
+import { checkMaskSample, InPlaceAead, sealTarget } from "./provider.ts";
 
 /** A plain Uint8Array over the bytes of a node `Buffer` (whose `slice` does not copy). */
 function plain(b: Uint8Array): Uint8Array {
@@ -301,6 +301,22 @@ export const nodeProvider: CryptoProvider = {
 
   hmac(hash: HashName, key: Uint8Array): Mac {
     return nobleProvider.hmac(hash, key);
+  },
+
+  recordNumberMask(cipher: "aes" | "chacha20", key: Uint8Array, sample: Uint8Array): Uint8Array {
+    checkMaskSample(sample);
+    if (cipher === "aes") {
+      if (key.length !== 16 && key.length !== 32) {
+        throw new TypeError(`Cannot mask a record number: AES key of ${key.length} bytes`);
+      }
+      const ecb = createCipheriv(key.length === 16 ? "aes-128-ecb" : "aes-256-ecb", key, null);
+      ecb.setAutoPadding(false);
+      return new Uint8Array(Buffer.concat([ecb.update(sample), ecb.final()]));
+    }
+    // node's chacha20 takes counter (32 bits, little endian) || nonce as its
+    // 16-byte IV: the sample's layout exactly (RFC 9147 §4.2.3).
+    const stream = createCipheriv("chacha20", key, sample);
+    return new Uint8Array(Buffer.concat([stream.update(new Uint8Array(16)), stream.final()]));
   },
 
   runningHash(hash: HashName): RunningHash {

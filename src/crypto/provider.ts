@@ -117,6 +117,14 @@ export interface CryptoProvider {
   /** A keyed HMAC. */
   hmac(hash: HashName, key: Uint8Array): Mac;
   /**
+   * The mask of a DTLS 1.3 record number (RFC 9147 §4.2.3), 16 bytes, from
+   * a 16-byte sample of the record's ciphertext: AES-ECB of the sample under
+   * `key` for the AES suites; for ChaCha20, the ChaCha20 keystream under
+   * `key` with the sample's first 4 bytes as the block counter (little
+   * endian) and the other 12 as the nonce.
+   */
+  recordNumberMask(cipher: "aes" | "chacha20", key: Uint8Array, sample: Uint8Array): Uint8Array;
+  /**
    * A keyed AEAD (key length selects AES-128/256). It may keep `key` itself
    * rather than a copy: the caller must not change it afterwards.
    */
@@ -175,5 +183,14 @@ export abstract class InPlaceAead implements Aead {
     const out = new Uint8Array(plaintext.length + this.tagLength);
     this.sealInto(nonce, aad, plaintext, out, 0);
     return out;
+  }
+}
+
+/** Throws unless `sample` is the 16 bytes a record number's mask is made from. */
+export function checkMaskSample(sample: Uint8Array): void {
+  if (sample.length !== 16) {
+    throw new RangeError(
+      `Cannot mask a record number: sample of ${sample.length} bytes, 16 needed`,
+    );
   }
 }
