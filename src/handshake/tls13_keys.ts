@@ -33,6 +33,8 @@ export function hashLength(hash: HashName): number {
 }
 
 const encoder = new TextEncoder();
+/** An empty HKDF-Expand-Label context. */
+const NO_CONTEXT = new Uint8Array(0);
 
 /** HKDF-Extract(salt, IKM) (RFC 5869 §2.2): an empty salt is a hash length of zeros. */
 export function hkdfExtract(
@@ -151,11 +153,10 @@ export function trafficKeys(
   keyLength: number,
   prefix = DTLS13_LABEL_PREFIX,
 ): TrafficKeys {
-  const empty = new Uint8Array(0);
   return {
-    key: hkdfExpandLabel(provider, hash, secret, "key", empty, keyLength, prefix),
-    iv: hkdfExpandLabel(provider, hash, secret, "iv", empty, 12, prefix),
-    snKey: hkdfExpandLabel(provider, hash, secret, "sn", empty, keyLength, prefix),
+    key: hkdfExpandLabel(provider, hash, secret, "key", NO_CONTEXT, keyLength, prefix),
+    iv: hkdfExpandLabel(provider, hash, secret, "iv", NO_CONTEXT, 12, prefix),
+    snKey: hkdfExpandLabel(provider, hash, secret, "sn", NO_CONTEXT, keyLength, prefix),
   };
 }
 
@@ -166,15 +167,8 @@ export function finishedKey(
   baseKey: Uint8Array,
   prefix = DTLS13_LABEL_PREFIX,
 ): Uint8Array {
-  return hkdfExpandLabel(
-    provider,
-    hash,
-    baseKey,
-    "finished",
-    new Uint8Array(0),
-    hashLength(hash),
-    prefix,
-  );
+  // Derive-Secret's shape: a hash length, here with an empty context.
+  return deriveSecret(provider, hash, baseKey, "finished", NO_CONTEXT, prefix);
 }
 
 /** verify_data (or a PSK binder) = HMAC(finished_key, transcript hash) (RFC 8446 §4.4.4, §4.2.11.2). */
@@ -194,13 +188,5 @@ export function nextTrafficSecret(
   secret: Uint8Array,
   prefix = DTLS13_LABEL_PREFIX,
 ): Uint8Array {
-  return hkdfExpandLabel(
-    provider,
-    hash,
-    secret,
-    "traffic upd",
-    new Uint8Array(0),
-    hashLength(hash),
-    prefix,
-  );
+  return deriveSecret(provider, hash, secret, "traffic upd", NO_CONTEXT, prefix);
 }
