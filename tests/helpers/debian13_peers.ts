@@ -43,3 +43,18 @@ export const mbedtls36: OptionalPeer = optionalPeer(
   "mbedtls/programs/ssl/ssl_client2",
   "mbedtls",
 );
+
+/**
+ * wolfSSL 5.7's example client, built with DTLS 1.3 (RFC 9147), external
+ * PSKs and CIDs; run it from {@link wolfsslRoot}, as it reads `certs/`.
+ */
+export const wolfssl57: OptionalPeer = optionalPeer(
+  "wolfSSL 5.7 example client",
+  "wolfssl/b/examples/client/client",
+  "wolfssl",
+);
+
+/** The wolfSSL source tree its example programs run from. */
+export function wolfsslRoot(): string {
+  return `${peersDir()}/wolfssl`;
+}
