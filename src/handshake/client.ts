@@ -565,7 +565,7 @@ export class ClientHandshake implements HandshakeDriver {
     const resume = this.#options.resume;
     if (
       resume !== undefined && sh.sessionId.length > 0 &&
-      bytesEqual(sh.sessionId, this.#hello.sessionId)
+      constantTimeEqual(sh.sessionId, this.#hello.sessionId)
     ) {
       return this.#resumed(resume, a);
     }
@@ -653,9 +653,7 @@ export class ClientHandshake implements HandshakeDriver {
       // RFC 7250: the key itself, trusted when it is one we pinned.
       const spki = decodeRawPublicKey(body);
       if (
-        !this.#options.serverKeys!.some((k) =>
-          k.length === spki.length && k.every((x, i) => x === spki[i])
-        )
+        !this.#options.serverKeys!.some((k) => constantTimeEqual(k, spki))
       ) {
         throw new ProtocolError(
           AlertDescription.BadCertificate,
@@ -921,9 +919,4 @@ export class ClientHandshake implements HandshakeDriver {
     });
     return { kind: "done", resumed: state.resumed };
   }
-}
-
-/** Whether two byte strings are the same (public values: no need for constant time). */
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -673,7 +673,7 @@ export class ServerHandshake implements HandshakeDriver {
     if (raw) {
       // RFC 7250: the key itself is the identity, trusted when it is one we know.
       const spki = chain[0]!;
-      if (!(clientAuth.rawKeys ?? []).some((k) => bytesEqual(k, spki))) {
+      if (!(clientAuth.rawKeys ?? []).some((k) => constantTimeEqual(k, spki))) {
         throw new ProtocolError(
           AlertDescription.BadCertificate,
           "Cannot trust client raw public key: not one of --client-keys",
@@ -916,13 +916,7 @@ export class ServerHandshake implements HandshakeDriver {
       encryptThenMac,
       connectionIds,
     );
-    const ours = verifyData(
-      provider,
-      suite.prfHash,
-      master,
-      "server",
-      transcript.hash(provider, suite.prfHash),
-    );
+    const ours = this.#verifyData(suite, master, "server", transcript);
     flight.changeCipherSpec();
     push(HandshakeType.Finished, encodeFinished(ours), 1);
     // Our flight is answered by the client's final one: resent until then.
@@ -1010,6 +1004,23 @@ export class ServerHandshake implements HandshakeDriver {
         ...options,
         connectionId: connectionIds?.theirs,
       }),
+    );
+  }
+
+  /** A Finished's verify_data: over the transcript so far, from `role`'s side (RFC 5246 §7.4.9). */
+  #verifyData(
+    suite: CipherSuite,
+    master: Uint8Array,
+    role: "client" | "server",
+    transcript: Transcript,
+  ): Uint8Array {
+    const provider = this.#conn.config.provider;
+    return verifyData(
+      provider,
+      suite.prfHash,
+      master,
+      role,
+      transcript.hash(provider, suite.prfHash),
     );
   }
 
@@ -1343,14 +1354,7 @@ export class ServerHandshake implements HandshakeDriver {
   ): ServerState {
     const conn = this.#conn;
     const { n, master } = state;
-    const provider = conn.config.provider;
-    const expected = verifyData(
-      provider,
-      n.suite.prfHash,
-      master,
-      "client",
-      n.transcript.hash(provider, n.suite.prfHash),
-    );
+    const expected = this.#verifyData(n.suite, master, "client", n.transcript);
     if (!constantTimeEqual(expected, decodeFinished(body))) {
       throw new ProtocolError(AlertDescription.DecryptError, "Cannot verify client Finished");
     }
@@ -1391,7 +1395,6 @@ export class ServerHandshake implements HandshakeDriver {
   #sendFinalFlight(state: Extract<ServerState, { kind: "await_finished" }>): void {
     const conn = this.#conn;
     const { n, master } = state;
-    const provider = conn.config.provider;
     let seq = state.nextSeq;
     let ticket: FlightItem | undefined;
     if (n.issueTicket) {
@@ -1408,13 +1411,7 @@ export class ServerHandshake implements HandshakeDriver {
     } else if (n.sessionId.length > 0) {
       this.#options.resumption?.cache?.set(n.sessionId, this.#sessionOf(state), conn.now);
     }
-    const ours = verifyData(
-      provider,
-      n.suite.prfHash,
-      master,
-      "server",
-      n.transcript.hash(provider, n.suite.prfHash),
-    );
+    const ours = this.#verifyData(n.suite, master, "server", n.transcript);
     const changeCipherSpec: FlightItem = { kind: "change_cipher_spec", epoch: 0 };
     const finished: FlightItem = {
       kind: "handshake",
@@ -1454,11 +1451,6 @@ function helloExtensions(
 }
 
 const EMPTY = new Uint8Array(0);
-
-/** Whether two byte strings are the same (public keys: no need for constant time). */
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
 
 /**
  * Our CertificateRequest: ECDSA or RSA keys, every scheme we verify, and no
