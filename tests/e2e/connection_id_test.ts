@@ -18,20 +18,26 @@ const ACKS = new RegExp(ACK.source, "g");
 /** tls12_cid (RFC 9146 §4): the content type of a record with a Connection ID. */
 const TLS12_CID = 25;
 
-function mbedtlsArgs(port: number, extra: readonly string[]): string[] {
-  return [
+/**
+ * Mbed TLS 3.6's client with the demo key at `port` (the server's, or a
+ * relay's), `extra` its other settings; with `server`'s log for failures.
+ */
+async function mbedtls(
+  server: ServerProcess,
+  port: number,
+  extra: readonly string[],
+): Promise<{ result: RunPeerResult; context: string }> {
+  const result = await runPeer(mbedtls36.client(), [
     "server_addr=127.0.0.1",
     `server_port=${port}`,
     "dtls=1",
     `psk=${DEMO.keyHex}`,
     `psk_identity=${DEMO.identity}`,
     ...extra,
-  ];
-}
-
-function show(server: ServerProcess, result: RunPeerResult): string {
-  return `exit ${result.code}, timed out ${result.timedOut}\n--- client stdout:\n${result.stdout}\n` +
-    `--- client stderr:\n${result.stderr}\n${server.describe()}`;
+  ], { timeoutMs: TIMEOUT_MS });
+  const context = `exit ${result.code}, timed out ${result.timedOut}\n--- client stdout:\n` +
+    `${result.stdout}\n--- client stderr:\n${result.stderr}\n${server.describe()}`;
+  return { result, context };
 }
 
 for (
@@ -42,17 +48,12 @@ for (
     ignore: mbedtls36.ignore,
     async fn() {
       await using server = await startServer(["--cid-length", "5"]);
-      const result = await runPeer(
-        mbedtls36.client(),
-        mbedtlsArgs(server.port, [
-          `force_ciphersuite=${suite}`,
-          "cid=1",
-          "cid_val=c0ffee",
-          "exchanges=3",
-        ]),
-        { timeoutMs: TIMEOUT_MS },
-      );
-      const context = show(server, result);
+      const { result, context } = await mbedtls(server, server.port, [
+        `force_ciphersuite=${suite}`,
+        "cid=1",
+        "cid_val=c0ffee",
+        "exchanges=3",
+      ]);
       assert.equal(result.code, 0, context);
       assert.match(result.stdout, /\(initial handshake\) Use of Connection ID has been negotiated/);
       assert.match(result.stdout, /Peer CID \(length 5 Bytes\)/, context);
@@ -66,12 +67,10 @@ Deno.test({
   ignore: mbedtls36.ignore,
   async fn() {
     await using server = await startServer();
-    const result = await runPeer(
-      mbedtls36.client(),
-      mbedtlsArgs(server.port, ["force_ciphersuite=TLS-PSK-WITH-AES-128-GCM-SHA256", "cid=1"]),
-      { timeoutMs: TIMEOUT_MS },
-    );
-    const context = show(server, result);
+    const { result, context } = await mbedtls(server, server.port, [
+      "force_ciphersuite=TLS-PSK-WITH-AES-128-GCM-SHA256",
+      "cid=1",
+    ]);
     assert.equal(result.code, 0, context);
     assert.match(result.stdout, /Peer CID \(length 6 Bytes\)/, context);
     assert.match(result.stdout, ACK, context);
@@ -83,12 +82,10 @@ Deno.test({
   ignore: mbedtls36.ignore,
   async fn() {
     await using server = await startServer(["--cid-length", "0"]);
-    const result = await runPeer(
-      mbedtls36.client(),
-      mbedtlsArgs(server.port, ["force_ciphersuite=TLS-PSK-WITH-AES-128-CCM-8", "cid=1"]),
-      { timeoutMs: TIMEOUT_MS },
-    );
-    const context = show(server, result);
+    const { result, context } = await mbedtls(server, server.port, [
+      "force_ciphersuite=TLS-PSK-WITH-AES-128-CCM-8",
+      "cid=1",
+    ]);
     assert.equal(result.code, 0, context);
     assert.match(result.stdout, /Use of Connection ID was rejected by the server/, context);
     assert.match(result.stdout, ACK, context);
@@ -108,17 +105,12 @@ Deno.test({
       server.port,
       (d) => d[0] === TLS12_CID && ++appRecords === 2,
     );
-    const result = await runPeer(
-      mbedtls36.client(),
-      mbedtlsArgs(relay.port, [
-        "force_ciphersuite=TLS-PSK-WITH-AES-128-CCM-8",
-        "cid=1",
-        "cid_val=0a0b",
-        "exchanges=4",
-      ]),
-      { timeoutMs: TIMEOUT_MS },
-    );
-    const context = show(server, result);
+    const { result, context } = await mbedtls(server, relay.port, [
+      "force_ciphersuite=TLS-PSK-WITH-AES-128-CCM-8",
+      "cid=1",
+      "cid_val=0a0b",
+      "exchanges=4",
+    ]);
     assert.equal(result.code, 0, context);
     const ports = [...result.stdout.matchAll(ACKS)].map((m) => Number(m[1]));
     assert.deepEqual(ports, [relay.ports[0], ...Array(3).fill(relay.ports[1])], context);
@@ -138,17 +130,12 @@ Deno.test({
     let appRecords = 0;
     // Without CIDs application records are type 23.
     await using relay = new RebindingRelay(server.port, (d) => d[0] === 23 && ++appRecords === 2);
-    const result = await runPeer(
-      mbedtls36.client(),
-      mbedtlsArgs(relay.port, [
-        "force_ciphersuite=TLS-PSK-WITH-AES-128-CCM-8",
-        "exchanges=2",
-        "read_timeout=2000",
-        "hs_timeout=1000-2000",
-      ]),
-      { timeoutMs: TIMEOUT_MS },
-    );
-    const context = show(server, result);
+    const { result, context } = await mbedtls(server, relay.port, [
+      "force_ciphersuite=TLS-PSK-WITH-AES-128-CCM-8",
+      "exchanges=2",
+      "read_timeout=2000",
+      "hs_timeout=1000-2000",
+    ]);
     assert.notEqual(result.code, 0, context);
     assert.equal([...result.stdout.matchAll(ACKS)].length, 1, context);
     assert.equal(server.events("peer_address_changed").length, 0, context);

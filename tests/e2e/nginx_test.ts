@@ -9,10 +9,10 @@
  * answered with an empty datagram.
  */
 import assert from "node:assert/strict";
+import { sClientPsk } from "../helpers/openssl_psk.ts";
 import {
   DEMO,
   REPO_ROOT,
-  runPeer,
   type RunPeerResult,
   type ServerProcess,
   skipUnless,
@@ -20,7 +20,6 @@ import {
 } from "../helpers/server_process.ts";
 
 const NGINX_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
-const ACK = /to \(127\.0\.0\.1:(\d+)\): ACK/;
 const TIMEOUT_MS = 20_000;
 
 function missing(): string | undefined {
@@ -144,21 +143,9 @@ class Nginx implements AsyncDisposable {
   }
 }
 
+/** s_client through `port`, saving its session to `session` or resuming it from there. */
 function sClient(port: number, session: string, flag: "-sess_out" | "-sess_in") {
-  return runPeer("openssl", [
-    "s_client",
-    "-dtls1_2",
-    "-connect",
-    `127.0.0.1:${port}`,
-    "-psk",
-    DEMO.keyHex,
-    "-psk_identity",
-    DEMO.identity,
-    "-cipher",
-    "PSK-AES128-GCM-SHA256",
-    flag,
-    session,
-  ], { input: "Message #1\n", until: ACK, timeoutMs: TIMEOUT_MS });
+  return sClientPsk(port, ["-cipher", "PSK-AES128-GCM-SHA256", flag, session], TIMEOUT_MS);
 }
 
 function show(servers: readonly ServerProcess[], nginx: Nginx, result: RunPeerResult): string {

@@ -7,6 +7,7 @@
  * .ci/debian13-peers) resuming by ticket and by session ID.
  */
 import assert from "node:assert/strict";
+import { ACK, sClientPsk } from "../helpers/openssl_psk.ts";
 import {
   DEMO,
   runPeer,
@@ -19,23 +20,8 @@ import { certificateArgs } from "../helpers/certificates.ts";
 import { testPki } from "../helpers/pki.ts";
 import { mbedtls36 } from "../helpers/debian13_peers.ts";
 
-const ACK = /to \(127\.0\.0\.1:(\d+)\): ACK/;
 const TIMEOUT_MS = 20_000;
 const openssl = skipUnless("openssl");
-
-function sClient(port: number, extra: readonly string[]): Promise<RunPeerResult> {
-  return runPeer("openssl", [
-    "s_client",
-    "-dtls1_2",
-    "-connect",
-    `127.0.0.1:${port}`,
-    "-psk",
-    DEMO.keyHex,
-    "-psk_identity",
-    DEMO.identity,
-    ...extra,
-  ], { input: "Message #1\n", until: ACK, timeoutMs: TIMEOUT_MS });
-}
 
 function show(server: ServerProcess, result: RunPeerResult): string {
   return `exit ${result.code}, timed out ${result.timedOut}\n--- client stdout:\n${result.stdout}\n` +
@@ -59,38 +45,31 @@ function ticketKeyFile(...lines: string[]): string {
 const SECRET_A = "a1".repeat(32);
 const SECRET_B = "b2".repeat(32);
 
-Deno.test({
-  name: "openssl s_client -reconnect resumes by ticket five times",
-  ...openssl,
-  async fn() {
-    await using server = await startServer();
-    const result = await sClient(server.port, ["-cipher", "PSK-AES128-GCM-SHA256", "-reconnect"]);
-    const context = show(server, result);
-    assert.equal((result.stdout.match(/^Reused, /gm) ?? []).length, 5, context);
-    await server.waitFor(() => resumptions(server).length >= 6, 5_000);
-    assert.deepEqual(resumptions(server), [undefined, ...Array(5).fill("ticket")], context);
-    assert.equal(await server.stop(), 0);
-  },
-});
-
-Deno.test({
-  name: "openssl s_client -no_ticket -reconnect resumes by session ID on ECDHE-PSK",
-  ...openssl,
-  async fn() {
-    await using server = await startServer();
-    const result = await sClient(server.port, [
-      "-cipher",
+for (
+  const [name, cipher, extra, kind] of [
+    ["by ticket", "PSK-AES128-GCM-SHA256", [], "ticket"],
+    [
+      "by session ID (-no_ticket) on ECDHE-PSK",
       "ECDHE-PSK-CHACHA20-POLY1305",
-      "-no_ticket",
-      "-reconnect",
-    ]);
-    const context = show(server, result);
-    assert.equal((result.stdout.match(/^Reused, /gm) ?? []).length, 5, context);
-    await server.waitFor(() => resumptions(server).length >= 6, 5_000);
-    assert.deepEqual(resumptions(server), [undefined, ...Array(5).fill("session_id")], context);
-    assert.equal(await server.stop(), 0);
-  },
-});
+      ["-no_ticket"],
+      "session_id",
+    ],
+  ] as const
+) {
+  Deno.test({
+    name: `openssl s_client -reconnect resumes ${name} five times`,
+    ...openssl,
+    async fn() {
+      await using server = await startServer();
+      const result = await sClientPsk(server.port, ["-cipher", cipher, ...extra, "-reconnect"]);
+      const context = show(server, result);
+      assert.equal((result.stdout.match(/^Reused, /gm) ?? []).length, 5, context);
+      await server.waitFor(() => resumptions(server).length >= 6, 5_000);
+      assert.deepEqual(resumptions(server), [undefined, ...Array(5).fill(kind)], context);
+      assert.equal(await server.stop(), 0);
+    },
+  });
+}
 
 Deno.test({
   name: "a saved ticket resumes across a restart with the same --ticket-key-file, not without",
@@ -103,13 +82,13 @@ Deno.test({
       {
         await using first = await startServer(["--ticket-key-file", keys]);
         await first.waitForEvent("ticket_keys_loaded", { keys: 2 });
-        const result = await sClient(first.port, [...cipher, "-sess_out", session]);
+        const result = await sClientPsk(first.port, [...cipher, "-sess_out", session]);
         assert.ok(result.reply, show(first, result));
         assert.equal(await first.stop(), 0);
       }
       {
         await using second = await startServer(["--ticket-key-file", keys]);
-        const result = await sClient(second.port, [...cipher, "-sess_in", session]);
+        const result = await sClientPsk(second.port, [...cipher, "-sess_in", session]);
         const context = show(second, result);
         assert.match(result.stdout, /^Reused, /m, context);
         const complete = await second.waitForEvent("handshake_complete");
@@ -120,7 +99,7 @@ Deno.test({
       {
         // Each process its own key: the ticket is another server's.
         await using third = await startServer();
-        const result = await sClient(third.port, [...cipher, "-sess_in", session]);
+        const result = await sClientPsk(third.port, [...cipher, "-sess_in", session]);
         const context = show(third, result);
         assert.match(result.stdout, /^New, /m, context);
         const refused = await third.waitForEvent("ticket_refused");
@@ -142,18 +121,18 @@ Deno.test({
     try {
       await using server = await startServer(["--ticket-key-file", keys]);
       const cipher = ["-cipher", "PSK-AES128-GCM-SHA256"];
-      assert.ok((await sClient(server.port, [...cipher, "-sess_out", session])).reply);
+      assert.ok((await sClientPsk(server.port, [...cipher, "-sess_out", session])).reply);
       // A new key in front: it seals from now on, A still opens.
       Deno.writeTextFileSync(keys, `${SECRET_B}\n${SECRET_A}\n`);
       Deno.kill(server.pid, "SIGHUP");
       await server.waitForEvent("ticket_keys_reloaded", { keys: 2 });
-      const kept = await sClient(server.port, [...cipher, "-sess_in", session]);
+      const kept = await sClientPsk(server.port, [...cipher, "-sess_in", session]);
       assert.match(kept.stdout, /^Reused, /m, show(server, kept));
       // A taken out: the ticket sealed under it makes a full handshake.
       Deno.writeTextFileSync(keys, `${SECRET_B}\n`);
       Deno.kill(server.pid, "SIGHUP");
       await server.waitForEvent("ticket_keys_reloaded", { keys: 1 });
-      const gone = await sClient(server.port, [...cipher, "-sess_in", session]);
+      const gone = await sClientPsk(server.port, [...cipher, "-sess_in", session]);
       assert.match(gone.stdout, /^New, /m, show(server, gone));
       // A broken file keeps the keys in force.
       Deno.writeTextFileSync(keys, "not hex\n");
@@ -205,7 +184,11 @@ Deno.test({
   ...openssl,
   async fn() {
     await using server = await startServer(["--session-lifetime", "0"]);
-    const result = await sClient(server.port, ["-cipher", "PSK-AES128-GCM-SHA256", "-reconnect"]);
+    const result = await sClientPsk(server.port, [
+      "-cipher",
+      "PSK-AES128-GCM-SHA256",
+      "-reconnect",
+    ]);
     assert.equal((result.stdout.match(/^Reused, /gm) ?? []).length, 0, show(server, result));
     assert.equal(await server.stop(), 0);
   },
