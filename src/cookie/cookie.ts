@@ -55,7 +55,12 @@ export interface CookieOptions {
 interface Secret {
   readonly generation: number;
   readonly mac: Mac;
+  /** The MAC of DTLS 1.3 retry cookies: a key of its own, derived from the secret. */
+  readonly retryMac: Mac;
 }
+
+/** What the retry cookies' key is derived with, so that neither kind of cookie passes as the other. */
+const RETRY_KEY_LABEL = new TextEncoder().encode("dtls13 retry cookie");
 
 /**
  * Mints and verifies cookies. Holds two secrets and nothing per peer.
@@ -90,7 +95,11 @@ export class CookieAuthority {
     if (this.#current === undefined || now - this.#rotatedAt >= this.#rotationMs) {
       this.#previous = this.#current;
       const generation = ((this.#current?.generation ?? -1) + 1) & 0xff;
-      this.#current = { generation, mac: this.#provider.hmac("sha256", this.#random(32)) };
+      const key = this.#random(32);
+      const mac = this.#provider.hmac("sha256", key);
+      const retryMac = this.#provider.hmac("sha256", mac.compute(RETRY_KEY_LABEL));
+      key.fill(0);
+      this.#current = { generation, mac, retryMac };
       this.#rotatedAt = now;
     }
     return this.#current;
@@ -159,6 +168,63 @@ export class CookieAuthority {
     // A cookie from the future (beyond clock granularity) or past its lifetime is refused.
     if (ageMs < -1000 || ageMs > this.#lifetimeMs) return "expired";
     return "ok";
+  }
+
+  /**
+   * A cookie for a DTLS 1.3 HelloRetryRequest (RFC 9147 §5.1): the server's
+   * state of the first ClientHello, which it then forgets, bound to the
+   * peer's address and a time under the same secrets:
+   *
+   *     generation(1) || issued_at(4) || state || HMAC(retry key, peer || all before)[0..16]
+   *
+   * The retry key is derived from the secret, so that neither kind of
+   * cookie passes as the other.
+   */
+  mintRetry(peer: Uint8Array, state: Uint8Array, now: number): Uint8Array {
+    const secret = this.#secretsAt(now);
+    const head = new Uint8Array(5 + state.length);
+    head[0] = secret.generation;
+    writeU32(head, 1, Math.floor(now / 1000) >>> 0);
+    head.set(state, 5);
+    const out = new Uint8Array(head.length + MAC_LENGTH);
+    out.set(head);
+    out.set(this.#retryTag(secret, peer, head), head.length);
+    return out;
+  }
+
+  /**
+   * The state a retry cookie carries, once its MAC, its secret's generation
+   * and its age check out (the MAC compared in constant time); else why not.
+   */
+  verifyRetry(
+    peer: Uint8Array,
+    cookie: Uint8Array,
+    now: number,
+  ): { readonly verdict: "ok"; readonly state: Uint8Array; readonly issuedAt: number } | {
+    readonly verdict: Exclude<CookieVerdict, "ok">;
+  } {
+    if (cookie.length === 0) return { verdict: "missing" };
+    if (cookie.length < 5 + MAC_LENGTH) return { verdict: "malformed" };
+    const current = this.#secretsAt(now);
+    const generation = cookie[0]!;
+    const secret = generation === current.generation
+      ? current
+      : generation === this.#previous?.generation
+      ? this.#previous
+      : undefined;
+    if (secret === undefined) return { verdict: "expired" };
+    const head = cookie.subarray(0, cookie.length - MAC_LENGTH);
+    const tag = this.#retryTag(secret, peer, head);
+    if (!constantTimeEqual(tag, cookie.subarray(head.length))) return { verdict: "invalid" };
+    const issuedAt = readU32(cookie, 1) * 1000;
+    const ageMs = now - issuedAt;
+    if (ageMs < -1000 || ageMs > this.#lifetimeMs) return { verdict: "expired" };
+    return { verdict: "ok", state: head.subarray(5), issuedAt };
+  }
+
+  #retryTag(secret: Secret, peer: Uint8Array, head: Uint8Array): Uint8Array {
+    const prefix = new Uint8Array([peer.length >>> 8, peer.length & 0xff]);
+    return secret.retryMac.compute(prefix, peer, head).subarray(0, MAC_LENGTH);
   }
 }
 

@@ -595,8 +595,12 @@ export const AlertDescription = {
   ProtocolVersion: 70,
   InsufficientSecurity: 71,
   InternalError: 80,
+  /** RFC 8446 §6.2. */
+  InappropriateFallback: 86,
   UserCanceled: 90,
   NoRenegotiation: 100,
+  /** RFC 8446 §6.2. */
+  MissingExtension: 109,
   UnsupportedExtension: 110,
   UnknownPskIdentity: 115,
 } as const;
@@ -650,6 +654,7 @@ const ALERT_NAMES: ReadonlyMap<number, string> = new Map([
   [86, "inappropriate_fallback"],
   [90, "user_canceled"],
   [100, "no_renegotiation"],
+  [109, "missing_extension"],
   [110, "unsupported_extension"],
   [111, "certificate_unobtainable"],
   [112, "unrecognized_name"],
