@@ -25,6 +25,7 @@ import {
 import { chainVerifier } from "../pki/chain_verifier.ts";
 import { nodeProvider } from "../crypto/node.ts";
 import { DtlsServer, openKeyLog } from "../server/dtls_server.ts";
+import type { DtlsVersion } from "../connection/endpoint.ts";
 import { configureLogging, type Logger, LogtapeLogger } from "../server/log.ts";
 import { type MetricsServer, serveMetrics } from "../server/metrics.ts";
 import { demoPskStore, mapPskStore, parsePskFile, type PskStore } from "../server/psk_store.ts";
@@ -348,6 +349,7 @@ export async function runServer(
     sessionLifetimeMs: settings.sessionLifetimeMs,
     sessionCacheSize: settings.sessionCacheSize,
     cidLength: settings.cidLength,
+    versions: settings.versions.split(",") as DtlsVersion[],
     mtu: settings.mtu,
     maxConnections: settings.maxConnections,
     handshakeTimeoutMs: settings.handshakeTimeoutMs,

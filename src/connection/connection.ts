@@ -57,6 +57,7 @@ import type {
 } from "./events.ts";
 import { BytePool } from "../codec/byte_pool.ts";
 import { MemoryAccount, NO_ACCOUNT } from "../memory/budget.ts";
+import type { Association } from "./association.ts";
 
 export type { ConnectionConfig };
 
@@ -88,7 +89,7 @@ export interface ConnectionSetup {
 }
 
 /** One DTLS association. Create with {@link createServerConnection} / {@link createClientConnection}. */
-export class Connection {
+export class Connection implements Association {
   /** The time the connection was created (its handshake began). */
   readonly createdAt: number;
   readonly #config: ConnectionConfig;

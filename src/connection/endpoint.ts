@@ -20,6 +20,7 @@ import {
 import {
   AlertDescription,
   AlertLevel,
+  alertName,
   encodeAlert,
   encodeHelloVerifyRequest,
   HandshakeType,
@@ -41,6 +42,23 @@ import {
   type RecordView,
 } from "../record/header.ts";
 import { Connection, type ConnectionConfig } from "./connection.ts";
+import { Connection13 } from "./connection13.ts";
+import {
+  chooseRetry,
+  type ClientHello13,
+  decodeRetryState,
+  DEFAULT_HELLO13_POLICY,
+  encodeRetryState,
+  type Hello13Policy,
+  helloRetryRequestBody,
+  readClientHello13,
+  type RetryState,
+} from "../handshake/client_hello13.ts";
+import { DTLS_1_3, transcriptMessage } from "../handshake/messages13.ts";
+import { ServerDriver13, ServerHandshake13 } from "../handshake/server13.ts";
+import { type Client13Options, ClientDriver13 } from "../handshake/client13.ts";
+import { ProtocolError } from "../handshake/errors.ts";
+import type { Association } from "./association.ts";
 import { DEFAULT_RETRANSMIT } from "../handshake/flight.ts";
 import { MemoryBudget } from "../memory/budget.ts";
 import { DeadlineHeap, type Scheduled } from "./deadlines.ts";
@@ -94,6 +112,8 @@ const ENDPOINT_OPTIONS = {
   maxReassemblyTotal: "limit",
   maxReassemblyPerSource: "limit",
   cidLength: "limit",
+  versions: "other",
+  hello13: "other",
 } as const satisfies Record<keyof ServerEndpointOptions, OptionKind>;
 
 /** Defaults of {@link ServerEndpointOptions}: the table, its timeouts and admission limits. */
@@ -160,7 +180,18 @@ export interface ServerEndpointOptions {
    * address they come from.
    */
   readonly cidLength?: number | undefined;
+  /**
+   * The DTLS versions spoken (default both): a client that offers 1.3 gets
+   * it when "1.3" is here; with "1.2" here too, a 1.2 ServerHello carries
+   * the downgrade sentinel.
+   */
+  readonly versions?: readonly DtlsVersion[] | undefined;
+  /** The suites and groups of DTLS 1.3 (default: all of them). */
+  readonly hello13?: Hello13Policy | undefined;
 }
+
+/** A DTLS version, as the `versions` option names it. */
+export type DtlsVersion = "1.2" | "1.3";
 
 /** The options with every default filled in. */
 type ResolvedEndpointOptions =
@@ -181,7 +212,7 @@ export interface PeerEntry<Route = unknown> {
    * moves it (RFC 9146 §6).
    */
   readonly peer: string;
-  readonly connection: Connection;
+  readonly connection: Association;
   /** The owner's, set once the connection is made (the shell: the socket address); never read here. */
   route: Route | undefined;
 }
@@ -197,21 +228,28 @@ export type EndpointOutcome<Route = unknown> =
     readonly cookie: Exclude<CookieVerdict, "ok">;
   }
   | {
+    readonly kind: "hello_retry_request";
+    /** The DTLS 1.3 HelloRetryRequest to send back, with its cookie (no state was kept). */
+    readonly datagram: Uint8Array;
+    /** Why the ClientHello's cookie was not accepted ("missing" for a first ClientHello). */
+    readonly cookie: Exclude<CookieVerdict, "ok">;
+  }
+  | {
     readonly kind: "alert";
     /** A fatal alert to send back (no state was kept). */
     readonly datagram: Uint8Array;
     /** Its description, for the log. */
-    readonly description: "protocol_version";
+    readonly description: string;
   }
   | {
     readonly kind: "connection";
     /** The peer's entry in the table. */
     readonly entry: PeerEntry<Route>;
-    readonly connection: Connection;
+    readonly connection: Association;
     /** True when this datagram created it (the cookie was just verified). */
     readonly created: boolean;
     /** A previous connection with this peer that the new handshake replaced (RFC 6347 §4.2.8). */
-    readonly replaced: Connection | undefined;
+    readonly replaced: Association | undefined;
     /**
      * The address the peer had before this datagram moved it (a record
      * with its Connection ID, authenticated and the newest yet, came from
@@ -284,14 +322,19 @@ export class ServerEndpoint<Route = unknown> {
   readonly #config: ConnectionConfig;
   /** The handshake policy, with the Connection IDs this endpoint gives out. */
   readonly #handshake: ServerHandshakeOptions;
+  /** The same, for a 1.2 handshake that never carries the downgrade sentinel. */
+  readonly #handshakeWithoutSentinel: ServerHandshakeOptions;
   readonly #cookies: CookieAuthority;
+  readonly #speaks12: boolean;
+  readonly #speaks13: boolean;
+  readonly #hello13: Hello13Policy;
   readonly #table = new Map<string, Entry<Route>>();
   /** The connections with a Connection ID, by it (one character a byte). */
   readonly #cids = new Map<string, Entry<Route>>();
   /** Peers with a Connection ID that moved to an address another peer holds: in no table slot. */
   readonly #detached = new Set<Entry<Route>>();
   /** Connections past the cookie whose handshake has not completed or failed yet. */
-  readonly #halfOpen = new Set<Connection>();
+  readonly #halfOpen = new Set<Association>();
   readonly #maxHalfOpen: number;
   readonly #rate: SourceRateLimiter;
   readonly #memory: MemoryBudget;
@@ -324,9 +367,18 @@ export class ServerEndpoint<Route = unknown> {
       perSource: o.maxReassemblyPerSource,
     });
     this.#config = o.connection;
+    const versions = o.versions ?? ["1.2", "1.3"];
+    if (versions.length === 0 || versions.some((v) => v !== "1.2" && v !== "1.3")) {
+      throw new RangeError(`Cannot speak DTLS versions ${versions.join(",")}: 1.2, 1.3 or both`);
+    }
+    this.#speaks12 = versions.includes("1.2");
+    this.#speaks13 = versions.includes("1.3");
+    this.#hello13 = o.hello13 ?? DEFAULT_HELLO13_POLICY;
+    const psk = this.#speaks13 ? { ...o.psk, downgradeSentinel: true } : o.psk;
     this.#handshake = o.cidLength === 0
-      ? o.psk
-      : { ...o.psk, newConnectionId: () => this.#newConnectionId() };
+      ? psk
+      : { ...psk, newConnectionId: () => this.#newConnectionId() };
+    this.#handshakeWithoutSentinel = { ...this.#handshake, downgradeSentinel: false };
     this.#cookies = new CookieAuthority({
       provider: o.connection.provider,
       random: o.connection.random,
@@ -368,7 +420,7 @@ export class ServerEndpoint<Route = unknown> {
   internalErrors = 0;
 
   /** The connection with this peer, if any. */
-  get(peer: string): Connection | undefined {
+  get(peer: string): Association | undefined {
     return this.#table.get(peer)?.connection;
   }
 
@@ -379,7 +431,7 @@ export class ServerEndpoint<Route = unknown> {
   }
 
   /** Forgets a peer's connection (after it closed and its output was drained). */
-  remove(peer: string, connection?: Connection): void {
+  remove(peer: string, connection?: Association): void {
     const entry = this.#table.get(peer);
     if (entry !== undefined && (connection === undefined || entry.connection === connection)) {
       this.#forget(entry);
@@ -557,7 +609,7 @@ export class ServerEndpoint<Route = unknown> {
    * catch their own, so this is a bug) ends that connection, never the
    * caller's loop.
    */
-  #guard(connection: Connection, step: () => void): void {
+  #guard(connection: Association, step: () => void): void {
     try {
       step();
     } catch (error) {
@@ -588,7 +640,7 @@ export class ServerEndpoint<Route = unknown> {
   }
 
   /** Stops counting a connection as half-open once its handshake is over either way. */
-  #settle(connection: Connection): void {
+  #settle(connection: Association): void {
     if (connection.isEstablished || connection.isClosed) this.#halfOpen.delete(connection);
   }
 
@@ -606,7 +658,7 @@ export class ServerEndpoint<Route = unknown> {
     datagram: Uint8Array,
     peer: string,
     now: number,
-    previous: Connection | undefined,
+    previous: Association | undefined,
   ): EndpointOutcome<Route> {
     const { records } = parseRecords(datagram);
     const record = records[0];
@@ -638,29 +690,33 @@ export class ServerEndpoint<Route = unknown> {
     } catch {
       return { kind: "dropped", reason: "malformed" };
     }
-    if (!isSupportedClientVersion(params.clientVersion)) {
-      // We speak DTLS 1.2 only (RFC 6347 §4.1: versions count down, 1.0 is
-      // 0xfeff): an older client gets protocol_version at once, with no
-      // state kept and fewer bytes than it sent (RFC 5246 §E.1).
-      return {
-        kind: "alert",
-        datagram: encodeRecord(
-          ContentType.Alert,
-          DTLS_1_0,
-          0,
-          record.seq,
-          encodeAlert(AlertLevel.Fatal, AlertDescription.ProtocolVersion),
-        ),
-        description: "protocol_version",
-      };
-    }
-    // RFC 5246 §6.2.1: a plaintext record carries at most 2^14 bytes; and a
-    // ClientHello is held to the handshake message limit like any message.
     if (
       record.fragment.length > MAX_PLAINTEXT_LENGTH ||
       fragment.length > this.#config.maxHandshakeMessage
     ) {
       return { kind: "dropped", reason: "malformed" };
+    }
+    let offers13 = false;
+    if (this.#speaks13) {
+      let hello: ClientHello13 | undefined;
+      try {
+        hello = readClientHello13(fragment.body);
+      } catch {
+        hello = undefined;
+      }
+      offers13 = hello !== undefined && hello.versions.includes(DTLS_1_3);
+      // DTLS 1.3 is spoken with external PSKs: a client that offers it
+      // without one, and 1.2 too, is served in 1.2.
+      if (offers13 && (hello!.psks !== undefined || !this.#speaks12)) {
+        return this.#accept13(datagram.length, record, fragment, hello!, peer, now, previous);
+      }
+    }
+    if (!this.#speaks12) return statelessAlert(record, AlertDescription.ProtocolVersion);
+    if (!isSupportedClientVersion(params.clientVersion)) {
+      // We speak DTLS 1.2 only (RFC 6347 §4.1: versions count down, 1.0 is
+      // 0xfeff): an older client gets protocol_version at once, with no
+      // state kept and fewer bytes than it sent (RFC 5246 §E.1).
+      return statelessAlert(record, AlertDescription.ProtocolVersion);
     }
     const peerBytes = encoder.encode(peer);
     let verdict = this.#cookies.verify(peerBytes, params, params.cookie, now);
@@ -692,21 +748,36 @@ export class ServerEndpoint<Route = unknown> {
       this.refused[refusal]++;
       return { kind: "dropped", reason: refusal };
     }
-    // clientHelloParams read past the 32-byte random, so it is there.
-    const random = fragment.body.subarray(2, 34);
     const memory = this.#memory.account(
       sourceAddress(peer),
       this.#config.maxReassemblyPerHandshake,
     );
     // The ClientHello is not kept: the transcript hashes it as it goes.
     const hello = { body: fragment.body.slice(), messageSeq: fragment.messageSeq };
+    // RFC 8446 §4.1.3: a server that speaks 1.3 marks a 1.2 ServerHello for
+    // a client that did not offer 1.3, so that one whose offer was cut on
+    // the way sees it; one that offered it and is served in 1.2 is not.
+    const policy = this.#speaks13 && !offers13 ? this.#handshake : this.#handshakeWithoutSentinel;
     const connection = new Connection(this.#config, now, {
-      driver: (host) => new ServerHandshake(host, this.#handshake, hello),
+      driver: (host) => new ServerHandshake(host, policy, hello),
       memory,
       // Our epoch-0 records continue from the ClientHello's sequence number, as
       // the HelloVerifyRequest used it (RFC 6347 §4.2.1).
       helloSeq: record.seq,
     });
+    // clientHelloParams read past the 32-byte random, so it is there.
+    return this.#install(connection, fragment.body.subarray(2, 34), cookie, peer, now, previous);
+  }
+
+  /** A connection made from a ClientHello whose cookie verified: into the table, and started. */
+  #install(
+    connection: Association,
+    random: Uint8Array,
+    cookie: string,
+    peer: string,
+    now: number,
+    previous: Association | undefined,
+  ): EndpointOutcome<Route> {
     this.#rememberCookie(peer, cookie, now);
     previous?.abort(
       "replaced by a new handshake from the same address (RFC 6347 §4.2.8)",
@@ -737,6 +808,123 @@ export class ServerEndpoint<Route = unknown> {
   }
 
   /**
+   * The stateless path of DTLS 1.3 (RFC 9147 §5.1): a ClientHello without
+   * a valid cookie gets a HelloRetryRequest whose cookie holds what we chose
+   * and its hash, and nothing is kept; one that echoes a valid cookie makes
+   * a connection, after the same admission control as 1.2.
+   */
+  #accept13(
+    datagramLength: number,
+    record: RecordView,
+    fragment: HandshakeFragment,
+    hello: ClientHello13,
+    peer: string,
+    now: number,
+    previous: Association | undefined,
+  ): EndpointOutcome<Route> {
+    const peerBytes = encoder.encode(peer);
+    let verdict: Exclude<CookieVerdict, "ok"> = "missing";
+    if (hello.cookie !== undefined) {
+      const checked = this.#cookies.verifyRetry(peerBytes, hello.cookie, now);
+      const cookie = byteString(hello.cookie);
+      if (
+        checked.verdict === "ok" && previous !== undefined &&
+        (this.#cookieUsed(peer, cookie, now) ||
+          now - checked.issuedAt > REPLACING_COOKIE_MAX_AGE_MS)
+      ) {
+        verdict = "replayed";
+      } else if (checked.verdict === "ok") {
+        const state = decodeRetryState(checked.state);
+        if (state === undefined) return { kind: "dropped", reason: "internal_error" };
+        return this.#connect13(record, fragment, hello, state, cookie, peer, now, previous);
+      } else {
+        verdict = checked.verdict;
+      }
+    }
+    let choice;
+    try {
+      choice = chooseRetry(hello, this.#hello13);
+    } catch (error) {
+      if (error instanceof ProtocolError) return statelessAlert(record, error.alert);
+      throw error;
+    }
+    const framed = transcriptMessage(HandshakeType.ClientHello, fragment.body);
+    const helloHash = this.#config.provider.hash(choice.suite.hash, framed);
+    const cookie = this.#cookies.mintRetry(
+      peerBytes,
+      encodeRetryState({ ...choice, helloHash }),
+      now,
+    );
+    const body = helloRetryRequestBody(hello.hello.sessionId, choice, cookie);
+    // RFC 9147 §5.1: the HelloRetryRequest has the ClientHello's record number and message_seq.
+    const datagram = encodeRecord(
+      ContentType.Handshake,
+      DTLS_1_2,
+      0,
+      record.seq,
+      encodeHandshakeMessage(HandshakeType.ServerHello, fragment.messageSeq, body),
+    );
+    // Never more than three times what an unverified address sent us.
+    if (datagram.length > 3 * datagramLength) return { kind: "dropped", reason: "malformed" };
+    return { kind: "hello_retry_request", datagram, cookie: verdict };
+  }
+
+  /** A second ClientHello whose cookie verified: a DTLS 1.3 connection, once admitted. */
+  #connect13(
+    record: RecordView,
+    fragment: HandshakeFragment,
+    hello: ClientHello13,
+    state: RetryState,
+    cookie: string,
+    peer: string,
+    now: number,
+    previous: Association | undefined,
+  ): EndpointOutcome<Route> {
+    if (record.seq > MAX_CLIENT_HELLO_SEQ || fragment.messageSeq > MAX_CLIENT_HELLO_MESSAGE_SEQ) {
+      return { kind: "dropped", reason: "sequence_limit" };
+    }
+    const retryRequest = helloRetryRequestBody(hello.hello.sessionId, state, hello.cookie!);
+    let handshake: ServerHandshake13;
+    try {
+      handshake = new ServerHandshake13(
+        {
+          provider: this.#config.provider,
+          random: this.#config.random,
+          maxIdentityLength: this.#handshake.maxIdentityLength,
+        },
+        state,
+        hello,
+        fragment.body.slice(),
+        retryRequest,
+      );
+    } catch (error) {
+      // The address is verified: the client hears why.
+      if (error instanceof ProtocolError) return statelessAlert(record, error.alert);
+      throw error;
+    }
+    const refusal = this.#admit(peer, now, previous !== undefined);
+    if (refusal !== undefined) {
+      this.refused[refusal]++;
+      return { kind: "dropped", reason: refusal };
+    }
+    const memory = this.#memory.account(
+      sourceAddress(peer),
+      this.#config.maxReassemblyPerHandshake,
+    );
+    const driverOptions = {
+      lookupPsk: this.#handshake.lookupPsk,
+      dummyKeyLength: this.#handshake.dummyKeyLength?.() ?? 32,
+    };
+    const connection = new Connection13(this.#config, now, {
+      driver: (host) => new ServerDriver13(host, handshake, driverOptions),
+      helloSeq: record.seq,
+      helloMessageSeq: fragment.messageSeq,
+      memory,
+    });
+    return this.#install(connection, hello.hello.random, cookie, peer, now, previous);
+  }
+
+  /**
    * When {@link handleTimeouts} should next be called (the earliest
    * retransmission, handshake deadline, idle timeout or buffer release of
    * any connection), or undefined when nothing is pending.
@@ -762,7 +950,7 @@ export class ServerEndpoint<Route = unknown> {
   }
 
   /** One connection's due timers; true when it may have output. */
-  #fire(connection: Connection, now: number): boolean {
+  #fire(connection: Association, now: number): boolean {
     if (connection.isClosed) {
       this.#halfOpen.delete(connection);
       return false;
@@ -781,7 +969,7 @@ export class ServerEndpoint<Route = unknown> {
   }
 
   /** The next time anything is due for `connection`, or undefined. */
-  #deadlineOf(connection: Connection): number | undefined {
+  #deadlineOf(connection: Association): number | undefined {
     if (connection.isClosed) return undefined;
     let due = connection.pollTimeout() ?? Infinity;
     if (connection.isEstablished) {
@@ -843,6 +1031,24 @@ function peekClientHello(datagram: Uint8Array): { random: Uint8Array } | undefin
 }
 
 /**
+ * A fatal alert in answer to a ClientHello, with no state kept: in the
+ * ClientHello's record number, fewer bytes than it had.
+ */
+function statelessAlert(record: RecordView, description: number): EndpointOutcome<never> {
+  return {
+    kind: "alert",
+    datagram: encodeRecord(
+      ContentType.Alert,
+      record.version === DTLS_1_0 ? DTLS_1_0 : DTLS_1_2,
+      0,
+      record.seq,
+      encodeAlert(AlertLevel.Fatal, description),
+    ),
+    description: alertName(description),
+  };
+}
+
+/**
  * The stateless answer (RFC 6347 §4.2.1): server_version DTLS 1.0 as the RFC
  * recommends, the record sequence number and message_seq of the ClientHello.
  */
@@ -877,6 +1083,19 @@ export function createClientConnection(
 ): Connection {
   const connection = new Connection(config, now, {
     driver: (host) => new ClientHandshake(host, options),
+  });
+  connection.start();
+  return connection;
+}
+
+/** A DTLS 1.3 client connection that sends its first ClientHello on creation. */
+export function createClientConnection13(
+  config: ConnectionConfig,
+  options: Client13Options,
+  now: number,
+): Connection13 {
+  const connection = new Connection13(config, now, {
+    driver: (host) => new ClientDriver13(host, options),
   });
   connection.start();
   return connection;

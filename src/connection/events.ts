@@ -71,6 +71,12 @@ export type ConnectionEvent =
   }
   | { readonly type: "dropped"; readonly reason: DropReason; readonly epoch: number }
   | {
+    /** A DTLS 1.3 KeyUpdate took effect: the peer's (we read `epoch` now) or ours (we write it). */
+    readonly type: "key_update";
+    readonly direction: "received" | "sent";
+    readonly epoch: number;
+  }
+  | {
     readonly type: "retransmit";
     /** Our timer fired, or the peer repeated its flight (so it lost ours). */
     readonly cause: "timeout" | "peer_repeat";

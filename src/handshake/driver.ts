@@ -86,7 +86,7 @@ export type HandshakeEvent =
   | {
     readonly type: "handshake_complete";
     readonly suite: string;
-    readonly version: "DTLS 1.2";
+    readonly version: "DTLS 1.2" | "DTLS 1.3";
     /** The PSK identity as text (invalid UTF-8 replaced): for display only. */
     readonly identity: string;
     /** The PSK identity exactly as sent. */

@@ -37,6 +37,7 @@ import type {
   HandshakeHost,
   PeerCertificate,
 } from "./driver.ts";
+import { DOWNGRADE_SENTINEL_TLS12 } from "./messages13.ts";
 import { ProtocolError } from "./errors.ts";
 import { DTLS_1_2 } from "../record/header.ts";
 import { createProtection } from "../record/protection.ts";
@@ -161,6 +162,13 @@ export interface ServerHandshakeOptions {
    * unique among live connections; none, or undefined returned: none given.
    */
   readonly newConnectionId?: () => Uint8Array | undefined;
+  /**
+   * Whether this server speaks DTLS 1.3 too: its 1.2 ServerHello.random
+   * then ends with the downgrade sentinel (RFC 8446 §4.1.3), which a 1.3
+   * client that offered 1.3 refuses, so that no one on the path can push
+   * it down to 1.2.
+   */
+  readonly downgradeSentinel?: boolean;
 }
 
 /**
@@ -307,6 +315,12 @@ export class ServerHandshake implements HandshakeDriver {
     this.#hello = hello;
     conn.inbound.nextSeq = hello.messageSeq + 1;
     this.#state = { kind: "failed" };
+  }
+  /** Our ServerHello.random: 32 random bytes, the last eight the sentinel when we speak 1.3. */
+  #serverRandom(): Uint8Array {
+    const random = this.#conn.config.random(32);
+    if (this.#options.downgradeSentinel === true) random.set(DOWNGRADE_SENTINEL_TLS12, 24);
+    return random;
   }
 
   /** Answers the verified ClientHello with flight 4 (throws a ProtocolError to refuse it). */
@@ -522,7 +536,7 @@ export class ServerHandshake implements HandshakeDriver {
     };
     record(encodeHandshakeMessage(HandshakeType.ClientHello, hello.messageSeq, hello.body));
 
-    const serverRandom = conn.config.random(32);
+    const serverRandom = this.#serverRandom();
     // Only sessions with an extended master secret are resumable (RFC 7627
     // §5.3 asks a server not to resume others). A client that asks for a
     // ticket gets one instead of a session ID: the cache then holds nothing.
@@ -887,7 +901,7 @@ export class ServerHandshake implements HandshakeDriver {
     transcript.start(provider, suite.prfHash);
     transcript.add(encodeHandshakeMessage(HandshakeType.ClientHello, hello.messageSeq, hello.body));
 
-    const serverRandom = conn.config.random(32);
+    const serverRandom = this.#serverRandom();
     const extensions = helloExtensions(secureRenegotiation, true, renew);
     if (encryptThenMac) extensions.push({ type: ExtensionType.EncryptThenMac, data: EMPTY });
     const connectionIds = this.#agreeConnectionIds(ch.extensions, suite, extensions);

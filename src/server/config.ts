@@ -131,6 +131,13 @@ export const SETTINGS: readonly Spec[] = [
       "keep their connection when their address changes (0: none)",
   },
   {
+    name: "versions",
+    kind: "enum",
+    default: "1.2,1.3",
+    choices: ["1.2,1.3", "1.3,1.2", "1.2", "1.3"],
+    help: "DTLS versions spoken: a client that offers 1.3 (with a PSK) gets it",
+  },
+  {
     name: "identity-hint",
     kind: "string",
     default: SERVER_DEFAULTS.identityHint,
@@ -303,6 +310,7 @@ export interface ServerSettings {
   readonly sessionLifetimeMs: number;
   readonly sessionCacheSize: number;
   readonly cidLength: number;
+  readonly versions: "1.2,1.3" | "1.3,1.2" | "1.2" | "1.3";
   readonly identityHint: string;
   readonly allowDemoKey: boolean;
   readonly mtu: number;

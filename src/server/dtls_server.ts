@@ -7,10 +7,11 @@
  * @module
  */
 
-import type { Connection } from "../connection/connection.ts";
+import type { Association } from "../connection/association.ts";
 import {
   type AdmissionRefusal,
   connectionConfig,
+  type DtlsVersion,
   type EndpointOutcome,
   type PeerEntry,
   ServerEndpoint,
@@ -97,6 +98,7 @@ const SERVER_OPTIONS = {
   sessionLifetimeMs: "limit",
   sessionCacheSize: "limit",
   cidLength: "limit",
+  versions: "other",
   pskLookupTimeoutMs: "limit",
   maxPskLookups: "limit",
   identityHint: "other",
@@ -171,6 +173,8 @@ export interface DtlsServerOptions {
    * connection when its address changes (a NAT rebinding).
    */
   readonly cidLength?: number;
+  /** The DTLS versions spoken (default both). */
+  readonly versions?: readonly DtlsVersion[];
   /**
    * An asynchronous key store's lookup not answered within this is a
    * failed handshake (internal_error), ms.
@@ -401,7 +405,7 @@ export class DtlsServer {
   /** Every throttled log, whose summaries the timer flushes. */
   readonly #throttledLogs: readonly ThrottledLog[];
   /** The stack of an error in the application's handler, kept for the line its connection's close writes. */
-  readonly #failureStacks = new WeakMap<Connection, string>();
+  readonly #failureStacks = new WeakMap<Association, string>();
 
   constructor(options: DtlsServerOptions = {}) {
     checkOptions("DtlsServer", options, SERVER_OPTIONS);
@@ -467,6 +471,7 @@ export class DtlsServer {
       maxReassemblyTotal: options.maxReassemblyTotal,
       maxReassemblyPerSource: options.maxReassemblyPerSource,
       cidLength: options.cidLength,
+      versions: options.versions,
     });
     this.#installGauges();
   }
@@ -501,7 +506,7 @@ export class DtlsServer {
   /** The slot of each lookup the shell has yet to hand to its connection. */
   readonly #lookupSlots = new WeakMap<Promise<unknown>, LookupSlot>();
   /** The slot of each connection waiting for its key. */
-  readonly #waitingSlots = new WeakMap<Connection, LookupSlot>();
+  readonly #waitingSlots = new WeakMap<Association, LookupSlot>();
   /** Lookups in flight by source address (IPv6: its /64), for each source's share. */
   readonly #lookupsBySource = new Map<string, number>();
 
@@ -875,6 +880,21 @@ export class DtlsServer {
         );
         this.#send(outcome.datagram, addr, this.#sendError(peer));
         return;
+      case "hello_retry_request":
+        this.metrics.inc("dtls_hello_retry_requests_total");
+        if (outcome.cookie !== "missing") {
+          this.metrics.inc("dtls_cookie_failures_total", { reason: outcome.cookie });
+        }
+        this.#cookieLog.note(
+          now,
+          outcome.cookie,
+          "info",
+          "cookie_sent",
+          `Sent HelloRetryRequest to ${peer} (cookie ${outcome.cookie})`,
+          { peer },
+        );
+        this.#send(outcome.datagram, addr, this.#sendError(peer));
+        return;
       case "connection": {
         if (outcome.created) {
           this.metrics.inc("dtls_handshakes_started_total");
@@ -976,7 +996,7 @@ export class DtlsServer {
   #onEvent(
     peer: string,
     route: PeerRoute | undefined,
-    connection: Connection,
+    connection: Association,
     event: ConnectionEvent,
   ): void {
     const log = this.#log;
@@ -1109,6 +1129,15 @@ export class DtlsServer {
           { peer, reason: event.reason },
         );
         return;
+      case "key_update":
+        this.metrics.inc("dtls_key_updates_total", { direction: event.direction });
+        log.log(
+          "debug",
+          "key_update",
+          `KeyUpdate ${event.direction === "sent" ? "to" : "from"} ${peer}: epoch ${event.epoch}`,
+          { peer, direction: event.direction, epoch: event.epoch },
+        );
+        return;
       case "retransmit":
         this.metrics.inc("dtls_retransmissions_total", { cause: event.cause });
         log.log(
@@ -1151,7 +1180,7 @@ export class DtlsServer {
 
   #answer(
     route: PeerRoute | undefined,
-    connection: Connection,
+    connection: Association,
     data: Uint8Array,
   ): void {
     if (route === undefined || connection.isClosed) return;

@@ -31,6 +31,14 @@ export const FAMILIES = {
     help: "HelloVerifyRequests sent (no state kept)",
     type: "counter",
   },
+  dtls_hello_retry_requests_total: {
+    help: "DTLS 1.3 HelloRetryRequests sent with a cookie (no state kept)",
+    type: "counter",
+  },
+  dtls_key_updates_total: {
+    help: "DTLS 1.3 KeyUpdates that took effect, by direction (received, sent)",
+    type: "counter",
+  },
   dtls_cookie_failures_total: {
     help: "ClientHellos whose cookie did not verify, by reason",
     type: "counter",

@@ -130,7 +130,7 @@ Deno.test("renegotiation is refused with a no_renegotiation warning and the conn
     extensions: [],
   });
   // The client's next message_seq after ClientHello, ClientHello, ClientKeyExchange, Finished.
-  pair.client.injectRecord(
+  (pair.client as Connection).injectRecord(
     ContentType.Handshake,
     encodeHandshakeMessage(HandshakeType.ClientHello, 4, hello),
   );

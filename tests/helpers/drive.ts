@@ -4,6 +4,7 @@
  */
 
 import type { Connection } from "../../src/connection/connection.ts";
+import type { Association } from "../../src/connection/association.ts";
 import type { ConnectionEvent, DropReason } from "../../src/connection/events.ts";
 import {
   connectionConfig,
@@ -59,7 +60,7 @@ export type Gate = (datagram: Uint8Array, index: number) => boolean;
  */
 export function converse(
   endpoint: ServerEndpoint,
-  client: Connection,
+  client: Association,
   peer: string,
   now: number,
   gate: Gate = () => true,
@@ -95,7 +96,7 @@ export function converse(
  */
 export function deliver(
   endpoint: ServerEndpoint,
-  client: Connection,
+  client: Association,
   peer: string,
   payload: Uint8Array,
   now: number,
@@ -113,7 +114,7 @@ export function deliver(
 }
 
 /** Everything a connection has to say now: its events and the datagrams it would send. */
-export function drain(connection: Connection): { events: ConnectionEvent[]; sent: Uint8Array[] } {
+export function drain(connection: Association): { events: ConnectionEvent[]; sent: Uint8Array[] } {
   const events: ConnectionEvent[] = [];
   const sent: Uint8Array[] = [];
   for (let e = connection.pollEvent(); e; e = connection.pollEvent()) events.push(e);
@@ -126,7 +127,7 @@ export function drain(connection: Connection): { events: ConnectionEvent[]; sent
  * polled from now on (they still reach whoever polls them): drain the
  * connection before reading the counts.
  */
-export function watchDrops(connection: Connection): Partial<Record<DropReason, number>> {
+export function watchDrops(connection: Association): Partial<Record<DropReason, number>> {
   const counts: Partial<Record<DropReason, number>> = {};
   const poll = connection.pollEvent.bind(connection);
   connection.pollEvent = () => {
@@ -159,10 +160,10 @@ export function nextMessageSeq(datagrams: readonly Uint8Array[]): number {
  */
 export function upToLostFlight4(
   endpoint: ServerEndpoint,
-  client: Connection,
+  client: Association,
   peer: string,
   now: number,
-): Connection {
+): Association {
   for (let round = 0; round < 2; round++) {
     for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
       const out = endpoint.handleDatagram(d, peer, now);
@@ -184,7 +185,7 @@ export function upToLostFlight4(
  */
 export function upToFinalFlight(
   endpoint: ServerEndpoint,
-  client: Connection,
+  client: Association,
   peer: string,
   now: number,
 ): { finalFlight: Uint8Array; sent: Uint8Array[]; received: Uint8Array[] } {

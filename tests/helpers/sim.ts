@@ -4,13 +4,17 @@
  * drop, duplicate, or hold back (reorder).
  */
 
-import type { Connection } from "../../src/connection/connection.ts";
+import type { Association } from "../../src/connection/association.ts";
 import {
   connectionConfig,
   createClientConnection,
+  createClientConnection13,
+  type DtlsVersion,
   type EndpointOutcome,
   ServerEndpoint,
 } from "../../src/connection/endpoint.ts";
+import type { Client13Options } from "../../src/handshake/client13.ts";
+import { SUITES_13 } from "../../src/record/suites13.ts";
 import type { ConnectionEvent } from "../../src/connection/events.ts";
 import { nobleProvider } from "../../src/crypto/noble.ts";
 import type { ClientHandshakeOptions } from "../../src/handshake/client.ts";
@@ -52,6 +56,17 @@ export function clientPsk(overrides: Partial<ClientHandshakeOptions> = {}): Clie
   };
 }
 
+/** DTLS 1.3 client options over the demo PSK. */
+export function client13(overrides: Partial<Client13Options> = {}): Client13Options {
+  return {
+    identity: IDENTITY,
+    psk: KEY,
+    suites: SUITES_13,
+    groups: ["x25519", "secp256r1"],
+    ...overrides,
+  };
+}
+
 /** The description of the first alert among `events` that was sent, if any. */
 export function sentAlert(events: readonly ConnectionEvent[]): string | undefined {
   const sent = events.find((e) => e.type === "alert" && e.direction === "sent");
@@ -62,7 +77,7 @@ export function sentAlert(events: readonly ConnectionEvent[]): string | undefine
 export class Pair {
   now = 1_000_000;
   readonly endpoint: ServerEndpoint;
-  readonly client: Connection;
+  readonly client: Association;
   readonly clientEvents: ConnectionEvent[] = [];
   readonly serverEvents: ConnectionEvent[] = [];
   readonly outcomes: EndpointOutcome["kind"][] = [];
@@ -74,7 +89,7 @@ export class Pair {
   clientAddress = PEER;
   /** What the endpoint made of the last datagram from the client. */
   lastOutcome: EndpointOutcome | undefined;
-  #server: Connection | undefined;
+  #server: Association | undefined;
 
   constructor(
     options: {
@@ -89,6 +104,10 @@ export class Pair {
       cidLength?: number;
       /** Virtual time at the start, ms (certificates need a date they are valid at). */
       start?: number;
+      /** A DTLS 1.3 client with these options (over the demo PSK) instead of the 1.2 one. */
+      dtls13?: Partial<Client13Options>;
+      /** The versions the endpoint speaks (default: both). */
+      versions?: DtlsVersion[];
     } = {},
   ) {
     if (options.start !== undefined) this.now = options.start;
@@ -104,12 +123,15 @@ export class Pair {
       maxConnections: 100,
       idleTimeoutMs: 600_000,
       cidLength: options.cidLength ?? 0,
+      ...(options.versions === undefined ? {} : { versions: options.versions }),
     });
-    this.client = createClientConnection(config("client"), clientPsk(options.client), this.now);
+    this.client = options.dtls13 === undefined
+      ? createClientConnection(config("client"), clientPsk(options.client), this.now)
+      : createClientConnection13(config("client"), client13(options.dtls13), this.now);
   }
 
   /** The server's connection with the client, if any. */
-  get server(): Connection | undefined {
+  get server(): Association | undefined {
     return this.endpoint.get(this.clientAddress) ?? this.#server;
   }
 
@@ -134,7 +156,12 @@ export class Pair {
     if (outcome.kind === "connection") this.#server = outcome.connection;
     this.lastOutcome = outcome;
     this.outcomes.push(outcome.kind);
-    if (outcome.kind === "hello_verify_request") this.#route("s2c", outcome.datagram);
+    if (
+      outcome.kind === "hello_verify_request" || outcome.kind === "hello_retry_request" ||
+      outcome.kind === "alert"
+    ) {
+      this.#route("s2c", outcome.datagram);
+    }
   }
 
   /** Moves every queued datagram and event until nothing is left to move. */
@@ -188,7 +215,7 @@ export class Pair {
    */
   run(limitMs = 120_000, both = false): void {
     const end = this.now + limitMs;
-    const settled = (c: Connection | undefined) =>
+    const settled = (c: Association | undefined) =>
       c !== undefined && (c.isEstablished || c.isClosed);
     this.pump();
     while (

@@ -15,7 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { DtlsClient } from "../../src/client/dtls_client.ts";
-import type { Connection } from "../../src/connection/connection.ts";
+import type { Association } from "../../src/connection/association.ts";
 import type { PeerEntry, ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { DtlsServer } from "../../src/server/dtls_server.ts";
 import { asyncPskStore, parseHexKey, type PskStore } from "../../src/server/psk_store.ts";
@@ -50,7 +50,7 @@ async function handshakeWith(
   endpoint: ServerEndpoint,
   seed: string,
   psk = new Uint8Array(0),
-): Promise<{ server: Connection; client: Connection }> {
+): Promise<{ server: Association; client: Association }> {
   const client = testClient(seed, NOW, psk.length === 0 ? {} : { psk });
   let entry: PeerEntry | undefined;
   const run = () => {

@@ -14,7 +14,7 @@
  *    internal error.
  */
 import assert from "node:assert/strict";
-import type { Connection } from "../../src/connection/connection.ts";
+import type { Association } from "../../src/connection/association.ts";
 import type { ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { connectionConfig, createClientConnection } from "../../src/connection/endpoint.ts";
 import { nodeProvider } from "../../src/crypto/node.ts";
@@ -53,7 +53,7 @@ function record(
   return out;
 }
 
-function drainServer(server: Connection) {
+function drainServer(server: Association) {
   const sent: Uint8Array[] = [];
   for (let d = server.pollTransmit(); d; d = server.pollTransmit()) sent.push(d);
   for (let e = server.pollEvent(); e; e = server.pollEvent()) void e;

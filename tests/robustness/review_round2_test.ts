@@ -5,14 +5,14 @@
  * the code as reviewed (586477f). Sans-I/O engine on virtual time.
  */
 import assert from "node:assert/strict";
-import type { Connection } from "../../src/connection/connection.ts";
+import type { Association } from "../../src/connection/association.ts";
 import { ContentType, DTLS_1_2, encodeRecord, parseRecords } from "../../src/record/header.ts";
 import { converse, testClient, testEndpoint, upToFinalFlight } from "../helpers/drive.ts";
 import { Pair } from "../helpers/sim.ts";
 
 const T0 = 1_000_000;
 
-function drain(connection: Connection): { events: string[]; sent: Uint8Array[] } {
+function drain(connection: Association): { events: string[]; sent: Uint8Array[] } {
   const events: string[] = [];
   const sent: Uint8Array[] = [];
   for (let e = connection.pollEvent(); e; e = connection.pollEvent()) events.push(e.type);

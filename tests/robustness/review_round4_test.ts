@@ -5,7 +5,7 @@
  * Sans-I/O engine on virtual time; deterministic.
  */
 import assert from "node:assert/strict";
-import type { Connection } from "../../src/connection/connection.ts";
+import type { Association } from "../../src/connection/association.ts";
 import type { ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { ContentType, DTLS_1_2, encodeRecord, parseRecords } from "../../src/record/header.ts";
 import {
@@ -150,7 +150,7 @@ Deno.test("review round 4 F2: a spoofed ClientHello while the client's final fli
 function runRestart(
   endpoint: ServerEndpoint,
   peer: string,
-  restarted: Connection,
+  restarted: Association,
   start: number,
   until: number,
   options: { noiseEveryMs?: number; deliverOld?: boolean } = {},

@@ -4,7 +4,7 @@
  * except the log-flood test, which needs the server shell on loopback.
  */
 import assert from "node:assert/strict";
-import type { Connection } from "../../src/connection/connection.ts";
+import type { Association } from "../../src/connection/association.ts";
 import type { ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { encodeHandshakeMessage, parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import {
@@ -24,7 +24,7 @@ import { seededRandom } from "../helpers/random.ts";
 const T0 = 1_000_000;
 const PLAIN_PSK = suiteByName("TLS_PSK_WITH_AES_128_GCM_SHA256").id;
 
-function drain(connection: Connection): void {
+function drain(connection: Association): void {
   while (connection.pollEvent());
   while (connection.pollTransmit());
 }

@@ -7,7 +7,7 @@
  * internal_error for that handshake alone.
  */
 import assert from "node:assert/strict";
-import type { Connection } from "../../src/connection/connection.ts";
+import type { Association } from "../../src/connection/association.ts";
 import type { PeerEntry, ServerEndpoint } from "../../src/connection/endpoint.ts";
 import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { asyncPskStore, parseHexKey } from "../../src/server/psk_store.ts";
@@ -32,7 +32,7 @@ function deferred() {
  * Runs a client against `endpoint` at `peer` until nothing moves; returns
  * the server's entry and the lookup promises its events announced.
  */
-function exchange(endpoint: ServerEndpoint, client: Connection, peer: string) {
+function exchange(endpoint: ServerEndpoint, client: Association, peer: string) {
   let entry: PeerEntry | undefined;
   const pending: Promise<Uint8Array | undefined>[] = [];
   for (let round = 0; round < 20; round++) {

@@ -1,0 +1,395 @@
+/**
+ * The client side of the DTLS 1.3 handshake with an external PSK, used by
+ * the tests, the load tool and the client command:
+ *
+ *     ClientHello (+key_share, +pre_shared_key)    -->
+ *                                                  <--  HelloRetryRequest (+cookie, [+key_share group])
+ *     ClientHello (+cookie, +pre_shared_key)       -->
+ *                                                  <--  ServerHello, {EncryptedExtensions}, {Finished}
+ *     {Finished}                                   -->
+ *                                                  <--  [ACK]
+ *
+ * The PSK is bound with the hash of the first suite offered, and only
+ * suites of that hash are offered.
+ *
+ * @module
+ */
+
+import { constantTimeEqual } from "../crypto/constant_time.ts";
+import type { GroupName, KeyShare, RunningHash } from "../crypto/provider.ts";
+import { Writer } from "../codec/writer.ts";
+import type { CipherSuite13 } from "../record/suites13.ts";
+import { messageHash } from "./client_hello13.ts";
+import type { Handshake13Driver, Handshake13Host } from "./driver13.ts";
+import { ProtocolError } from "./errors.ts";
+import { encodeSupportedGroups, ExtensionType, findExtension, NamedGroup } from "./extensions.ts";
+import { AlertDescription, encodeClientHello, type Extension, HandshakeType } from "./messages.ts";
+import {
+  decodeEncryptedExtensions,
+  decodeServerHello13,
+  DTLS_1_3,
+  ExtensionType13,
+  HandshakeType13,
+  HELLO_RETRY_REQUEST_RANDOM,
+  PskMode,
+  transcriptMessage,
+} from "./messages13.ts";
+import {
+  derivedSecret,
+  deriveSecret,
+  emptyHash,
+  finishedKey,
+  finishedMac,
+  hashLength,
+  hkdfExtract,
+} from "./tls13_keys.ts";
+import { DecodeError } from "../codec/reader.ts";
+
+/** What a DTLS 1.3 client offers. */
+export interface Client13Options {
+  /** The external PSK's identity and key. */
+  readonly identity: Uint8Array;
+  readonly psk: Uint8Array;
+  /** Suites offered, in order: the PSK is bound with the first's hash, and only suites of it are offered. */
+  readonly suites: readonly CipherSuite13[];
+  /** Groups supported, in order. */
+  readonly groups: readonly GroupName[];
+  /** Groups to send key shares of in the first ClientHello (default: the first group; none: the server must ask). */
+  readonly keyShares?: readonly GroupName[];
+  /** PSK key exchange modes offered, in order (default: with (EC)DHE, then without). */
+  readonly modes?: readonly ("psk_dhe_ke" | "psk_ke")[];
+}
+
+/** The PSK key exchange modes offered when none are given: with (EC)DHE first. */
+const DEFAULT_MODES: readonly ("psk_dhe_ke" | "psk_ke")[] = ["psk_dhe_ke", "psk_ke"];
+
+type Stage = "hello" | "retried" | "encrypted_extensions" | "finished" | "done";
+
+/** The client's role on its DTLS 1.3 connection. */
+export class ClientDriver13 implements Handshake13Driver {
+  readonly #host: Handshake13Host;
+  readonly #options: Client13Options;
+  readonly #suites: readonly CipherSuite13[];
+  readonly #random: Uint8Array;
+  #stage: Stage = "hello";
+  #shares = new Map<GroupName, KeyShare>();
+  /** The first ClientHello as the transcript frames it, until the server's answer says which hash. */
+  #firstHello: Uint8Array | undefined = undefined;
+  #transcript: RunningHash | undefined = undefined;
+  #suite: CipherSuite13 | undefined = undefined;
+  #handshakeSecret: Uint8Array | undefined = undefined;
+  #serverHandshakeSecret: Uint8Array | undefined = undefined;
+  #clientHandshakeSecret: Uint8Array | undefined = undefined;
+  #group: GroupName | undefined = undefined;
+
+  constructor(host: Handshake13Host, options: Client13Options) {
+    if (options.suites.length === 0) throw new TypeError("Cannot offer DTLS 1.3: no suites");
+    this.#host = host;
+    this.#options = options;
+    const hash = options.suites[0]!.hash;
+    this.#suites = options.suites.filter((s) => s.hash === hash);
+    this.#random = host.config.random(32);
+  }
+
+  get readsPlaintext(): boolean {
+    return this.#stage === "hello" || this.#stage === "retried";
+  }
+
+  start(): void {
+    for (const group of this.#options.keyShares ?? this.#options.groups.slice(0, 1)) {
+      this.#shares.set(group, this.#host.config.provider.keyShare(group, this.#host.config.random));
+    }
+    const body = this.#clientHello(undefined, []);
+    this.#firstHello = transcriptMessage(HandshakeType.ClientHello, body);
+    this.#host.sendFlight([{ epoch: 0, msgType: HandshakeType.ClientHello, body }]);
+  }
+
+  /** A ClientHello body, its binder computed over `before` and itself up to the binders. */
+  #clientHello(cookie: Uint8Array | undefined, before: readonly Uint8Array[]): Uint8Array {
+    const { provider } = this.#host.config;
+    const hash = this.#suites[0]!.hash;
+    const size = hashLength(hash);
+    const modes = this.#options.modes ?? DEFAULT_MODES;
+    const extensions: Extension[] = [
+      { type: ExtensionType13.SupportedVersions, data: new Uint8Array([2, 0xfe, 0xfc]) },
+      {
+        type: ExtensionType.SupportedGroups,
+        data: encodeSupportedGroups(this.#options.groups.map((g) => NamedGroup[g])),
+      },
+      {
+        type: ExtensionType13.KeyShare,
+        data: new Writer(128).vec16((list) => {
+          for (const [group, share] of this.#shares) {
+            list.u16(NamedGroup[group]).opaque16(share.publicKey);
+          }
+        }).finish(),
+      },
+      {
+        type: ExtensionType13.PskKeyExchangeModes,
+        data: new Writer(8).vec8((list) => {
+          for (const m of modes) list.u8(m === "psk_ke" ? PskMode.PskKe : PskMode.PskDheKe);
+        }).finish(),
+      },
+    ];
+    if (cookie !== undefined) {
+      extensions.push({
+        type: ExtensionType13.Cookie,
+        data: new Writer(cookie.length + 2).opaque16(cookie).finish(),
+      });
+    }
+    const pskExtension = new Writer(64)
+      .vec16((ids) => ids.opaque16(this.#options.identity).u16(0).u16(0))
+      .vec16((binders) => binders.opaque8(new Uint8Array(size)))
+      .finish();
+    extensions.push({ type: ExtensionType13.PreSharedKey, data: pskExtension });
+    const body = encodeClientHello({
+      clientVersion: 0xfefd,
+      random: this.#random,
+      sessionId: new Uint8Array(0),
+      cookie: new Uint8Array(0),
+      cipherSuites: this.#suites.map((s) => s.id),
+      compressionMethods: new Uint8Array([0]),
+      extensions,
+    });
+    // The binder covers everything before the binders list (RFC 8446 §4.2.11.2).
+    const framed = transcriptMessage(HandshakeType.ClientHello, body);
+    const partial = framed.subarray(0, framed.length - (2 + 1 + size));
+    const transcript = provider.runningHash(hash);
+    for (const part of before) transcript.update(part);
+    transcript.update(partial);
+    const early = hkdfExtract(provider, hash, new Uint8Array(0), this.#options.psk);
+    const binderKey = deriveSecret(provider, hash, early, "ext binder", emptyHash(provider, hash));
+    const binder = finishedMac(
+      provider,
+      hash,
+      finishedKey(provider, hash, binderKey),
+      transcript.digest(),
+    );
+    body.set(binder, body.length - size);
+    return body;
+  }
+
+  onMessage(msgType: number, body: Uint8Array, epoch: number): void {
+    switch (this.#stage) {
+      case "hello":
+      case "retried":
+        if (msgType !== HandshakeType.ServerHello || epoch !== 0) break;
+        return this.#onServerHello(body);
+      case "encrypted_extensions":
+        if (msgType !== HandshakeType13.EncryptedExtensions || epoch !== 2) break;
+        return this.#onEncryptedExtensions(body);
+      case "finished":
+        if (msgType !== HandshakeType.Finished || epoch !== 2) break;
+        return this.#onFinished(body);
+      case "done":
+        // A ticket is taken (and acknowledged by the connection); resumption is not offered yet.
+        if (msgType === HandshakeType13.NewSessionTicket) return;
+        break;
+    }
+    throw new ProtocolError(
+      AlertDescription.UnexpectedMessage,
+      `Unexpected handshake message ${msgType} in epoch ${epoch}`,
+    );
+  }
+
+  #onServerHello(body: Uint8Array): void {
+    let hello;
+    try {
+      hello = decodeServerHello13(body);
+    } catch (error) {
+      if (error instanceof DecodeError) {
+        throw new ProtocolError(
+          AlertDescription.DecodeError,
+          `Cannot decode ServerHello: ${error.message}`,
+        );
+      }
+      throw error;
+    }
+    const versions = findExtension(hello.extensions, ExtensionType13.SupportedVersions);
+    if (
+      versions === undefined || versions.data.length !== 2 ||
+      ((versions.data[0]! << 8) | versions.data[1]!) !== DTLS_1_3
+    ) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "ServerHello did not choose DTLS 1.3",
+      );
+    }
+    const suite = this.#suites.find((s) => s.id === hello.cipherSuite);
+    if (suite === undefined || (this.#suite !== undefined && this.#suite !== suite)) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "ServerHello chose a suite not offered",
+      );
+    }
+    const { provider } = this.#host.config;
+    const retry = hello.random.every((b, i) => b === HELLO_RETRY_REQUEST_RANDOM[i]);
+    if (retry) {
+      if (this.#stage === "retried") {
+        throw new ProtocolError(AlertDescription.UnexpectedMessage, "A second HelloRetryRequest");
+      }
+      this.#stage = "retried";
+      this.#suite = suite;
+      const asked = hello.keyShare?.group;
+      if (asked !== undefined) {
+        const group = this.#options.groups.find((g) => NamedGroup[g] === asked);
+        if (group === undefined || this.#shares.has(group)) {
+          throw new ProtocolError(
+            AlertDescription.IllegalParameter,
+            "HelloRetryRequest asks for a group we cannot or did",
+          );
+        }
+        this.#shares = new Map([[group, provider.keyShare(group, this.#host.config.random)]]);
+      } else if (hello.cookie === undefined) {
+        throw new ProtocolError(
+          AlertDescription.IllegalParameter,
+          "HelloRetryRequest that changes nothing",
+        );
+      }
+      const first = messageHash(suite.hash, provider.hash(suite.hash, this.#firstHello!));
+      const retryMessage = transcriptMessage(HandshakeType.ServerHello, body);
+      const transcript = provider.runningHash(suite.hash);
+      transcript.update(first);
+      transcript.update(retryMessage);
+      const second = this.#clientHello(hello.cookie, [first, retryMessage]);
+      transcript.update(transcriptMessage(HandshakeType.ClientHello, second));
+      this.#transcript = transcript;
+      this.#host.flightAnswered();
+      this.#host.sendFlight([{ epoch: 0, msgType: HandshakeType.ClientHello, body: second }]);
+      return;
+    }
+    if (hello.selectedIdentity !== 0) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "ServerHello chose no PSK of ours",
+      );
+    }
+    const hash = suite.hash;
+    let transcript = this.#transcript;
+    if (transcript === undefined) {
+      transcript = provider.runningHash(hash);
+      transcript.update(this.#firstHello!);
+    }
+    transcript.update(transcriptMessage(HandshakeType.ServerHello, body));
+    this.#transcript = transcript;
+    this.#suite = suite;
+    let shared: Uint8Array = new Uint8Array(hashLength(hash));
+    const share = hello.keyShare;
+    if (share !== undefined) {
+      const group = [...this.#shares.keys()].find((g) => NamedGroup[g] === share.group);
+      if (group === undefined || !("keyExchange" in share)) {
+        throw new ProtocolError(
+          AlertDescription.IllegalParameter,
+          "ServerHello key share of a group we did not send",
+        );
+      }
+      const secret = this.#shares.get(group)!.sharedSecret(share.keyExchange);
+      if (secret === null) {
+        throw new ProtocolError(AlertDescription.IllegalParameter, "Invalid key share");
+      }
+      shared = secret;
+      this.#group = group;
+    } else if (!(this.#options.modes ?? DEFAULT_MODES).includes("psk_ke")) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "ServerHello without the (EC)DHE we asked for",
+      );
+    }
+    this.#shares.clear();
+    const early = hkdfExtract(provider, hash, new Uint8Array(0), this.#options.psk);
+    const handshakeSecret = hkdfExtract(
+      provider,
+      hash,
+      derivedSecret(provider, hash, early),
+      shared,
+    );
+    const helloHash = transcript.digest();
+    this.#clientHandshakeSecret = deriveSecret(
+      provider,
+      hash,
+      handshakeSecret,
+      "c hs traffic",
+      helloHash,
+    );
+    this.#serverHandshakeSecret = deriveSecret(
+      provider,
+      hash,
+      handshakeSecret,
+      "s hs traffic",
+      helloHash,
+    );
+    this.#handshakeSecret = handshakeSecret;
+    this.#host.useSuite(suite);
+    this.#host.installRead(2, this.#serverHandshakeSecret);
+    this.#host.installWrite(2, this.#clientHandshakeSecret);
+    this.#host.flightAnswered();
+    this.#stage = "encrypted_extensions";
+  }
+
+  #onEncryptedExtensions(body: Uint8Array): void {
+    try {
+      const extensions = decodeEncryptedExtensions(body);
+      if (findExtension(extensions, ExtensionType13.EarlyData) !== undefined) {
+        throw new ProtocolError(
+          AlertDescription.UnsupportedExtension,
+          "early_data accepted unasked",
+        );
+      }
+    } catch (error) {
+      if (error instanceof DecodeError) {
+        throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode EncryptedExtensions");
+      }
+      throw error;
+    }
+    this.#transcript!.update(transcriptMessage(HandshakeType13.EncryptedExtensions, body));
+    this.#stage = "finished";
+  }
+
+  #onFinished(body: Uint8Array): void {
+    const { provider } = this.#host.config;
+    const suite = this.#suite!;
+    const hash = suite.hash;
+    const transcript = this.#transcript!;
+    const expected = finishedMac(
+      provider,
+      hash,
+      finishedKey(provider, hash, this.#serverHandshakeSecret!),
+      transcript.digest(),
+    );
+    if (!constantTimeEqual(expected, body)) {
+      throw new ProtocolError(AlertDescription.DecryptError, "Server Finished does not verify");
+    }
+    transcript.update(transcriptMessage(HandshakeType.Finished, body));
+    const zeros = new Uint8Array(hashLength(hash));
+    const master = hkdfExtract(
+      provider,
+      hash,
+      derivedSecret(provider, hash, this.#handshakeSecret!),
+      zeros,
+    );
+    const serverFinishedHash = transcript.digest();
+    const clientFinished = finishedMac(
+      provider,
+      hash,
+      finishedKey(provider, hash, this.#clientHandshakeSecret!),
+      serverFinishedHash,
+    );
+    const host = this.#host;
+    host.sendFlight([{ epoch: 2, msgType: HandshakeType.Finished, body: clientFinished }]);
+    host.installRead(3, deriveSecret(provider, hash, master, "s ap traffic", serverFinishedHash));
+    host.installWrite(3, deriveSecret(provider, hash, master, "c ap traffic", serverFinishedHash));
+    this.#stage = "done";
+    this.#handshakeSecret = undefined;
+    host.emit({
+      type: "handshake_complete",
+      suite: suite.name,
+      version: "DTLS 1.3",
+      identity: new TextDecoder().decode(this.#options.identity),
+      identityBytes: this.#options.identity,
+      extendedMasterSecret: true,
+      encryptThenMac: false,
+      group: this.#group,
+    });
+    host.established();
+  }
+}
