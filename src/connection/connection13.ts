@@ -42,12 +42,18 @@ import {
   encodeAlert,
 } from "../handshake/messages.ts";
 import {
+  ConnectionIdUsage,
   decodeAck,
   decodeKeyUpdate,
+  decodeNewConnectionId,
+  decodeRequestConnectionId,
   encodeAck,
   encodeKeyUpdate,
+  encodeNewConnectionId,
+  encodeRequestConnectionId,
   HandshakeType13,
   KeyUpdateRequest,
+  type NewConnectionId,
   type RecordNumber,
 } from "../handshake/messages13.ts";
 import type {
@@ -87,6 +93,12 @@ const UNIFIED_HEADER_LENGTH = 5;
 const UNAUTHENTICATED_RESEND_FACTOR = 3;
 /** The most record numbers one ACK of ours carries, and the most we hold to acknowledge. */
 const MAX_PENDING_ACKS = 32;
+/** The most spare Connection IDs one connection gives out. */
+const MAX_ISSUED_CIDS = 4;
+/** No Connection ID. */
+const NO_CID = new Uint8Array(0);
+/** The header of the records we write without a CID: 16-bit sequence number, length. */
+const PLAIN_SHAPE = { seqLength: 2, withLength: true } as const;
 /** The largest epoch: epochs are uint64 on the wire, but ours stay far below 2^48. */
 const MAX_EPOCH = 2 ** 48 - 1;
 /** The largest record sequence number (RFC 9147 §4.2.1: a key is spent before 2^48 records). */
@@ -105,6 +117,16 @@ export interface Connection13Setup {
   readonly helloMessageSeq?: number;
   /** The account handshake buffers are charged to. */
   readonly memory?: MemoryAccount;
+  /**
+   * The Connection IDs agreed (RFC 9147 §9), a server's from the start:
+   * `ours` in the records we receive, `theirs` (maybe empty: none) in those we send.
+   */
+  readonly connectionIds?: { readonly ours: Uint8Array; readonly theirs: Uint8Array };
+  /**
+   * A fresh Connection ID of ours that the endpoint will route to this
+   * connection too (for a NewConnectionId); undefined when none can be made.
+   */
+  readonly issueConnectionId?: () => Uint8Array | undefined;
   /**
    * Records one key protects before we send a KeyUpdate (default: half the
    * suite's confidentiality limit).
@@ -182,6 +204,8 @@ export class Connection13 implements Association {
   readonly #timer: FlightTimer;
   /** Record numbers of the peer's we owe an ACK for. */
   #pendingAcks: RecordNumber[] = [];
+  /** When the ACK owed is sent (now, or after a delay for a flight coming in order). */
+  #ackDue: number | undefined = undefined;
   /** Our KeyUpdate in flight: writing moves to the next epoch once it is acknowledged. */
   #keyUpdateSent = false;
   /** Whether we asked the peer for a KeyUpdate (its key saw many forgeries) and have not had it. */
@@ -196,6 +220,14 @@ export class Connection13 implements Association {
   #recordEpoch = 0;
   #recordSeq = 0;
   #newest = false;
+  /** The Connection ID in the records we receive (RFC 9147 §9), once agreed. */
+  #cidOurs: Uint8Array | undefined = undefined;
+  /** The Connection ID we put in the records we send; empty: none. */
+  #cidTheirs: Uint8Array = NO_CID;
+  /** Spare Connection IDs of ours given out with NewConnectionId. */
+  #cidsIssued = 0;
+  /** Whether the datagram being handled came from another address than the peer's (routed by CID). */
+  #elsewhere = false;
   readonly #transmits = new OutputQueue<Uint8Array>();
   readonly #events = new OutputQueue<ConnectionEvent>();
 
@@ -221,6 +253,10 @@ export class Connection13 implements Association {
     this.#plainNextSeq = setup.helloSeq ?? 0;
     if (setup.helloSeq !== undefined) this.#plainSeen.add(setup.helloSeq);
     this.#timer = new FlightTimer(config.retransmit, config.random);
+    if (setup.connectionIds !== undefined) {
+      this.#cidOurs = setup.connectionIds.ours;
+      this.#cidTheirs = setup.connectionIds.theirs;
+    }
     this.#driver = setup.driver(new Connection13.#Host(this));
   }
 
@@ -244,6 +280,7 @@ export class Connection13 implements Association {
     }
     sendFlight(messages: readonly OutgoingMessage13[]): void {
       const c = this.#c;
+      c.#forgetAcks();
       c.#sendMessages(
         messages.map((m) => c.#message(m.epoch, m.msgType, c.#nextMessageSeq++, m.body)),
       );
@@ -264,6 +301,10 @@ export class Connection13 implements Association {
     acknowledge(): void {
       this.#c.#acknowledge();
     }
+    useConnectionIds(ours: Uint8Array | undefined, theirs: Uint8Array): void {
+      this.#c.#cidOurs = ours;
+      this.#c.#cidTheirs = theirs;
+    }
     established(): void {
       this.#c.#established();
     }
@@ -280,9 +321,9 @@ export class Connection13 implements Association {
 
   // ---- the Association surface ------------------------------------------------
 
-  /** DTLS 1.3 Connection IDs are not given yet. */
+  /** The Connection ID the peer's records carry (RFC 9147 §9), once agreed. */
   get connectionId(): Uint8Array | undefined {
-    return undefined;
+    return this.#cidOurs;
   }
 
   get bufferedBytes(): number {
@@ -337,14 +378,20 @@ export class Connection13 implements Association {
   handleDatagram(datagram: Uint8Array, now: number, elsewhere = false): boolean {
     this.#now = now;
     this.#newest = false;
-    if (this.#phase === "closed" || elsewhere) return false;
+    this.#elsewhere = elsewhere;
+    if (this.#phase === "closed") return false;
+    // From another address, only an established connection's own records count.
+    if (elsewhere && this.#phase !== "established") {
+      this.#drop("unexpected", -1);
+      return false;
+    }
     this.#datagramBytes = datagram.length;
     try {
       let at = 0;
       while (at < datagram.length && !this.isClosed) {
         const first = datagram[at]!;
         if (isUnifiedHeader(first)) {
-          const parsed = parseUnifiedRecord(datagram, at, 0);
+          const parsed = parseUnifiedRecord(datagram, at, this.#cidOurs?.length ?? 0);
           if (parsed === undefined) {
             this.#drop("malformed", -1);
             break;
@@ -352,6 +399,10 @@ export class Connection13 implements Association {
           this.#handleProtected(parsed.record);
           at = parsed.end;
         } else {
+          if (elsewhere) {
+            this.#drop("unexpected", 0);
+            break;
+          }
           const end = this.#handlePlaintext(datagram, at);
           if (end === undefined) break;
           at = end;
@@ -446,10 +497,18 @@ export class Connection13 implements Association {
   #handleProtected(record: UnifiedRecord): void {
     const epoch = this.#readEpochFor(record.epochBits);
     if (epoch === undefined) return this.#drop("epoch", record.epochBits);
+    // Anyone can send from elsewhere with our CID (it is not secret): only a
+    // record of the epoch in use that carries it is read, and one that
+    // fails is noise there, counted against no key.
+    const newestEpoch = epoch === this.#read[this.#read.length - 1];
+    if (this.#elsewhere && (record.cid.length === 0 || !newestEpoch)) {
+      return this.#drop("unexpected", epoch.epoch);
+    }
     const opened = epoch.protection.open(record, epoch.window.highest + 1);
     if (opened === null) {
-      epoch.failures++;
       this.#drop("bad_mac", epoch.epoch);
+      if (this.#elsewhere) return;
+      epoch.failures++;
       return this.#checkIntegrityLimit(epoch);
     }
     if (!epoch.window.isFresh(opened.seq)) return this.#drop("replay", epoch.epoch);
@@ -525,11 +584,15 @@ export class Connection13 implements Association {
   #handleFragment(fragment: HandshakeFragment, epoch: number): void {
     switch (this.#inbound.add(fragment, epoch)) {
       case "buffered":
+        // Part of a flight came, in order: which records did is said if the
+        // rest is slow to come (RFC 9147 §7.1), after a quarter of the
+        // retransmission timeout; a client's ACK names the ServerHello's
+        // epoch-0 records too.
+        this.#acknowledge(false);
+        break;
       case "future":
-        // Part of a flight came, not all of it: saying which records did
-        // lets the peer resend only the rest (RFC 9147 §7.1); a client's
-        // say so of the ServerHello's epoch-0 records too.
-        this.#acknowledge();
+        // A gap: the peer hears at once what came, and resends only the rest.
+        this.#acknowledge(true);
         break;
       case "old":
         // A message we have: the peer lost our answer to it. While a flight
@@ -570,6 +633,14 @@ export class Connection13 implements Association {
         `Handshake message ${msgType} of the handshake's epoch after it`,
       );
     }
+    if (msgType === HandshakeType13.RequestConnectionId) {
+      this.#acknowledge();
+      return this.#answerConnectionIdRequest(decodeRequestConnectionId(body));
+    }
+    if (msgType === HandshakeType13.NewConnectionId) {
+      this.#acknowledge();
+      return this.#takeNewConnectionIds(decodeNewConnectionId(body));
+    }
     if (msgType !== HandshakeType13.KeyUpdate) {
       // A post-handshake message the driver takes (a client: NewSessionTicket) is acknowledged.
       this.#driver.onMessage(msgType, body, epoch);
@@ -598,6 +669,46 @@ export class Connection13 implements Association {
     this.#keyUpdateRequested = false;
     this.#events.push({ type: "key_update", direction: "received", epoch: current.epoch + 1 });
     if (request === KeyUpdateRequest.Requested && !this.#keyUpdateSent) this.#sendKeyUpdate(false);
+  }
+
+  /**
+   * The peer asks for Connection IDs to use (RFC 9147 §9): up to
+   * {@link MAX_ISSUED_CIDS} over the connection's life, as spares, when a
+   * CID is in use at all; none while a message of ours is still in flight.
+   */
+  #answerConnectionIdRequest(count: number): void {
+    const issue = this.#setup.issueConnectionId;
+    if (this.#cidOurs === undefined || issue === undefined || this.#outgoing.length > 0) return;
+    const cids: Uint8Array[] = [];
+    while (cids.length < count && this.#cidsIssued < MAX_ISSUED_CIDS) {
+      const cid = issue();
+      if (cid === undefined) break;
+      this.#cidsIssued++;
+      cids.push(cid);
+    }
+    if (cids.length === 0) return;
+    this.#sendMessages([
+      this.#message(
+        this.#currentWrite().epoch,
+        HandshakeType13.NewConnectionId,
+        this.#nextMessageSeq++,
+        encodeNewConnectionId({ cids, usage: ConnectionIdUsage.Spare }),
+      ),
+    ]);
+  }
+
+  /** CIDs the peer gives us: an immediate one is used from now on; spares are not kept. */
+  #takeNewConnectionIds(m: NewConnectionId): void {
+    if (this.#cidTheirs.length === 0) {
+      throw new ProtocolError(
+        AlertDescription.UnexpectedMessage,
+        "NewConnectionId without a Connection ID agreed",
+      );
+    }
+    const first = m.cids[0];
+    if (m.usage === ConnectionIdUsage.Immediate && first !== undefined) {
+      this.#cidTheirs = first.slice();
+    }
   }
 
   #established(): void {
@@ -670,35 +781,50 @@ export class Connection13 implements Association {
 
   // ---- acknowledgements -----------------------------------------------------------
 
-  /** Owes the peer an ACK for the record being handled; sent once the datagram is read. */
-  #acknowledge(): void {
+  /**
+   * Owes the peer an ACK for the record being handled: sent once the
+   * datagram is read when `now`, else when the ACK timer fires (unless a
+   * flight of ours, which acknowledges the peer's, goes first).
+   */
+  #acknowledge(now = true): void {
     const pending = this.#pendingAcks;
     const epoch = this.#recordEpoch;
     const seq = this.#recordSeq;
+    if (now) this.#ackDue = this.#now;
+    else this.#ackDue ??= this.#now + Math.ceil(this.#config.retransmit.initialMs / 4);
     if (pending.some((r) => r.epoch === epoch && r.seq === seq)) return;
     if (pending.length >= MAX_PENDING_ACKS) pending.shift();
     pending.push({ epoch, seq });
   }
 
+  /** Sends the ACK owed, if it is due. */
   #flushAcks(): void {
     // RFC 9147 §7: an ACK goes in the newest epoch we write (the client's
     // Finished is acknowledged in epoch 3); what came before we have keys
     // waits for them.
-    if (this.#pendingAcks.length === 0 || this.isClosed || this.#write.length === 0) return;
+    const due = this.#ackDue;
+    if (due === undefined || due > this.#now || this.isClosed || this.#write.length === 0) return;
     const acks = this.#pendingAcks;
     this.#pendingAcks = [];
+    this.#ackDue = undefined;
+    if (acks.length === 0) return;
     this.#transmits.push(this.#seal(this.#currentWrite(), CONTENT_TYPE_ACK, encodeAck(acks)));
+  }
+
+  /** Our flight answers the peer's: no ACK of it is owed any more. */
+  #forgetAcks(): void {
+    this.#pendingAcks = [];
+    this.#ackDue = undefined;
   }
 
   // ---- timers ---------------------------------------------------------------------
 
   pollTimeout(): number | undefined {
     if (this.#phase === "closed") return undefined;
-    const retransmit = this.#timer.deadline;
-    if (this.#phase !== "handshaking") return retransmit;
-    return retransmit === undefined
-      ? this.#handshakeDeadline
-      : Math.min(retransmit, this.#handshakeDeadline);
+    let due = this.#timer.deadline ?? Infinity;
+    if (this.#ackDue !== undefined && this.#write.length > 0) due = Math.min(due, this.#ackDue);
+    if (this.#phase === "handshaking") due = Math.min(due, this.#handshakeDeadline);
+    return due === Infinity ? undefined : due;
   }
 
   handleTimeout(now: number): void {
@@ -708,6 +834,7 @@ export class Connection13 implements Association {
       if (this.#phase === "handshaking" && now >= this.#handshakeDeadline) {
         return this.#close("handshake timeout", true, "handshake_timeout");
       }
+      this.#flushAcks();
       switch (this.#timer.poll(now)) {
         case "resend":
           this.#nextPeerResend = now + this.#config.retransmit.initialMs;
@@ -758,6 +885,32 @@ export class Connection13 implements Association {
     }
     try {
       this.#sendKeyUpdate(requestPeer);
+    } catch (error) {
+      this.#fail(error);
+    }
+    return true;
+  }
+
+  /**
+   * Asks the peer for `count` more Connection IDs (RequestConnectionId, RFC
+   * 9147 §9). False unless a CID is in use and nothing of ours is in flight.
+   */
+  requestConnectionIds(count: number): boolean {
+    if (
+      this.#phase !== "established" || this.#cidTheirs.length === 0 || this.#outgoing.length > 0 ||
+      !(Number.isInteger(count) && count >= 1 && count <= 255)
+    ) {
+      return false;
+    }
+    try {
+      this.#sendMessages([
+        this.#message(
+          this.#currentWrite().epoch,
+          HandshakeType13.RequestConnectionId,
+          this.#nextMessageSeq++,
+          encodeRequestConnectionId(count),
+        ),
+      ]);
     } catch (error) {
       this.#fail(error);
     }
@@ -843,10 +996,14 @@ export class Connection13 implements Association {
       throw new SequenceLimit();
     }
     write.nextSeq = seq + 1;
-    return write.protection.seal(type, content, write.epoch, seq, {
-      seqLength: 2,
-      withLength: true,
-    });
+    const cid = this.#cidTheirs;
+    return write.protection.seal(
+      type,
+      content,
+      write.epoch,
+      seq,
+      cid.length === 0 ? PLAIN_SHAPE : { seqLength: 2, withLength: true, cid },
+    );
   }
 
   #message(epoch: number, msgType: number, messageSeq: number, body: Uint8Array): OutMessage {
@@ -868,7 +1025,7 @@ export class Connection13 implements Association {
   #room(epoch: number): number {
     const overhead = epoch === 0
       ? PLAINTEXT_HEADER_LENGTH
-      : UNIFIED_HEADER_LENGTH + 1 + this.#tagLength();
+      : UNIFIED_HEADER_LENGTH + this.#cidTheirs.length + 1 + this.#tagLength();
     const room = this.#config.mtu - overhead - HANDSHAKE_HEADER_LENGTH;
     if (room < 1) throw new Error(`MTU ${this.#config.mtu} too small`);
     return room;

@@ -279,6 +279,8 @@ interface Entry<Route> extends Scheduled, PeerEntry<Route> {
   peer: string;
   /** Its Connection ID, one character a byte, when it has one. */
   cidKey?: string;
+  /** The spare Connection IDs a DTLS 1.3 connection gave out (NewConnectionId), likewise. */
+  spareCidKeys?: string[];
   /**
    * The client_random of its handshake, one character per byte: a short
    * string costs an idle connection a tenth of a typed array's heap.
@@ -457,6 +459,9 @@ export class ServerEndpoint<Route = unknown> {
     if (entry.cidKey !== undefined && this.#cids.get(entry.cidKey) === entry) {
       this.#cids.delete(entry.cidKey);
     }
+    for (const key of entry.spareCidKeys ?? []) {
+      if (this.#cids.get(key) === entry) this.#cids.delete(key);
+    }
     this.#detached.delete(entry);
     this.#halfOpen.delete(entry.connection);
     this.#deadlines.delete(entry);
@@ -486,8 +491,11 @@ export class ServerEndpoint<Route = unknown> {
 
   /** Routes one datagram from `peer`: by its Connection ID first, by address second. */
   handleDatagram(datagram: Uint8Array, peer: string, now: number): EndpointOutcome<Route> {
-    if (datagram[0] === ContentType.Tls12Cid && this.#cids.size > 0) {
-      return this.#routeByConnectionId(datagram, peer, now);
+    if (this.#cids.size > 0) {
+      const first = datagram[0]!;
+      if (first === ContentType.Tls12Cid) return this.#routeByConnectionId(datagram, peer, now, 11);
+      // A DTLS 1.3 unified header with its C bit: the CID follows the first byte.
+      if ((first & 0xf0) === 0x30) return this.#routeByConnectionId(datagram, peer, now, 1);
     }
     const entry = this.#table.get(peer);
     if (entry !== undefined && !entry.connection.isClosed) {
@@ -552,10 +560,15 @@ export class ServerEndpoint<Route = unknown> {
    * nothing. It takes the new address in the table only if no other peer
    * holds it: it is reached by its CID anyway.
    */
-  #routeByConnectionId(datagram: Uint8Array, peer: string, now: number): EndpointOutcome<Route> {
+  #routeByConnectionId(
+    datagram: Uint8Array,
+    peer: string,
+    now: number,
+    cidAt: number,
+  ): EndpointOutcome<Route> {
     const length = this.#options.cidLength;
-    if (datagram.length < 13 + length) return { kind: "dropped", reason: "malformed" };
-    const entry = this.#cids.get(byteString(datagram.subarray(11, 11 + length)));
+    if (datagram.length < cidAt + length + 2) return { kind: "dropped", reason: "malformed" };
+    const entry = this.#cids.get(byteString(datagram.subarray(cidAt, cidAt + length)));
     if (entry === undefined || entry.connection.isClosed) {
       return { kind: "dropped", reason: "unknown_connection_id" };
     }
@@ -884,6 +897,13 @@ export class ServerEndpoint<Route = unknown> {
       return { kind: "dropped", reason: "sequence_limit" };
     }
     const retryRequest = helloRetryRequestBody(hello.hello.sessionId, state, hello.cookie!);
+    // A client that offers a CID (RFC 9147 §9) gets ours in the ServerHello;
+    // one over 32 bytes is declined, as in 1.2.
+    const theirs = hello.connectionId;
+    const ours = theirs !== undefined && theirs.length <= MAX_CID_LENGTH
+      ? this.#newConnectionId()
+      : undefined;
+    const connectionIds = ours === undefined ? undefined : { ours, theirs: theirs!.slice() };
     let handshake: ServerHandshake13;
     try {
       handshake = new ServerHandshake13(
@@ -891,6 +911,7 @@ export class ServerEndpoint<Route = unknown> {
           provider: this.#config.provider,
           random: this.#config.random,
           maxIdentityLength: this.#handshake.maxIdentityLength,
+          ...(ours === undefined ? {} : { connectionId: ours }),
         },
         state,
         hello,
@@ -915,13 +936,28 @@ export class ServerEndpoint<Route = unknown> {
       lookupPsk: this.#handshake.lookupPsk,
       dummyKeyLength: this.#handshake.dummyKeyLength?.() ?? 32,
     };
+    // Spare CIDs the connection gives out (NewConnectionId) route to its entry too.
+    let entry: Entry<Route> | undefined;
+    const issueConnectionId = () => {
+      const cid = entry === undefined || entry.connection.isClosed
+        ? undefined
+        : this.#newConnectionId();
+      if (cid === undefined) return undefined;
+      const key = byteString(cid);
+      (entry!.spareCidKeys ??= []).push(key);
+      this.#cids.set(key, entry!);
+      return cid;
+    };
     const connection = new Connection13(this.#config, now, {
       driver: (host) => new ServerDriver13(host, handshake, driverOptions),
       helloSeq: record.seq,
       helloMessageSeq: fragment.messageSeq,
       memory,
+      ...(connectionIds === undefined ? {} : { connectionIds, issueConnectionId }),
     });
-    return this.#install(connection, hello.hello.random, cookie, peer, now, previous);
+    const outcome = this.#install(connection, hello.hello.random, cookie, peer, now, previous);
+    if (outcome.kind === "connection") entry = outcome.entry as Entry<Route>;
+    return outcome;
   }
 
   /**

@@ -22,7 +22,13 @@ import type { CipherSuite13 } from "../record/suites13.ts";
 import { messageHash } from "./client_hello13.ts";
 import type { Handshake13Driver, Handshake13Host } from "./driver13.ts";
 import { ProtocolError } from "./errors.ts";
-import { encodeSupportedGroups, ExtensionType, findExtension, NamedGroup } from "./extensions.ts";
+import {
+  encodeConnectionId,
+  encodeSupportedGroups,
+  ExtensionType,
+  findExtension,
+  NamedGroup,
+} from "./extensions.ts";
 import { AlertDescription, encodeClientHello, type Extension, HandshakeType } from "./messages.ts";
 import {
   decodeEncryptedExtensions,
@@ -58,6 +64,11 @@ export interface Client13Options {
   readonly keyShares?: readonly GroupName[];
   /** PSK key exchange modes offered, in order (default: with (EC)DHE, then without). */
   readonly modes?: readonly ("psk_dhe_ke" | "psk_ke")[];
+  /**
+   * Offer a Connection ID (RFC 9147 §9): this one in the records the server
+   * sends us (empty: none, but the server may give us its own).
+   */
+  readonly connectionId?: Uint8Array;
 }
 
 /** The PSK key exchange modes offered when none are given: with (EC)DHE first. */
@@ -96,6 +107,10 @@ export class ClientDriver13 implements Handshake13Driver {
   }
 
   start(): void {
+    // The server puts our CID in its records from its first protected one,
+    // before its EncryptedExtensions say it agreed: we read it from the start.
+    const cid = this.#options.connectionId;
+    if (cid !== undefined && cid.length > 0) this.#host.useConnectionIds(cid, new Uint8Array(0));
     for (const group of this.#options.keyShares ?? this.#options.groups.slice(0, 1)) {
       this.#shares.set(group, this.#host.config.provider.keyShare(group, this.#host.config.random));
     }
@@ -131,6 +146,12 @@ export class ClientDriver13 implements Handshake13Driver {
         }).finish(),
       },
     ];
+    if (this.#options.connectionId !== undefined) {
+      extensions.push({
+        type: ExtensionType.ConnectionId,
+        data: encodeConnectionId(this.#options.connectionId),
+      });
+    }
     if (cookie !== undefined) {
       extensions.push({
         type: ExtensionType13.Cookie,
@@ -296,6 +317,13 @@ export class ClientDriver13 implements Handshake13Driver {
       );
     }
     this.#shares.clear();
+    if (hello.connectionId !== undefined) {
+      const ours = this.#options.connectionId;
+      if (ours === undefined) {
+        throw new ProtocolError(AlertDescription.UnsupportedExtension, "connection_id unasked");
+      }
+      this.#host.useConnectionIds(ours.length === 0 ? undefined : ours, hello.connectionId.slice());
+    }
     const early = hkdfExtract(provider, hash, new Uint8Array(0), this.#options.psk);
     const handshakeSecret = hkdfExtract(
       provider,
@@ -333,6 +361,12 @@ export class ClientDriver13 implements Handshake13Driver {
         throw new ProtocolError(
           AlertDescription.UnsupportedExtension,
           "early_data accepted unasked",
+        );
+      }
+      if (findExtension(extensions, ExtensionType.ConnectionId) !== undefined) {
+        throw new ProtocolError(
+          AlertDescription.IllegalParameter,
+          "connection_id in EncryptedExtensions (RFC 9147 §9: the ServerHello's)",
         );
       }
     } catch (error) {

@@ -14,7 +14,13 @@ import { DecodeError } from "../codec/reader.ts";
 import type { GroupName, HashName } from "../crypto/provider.ts";
 import { type CipherSuite13, suite13ById, SUITES_13 } from "../record/suites13.ts";
 import { ProtocolError } from "./errors.ts";
-import { decodeSupportedGroups, ExtensionType, findExtension, NamedGroup } from "./extensions.ts";
+import {
+  decodeConnectionId,
+  decodeSupportedGroups,
+  ExtensionType,
+  findExtension,
+  NamedGroup,
+} from "./extensions.ts";
 import { AlertDescription, type ClientHello, decodeClientHello } from "./messages.ts";
 import {
   decodeClientKeyShares,
@@ -45,6 +51,8 @@ export interface ClientHello13 {
   readonly cookie: Uint8Array | undefined;
   /** Whether it offers early data (which we never accept). */
   readonly earlyData: boolean;
+  /** The Connection ID it wants in the records it receives (RFC 9147 §9), when it offers one. */
+  readonly connectionId: Uint8Array | undefined;
 }
 
 /** Whether a ClientHello's supported_versions offers DTLS 1.3; false for anything unreadable. */
@@ -111,6 +119,7 @@ export function readClientHello13(body: Uint8Array): ClientHello13 {
     const sharesExt = findExtension(hello.extensions, ExtensionType13.KeyShare);
     const groupsExt = findExtension(hello.extensions, ExtensionType.SupportedGroups);
     const cookieExt = findExtension(hello.extensions, ExtensionType13.Cookie);
+    const cidExt = findExtension(hello.extensions, ExtensionType.ConnectionId);
     return {
       hello,
       versions: versionsExt === undefined ? [] : decodeClientSupportedVersions(versionsExt.data),
@@ -120,6 +129,7 @@ export function readClientHello13(body: Uint8Array): ClientHello13 {
       psks: pskExt === undefined ? undefined : decodeOfferedPsks(pskExt.data),
       cookie: cookieExt === undefined ? undefined : decodeCookieExtension(cookieExt.data),
       earlyData: findExtension(hello.extensions, ExtensionType13.EarlyData) !== undefined,
+      connectionId: cidExt === undefined ? undefined : decodeConnectionId(cidExt.data),
     };
   } catch (error) {
     throw decodeFailure(error);

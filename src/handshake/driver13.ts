@@ -38,6 +38,11 @@ export interface Handshake13Host {
   emit(event: HandshakeEvent): void;
   /** Owes the peer an ACK for the record being handled (the client's Finished). */
   acknowledge(): void;
+  /**
+   * The Connection IDs agreed (RFC 9147 §9): `ours` in the records we
+   * receive (undefined: none), `theirs` in those we send (empty: none).
+   */
+  useConnectionIds(ours: Uint8Array | undefined, theirs: Uint8Array): void;
   /** The handshake completed: application data may flow. */
   established(): void;
 }

@@ -40,6 +40,9 @@ export const ExtensionType13 = {
   KeyShare: 51,
 } as const;
 
+/** connection_id (RFC 9146 §3), in DTLS 1.3's ClientHello and ServerHello (RFC 9147 §9). */
+const CONNECTION_ID_EXTENSION = 54;
+
 /** PskKeyExchangeMode (RFC 8446 §4.2.9). */
 export const PskMode = { PskKe: 0, PskDheKe: 1 } as const;
 
@@ -202,6 +205,8 @@ export interface ServerHello13 {
   readonly selectedIdentity?: number;
   /** A HelloRetryRequest's cookie. */
   readonly cookie?: Uint8Array;
+  /** The Connection ID the server wants in the records it receives (RFC 9147 §9, ServerHello only). */
+  readonly connectionId?: Uint8Array;
 }
 
 /**
@@ -233,6 +238,10 @@ export function encodeServerHello13(m: ServerHello13): Uint8Array {
       const cookie = m.cookie;
       list.u16(ExtensionType13.Cookie).vec16((e) => e.opaque16(cookie));
     }
+    if (m.connectionId !== undefined) {
+      const cid = m.connectionId;
+      list.u16(CONNECTION_ID_EXTENSION).vec16((e) => e.opaque8(cid));
+    }
   });
   return w.finish();
 }
@@ -256,6 +265,7 @@ export function decodeServerHello13(body: Uint8Array): ServerHello13 & {
   let keyShare: KeyShareEntry | { group: number } | undefined;
   let selectedIdentity: number | undefined;
   let cookie: Uint8Array | undefined;
+  let connectionId: Uint8Array | undefined;
   for (const e of extensions) {
     const x = new Reader(e.data);
     if (e.type === ExtensionType13.KeyShare) {
@@ -267,6 +277,9 @@ export function decodeServerHello13(body: Uint8Array): ServerHello13 & {
       x.end("pre_shared_key");
     } else if (e.type === ExtensionType13.Cookie) {
       cookie = decodeCookieExtension(e.data);
+    } else if (e.type === CONNECTION_ID_EXTENSION) {
+      connectionId = x.opaque8("connection_id.cid");
+      x.end("connection_id");
     }
   }
   return {
@@ -278,6 +291,7 @@ export function decodeServerHello13(body: Uint8Array): ServerHello13 & {
     ...(keyShare === undefined ? {} : { keyShare }),
     ...(selectedIdentity === undefined ? {} : { selectedIdentity }),
     ...(cookie === undefined ? {} : { cookie }),
+    ...(connectionId === undefined ? {} : { connectionId }),
   };
 }
 
@@ -356,6 +370,53 @@ export function decodeKeyUpdate(body: Uint8Array): number {
   const request = r.u8("KeyUpdate.request_update");
   r.end("KeyUpdate");
   return request;
+}
+
+/** ConnectionIdUsage of NewConnectionId (RFC 9147 §9). */
+export const ConnectionIdUsage = { Immediate: 0, Spare: 1 } as const;
+
+/** A NewConnectionId (RFC 9147 §9): CIDs the sender will accept, and whether to switch at once. */
+export interface NewConnectionId {
+  readonly cids: readonly Uint8Array[];
+  readonly usage: number;
+}
+
+/** Encodes a NewConnectionId body. */
+export function encodeNewConnectionId(m: NewConnectionId): Uint8Array {
+  return new Writer(64).vec16((list) => {
+    for (const cid of m.cids) list.opaque8(cid);
+  }).u8(m.usage).finish();
+}
+
+/** Decodes a NewConnectionId body; an empty CID or a usage other than 0 or 1 is a decode error. */
+export function decodeNewConnectionId(body: Uint8Array): NewConnectionId {
+  const r = new Reader(body);
+  const list = r.vec16("NewConnectionId.cids");
+  const cids: Uint8Array[] = [];
+  while (list.remaining > 0) {
+    const cid = list.opaque8("NewConnectionId.cid");
+    if (cid.length === 0) throw new DecodeError("NewConnectionId.cid", "empty");
+    cids.push(cid);
+  }
+  const usage = r.u8("NewConnectionId.usage");
+  r.end("NewConnectionId");
+  if (usage !== ConnectionIdUsage.Immediate && usage !== ConnectionIdUsage.Spare) {
+    throw new DecodeError("NewConnectionId.usage", `unknown ${usage}`);
+  }
+  return { cids, usage };
+}
+
+/** A RequestConnectionId body: how many CIDs the sender asks for. */
+export function encodeRequestConnectionId(count: number): Uint8Array {
+  return new Uint8Array([count]);
+}
+
+/** Decodes a RequestConnectionId body. */
+export function decodeRequestConnectionId(body: Uint8Array): number {
+  const r = new Reader(body);
+  const count = r.u8("RequestConnectionId.num_cids");
+  r.end("RequestConnectionId");
+  return count;
 }
 
 /** A record number (RFC 9147 §4): its epoch and its sequence number within it. */

@@ -40,7 +40,6 @@ import {
   hashLength,
   hkdfExtract,
 } from "./tls13_keys.ts";
-import type { Extension } from "./messages.ts";
 import type { Handshake13Driver, Handshake13Host } from "./driver13.ts";
 
 /** The traffic secrets of one stage, client's and server's. */
@@ -66,8 +65,8 @@ export interface ServerHandshake13Options {
   readonly random: RandomSource;
   /** Longest PSK identity we look up, bytes. */
   readonly maxIdentityLength: number;
-  /** Extensions for EncryptedExtensions (e.g. connection_id). */
-  readonly encryptedExtensions?: readonly Extension[];
+  /** The Connection ID for the ServerHello's connection_id (RFC 9147 §9), if one was agreed. */
+  readonly connectionId?: Uint8Array;
 }
 
 /** How the server's driver finds keys. */
@@ -313,6 +312,9 @@ export class ServerHandshake13 {
         ? {}
         : { keyShare: { group: NamedGroup[group!], keyExchange: ours.publicKey } }),
       selectedIdentity: this.#identityIndex,
+      ...(this.#options.connectionId === undefined
+        ? {}
+        : { connectionId: this.#options.connectionId }),
     });
     this.#transcript.update(transcriptMessage(HandshakeType.ServerHello, serverHello));
     const handshakeSecret = hkdfExtract(
@@ -326,7 +328,7 @@ export class ServerHandshake13 {
       client: deriveSecret(provider, hash, handshakeSecret, "c hs traffic", helloHash),
       server: deriveSecret(provider, hash, handshakeSecret, "s hs traffic", helloHash),
     };
-    const encryptedExtensions = encodeEncryptedExtensions(this.#options.encryptedExtensions ?? []);
+    const encryptedExtensions = encodeEncryptedExtensions([]);
     this.#transcript.update(
       transcriptMessage(HandshakeType13.EncryptedExtensions, encryptedExtensions),
     );

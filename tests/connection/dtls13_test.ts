@@ -12,7 +12,7 @@ import { decodeServerHello13, HELLO_RETRY_REQUEST_RANDOM } from "../../src/hands
 import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
 import { SUITES_13 } from "../../src/record/suites13.ts";
 import { isUnifiedHeader } from "../../src/record/unified_header.ts";
-import { Pair, sentAlert } from "../helpers/sim.ts";
+import { Pair, PEER, sentAlert } from "../helpers/sim.ts";
 
 const text = new TextEncoder();
 
@@ -154,8 +154,16 @@ Deno.test("dtls13: the client's ACKs of a partial flight make the server resend 
   pair.pump();
   const serverSent = () => pair.wire.filter((w) => w.direction === "s2c").length;
   const flight = serverSent();
-  const acks = pair.wire.filter((w) => w.direction === "c2s" && isUnifiedHeader(w.datagram[0]!));
-  assert.equal(acks.length, 1, "the client acknowledged what came");
+  const acks = () =>
+    pair.wire.filter((w) => w.direction === "c2s" && isUnifiedHeader(w.datagram[0]!));
+  // No gap shows (the lost record was the flight's last): the ACK waits a
+  // quarter of the retransmission timeout, then says what came.
+  assert.equal(acks().length, 0);
+  const start = pair.now;
+  assert.ok(pair.advance());
+  pair.pump();
+  assert.equal(pair.now - start, 250);
+  assert.equal(acks().length, 1, "the client acknowledged what came");
   assert.ok(flight >= 3, `${flight} datagrams in the HelloRetryRequest and the flight`);
   pair.run(60_000, true);
   assert.ok(pair.client.isEstablished && pair.server?.isEstablished);
@@ -238,4 +246,107 @@ Deno.test("dtls13: a server that speaks 1.3 only refuses a 1.2 client with proto
   pair.run(5_000);
   assert.ok(!pair.client.isEstablished);
   assert.equal(pair.lastOutcome?.kind, "alert");
+});
+
+const CLIENT_CID = new Uint8Array([0xc1, 0xd0]);
+
+Deno.test("dtls13: Connection IDs both ways: every protected record carries the other side's, and the client moves address", () => {
+  const pair = new Pair({ dtls13: { connectionId: CLIENT_CID }, cidLength: 6 });
+  pair.run();
+  assert.ok(pair.client.isEstablished && pair.server?.isEstablished);
+  const serverCid = pair.server!.connectionId!;
+  assert.equal(serverCid.length, 6);
+  assert.deepEqual(pair.client.connectionId, CLIENT_CID);
+  for (const { direction, datagram } of pair.wire) {
+    if (!isUnifiedHeader(datagram[0]!)) continue;
+    assert.equal(datagram[0]! & 0x10, 0x10, "the C bit");
+    const cid = direction === "s2c" ? CLIENT_CID : serverCid;
+    assert.deepEqual(datagram.subarray(1, 1 + cid.length), cid, direction);
+  }
+  // A NAT rebinding: the client's next record comes from another port.
+  pair.clientAddress = "127.0.0.1:50001";
+  assert.deepEqual(exchange(pair, "from elsewhere"), ["ack:from elsewhere"]);
+  assert.equal(
+    pair.lastOutcome?.kind === "connection" && pair.lastOutcome.movedFrom,
+    "127.0.0.1:50000",
+  );
+  assert.equal(pair.endpoint.get("127.0.0.1:50001"), pair.server);
+});
+
+Deno.test("dtls13: a client that offers no CID, or a server with none to give, uses none", () => {
+  for (
+    const options of [{ dtls13: {}, cidLength: 6 }, {
+      dtls13: { connectionId: CLIENT_CID },
+      cidLength: 0,
+    }]
+  ) {
+    const pair = new Pair(options);
+    pair.run();
+    assert.ok(pair.client.isEstablished);
+    assert.equal(pair.server!.connectionId, undefined);
+    for (const { datagram } of pair.wire) {
+      if (isUnifiedHeader(datagram[0]!)) assert.equal(datagram[0]! & 0x10, 0);
+    }
+    assert.deepEqual(exchange(pair, "x"), ["ack:x"]);
+  }
+});
+
+Deno.test("dtls13: RequestConnectionId is answered with spare CIDs that route to the same connection, four at most", () => {
+  const pair = new Pair({ dtls13: { connectionId: CLIENT_CID }, cidLength: 6 });
+  pair.run();
+  pair.pump();
+  const before = pair.endpoint.connectionIdCount;
+  assert.ok((pair.client as Connection13).requestConnectionIds(3));
+  pair.pump();
+  assert.equal(pair.endpoint.connectionIdCount, before + 3);
+  assert.ok((pair.client as Connection13).requestConnectionIds(10));
+  pair.pump();
+  assert.equal(pair.endpoint.connectionIdCount, before + 4, "four spares at most");
+  assert.deepEqual(exchange(pair, "still"), ["ack:still"]);
+  pair.client.close();
+  pair.pump();
+  assert.ok(pair.server!.isClosed);
+  // The shell removes a closed connection: every CID of it goes.
+  pair.endpoint.remove(PEER);
+  assert.equal(pair.endpoint.connectionIdCount, 0, "every CID forgotten with the connection");
+});
+
+Deno.test("dtls13: a record with our CID from elsewhere that does not authenticate moves nothing", () => {
+  const pair = new Pair({ dtls13: { connectionId: CLIENT_CID }, cidLength: 6 });
+  pair.run();
+  pair.pump();
+  const cid = pair.server!.connectionId!;
+  const forged = new Uint8Array(60);
+  forged[0] = 0x3f; // C, S, L, epoch 3
+  forged.set(cid, 1);
+  forged[1 + 6 + 2] = 0;
+  forged[1 + 6 + 3] = 60 - 11;
+  const outcome = pair.endpoint.handleDatagram(forged, "10.9.9.9:1", pair.now);
+  assert.equal(outcome.kind, "connection");
+  assert.equal(outcome.kind === "connection" && outcome.movedFrom, undefined);
+  assert.equal(pair.endpoint.get(PEER), pair.server);
+  assert.deepEqual(exchange(pair, "still here"), ["ack:still here"]);
+});
+
+Deno.test("dtls13: a gap in the server's flight is acknowledged at once", () => {
+  // The ServerHello's first record is lost: what comes after it is a gap.
+  let lost = false;
+  const pair = new Pair({
+    dtls13: {},
+    serverMtu: 100,
+    script: (direction, i) => {
+      if (direction === "s2c" && i === 1 && !lost) {
+        lost = true;
+        return "drop";
+      }
+      return "deliver";
+    },
+  });
+  pair.pump();
+  const acks = pair.wire.filter((w) => w.direction === "c2s" && w.datagram[0] !== 22);
+  // No keys yet (the ServerHello is missing): the ACK waits for them; the
+  // records are kept in the list it will carry.
+  assert.equal(acks.length, 0);
+  pair.run(60_000, true);
+  assert.ok(pair.client.isEstablished && pair.server?.isEstablished);
 });

@@ -5,7 +5,8 @@
  * - DTLS 1.3 (`-v 4`) with its compiled-in external PSK (identity
  *   `Client_identity` + the suite's hash name, a 32-byte key) on every
  *   suite, with (EC)DHE and without (`-K`), after a HelloRetryRequest for
- *   its key share (`-J`), with a KeyUpdate it asks to be answered (`-I`);
+ *   its key share (`-J`), with a KeyUpdate it asks to be answered (`-I`),
+ *   with Connection IDs both ways (`--cid`);
  *   offering 1.3 and 1.2 (`-v d`), answered with 1.3, or with 1.2 by a
  *   server told `--versions 1.2`;
  * - DTLS 1.2 with its 1.2 PSK (identity `Client_identity`, key 1a2b3c4d).
@@ -92,6 +93,7 @@ const MODES_13 = [
   ["psk_ke (-K)", ["-K"], false],
   ["a HelloRetryRequest for its key share (-J)", ["-J"], true],
   ["a KeyUpdate answered (-I)", ["-I"], true],
+  ["Connection IDs both ways (--cid)", ["--cid", "CLICID7"], true],
 ] as const;
 
 for (const [wolfName, ianaName] of SUITES_13) {
@@ -114,6 +116,12 @@ for (const [wolfName, ianaName] of SUITES_13) {
         assert.equal(complete.suite, ianaName, context);
         assert.equal(complete.identity, `Client_identity${wolfName.slice(-6)}`, context);
         assert.equal(complete.group !== undefined, dhe, context);
+        if (mode.includes("Connection IDs")) {
+          // It says so, and which of ours it sends: six bytes (--cid-length's default),
+          // each printed in hex without its leading zero.
+          assert.match(result.stdout, /CID extension was negotiated/, context);
+          assert.match(result.stdout, /Sending CID is [0-9a-f]{6,12}\n/, context);
+        }
         if (mode.includes("KeyUpdate")) {
           const received = await server.waitForEvent(
             "key_update",
