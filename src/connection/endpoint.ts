@@ -30,7 +30,13 @@ import {
   type HandshakeFragment,
   parseHandshakeFragments,
 } from "../handshake/fragments.ts";
-import { ServerHandshake, type ServerHandshakeOptions } from "../handshake/server.ts";
+import {
+  type ServerCertificate,
+  ServerHandshake,
+  type ServerHandshakeOptions,
+} from "../handshake/server.ts";
+import { SignatureSchemeCode } from "../handshake/extensions.ts";
+import { schemes13 } from "../crypto/signatures.ts";
 import { ClientHandshake, type ClientHandshakeOptions } from "../handshake/client.ts";
 import {
   ContentType,
@@ -718,9 +724,15 @@ export class ServerEndpoint<Route = unknown> {
         hello = undefined;
       }
       offers13 = hello !== undefined && hello.versions.includes(DTLS_1_3);
-      // DTLS 1.3 is spoken with external PSKs: a client that offers it
-      // without one, and 1.2 too, is served in 1.2.
-      if (offers13 && (hello!.psks !== undefined || !this.#speaks12)) {
+      // A client that offers 1.3 is served in it with a PSK, or with our
+      // certificate when it takes one of its schemes; otherwise, if it
+      // offers 1.2 too, in 1.2. One that echoes a retry cookie was already
+      // answered in 1.3 and stays there, whatever changed since.
+      if (
+        offers13 &&
+        (hello!.psks !== undefined || hello!.cookie !== undefined || !this.#speaks12 ||
+          this.#certificateFits13(hello!))
+      ) {
         return this.#accept13(datagram.length, record, fragment, hello!, peer, now, previous);
       }
     }
@@ -856,7 +868,12 @@ export class ServerEndpoint<Route = unknown> {
     }
     let choice;
     try {
-      choice = chooseRetry(hello, this.#hello13);
+      const certificate = this.#certificate13();
+      choice = chooseRetry(
+        hello,
+        this.#hello13,
+        certificate === undefined ? undefined : schemes13(certificate.key),
+      );
     } catch (error) {
       if (error instanceof ProtocolError) return statelessAlert(record, error.alert);
       throw error;
@@ -880,6 +897,26 @@ export class ServerEndpoint<Route = unknown> {
     // Never more than three times what an unverified address sent us.
     if (datagram.length > 3 * datagramLength) return { kind: "dropped", reason: "malformed" };
     return { kind: "hello_retry_request", datagram, cookie: verdict };
+  }
+
+  /**
+   * The certificate a DTLS 1.3 handshake may authenticate us with: none
+   * while client authentication is configured, since 1.3 does not ask for
+   * the client's certificate yet (those clients are served in 1.2).
+   */
+  #certificate13(): ServerCertificate | undefined {
+    const auth = this.#handshake.clientAuth;
+    if ((typeof auth === "function" ? auth() : auth) !== undefined) return undefined;
+    return this.#handshake.certificate?.();
+  }
+
+  /** Whether our certificate signs a scheme a 1.3 ClientHello takes. */
+  #certificateFits13(hello: ClientHello13): boolean {
+    const certificate = this.#certificate13();
+    return certificate !== undefined &&
+      schemes13(certificate.key).some((s) =>
+        hello.signatureSchemes.includes(SignatureSchemeCode[s])
+      );
   }
 
   /** A second ClientHello whose cookie verified: a DTLS 1.3 connection, once admitted. */
@@ -912,6 +949,7 @@ export class ServerEndpoint<Route = unknown> {
           random: this.#config.random,
           maxIdentityLength: this.#handshake.maxIdentityLength,
           ...(ours === undefined ? {} : { connectionId: ours }),
+          ...(state.auth === "certificate" ? { certificate: this.#certificate13() } : {}),
         },
         state,
         hello,

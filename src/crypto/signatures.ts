@@ -203,3 +203,40 @@ export function verifySignature(
     return false;
   }
 }
+
+/**
+ * The schemes `key` signs a TLS 1.3 CertificateVerify with, preferred first
+ * (RFC 8446 §4.2.3): an ECDSA scheme names its curve there, so an EC key has
+ * the one of its curve; RSA signs with PSS only, never PKCS#1 v1.5.
+ */
+export function schemes13(key: SigningKey): SignatureScheme[] {
+  if (key.type === "ec") {
+    return key.curve === "secp256r1" ? ["ecdsa_secp256r1_sha256"] : ["ecdsa_secp384r1_sha384"];
+  }
+  return key.schemes.filter((s) => SCHEMES[s].kind === "rsa_pss");
+}
+
+/**
+ * {@link verifySignature} under TLS 1.3's rules (RFC 8446 §4.2.3, §4.4.3):
+ * an ECDSA scheme only with a key on its curve, RSA only with PSS.
+ */
+export function verifySignature13(
+  spki: Uint8Array,
+  scheme: SignatureScheme,
+  data: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  const kind = SCHEMES[scheme].kind;
+  if (kind === "rsa_pkcs1") return false;
+  if (kind === "ecdsa") {
+    let curve;
+    try {
+      curve = ecCurve(createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" }));
+    } catch {
+      return false;
+    }
+    const wanted = scheme === "ecdsa_secp256r1_sha256" ? "P-256" : "P-384";
+    if (curve !== wanted) return false;
+  }
+  return verifySignature(spki, scheme, data, signature);
+}

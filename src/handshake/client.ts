@@ -34,6 +34,7 @@ import type {
   HandshakeHost,
   SavedSession,
 } from "./driver.ts";
+import { VERDICT_ALERTS } from "./driver.ts";
 import { ProtocolError } from "./errors.ts";
 import { DTLS_1_0, DTLS_1_2 } from "../record/header.ts";
 import { createProtection } from "../record/protection.ts";
@@ -102,14 +103,6 @@ import {
 const MAX_HELLO_VERIFIES = 4;
 
 export type { CertificateVerdict };
-
-/** The alert each refusal of a chain carries. */
-export const VERDICT_ALERTS = {
-  bad_certificate: AlertDescription.BadCertificate,
-  unsupported_certificate: AlertDescription.UnsupportedCertificate,
-  certificate_expired: AlertDescription.CertificateExpired,
-  unknown_ca: AlertDescription.UnknownCa,
-} as const;
 
 /** The schemes we offer in signature_algorithms, in our order of preference. */
 const OFFERED_SCHEMES: readonly SignatureScheme[] = [

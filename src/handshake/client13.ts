@@ -1,36 +1,51 @@
 /**
- * The client side of the DTLS 1.3 handshake with an external PSK, used by
- * the tests, the load tool and the client command:
+ * The client side of the DTLS 1.3 handshake, with an external PSK or
+ * checking the server's certificate, used by the tests, the load tool and
+ * the client command:
  *
- *     ClientHello (+key_share, +pre_shared_key)    -->
+ *     ClientHello (+key_share, [+pre_shared_key])  -->
  *                                                  <--  HelloRetryRequest (+cookie, [+key_share group])
- *     ClientHello (+cookie, +pre_shared_key)       -->
- *                                                  <--  ServerHello, {EncryptedExtensions}, {Finished}
+ *     ClientHello (+cookie, [+pre_shared_key])     -->
+ *                                                  <--  ServerHello, {EncryptedExtensions},
+ *                                                       [{Certificate}, {CertificateVerify}], {Finished}
  *     {Finished}                                   -->
  *                                                  <--  [ACK]
  *
- * The PSK is bound with the hash of the first suite offered, and only
- * suites of that hash are offered.
+ * A PSK is bound with the hash of the first suite offered, and only suites
+ * of that hash are offered with it.
  *
  * @module
  */
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
-import type { GroupName, KeyShare, RunningHash } from "../crypto/provider.ts";
+import type { GroupName, KeyShare, RunningHash, SignatureScheme } from "../crypto/provider.ts";
+import { verifySignature13 } from "../crypto/signatures.ts";
 import { Writer } from "../codec/writer.ts";
 import type { CipherSuite13 } from "../record/suites13.ts";
 import { messageHash } from "./client_hello13.ts";
 import type { Handshake13Driver, Handshake13Host } from "./driver13.ts";
+import { type ChainCheck, VERDICT_ALERTS } from "./driver.ts";
 import { ProtocolError } from "./errors.ts";
 import {
   encodeConnectionId,
+  encodeSignatureAlgorithms,
   encodeSupportedGroups,
   ExtensionType,
   findExtension,
   NamedGroup,
+  SignatureSchemeCode,
+  signatureSchemeOf,
 } from "./extensions.ts";
-import { AlertDescription, encodeClientHello, type Extension, HandshakeType } from "./messages.ts";
 import {
+  AlertDescription,
+  decodeCertificateVerify,
+  encodeClientHello,
+  type Extension,
+  HandshakeType,
+  MAX_CHAIN_CERTIFICATES,
+} from "./messages.ts";
+import {
+  decodeCertificate13,
   decodeEncryptedExtensions,
   decodeServerHello13,
   DTLS_1_3,
@@ -38,6 +53,7 @@ import {
   HandshakeType13,
   HELLO_RETRY_REQUEST_RANDOM,
   PskMode,
+  serverSignatureContent,
   transcriptMessage,
 } from "./messages13.ts";
 import {
@@ -53,9 +69,11 @@ import { DecodeError } from "../codec/reader.ts";
 
 /** What a DTLS 1.3 client offers. */
 export interface Client13Options {
-  /** The external PSK's identity and key. */
-  readonly identity: Uint8Array;
-  readonly psk: Uint8Array;
+  /** The external PSK's identity and key; without them the server's certificate must authenticate it. */
+  readonly identity?: Uint8Array | undefined;
+  readonly psk?: Uint8Array | undefined;
+  /** Checks the server's chain when no PSK is offered (see `src/pki/chain_verifier.ts`). */
+  readonly verifyServer?: ChainCheck;
   /** Suites offered, in order: the PSK is bound with the first's hash, and only suites of it are offered. */
   readonly suites: readonly CipherSuite13[];
   /** Groups supported, in order. */
@@ -74,7 +92,22 @@ export interface Client13Options {
 /** The PSK key exchange modes offered when none are given: with (EC)DHE first. */
 const DEFAULT_MODES: readonly ("psk_dhe_ke" | "psk_ke")[] = ["psk_dhe_ke", "psk_ke"];
 
-type Stage = "hello" | "retried" | "encrypted_extensions" | "finished" | "done";
+type Stage =
+  | "hello"
+  | "retried"
+  | "encrypted_extensions"
+  | "certificate"
+  | "certificate_verify"
+  | "finished"
+  | "done";
+
+/** The schemes a client without a PSK takes in the server's CertificateVerify (RFC 8446 §4.2.3). */
+const OFFERED_SCHEMES_13: readonly SignatureScheme[] = [
+  "ecdsa_secp256r1_sha256",
+  "ecdsa_secp384r1_sha384",
+  "rsa_pss_rsae_sha256",
+  "rsa_pss_rsae_sha384",
+];
 
 /** The client's role on its DTLS 1.3 connection. */
 export class ClientDriver13 implements Handshake13Driver {
@@ -92,13 +125,25 @@ export class ClientDriver13 implements Handshake13Driver {
   #serverHandshakeSecret: Uint8Array | undefined = undefined;
   #clientHandshakeSecret: Uint8Array | undefined = undefined;
   #group: GroupName | undefined = undefined;
+  /** The server's key, once its chain checked out, for its CertificateVerify. */
+  #serverKey: Uint8Array | undefined = undefined;
 
   constructor(host: Handshake13Host, options: Client13Options) {
     if (options.suites.length === 0) throw new TypeError("Cannot offer DTLS 1.3: no suites");
+    if ((options.psk === undefined) !== (options.identity === undefined)) {
+      throw new TypeError(
+        "Cannot offer a PSK without its identity, or an identity without its key",
+      );
+    }
+    if (options.psk === undefined && options.verifyServer === undefined) {
+      throw new TypeError("Cannot connect without a PSK or a check of the server's certificate");
+    }
     this.#host = host;
     this.#options = options;
     const hash = options.suites[0]!.hash;
-    this.#suites = options.suites.filter((s) => s.hash === hash);
+    this.#suites = options.psk === undefined
+      ? options.suites
+      : options.suites.filter((s) => s.hash === hash);
     this.#random = host.config.random(32);
   }
 
@@ -139,13 +184,21 @@ export class ClientDriver13 implements Handshake13Driver {
           }
         }).finish(),
       },
-      {
+    ];
+    const psk = this.#options.psk;
+    if (psk !== undefined) {
+      extensions.push({
         type: ExtensionType13.PskKeyExchangeModes,
         data: new Writer(8).vec8((list) => {
           for (const m of modes) list.u8(m === "psk_ke" ? PskMode.PskKe : PskMode.PskDheKe);
         }).finish(),
-      },
-    ];
+      });
+    } else {
+      extensions.push({
+        type: ExtensionType.SignatureAlgorithms,
+        data: encodeSignatureAlgorithms(OFFERED_SCHEMES_13.map((s) => SignatureSchemeCode[s])),
+      });
+    }
     if (this.#options.connectionId !== undefined) {
       extensions.push({
         type: ExtensionType.ConnectionId,
@@ -158,11 +211,13 @@ export class ClientDriver13 implements Handshake13Driver {
         data: new Writer(cookie.length + 2).opaque16(cookie).finish(),
       });
     }
-    const pskExtension = new Writer(64)
-      .vec16((ids) => ids.opaque16(this.#options.identity).u16(0).u16(0))
-      .vec16((binders) => binders.opaque8(new Uint8Array(size)))
-      .finish();
-    extensions.push({ type: ExtensionType13.PreSharedKey, data: pskExtension });
+    if (psk !== undefined) {
+      const pskExtension = new Writer(64)
+        .vec16((ids) => ids.opaque16(this.#options.identity!).u16(0).u16(0))
+        .vec16((binders) => binders.opaque8(new Uint8Array(size)))
+        .finish();
+      extensions.push({ type: ExtensionType13.PreSharedKey, data: pskExtension });
+    }
     const body = encodeClientHello({
       clientVersion: 0xfefd,
       random: this.#random,
@@ -172,13 +227,14 @@ export class ClientDriver13 implements Handshake13Driver {
       compressionMethods: new Uint8Array([0]),
       extensions,
     });
+    if (psk === undefined) return body;
     // The binder covers everything before the binders list (RFC 8446 §4.2.11.2).
     const framed = transcriptMessage(HandshakeType.ClientHello, body);
     const partial = framed.subarray(0, framed.length - (2 + 1 + size));
     const transcript = provider.runningHash(hash);
     for (const part of before) transcript.update(part);
     transcript.update(partial);
-    const early = hkdfExtract(provider, hash, new Uint8Array(0), this.#options.psk);
+    const early = hkdfExtract(provider, hash, new Uint8Array(0), psk);
     const binderKey = deriveSecret(provider, hash, early, "ext binder", emptyHash(provider, hash));
     const binder = finishedMac(
       provider,
@@ -199,6 +255,12 @@ export class ClientDriver13 implements Handshake13Driver {
       case "encrypted_extensions":
         if (msgType !== HandshakeType13.EncryptedExtensions || epoch !== 2) break;
         return this.#onEncryptedExtensions(body);
+      case "certificate":
+        if (msgType !== HandshakeType.Certificate || epoch !== 2) break;
+        return this.#onCertificate(body);
+      case "certificate_verify":
+        if (msgType !== HandshakeType.CertificateVerify || epoch !== 2) break;
+        return this.#onCertificateVerify(body);
       case "finished":
         if (msgType !== HandshakeType.Finished || epoch !== 2) break;
         return this.#onFinished(body);
@@ -279,10 +341,11 @@ export class ClientDriver13 implements Handshake13Driver {
       this.#host.sendFlight([{ epoch: 0, msgType: HandshakeType.ClientHello, body: second }]);
       return;
     }
-    if (hello.selectedIdentity !== 0) {
+    const offersPsk = this.#options.psk !== undefined;
+    if (offersPsk ? hello.selectedIdentity !== 0 : hello.selectedIdentity !== undefined) {
       throw new ProtocolError(
         AlertDescription.IllegalParameter,
-        "ServerHello chose no PSK of ours",
+        offersPsk ? "ServerHello chose no PSK of ours" : "ServerHello chose a PSK we did not offer",
       );
     }
     const hash = suite.hash;
@@ -310,7 +373,7 @@ export class ClientDriver13 implements Handshake13Driver {
       }
       shared = secret;
       this.#group = group;
-    } else if (!(this.#options.modes ?? DEFAULT_MODES).includes("psk_ke")) {
+    } else if (!offersPsk || !(this.#options.modes ?? DEFAULT_MODES).includes("psk_ke")) {
       throw new ProtocolError(
         AlertDescription.IllegalParameter,
         "ServerHello without the (EC)DHE we asked for",
@@ -324,7 +387,13 @@ export class ClientDriver13 implements Handshake13Driver {
       }
       this.#host.useConnectionIds(ours.length === 0 ? undefined : ours, hello.connectionId.slice());
     }
-    const early = hkdfExtract(provider, hash, new Uint8Array(0), this.#options.psk);
+    // RFC 8446 §7.1: without a PSK the early secret is extracted from zeros.
+    const early = hkdfExtract(
+      provider,
+      hash,
+      new Uint8Array(0),
+      this.#options.psk ?? new Uint8Array(hashLength(hash)),
+    );
     const handshakeSecret = hkdfExtract(
       provider,
       hash,
@@ -376,6 +445,64 @@ export class ClientDriver13 implements Handshake13Driver {
       throw error;
     }
     this.#transcript!.update(transcriptMessage(HandshakeType13.EncryptedExtensions, body));
+    this.#stage = this.#options.psk === undefined ? "certificate" : "finished";
+  }
+
+  #onCertificate(body: Uint8Array): void {
+    let chain;
+    try {
+      chain = decodeCertificate13(body, MAX_CHAIN_CERTIFICATES);
+    } catch (error) {
+      if (error instanceof DecodeError) {
+        throw new ProtocolError(
+          AlertDescription.DecodeError,
+          `Cannot decode Certificate: ${error.message}`,
+        );
+      }
+      throw error;
+    }
+    if (chain.length === 0) {
+      throw new ProtocolError(AlertDescription.DecodeError, "Server sent no certificate");
+    }
+    const verdict = this.#options.verifyServer!(chain, this.#host.now);
+    if (!verdict.ok) {
+      throw new ProtocolError(
+        VERDICT_ALERTS[verdict.alert],
+        `Server certificate refused: ${verdict.reason}`,
+      );
+    }
+    this.#serverKey = verdict.spki;
+    this.#transcript!.update(transcriptMessage(HandshakeType.Certificate, body));
+    this.#stage = "certificate_verify";
+  }
+
+  #onCertificateVerify(body: Uint8Array): void {
+    let verify;
+    try {
+      verify = decodeCertificateVerify(body);
+    } catch (error) {
+      if (error instanceof DecodeError) {
+        throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode CertificateVerify");
+      }
+      throw error;
+    }
+    const scheme = signatureSchemeOf(verify.scheme);
+    if (scheme === undefined || !OFFERED_SCHEMES_13.includes(scheme)) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "CertificateVerify with a scheme we did not offer",
+      );
+    }
+    const transcript = this.#transcript!;
+    const content = serverSignatureContent(transcript.digest());
+    // Both providers verify signatures natively (see src/crypto/signatures.ts).
+    if (!verifySignature13(this.#serverKey!, scheme, content, verify.signature)) {
+      throw new ProtocolError(
+        AlertDescription.DecryptError,
+        "Server CertificateVerify does not verify",
+      );
+    }
+    transcript.update(transcriptMessage(HandshakeType.CertificateVerify, body));
     this.#stage = "finished";
   }
 
@@ -418,8 +545,8 @@ export class ClientDriver13 implements Handshake13Driver {
       type: "handshake_complete",
       suite: suite.name,
       version: "DTLS 1.3",
-      identity: new TextDecoder().decode(this.#options.identity),
-      identityBytes: this.#options.identity,
+      identity: new TextDecoder().decode(this.#options.identity ?? new Uint8Array(0)),
+      identityBytes: this.#options.identity ?? new Uint8Array(0),
       extendedMasterSecret: true,
       encryptThenMac: false,
       group: this.#group,

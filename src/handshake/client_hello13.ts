@@ -11,15 +11,17 @@
  */
 
 import { DecodeError } from "../codec/reader.ts";
-import type { GroupName, HashName } from "../crypto/provider.ts";
+import type { GroupName, HashName, SignatureScheme } from "../crypto/provider.ts";
 import { type CipherSuite13, suite13ById, SUITES_13 } from "../record/suites13.ts";
 import { ProtocolError } from "./errors.ts";
 import {
   decodeConnectionId,
+  decodeSignatureAlgorithms,
   decodeSupportedGroups,
   ExtensionType,
   findExtension,
   NamedGroup,
+  SignatureSchemeCode,
 } from "./extensions.ts";
 import { AlertDescription, type ClientHello, decodeClientHello } from "./messages.ts";
 import {
@@ -53,6 +55,8 @@ export interface ClientHello13 {
   readonly earlyData: boolean;
   /** The Connection ID it wants in the records it receives (RFC 9147 §9), when it offers one. */
   readonly connectionId: Uint8Array | undefined;
+  /** signature_algorithms' code points (empty without the extension). */
+  readonly signatureSchemes: readonly number[];
 }
 
 /** Whether a ClientHello's supported_versions offers DTLS 1.3; false for anything unreadable. */
@@ -120,6 +124,7 @@ export function readClientHello13(body: Uint8Array): ClientHello13 {
     const groupsExt = findExtension(hello.extensions, ExtensionType.SupportedGroups);
     const cookieExt = findExtension(hello.extensions, ExtensionType13.Cookie);
     const cidExt = findExtension(hello.extensions, ExtensionType.ConnectionId);
+    const schemesExt = findExtension(hello.extensions, ExtensionType.SignatureAlgorithms);
     return {
       hello,
       versions: versionsExt === undefined ? [] : decodeClientSupportedVersions(versionsExt.data),
@@ -130,6 +135,7 @@ export function readClientHello13(body: Uint8Array): ClientHello13 {
       cookie: cookieExt === undefined ? undefined : decodeCookieExtension(cookieExt.data),
       earlyData: findExtension(hello.extensions, ExtensionType13.EarlyData) !== undefined,
       connectionId: cidExt === undefined ? undefined : decodeConnectionId(cidExt.data),
+      signatureSchemes: schemesExt === undefined ? [] : decodeSignatureAlgorithms(schemesExt.data),
     };
   } catch (error) {
     throw decodeFailure(error);
@@ -149,7 +155,9 @@ function decodeFailure(error: unknown): unknown {
 /** What the server chose at the first ClientHello, carried in the retry cookie. */
 export interface RetryChoice {
   readonly suite: CipherSuite13;
-  /** The (EC)DHE group of psk_dhe_ke, or undefined for psk_ke. */
+  /** How the server authenticates: an external PSK's binder, or its certificate. */
+  readonly auth: "psk" | "certificate";
+  /** The (EC)DHE group (psk_dhe_ke, or the certificate's handshake), or undefined for psk_ke. */
   readonly group: GroupName | undefined;
   /** Whether the HelloRetryRequest asks for a key share of `group` (the first hello had none). */
   readonly requestShare: boolean;
@@ -170,20 +178,49 @@ export const DEFAULT_HELLO13_POLICY: Hello13Policy = {
 };
 
 /**
- * The suite and key exchange for a first ClientHello: our first suite the
- * client offers whose hash one of its PSK binders is as long as (a key of
- * the key file serves either hash: the binder says which the client bound
- * it with); psk_dhe_ke with our first group it sent a share of, or else our
- * first group it supports; psk_ke only when it offers nothing else we take.
+ * The suite and key exchange for a first ClientHello.
+ *
+ * With a PSK offered: our first suite the client offers whose hash one of
+ * its PSK binders is as long as (a key of the key file serves either hash:
+ * the binder says which the client bound it with); psk_dhe_ke with our
+ * first group it sent a share of, or else our first group it supports;
+ * psk_ke only when it offers nothing else we take.
+ *
+ * Without one, and when we have a certificate whose key signs a scheme of
+ * the client's signature_algorithms (`certificateSchemes`: the schemes it
+ * can sign, or undefined for no certificate): our first suite it offers,
+ * with (EC)DHE as above.
+ *
  * Throws handshake_failure when nothing fits.
  */
-export function chooseRetry(ch: ClientHello13, policy: Hello13Policy): RetryChoice {
+export function chooseRetry(
+  ch: ClientHello13,
+  policy: Hello13Policy,
+  certificateSchemes?: readonly SignatureScheme[],
+): RetryChoice {
   const psks = ch.psks;
   if (psks === undefined) {
-    throw new ProtocolError(
-      AlertDescription.HandshakeFailure,
-      "DTLS 1.3 ClientHello without a PSK",
-    );
+    if (certificateSchemes === undefined) {
+      throw new ProtocolError(
+        AlertDescription.HandshakeFailure,
+        "DTLS 1.3 ClientHello without a PSK",
+      );
+    }
+    if (!certificateSchemes.some((s) => ch.signatureSchemes.includes(SignatureSchemeCode[s]))) {
+      throw new ProtocolError(
+        AlertDescription.HandshakeFailure,
+        "No signature scheme in common for the certificate",
+      );
+    }
+    const suite = policy.suites.find((s) => ch.hello.cipherSuites.includes(s.id));
+    if (suite === undefined) {
+      throw new ProtocolError(AlertDescription.HandshakeFailure, "No DTLS 1.3 suite in common");
+    }
+    const dhe = chooseGroup(ch, policy);
+    if (dhe === undefined) {
+      throw new ProtocolError(AlertDescription.HandshakeFailure, "No group in common");
+    }
+    return { suite, auth: "certificate", ...dhe };
   }
   const binderLengths = new Set(psks.binders.map((b) => b.length));
   const suite = policy.suites.find((s) =>
@@ -193,13 +230,25 @@ export function chooseRetry(ch: ClientHello13, policy: Hello13Policy): RetryChoi
     throw new ProtocolError(AlertDescription.HandshakeFailure, "No DTLS 1.3 suite in common");
   }
   if (ch.pskModes.includes(PskMode.PskDheKe)) {
-    const shared = policy.groups.find((g) => ch.keyShares.some((k) => k.group === NamedGroup[g]));
-    if (shared !== undefined) return { suite, group: shared, requestShare: false };
-    const supported = policy.groups.find((g) => ch.supportedGroups.includes(NamedGroup[g]));
-    if (supported !== undefined) return { suite, group: supported, requestShare: true };
+    const dhe = chooseGroup(ch, policy);
+    if (dhe !== undefined) return { suite, auth: "psk", ...dhe };
   }
-  if (ch.pskModes.includes(PskMode.PskKe)) return { suite, group: undefined, requestShare: false };
+  if (ch.pskModes.includes(PskMode.PskKe)) {
+    return { suite, auth: "psk", group: undefined, requestShare: false };
+  }
   throw new ProtocolError(AlertDescription.HandshakeFailure, "No PSK key exchange mode in common");
+}
+
+/** Our first group the client sent a share of, or else our first group it supports. */
+function chooseGroup(
+  ch: ClientHello13,
+  policy: Hello13Policy,
+): { group: GroupName; requestShare: boolean } | undefined {
+  const shared = policy.groups.find((g) => ch.keyShares.some((k) => k.group === NamedGroup[g]));
+  if (shared !== undefined) return { group: shared, requestShare: false };
+  const supported = policy.groups.find((g) => ch.supportedGroups.includes(NamedGroup[g]));
+  if (supported !== undefined) return { group: supported, requestShare: true };
+  return undefined;
 }
 
 /** The choice and the first ClientHello's transcript hash, as a retry cookie carries them. */
@@ -208,7 +257,10 @@ export interface RetryState extends RetryChoice {
   readonly helloHash: Uint8Array;
 }
 
-/** The state's bytes: suite(2) || group(2, 0: none) || requestShare(1) || hash length(1) || hash. */
+/**
+ * The state's bytes: suite(2) || group(2, 0: none) || flags(1: bit 0
+ * requestShare, bit 1 certificate) || hash length(1) || hash.
+ */
 export function encodeRetryState(state: RetryState): Uint8Array {
   const out = new Uint8Array(6 + state.helloHash.length);
   out[0] = state.suite.id >>> 8;
@@ -216,7 +268,7 @@ export function encodeRetryState(state: RetryState): Uint8Array {
   const group = state.group === undefined ? 0 : NamedGroup[state.group];
   out[2] = group >>> 8;
   out[3] = group & 0xff;
-  out[4] = state.requestShare ? 1 : 0;
+  out[4] = (state.requestShare ? 1 : 0) | (state.auth === "certificate" ? 2 : 0);
   out[5] = state.helloHash.length;
   out.set(state.helloHash, 6);
   return out;
@@ -232,7 +284,10 @@ export function decodeRetryState(bytes: Uint8Array): RetryState | undefined {
     : (Object.keys(NamedGroup) as GroupName[]).find((g) => NamedGroup[g] === code);
   if (suite === undefined || (code !== 0 && group === undefined)) return undefined;
   if (bytes[5] !== hashLength(suite.hash) || bytes.length !== 6 + bytes[5]) return undefined;
-  return { suite, group, requestShare: bytes[4] === 1, helloHash: bytes.slice(6) };
+  const flags = bytes[4]!;
+  const auth = (flags & 2) !== 0 ? "certificate" : "psk";
+  if (flags > 3 || (auth === "certificate" && group === undefined)) return undefined;
+  return { suite, auth, group, requestShare: (flags & 1) !== 0, helloHash: bytes.slice(6) };
 }
 
 /** The body of the HelloRetryRequest for a choice and its cookie. */

@@ -10,6 +10,7 @@ import type { RecordProtection } from "../record/protection.ts";
 import type { FlightItem, RetransmitPolicy } from "./flight.ts";
 import type { HandshakeReassembler } from "./fragments.ts";
 import type { TicketRefusal } from "../session/tickets.ts";
+import { AlertDescription } from "./messages.ts";
 
 /** Settings shared by every connection of an endpoint. */
 export interface ConnectionConfig {
@@ -60,6 +61,14 @@ export type CertificateVerdict =
       | "unknown_ca";
     readonly reason: string;
   };
+
+/** The alert each refusal of a chain carries. */
+export const VERDICT_ALERTS = {
+  bad_certificate: AlertDescription.BadCertificate,
+  unsupported_certificate: AlertDescription.UnsupportedCertificate,
+  certificate_expired: AlertDescription.CertificateExpired,
+  unknown_ca: AlertDescription.UnknownCa,
+} as const;
 
 /** Checks a peer's certificate chain (leaf first) at `now` (see `src/pki/`). */
 export type ChainCheck = (chain: readonly Uint8Array[], now: number) => CertificateVerdict;

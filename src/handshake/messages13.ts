@@ -323,6 +323,70 @@ export function decodeEncryptedExtensions(body: Uint8Array): Extension[] {
   return extensions;
 }
 
+/**
+ * A TLS 1.3 Certificate (RFC 8446 §4.4.2): `opaque
+ * certificate_request_context<0..2^8-1>; CertificateEntry
+ * certificate_list<0..2^24-1>`, each entry `opaque cert_data<1..2^24-1>;
+ * Extension extensions<0..2^16-1>`. A server's context is empty and it
+ * sends no entry extensions (we ask for no OCSP or SCT).
+ */
+export function encodeCertificate13(chain: readonly Uint8Array[]): Uint8Array {
+  const size = chain.reduce((n, c) => n + 5 + c.length, 4);
+  return new Writer(size)
+    .opaque8(new Uint8Array(0))
+    .vec24((list) => {
+      for (const der of chain) {
+        if (der.length === 0) throw new RangeError("Cannot encode an empty certificate");
+        list.opaque24(der).u16(0);
+      }
+    })
+    .finish();
+}
+
+/**
+ * Decodes a TLS 1.3 Certificate into its DER certificates (views of
+ * `body`), leaf first: at most `maxCertificates`, none empty, the context
+ * empty (we never send a post-handshake CertificateRequest); the entries'
+ * extensions are read and ignored (RFC 8446 §4.4.2: only ones we asked for
+ * may be there, and we ask for none, so any is ignored rather than trusted).
+ */
+export function decodeCertificate13(body: Uint8Array, maxCertificates: number): Uint8Array[] {
+  const r = new Reader(body);
+  const context = r.opaque8("Certificate.certificate_request_context");
+  if (context.length !== 0) {
+    throw new DecodeError("Certificate.certificate_request_context", "not empty");
+  }
+  const list = r.vec24("Certificate.certificate_list");
+  r.end("Certificate");
+  const chain: Uint8Array[] = [];
+  while (list.remaining > 0) {
+    if (chain.length === maxCertificates) {
+      throw new DecodeError("Certificate.certificate_list", "too many certificates");
+    }
+    const der = list.opaque24("CertificateEntry.cert_data");
+    if (der.length === 0) throw new DecodeError("CertificateEntry.cert_data", "empty");
+    list.opaque16("CertificateEntry.extensions");
+    chain.push(der);
+  }
+  return chain;
+}
+
+/** The context string that keeps a server's CertificateVerify from serving as a client's. */
+const SERVER_SIGNATURE_CONTEXT = new TextEncoder().encode("TLS 1.3, server CertificateVerify");
+
+/**
+ * What a server's CertificateVerify signs (RFC 8446 §4.4.3): 64 spaces, the
+ * context string, a zero byte, then the transcript hash up to the
+ * Certificate.
+ */
+export function serverSignatureContent(transcriptHash: Uint8Array): Uint8Array {
+  const out = new Uint8Array(64 + SERVER_SIGNATURE_CONTEXT.length + 1 + transcriptHash.length);
+  out.fill(0x20, 0, 64);
+  out.set(SERVER_SIGNATURE_CONTEXT, 64);
+  out.set(transcriptHash, 64 + SERVER_SIGNATURE_CONTEXT.length + 1);
+  return out;
+}
+
 /** A TLS 1.3 NewSessionTicket (RFC 8446 §4.6.1). */
 export interface NewSessionTicket13 {
   /** Seconds; at most 604800. */

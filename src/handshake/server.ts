@@ -29,7 +29,7 @@ import type {
   TranscriptSignature,
 } from "../crypto/provider.ts";
 import { toHex } from "../codec/hex.ts";
-import { VERDICT_ALERTS } from "./client.ts";
+import { VERDICT_ALERTS } from "./driver.ts";
 import type {
   CertificateWithKey,
   ChainCheck,

@@ -6,31 +6,43 @@
  *
  *     ClientHello (+cookie)  ->  check the cookie's choices still hold,
  *                                pick the PSK identity, check its binder
- *                           <-   ServerHello, {EncryptedExtensions}, {Finished}
+ *                           <-   ServerHello, {EncryptedExtensions},
+ *                                [{Certificate}, {CertificateVerify}], {Finished}
  *     {Finished}             ->  check it: application keys in use
  *
- * External PSKs only, with (EC)DHE (psk_dhe_ke) or without (psk_ke). The
- * transcript starts with the message_hash that stands for the first
- * ClientHello and the HelloRetryRequest rebuilt from the cookie.
+ * Authenticated by an external PSK, with (EC)DHE (psk_dhe_ke) or without
+ * (psk_ke), or by the server's certificate with (EC)DHE. The transcript
+ * starts with the message_hash that stands for the first ClientHello and
+ * the HelloRetryRequest rebuilt from the cookie.
  *
  * @module
  */
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
-import type { CryptoProvider, KeyShare, RandomSource, RunningHash } from "../crypto/provider.ts";
+import type {
+  CryptoProvider,
+  KeyShare,
+  RandomSource,
+  RunningHash,
+  SignatureScheme,
+} from "../crypto/provider.ts";
+import { schemes13 } from "../crypto/signatures.ts";
 import type { CipherSuite13 } from "../record/suites13.ts";
 import type { ClientHello13, RetryState } from "./client_hello13.ts";
 import { messageHash } from "./client_hello13.ts";
 import { ProtocolError } from "./errors.ts";
-import { NamedGroup } from "./extensions.ts";
-import { AlertDescription, HandshakeType } from "./messages.ts";
+import { NamedGroup, SignatureSchemeCode } from "./extensions.ts";
+import { AlertDescription, encodeCertificateVerify, HandshakeType } from "./messages.ts";
 import {
+  encodeCertificate13,
   encodeEncryptedExtensions,
   encodeServerHello13,
   HandshakeType13,
   PskMode,
+  serverSignatureContent,
   transcriptMessage,
 } from "./messages13.ts";
+import type { ServerCertificate } from "./server.ts";
 import {
   derivedSecret,
   deriveSecret,
@@ -52,6 +64,8 @@ export interface TrafficSecrets {
 export interface ServerFlight13 {
   readonly serverHello: Uint8Array;
   readonly encryptedExtensions: Uint8Array;
+  /** Certificate and CertificateVerify, when the certificate authenticates us. */
+  readonly certificate?: { readonly chain: Uint8Array; readonly verify: Uint8Array };
   readonly finished: Uint8Array;
   /** Epoch 2's secrets. */
   readonly handshake: TrafficSecrets;
@@ -67,6 +81,8 @@ export interface ServerHandshake13Options {
   readonly maxIdentityLength: number;
   /** The Connection ID for the ServerHello's connection_id (RFC 9147 §9), if one was agreed. */
   readonly connectionId?: Uint8Array;
+  /** Our certificate as it is now, for a handshake the cookie says it authenticates. */
+  readonly certificate?: ServerCertificate | undefined;
 }
 
 /** How the server's driver finds keys. */
@@ -99,6 +115,10 @@ export class ServerDriver13 implements Handshake13Driver {
 
   start(): void {
     this.#host.useSuite(this.#handshake.suite);
+    if (this.#handshake.authenticatesWithCertificate) {
+      this.#send(this.#handshake.respondWithCertificate());
+      return;
+    }
     const found = this.#options.lookupPsk(this.#handshake.identity);
     if (found instanceof Promise) {
       this.#waiting = true;
@@ -127,13 +147,22 @@ export class ServerDriver13 implements Handshake13Driver {
       identityBytes: identity.slice(),
       known: key !== undefined,
     });
-    const flight = this.#handshake.respond(key, this.#options.dummyKeyLength);
+    this.#send(this.#handshake.respond(key, this.#options.dummyKeyLength));
+  }
+
+  #send(flight: ServerFlight13): void {
+    const host = this.#host;
     this.#application = flight.application;
     host.installWrite(2, flight.handshake.server);
     host.installRead(2, flight.handshake.client);
+    const certificate = flight.certificate;
     host.sendFlight([
       { epoch: 0, msgType: HandshakeType.ServerHello, body: flight.serverHello },
       { epoch: 2, msgType: HandshakeType13.EncryptedExtensions, body: flight.encryptedExtensions },
+      ...(certificate === undefined ? [] : [
+        { epoch: 2, msgType: HandshakeType.Certificate, body: certificate.chain },
+        { epoch: 2, msgType: HandshakeType.CertificateVerify, body: certificate.verify },
+      ]),
       { epoch: 2, msgType: HandshakeType.Finished, body: flight.finished },
     ]);
   }
@@ -176,8 +205,13 @@ export class ServerHandshake13 {
   readonly #hello: ClientHello13;
   readonly #helloBody: Uint8Array;
   readonly #transcript: RunningHash;
-  /** The identity the client's binder is checked for: the first whose binder fits the suite's hash. */
+  /**
+   * The identity the client's binder is checked for: the first whose binder
+   * fits the suite's hash (-1: the certificate authenticates us).
+   */
   readonly #identityIndex: number;
+  /** The certificate and the scheme its CertificateVerify is signed with, when it authenticates us. */
+  readonly #signer: { certificate: ServerCertificate; scheme: SignatureScheme } | undefined;
   #clientFinishedKey: Uint8Array | undefined = undefined;
   #masterSecret: Uint8Array | undefined = undefined;
   #resumptionSecret: Uint8Array | undefined = undefined;
@@ -206,35 +240,58 @@ export class ServerHandshake13 {
         "Second ClientHello drops the suite",
       );
     }
-    const psks = hello.psks;
-    if (psks === undefined) {
-      throw new ProtocolError(
-        AlertDescription.HandshakeFailure,
-        "Second ClientHello without a PSK",
-      );
-    }
-    const mode = state.group === undefined ? PskMode.PskKe : PskMode.PskDheKe;
-    if (!hello.pskModes.includes(mode)) {
-      throw new ProtocolError(
-        AlertDescription.IllegalParameter,
-        "Second ClientHello changes PSK modes",
-      );
-    }
     if (state.group !== undefined && this.#clientShare() === undefined) {
       throw new ProtocolError(
         AlertDescription.IllegalParameter,
         "Second ClientHello without the key share asked for",
       );
     }
-    const size = hashLength(suite.hash);
-    this.#identityIndex = psks.binders.findIndex((b, i) =>
-      b.length === size && psks.identities[i]!.identity.length <= options.maxIdentityLength
-    );
-    if (this.#identityIndex < 0) {
-      throw new ProtocolError(
-        AlertDescription.IllegalParameter,
-        "No PSK binder for the suite's hash",
+    const psks = hello.psks;
+    if (state.auth === "certificate") {
+      // RFC 8446 §4.1.2: the second ClientHello may drop a PSK, never add one.
+      if (psks !== undefined) {
+        throw new ProtocolError(AlertDescription.IllegalParameter, "Second ClientHello adds a PSK");
+      }
+      // The certificate may have been replaced (or removed) since the cookie.
+      const certificate = options.certificate;
+      const scheme = certificate === undefined
+        ? undefined
+        : schemes13(certificate.key).find((s) =>
+          hello.signatureSchemes.includes(SignatureSchemeCode[s])
+        );
+      if (scheme === undefined) {
+        throw new ProtocolError(
+          AlertDescription.HandshakeFailure,
+          "No certificate that signs a scheme the client takes",
+        );
+      }
+      this.#signer = { certificate: certificate!, scheme };
+      this.#identityIndex = -1;
+    } else {
+      if (psks === undefined) {
+        throw new ProtocolError(
+          AlertDescription.HandshakeFailure,
+          "Second ClientHello without a PSK",
+        );
+      }
+      const mode = state.group === undefined ? PskMode.PskKe : PskMode.PskDheKe;
+      if (!hello.pskModes.includes(mode)) {
+        throw new ProtocolError(
+          AlertDescription.IllegalParameter,
+          "Second ClientHello changes PSK modes",
+        );
+      }
+      const size = hashLength(suite.hash);
+      this.#identityIndex = psks.binders.findIndex((b, i) =>
+        b.length === size && psks.identities[i]!.identity.length <= options.maxIdentityLength
       );
+      if (this.#identityIndex < 0) {
+        throw new ProtocolError(
+          AlertDescription.IllegalParameter,
+          "No PSK binder for the suite's hash",
+        );
+      }
+      this.#signer = undefined;
     }
     this.#transcript = options.provider.runningHash(suite.hash);
     this.#transcript.update(messageHash(suite.hash, state.helloHash));
@@ -251,8 +308,14 @@ export class ServerHandshake13 {
     return this.#state.group;
   }
 
-  /** The PSK identity whose key the handshake needs. */
+  /** Whether the certificate authenticates us (no PSK to look up). */
+  get authenticatesWithCertificate(): boolean {
+    return this.#signer !== undefined;
+  }
+
+  /** The PSK identity whose key the handshake needs (empty when the certificate authenticates us). */
   get identity(): Uint8Array {
+    if (this.#identityIndex < 0) return new Uint8Array(0);
     return this.#hello.psks!.identities[this.#identityIndex]!.identity;
   }
 
@@ -271,8 +334,8 @@ export class ServerHandshake13 {
     const { provider } = this.#options;
     const suite = this.#state.suite;
     const hash = suite.hash;
+    if (this.#identityIndex < 0) throw new Error("Cannot check a binder: no PSK offered");
     const key = psk ?? this.#options.random(dummyLength);
-    const zeros = new Uint8Array(hashLength(hash));
     const early = hkdfExtract(provider, hash, new Uint8Array(0), key);
     const binderKey = deriveSecret(provider, hash, early, "ext binder", emptyHash(provider, hash));
     const psks = this.#hello.psks!;
@@ -292,7 +355,26 @@ export class ServerHandshake13 {
       throw new ProtocolError(AlertDescription.DecryptError, "PSK binder does not verify");
     }
     this.#transcript.update(framed.subarray(partial.length));
+    return this.#flight(early, this.#identityIndex);
+  }
 
+  /** The server's flight of a handshake the certificate authenticates. */
+  respondWithCertificate(): ServerFlight13 {
+    if (this.#signer === undefined) throw new Error("Cannot respond with no certificate");
+    const { provider } = this.#options;
+    const hash = this.#state.suite.hash;
+    this.#transcript.update(transcriptMessage(HandshakeType.ClientHello, this.#helloBody));
+    // RFC 8446 §7.1: without a PSK the early secret is extracted from zeros.
+    const zeros = new Uint8Array(hashLength(hash));
+    return this.#flight(hkdfExtract(provider, hash, new Uint8Array(0), zeros), undefined);
+  }
+
+  /** The flight from the ServerHello on; the transcript holds everything up to it. */
+  #flight(early: Uint8Array, selectedIdentity: number | undefined): ServerFlight13 {
+    const { provider } = this.#options;
+    const suite = this.#state.suite;
+    const hash = suite.hash;
+    const zeros = new Uint8Array(hashLength(hash));
     let shared: Uint8Array = zeros;
     let ours: KeyShare | undefined;
     const group = this.#state.group;
@@ -311,7 +393,7 @@ export class ServerHandshake13 {
       ...(ours === undefined
         ? {}
         : { keyShare: { group: NamedGroup[group!], keyExchange: ours.publicKey } }),
-      selectedIdentity: this.#identityIndex,
+      ...(selectedIdentity === undefined ? {} : { selectedIdentity }),
       ...(this.#options.connectionId === undefined
         ? {}
         : { connectionId: this.#options.connectionId }),
@@ -332,6 +414,22 @@ export class ServerHandshake13 {
     this.#transcript.update(
       transcriptMessage(HandshakeType13.EncryptedExtensions, encryptedExtensions),
     );
+    let certificate: ServerFlight13["certificate"];
+    const signer = this.#signer;
+    if (signer !== undefined) {
+      const chain = certificateBody(signer.certificate);
+      this.#transcript.update(transcriptMessage(HandshakeType.Certificate, chain));
+      const signature = signer.certificate.key.sign(
+        signer.scheme,
+        serverSignatureContent(this.#transcript.digest()),
+      );
+      const verify = encodeCertificateVerify({
+        scheme: SignatureSchemeCode[signer.scheme],
+        signature,
+      });
+      this.#transcript.update(transcriptMessage(HandshakeType.CertificateVerify, verify));
+      certificate = { chain, verify };
+    }
     const finished = finishedMac(
       provider,
       hash,
@@ -352,7 +450,14 @@ export class ServerHandshake13 {
     };
     this.#clientFinishedKey = finishedKey(provider, hash, handshake.client);
     this.#masterSecret = master;
-    return { serverHello, encryptedExtensions, finished, handshake, application };
+    return {
+      serverHello,
+      encryptedExtensions,
+      ...(certificate === undefined ? {} : { certificate }),
+      finished,
+      handshake,
+      application,
+    };
   }
 
   /** Checks the client's Finished (decrypt_error when it does not verify). */
@@ -386,4 +491,16 @@ export class ServerHandshake13 {
   get resumptionSecret(): Uint8Array | undefined {
     return this.#resumptionSecret;
   }
+}
+
+/** Each certificate's Certificate body, encoded once. */
+const CERTIFICATE_BODIES = new WeakMap<ServerCertificate, Uint8Array>();
+
+function certificateBody(certificate: ServerCertificate): Uint8Array {
+  let body = CERTIFICATE_BODIES.get(certificate);
+  if (body === undefined) {
+    body = encodeCertificate13(certificate.chain);
+    CERTIFICATE_BODIES.set(certificate, body);
+  }
+  return body;
 }

@@ -9,6 +9,8 @@
  *   with Connection IDs both ways (`--cid`);
  *   offering 1.3 and 1.2 (`-v d`), answered with 1.3, or with 1.2 by a
  *   server told `--versions 1.2`;
+ * - DTLS 1.3 authenticated by our certificate (EC and RSA), the client
+ *   trusting the test CA (`-A`);
  * - DTLS 1.2 with its 1.2 PSK (identity `Client_identity`, key 1a2b3c4d).
  *   Its default DTLS 1.2 PSK suite list has none we speak: it is refused
  *   with handshake_failure.
@@ -17,6 +19,7 @@ import assert from "node:assert/strict";
 import { runPeer, type ServerProcess, startServer } from "../helpers/server_process.ts";
 import type { RunPeerResult } from "../helpers/server_process.ts";
 import { wolfssl57, wolfsslRoot } from "../helpers/debian13_peers.ts";
+import { testPki } from "../helpers/pki.ts";
 
 const TIMEOUT_MS = 20_000;
 const ACK = /to \(127\.0\.0\.1:\d+\): ACK/;
@@ -36,14 +39,15 @@ function keyFile(): string {
   return path;
 }
 
-function client(port: number, args: readonly string[]): Promise<RunPeerResult> {
+/** The example client with its PSK (`-s`), or, with `psk` false, checking our certificate. */
+function client(port: number, args: readonly string[], psk = true): Promise<RunPeerResult> {
   return runPeer(
     "sh",
     [
       "-c",
-      `cd "${wolfsslRoot()}" && exec "${wolfssl57.client()}" -u -s -h 127.0.0.1 -p ${port} ${
-        args.join(" ")
-      }`,
+      `cd "${wolfsslRoot()}" && exec "${wolfssl57.client()}" -u ${
+        psk ? "-s " : ""
+      }-h 127.0.0.1 -p ${port} ${args.join(" ")}`,
     ],
     { timeoutMs: TIMEOUT_MS },
   );
@@ -172,6 +176,34 @@ for (
       assert.match(result.stdout, ACK, context);
       const complete = await server.waitForEvent("handshake_complete", {}, TIMEOUT_MS);
       assert.equal(complete.version, `DTLS ${version}`, context);
+      assert.equal(await server.stop(), 0);
+    },
+  });
+}
+
+for (const [name, keyType] of [["EC P-256", "ec"], ["RSA", "rsa"]] as const) {
+  Deno.test({
+    name: `wolfSSL 5.7 client: DTLS 1.3 authenticated by our ${name} certificate`,
+    ignore: wolfssl57.ignore,
+    async fn() {
+      const pki = testPki();
+      const [cert, key] = keyType === "ec" ? [pki.ecCert, pki.ecKey] : [pki.rsaCert, pki.rsaKey];
+      await using server = await startServer(["--cert", cert, "--key", key, "--mtu", "400"]);
+      for (const suite of ["TLS13-AES128-GCM-SHA256", "TLS13-AES256-GCM-SHA384"]) {
+        const result = await client(server.port, ["-v", "4", "-l", suite, "-A", pki.caCert], false);
+        const context = `${suite}\n${show(server, result)}`;
+        assert.equal(result.code, 0, context);
+        assert.match(result.stdout, /SSL version is DTLSv1\.3/, context);
+        const peer = /to \((127\.0\.0\.1:\d+)\): ACK/.exec(result.stdout)?.[1];
+        assert.ok(peer !== undefined, context);
+        const complete = await server.waitForEvent("handshake_complete", { peer }, TIMEOUT_MS);
+        assert.equal(complete.version, "DTLS 1.3", context);
+        assert.equal(complete.identity, "", context);
+      }
+      // A client that trusts another CA refuses our chain.
+      const refused = await client(server.port, ["-v", "4", "-A", pki.untrustedCert], false);
+      assert.notEqual(refused.code, 0, show(server, refused));
+      assert.doesNotMatch(refused.stdout, ACK);
       assert.equal(await server.stop(), 0);
     },
   });

@@ -22,6 +22,7 @@ import { ProtocolError } from "../../src/handshake/errors.ts";
 import { encodeClientHello, type Extension } from "../../src/handshake/messages.ts";
 import {
   decodeAck,
+  decodeCertificate13,
   decodeClientKeyShares,
   decodeClientSupportedVersions,
   decodeCookieExtension,
@@ -32,11 +33,13 @@ import {
   decodePskModes,
   decodeServerHello13,
   encodeAck,
+  encodeCertificate13,
   encodeEncryptedExtensions,
   encodeKeyUpdate,
   encodeNewSessionTicket13,
   encodeServerHello13,
   HELLO_RETRY_REQUEST_RANDOM,
+  serverSignatureContent,
   transcriptMessage,
 } from "../../src/handshake/messages13.ts";
 import { SUITES_13 } from "../../src/record/suites13.ts";
@@ -206,9 +209,21 @@ Deno.test("client_hello13: what RFC 8446 names an alert for is refused with it",
 Deno.test("client_hello13: the retry state round trips; the HelloRetryRequest is rebuilt byte for byte", () => {
   const suite = SUITES_13[0]!;
   const helloHash = nobleProvider.hash("sha256", transcriptMessage(1, clientHello()));
-  const state = { suite, group: "secp256r1" as const, requestShare: true, helloHash };
+  const state = {
+    suite,
+    auth: "psk" as const,
+    group: "secp256r1" as const,
+    requestShare: true,
+    helloHash,
+  };
   const decoded = decodeRetryState(encodeRetryState(state));
   assert.deepEqual(decoded, state);
+  const certificate = { ...state, auth: "certificate" as const, requestShare: false };
+  assert.deepEqual(decodeRetryState(encodeRetryState(certificate)), certificate);
+  // A certificate handshake always has a group; flags beyond the two are not ours.
+  const bytes = encodeRetryState(certificate);
+  assert.equal(decodeRetryState(bytes.map((b, i) => i === 2 || i === 3 ? 0 : b)), undefined);
+  assert.equal(decodeRetryState(bytes.map((b, i) => i === 4 ? 6 : b)), undefined);
   for (const cut of [0, 5, 10, encodeRetryState(state).length - 1]) {
     assert.equal(decodeRetryState(encodeRetryState(state).subarray(0, cut)), undefined);
   }
@@ -258,4 +273,35 @@ Deno.test("cookie: a retry cookie verifies for its peer and time only, and never
   const old = authority.mint(peer, params, now);
   assert.equal(authority.verifyRetry(peer, old, now).verdict, "invalid");
   assert.notEqual(authority.verify(peer, params, cookie, now), "ok");
+});
+
+Deno.test("messages13: the 1.3 Certificate round trips; every truncation, a context, too many entries are decode errors", () => {
+  const chain = [new Uint8Array(40).fill(1), new Uint8Array(3).fill(2)];
+  const body = encodeCertificate13(chain);
+  // context<1> + list<3> + each entry: cert<3> + extensions<2>.
+  assert.equal(body.length, 1 + 3 + (3 + 40 + 2) + (3 + 3 + 2));
+  assert.deepEqual(decodeCertificate13(body, 10), chain);
+  for (let cut = 0; cut < body.length; cut++) {
+    assert.throws(() => decodeCertificate13(body.subarray(0, cut), 10), DecodeError, `cut ${cut}`);
+  }
+  assert.throws(() => decodeCertificate13(body, 1), DecodeError);
+  const withContext = new Uint8Array([1, 9, ...body.subarray(1)]);
+  assert.throws(() => decodeCertificate13(withContext, 10), DecodeError);
+  // Entry extensions are skipped, not trusted.
+  const extended = new Writer(64).opaque8(new Uint8Array(0)).vec24((l) =>
+    l.opaque24(chain[1]!).opaque16(new Uint8Array([0, 5, 0, 0]))
+  ).finish();
+  assert.deepEqual(decodeCertificate13(extended, 10), [chain[1]]);
+  assert.throws(() => encodeCertificate13([new Uint8Array(0)]), RangeError);
+});
+
+Deno.test("messages13: a server's CertificateVerify content is 64 spaces, the context string, a zero, the hash", () => {
+  const hash = new Uint8Array(32).fill(0xab);
+  const content = serverSignatureContent(hash);
+  const label = "TLS 1.3, server CertificateVerify";
+  assert.equal(content.length, 64 + label.length + 1 + 32);
+  assert.ok(content.subarray(0, 64).every((b) => b === 0x20));
+  assert.equal(new TextDecoder().decode(content.subarray(64, 64 + label.length)), label);
+  assert.equal(content[64 + label.length], 0);
+  assert.deepEqual(content.subarray(64 + label.length + 1), hash);
 });
