@@ -285,6 +285,10 @@ export class Connection13 implements Association {
         messages.map((m) => c.#message(m.epoch, m.msgType, c.#nextMessageSeq++, m.body)),
       );
     }
+    sendMessage(msgType: number, body: Uint8Array): void {
+      const c = this.#c;
+      c.#sendMessages([c.#message(c.#currentWrite().epoch, msgType, c.#nextMessageSeq++, body)]);
+    }
     flightAnswered(): void {
       this.#c.#outgoing = [];
       this.#c.#timer.clear();

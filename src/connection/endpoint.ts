@@ -61,7 +61,9 @@ import {
   type RetryState,
 } from "../handshake/client_hello13.ts";
 import { DTLS_1_3, transcriptMessage } from "../handshake/messages13.ts";
-import { ServerDriver13, ServerHandshake13 } from "../handshake/server13.ts";
+import { type Resumption13, ServerDriver13, ServerHandshake13 } from "../handshake/server13.ts";
+import { pskCheck } from "../session/resumption.ts";
+import { constantTimeEqual } from "../crypto/constant_time.ts";
 import { type Client13Options, ClientDriver13 } from "../handshake/client13.ts";
 import { ProtocolError } from "../handshake/errors.ts";
 import type { Association } from "./association.ts";
@@ -910,6 +912,33 @@ export class ServerEndpoint<Route = unknown> {
     return this.#handshake.certificate?.();
   }
 
+  /** Resumption by ticket for a DTLS 1.3 handshake at `now`, when tickets are on. */
+  #resumption13(now: number): Resumption13 | undefined {
+    const options = this.#handshake;
+    const tickets = options.resumption?.tickets;
+    if (tickets === undefined) return undefined;
+    const asynchronous = options.pskLookupIsAsynchronous?.() ?? false;
+    const provider = this.#config.provider;
+    return {
+      tickets,
+      now,
+      ticketsForPsk: !asynchronous,
+      stillServed: (session) => {
+        if (session.serverSpkiSha256.length > 0) {
+          const certificate = this.#certificate13();
+          return certificate !== undefined &&
+            constantTimeEqual(provider.hash("sha256", certificate.spki), session.serverSpkiSha256);
+        }
+        // The key's check needs the key now: not with a store that answers later.
+        if (asynchronous) return false;
+        const key = options.lookupPsk(session.identityBytes);
+        if (key instanceof Promise) key.catch(() => {});
+        return key instanceof Uint8Array &&
+          constantTimeEqual(pskCheck(provider, key), session.pskCheck);
+      },
+    };
+  }
+
   /** Whether our certificate signs a scheme a 1.3 ClientHello takes. */
   #certificateFits13(hello: ClientHello13): boolean {
     const certificate = this.#certificate13();
@@ -949,7 +978,8 @@ export class ServerEndpoint<Route = unknown> {
           random: this.#config.random,
           maxIdentityLength: this.#handshake.maxIdentityLength,
           ...(ours === undefined ? {} : { connectionId: ours }),
-          ...(state.auth === "certificate" ? { certificate: this.#certificate13() } : {}),
+          certificate: this.#certificate13(),
+          resumption: this.#resumption13(now),
         },
         state,
         hello,

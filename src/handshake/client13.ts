@@ -11,8 +11,11 @@
  *     {Finished}                                   -->
  *                                                  <--  [ACK]
  *
- * A PSK is bound with the hash of the first suite offered, and only suites
- * of that hash are offered with it.
+ * A PSK is bound with the hash of the first suite offered (a resumed
+ * session's: its suite's), and only suites of that hash are offered with
+ * it. A ticket from a NewSessionTicket is given to the owner as a
+ * `resumable_session` event; offered back (`resume`), ahead of the
+ * external PSK, it resumes without the certificate.
  *
  * @module
  */
@@ -24,7 +27,8 @@ import { Writer } from "../codec/writer.ts";
 import type { CipherSuite13 } from "../record/suites13.ts";
 import { messageHash } from "./client_hello13.ts";
 import type { Handshake13Driver, Handshake13Host } from "./driver13.ts";
-import { type ChainCheck, VERDICT_ALERTS } from "./driver.ts";
+import { type ChainCheck, type SavedSession, VERDICT_ALERTS } from "./driver.ts";
+import { suite13ById } from "../record/suites13.ts";
 import { ProtocolError } from "./errors.ts";
 import {
   encodeConnectionId,
@@ -47,6 +51,7 @@ import {
 import {
   decodeCertificate13,
   decodeEncryptedExtensions,
+  decodeNewSessionTicket13,
   decodeServerHello13,
   DTLS_1_3,
   ExtensionType13,
@@ -63,6 +68,7 @@ import {
   finishedKey,
   finishedMac,
   hashLength,
+  hkdfExpandLabel,
   hkdfExtract,
 } from "./tls13_keys.ts";
 import { DecodeError } from "../codec/reader.ts";
@@ -72,8 +78,10 @@ export interface Client13Options {
   /** The external PSK's identity and key; without them the server's certificate must authenticate it. */
   readonly identity?: Uint8Array | undefined;
   readonly psk?: Uint8Array | undefined;
-  /** Checks the server's chain when no PSK is offered (see `src/pki/chain_verifier.ts`). */
+  /** Checks the server's chain when no PSK is chosen (see `src/pki/chain_verifier.ts`). */
   readonly verifyServer?: ChainCheck;
+  /** A DTLS 1.3 session to resume: its ticket is offered first. */
+  readonly resume?: SavedSession | undefined;
   /** Suites offered, in order: the PSK is bound with the first's hash, and only suites of it are offered. */
   readonly suites: readonly CipherSuite13[];
   /** Groups supported, in order. */
@@ -87,6 +95,15 @@ export interface Client13Options {
    * sends us (empty: none, but the server may give us its own).
    */
   readonly connectionId?: Uint8Array;
+}
+
+/** A PSK the ClientHello offers: a ticket's (binder "res binder") or the key file's ("ext binder"). */
+interface PskOffer {
+  readonly identity: Uint8Array;
+  readonly key: Uint8Array;
+  readonly resumption: boolean;
+  /** obfuscated_ticket_age at `now` (0 for an external PSK, RFC 8446 §4.2.11). */
+  readonly age: (now: number) => number;
 }
 
 /** The PSK key exchange modes offered when none are given: with (EC)DHE first. */
@@ -127,6 +144,10 @@ export class ClientDriver13 implements Handshake13Driver {
   #group: GroupName | undefined = undefined;
   /** The server's key, once its chain checked out, for its CertificateVerify. */
   #serverKey: Uint8Array | undefined = undefined;
+  readonly #offers: readonly PskOffer[];
+  /** The offer the ServerHello chose; undefined: the certificate authenticates the server. */
+  #chosen: PskOffer | undefined = undefined;
+  #resumptionSecret: Uint8Array | undefined = undefined;
 
   constructor(host: Handshake13Host, options: Client13Options) {
     if (options.suites.length === 0) throw new TypeError("Cannot offer DTLS 1.3: no suites");
@@ -135,15 +156,40 @@ export class ClientDriver13 implements Handshake13Driver {
         "Cannot offer a PSK without its identity, or an identity without its key",
       );
     }
-    if (options.psk === undefined && options.verifyServer === undefined) {
+    const offers: PskOffer[] = [];
+    const resume = options.resume;
+    const resumeSuite = resume === undefined ? undefined : suite13ById(resume.suiteId);
+    if (resume?.ticket !== undefined && resumeSuite !== undefined) {
+      const receivedAt = resume.receivedAt ?? 0;
+      const ageAdd = resume.ticketAgeAdd ?? 0;
+      offers.push({
+        identity: resume.ticket,
+        key: resume.masterSecret,
+        resumption: true,
+        age: (now) => (Math.max(0, Math.floor(now - receivedAt)) + ageAdd) % 0x1_0000_0000,
+      });
+    }
+    if (options.psk !== undefined) {
+      offers.push({
+        identity: options.identity!,
+        key: options.psk,
+        resumption: false,
+        age: () => 0,
+      });
+    }
+    if (offers.length === 0 && options.verifyServer === undefined) {
       throw new TypeError("Cannot connect without a PSK or a check of the server's certificate");
     }
     this.#host = host;
     this.#options = options;
-    const hash = options.suites[0]!.hash;
-    this.#suites = options.psk === undefined
+    this.#offers = offers;
+    const hash = resumeSuite?.hash ?? options.suites[0]!.hash;
+    this.#suites = offers.length === 0
       ? options.suites
       : options.suites.filter((s) => s.hash === hash);
+    if (this.#suites.length === 0) {
+      throw new TypeError("Cannot resume: no suite of the session's hash");
+    }
     this.#random = host.config.random(32);
   }
 
@@ -185,15 +231,16 @@ export class ClientDriver13 implements Handshake13Driver {
         }).finish(),
       },
     ];
-    const psk = this.#options.psk;
-    if (psk !== undefined) {
+    const offers = this.#offers;
+    if (offers.length > 0) {
       extensions.push({
         type: ExtensionType13.PskKeyExchangeModes,
         data: new Writer(8).vec8((list) => {
           for (const m of modes) list.u8(m === "psk_ke" ? PskMode.PskKe : PskMode.PskDheKe);
         }).finish(),
       });
-    } else {
+    }
+    if (this.#options.verifyServer !== undefined) {
       extensions.push({
         type: ExtensionType.SignatureAlgorithms,
         data: encodeSignatureAlgorithms(OFFERED_SCHEMES_13.map((s) => SignatureSchemeCode[s])),
@@ -211,10 +258,18 @@ export class ClientDriver13 implements Handshake13Driver {
         data: new Writer(cookie.length + 2).opaque16(cookie).finish(),
       });
     }
-    if (psk !== undefined) {
+    if (offers.length > 0) {
+      const now = this.#host.now;
       const pskExtension = new Writer(64)
-        .vec16((ids) => ids.opaque16(this.#options.identity!).u16(0).u16(0))
-        .vec16((binders) => binders.opaque8(new Uint8Array(size)))
+        .vec16((ids) => {
+          for (const o of offers) {
+            const age = o.age(now);
+            ids.opaque16(o.identity).u16(age >>> 16).u16(age & 0xffff);
+          }
+        })
+        .vec16((binders) => {
+          for (const _ of offers) binders.opaque8(new Uint8Array(size));
+        })
         .finish();
       extensions.push({ type: ExtensionType13.PreSharedKey, data: pskExtension });
     }
@@ -227,22 +282,23 @@ export class ClientDriver13 implements Handshake13Driver {
       compressionMethods: new Uint8Array([0]),
       extensions,
     });
-    if (psk === undefined) return body;
-    // The binder covers everything before the binders list (RFC 8446 §4.2.11.2).
+    if (offers.length === 0) return body;
+    // Each binder covers everything before the binders list (RFC 8446 §4.2.11.2).
     const framed = transcriptMessage(HandshakeType.ClientHello, body);
-    const partial = framed.subarray(0, framed.length - (2 + 1 + size));
+    const bindersLength = 2 + offers.length * (1 + size);
+    const partial = framed.subarray(0, framed.length - bindersLength);
     const transcript = provider.runningHash(hash);
     for (const part of before) transcript.update(part);
     transcript.update(partial);
-    const early = hkdfExtract(provider, hash, new Uint8Array(0), psk);
-    const binderKey = deriveSecret(provider, hash, early, "ext binder", emptyHash(provider, hash));
-    const binder = finishedMac(
-      provider,
-      hash,
-      finishedKey(provider, hash, binderKey),
-      transcript.digest(),
-    );
-    body.set(binder, body.length - size);
+    const digest = transcript.digest();
+    let at = body.length - bindersLength + 2;
+    for (const offer of offers) {
+      const early = hkdfExtract(provider, hash, new Uint8Array(0), offer.key);
+      const label = offer.resumption ? "res binder" : "ext binder";
+      const binderKey = deriveSecret(provider, hash, early, label, emptyHash(provider, hash));
+      body.set(finishedMac(provider, hash, finishedKey(provider, hash, binderKey), digest), at + 1);
+      at += 1 + size;
+    }
     return body;
   }
 
@@ -265,8 +321,8 @@ export class ClientDriver13 implements Handshake13Driver {
         if (msgType !== HandshakeType.Finished || epoch !== 2) break;
         return this.#onFinished(body);
       case "done":
-        // A ticket is taken (and acknowledged by the connection); resumption is not offered yet.
-        if (msgType === HandshakeType13.NewSessionTicket) return;
+        // A ticket is taken (and acknowledged by the connection).
+        if (msgType === HandshakeType13.NewSessionTicket) return this.#onNewSessionTicket(body);
         break;
     }
     throw new ProtocolError(
@@ -341,13 +397,21 @@ export class ClientDriver13 implements Handshake13Driver {
       this.#host.sendFlight([{ epoch: 0, msgType: HandshakeType.ClientHello, body: second }]);
       return;
     }
-    const offersPsk = this.#options.psk !== undefined;
-    if (offersPsk ? hello.selectedIdentity !== 0 : hello.selectedIdentity !== undefined) {
+    const selected = hello.selectedIdentity;
+    if (selected !== undefined && selected >= this.#offers.length) {
       throw new ProtocolError(
         AlertDescription.IllegalParameter,
-        offersPsk ? "ServerHello chose no PSK of ours" : "ServerHello chose a PSK we did not offer",
+        "ServerHello chose a PSK we did not offer",
       );
     }
+    const chosen = selected === undefined ? undefined : this.#offers[selected];
+    if (chosen === undefined && this.#options.verifyServer === undefined) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "ServerHello chose no PSK of ours",
+      );
+    }
+    this.#chosen = chosen;
     const hash = suite.hash;
     let transcript = this.#transcript;
     if (transcript === undefined) {
@@ -373,7 +437,7 @@ export class ClientDriver13 implements Handshake13Driver {
       }
       shared = secret;
       this.#group = group;
-    } else if (!offersPsk || !(this.#options.modes ?? DEFAULT_MODES).includes("psk_ke")) {
+    } else if (chosen === undefined || !(this.#options.modes ?? DEFAULT_MODES).includes("psk_ke")) {
       throw new ProtocolError(
         AlertDescription.IllegalParameter,
         "ServerHello without the (EC)DHE we asked for",
@@ -392,7 +456,7 @@ export class ClientDriver13 implements Handshake13Driver {
       provider,
       hash,
       new Uint8Array(0),
-      this.#options.psk ?? new Uint8Array(hashLength(hash)),
+      chosen?.key ?? new Uint8Array(hashLength(hash)),
     );
     const handshakeSecret = hkdfExtract(
       provider,
@@ -445,7 +509,7 @@ export class ClientDriver13 implements Handshake13Driver {
       throw error;
     }
     this.#transcript!.update(transcriptMessage(HandshakeType13.EncryptedExtensions, body));
-    this.#stage = this.#options.psk === undefined ? "certificate" : "finished";
+    this.#stage = this.#chosen === undefined ? "certificate" : "finished";
   }
 
   #onCertificate(body: Uint8Array): void {
@@ -537,20 +601,77 @@ export class ClientDriver13 implements Handshake13Driver {
     );
     const host = this.#host;
     host.sendFlight([{ epoch: 2, msgType: HandshakeType.Finished, body: clientFinished }]);
+    transcript.update(transcriptMessage(HandshakeType.Finished, clientFinished));
+    this.#resumptionSecret = deriveSecret(
+      provider,
+      hash,
+      master,
+      "res master",
+      transcript.digest(),
+    );
     host.installRead(3, deriveSecret(provider, hash, master, "s ap traffic", serverFinishedHash));
     host.installWrite(3, deriveSecret(provider, hash, master, "c ap traffic", serverFinishedHash));
     this.#stage = "done";
     this.#handshakeSecret = undefined;
+    const chosen = this.#chosen;
+    const identity = chosen === undefined || chosen.resumption
+      ? new Uint8Array(0)
+      : chosen.identity;
     host.emit({
       type: "handshake_complete",
       suite: suite.name,
       version: "DTLS 1.3",
-      identity: new TextDecoder().decode(this.#options.identity ?? new Uint8Array(0)),
-      identityBytes: this.#options.identity ?? new Uint8Array(0),
+      identity: new TextDecoder().decode(identity),
+      identityBytes: identity,
       extendedMasterSecret: true,
       encryptThenMac: false,
       group: this.#group,
+      ...(chosen?.resumption ? { resumed: "ticket" as const } : {}),
     });
     host.established();
+  }
+
+  /** A ticket: its resumption PSK (RFC 8446 §4.6.1), for the owner to resume with. */
+  #onNewSessionTicket(body: Uint8Array): void {
+    let ticket;
+    try {
+      ticket = decodeNewSessionTicket13(body);
+    } catch (error) {
+      if (error instanceof DecodeError) {
+        throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode NewSessionTicket");
+      }
+      throw error;
+    }
+    const secret = this.#resumptionSecret;
+    // A lifetime of zero: do not keep it (RFC 8446 §4.6.1).
+    if (secret === undefined || ticket.lifetime === 0) return;
+    if (ticket.lifetime > 604_800) {
+      throw new ProtocolError(AlertDescription.IllegalParameter, "Ticket lifetime over 7 days");
+    }
+    const { provider } = this.#host.config;
+    const suite = this.#suite!;
+    const psk = hkdfExpandLabel(
+      provider,
+      suite.hash,
+      secret,
+      "resumption",
+      ticket.nonce,
+      hashLength(suite.hash),
+    );
+    const now = this.#host.now;
+    this.#host.emit({
+      type: "resumable_session",
+      session: {
+        sessionId: new Uint8Array(0),
+        ticket: ticket.ticket.slice(),
+        suiteId: suite.id,
+        masterSecret: psk,
+        extendedMasterSecret: true,
+        encryptThenMac: false,
+        ticketAgeAdd: ticket.ageAdd,
+        receivedAt: now,
+        expiresAt: now + ticket.lifetime * 1000,
+      },
+    });
   }
 }

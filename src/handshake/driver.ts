@@ -139,9 +139,15 @@ export interface SavedSession {
   /** The server's ticket (RFC 5077), if it gave one. */
   readonly ticket?: Uint8Array;
   readonly suiteId: number;
+  /** DTLS 1.2: the master secret; DTLS 1.3: the ticket's resumption PSK. */
   readonly masterSecret: Uint8Array;
   readonly extendedMasterSecret: boolean;
   readonly encryptThenMac: boolean;
+  /** DTLS 1.3: the ticket's age_add and when it came, ms, for the obfuscated age (RFC 8446 §4.2.11.1). */
+  readonly ticketAgeAdd?: number;
+  readonly receivedAt?: number;
+  /** DTLS 1.3: when the ticket stops being good, ms since the epoch (its lifetime). */
+  readonly expiresAt?: number;
 }
 
 /** The role-specific half of the handshake (server.ts, client.ts). */

@@ -29,6 +29,11 @@ export interface Handshake13Host {
    * the MTU, and kept until acknowledged or answered.
    */
   sendFlight(messages: readonly OutgoingMessage13[]): void;
+  /**
+   * Sends one post-handshake message (a NewSessionTicket) in the current
+   * write epoch, kept until acknowledged; owed ACKs stay owed.
+   */
+  sendMessage(msgType: number, body: Uint8Array): void;
   /** Our last flight was answered (the peer's next flight is its acknowledgement). */
   flightAnswered(): void;
   /** Keys for reading `epoch` from `secret` (2: the handshake's, 3: the application's). */

@@ -11,9 +11,13 @@
  *     {Finished}             ->  check it: application keys in use
  *
  * Authenticated by an external PSK, with (EC)DHE (psk_dhe_ke) or without
- * (psk_ke), or by the server's certificate with (EC)DHE. The transcript
- * starts with the message_hash that stands for the first ClientHello and
- * the HelloRetryRequest rebuilt from the cookie.
+ * (psk_ke), by a resumption PSK a ticket of ours carries, or by the
+ * server's certificate with (EC)DHE. The transcript starts with the
+ * message_hash that stands for the first ClientHello and the
+ * HelloRetryRequest rebuilt from the cookie. Once the client's Finished
+ * checks out, a NewSessionTicket gives it a resumption PSK (RFC 8446
+ * §4.6.1), sealed into the ticket under the ticket keys, so that any
+ * instance holding them resumes it.
  *
  * @module
  */
@@ -28,6 +32,10 @@ import type {
 } from "../crypto/provider.ts";
 import { schemes13 } from "../crypto/signatures.ts";
 import type { CipherSuite13 } from "../record/suites13.ts";
+import { suite13ById } from "../record/suites13.ts";
+import type { Session } from "../session/session.ts";
+import { pskCheck } from "../session/resumption.ts";
+import type { TicketRefusal, TicketSealer } from "../session/tickets.ts";
 import type { ClientHello13, RetryState } from "./client_hello13.ts";
 import { messageHash } from "./client_hello13.ts";
 import { ProtocolError } from "./errors.ts";
@@ -36,8 +44,10 @@ import { AlertDescription, encodeCertificateVerify, HandshakeType } from "./mess
 import {
   encodeCertificate13,
   encodeEncryptedExtensions,
+  encodeNewSessionTicket13,
   encodeServerHello13,
   HandshakeType13,
+  type OfferedPsks,
   PskMode,
   serverSignatureContent,
   transcriptMessage,
@@ -50,6 +60,7 @@ import {
   finishedKey,
   finishedMac,
   hashLength,
+  hkdfExpandLabel,
   hkdfExtract,
 } from "./tls13_keys.ts";
 import type { Handshake13Driver, Handshake13Host } from "./driver13.ts";
@@ -83,6 +94,23 @@ export interface ServerHandshake13Options {
   readonly connectionId?: Uint8Array;
   /** Our certificate as it is now, for a handshake the cookie says it authenticates. */
   readonly certificate?: ServerCertificate | undefined;
+  /** Resumption by ticket; none: tickets are neither resumed nor issued. */
+  readonly resumption?: Resumption13 | undefined;
+}
+
+/** Resumption by ticket in DTLS 1.3 (RFC 8446 §4.6.1, §2.2). */
+export interface Resumption13 {
+  readonly tickets: TicketSealer;
+  /** The time of the second ClientHello (a ticket's lifetime counts to it). */
+  readonly now: number;
+  /**
+   * Whether a session's authentication still holds: its PSK identity still
+   * has the key it was made with, or the certificate it was made with is
+   * still ours. False when that cannot be known now (an asynchronous key store).
+   */
+  readonly stillServed: (session: Session) => boolean;
+  /** Whether tickets are issued after an external PSK's handshake (not with an asynchronous store). */
+  readonly ticketsForPsk: boolean;
 }
 
 /** How the server's driver finds keys. */
@@ -114,9 +142,17 @@ export class ServerDriver13 implements Handshake13Driver {
   }
 
   start(): void {
-    this.#host.useSuite(this.#handshake.suite);
-    if (this.#handshake.authenticatesWithCertificate) {
-      this.#send(this.#handshake.respondWithCertificate());
+    const handshake = this.#handshake;
+    this.#host.useSuite(handshake.suite);
+    for (const reason of handshake.ticketRefusals) {
+      this.#host.emit({ type: "ticket_refused", reason });
+    }
+    if (handshake.authenticatesWithCertificate) {
+      this.#send(handshake.respondWithCertificate());
+      return;
+    }
+    if (handshake.resumes) {
+      this.#send(handshake.respondResumed());
       return;
     }
     const found = this.#options.lookupPsk(this.#handshake.identity);
@@ -183,18 +219,22 @@ export class ServerDriver13 implements Handshake13Driver {
     // The client's Finished says it has our whole flight; our ACK says we have it.
     host.flightAnswered();
     host.acknowledge();
-    const identity = this.#handshake.identity;
+    const handshake = this.#handshake;
+    const identity = handshake.identity;
     host.emit({
       type: "handshake_complete",
-      suite: this.#handshake.suite.name,
+      suite: handshake.suite.name,
       version: "DTLS 1.3",
       identity: new TextDecoder().decode(identity),
       identityBytes: identity.slice(),
       extendedMasterSecret: true,
       encryptThenMac: false,
-      group: this.#handshake.group,
+      group: handshake.group,
+      ...(handshake.resumes ? { resumed: "ticket" as const } : {}),
     });
     host.established();
+    const ticket = handshake.newSessionTicket(host.now);
+    if (ticket !== undefined) host.sendMessage(HandshakeType13.NewSessionTicket, ticket);
   }
 }
 
@@ -204,14 +244,20 @@ export class ServerHandshake13 {
   readonly #state: RetryState;
   readonly #hello: ClientHello13;
   readonly #helloBody: Uint8Array;
-  readonly #transcript: RunningHash;
+  #transcript!: RunningHash;
   /**
    * The identity the client's binder is checked for: the first whose binder
    * fits the suite's hash (-1: the certificate authenticates us).
    */
   readonly #identityIndex: number;
   /** The certificate and the scheme its CertificateVerify is signed with, when it authenticates us. */
-  readonly #signer: { certificate: ServerCertificate; scheme: SignatureScheme } | undefined;
+  #signer: { certificate: ServerCertificate; scheme: SignatureScheme } | undefined;
+  /** The session of the ticket at #identityIndex, when a ticket authenticates the client. */
+  #resumed: Session | undefined = undefined;
+  /** Why each ticket offered was not resumed. */
+  readonly #ticketRefusals: TicketRefusal[] = [];
+  /** The external PSK's check value, for the session a ticket will carry. */
+  #pskCheck: Uint8Array | undefined = undefined;
   #clientFinishedKey: Uint8Array | undefined = undefined;
   #masterSecret: Uint8Array | undefined = undefined;
   #resumptionSecret: Uint8Array | undefined = undefined;
@@ -281,21 +327,85 @@ export class ServerHandshake13 {
           "Second ClientHello changes PSK modes",
         );
       }
-      const size = hashLength(suite.hash);
-      this.#identityIndex = psks.binders.findIndex((b, i) =>
-        b.length === size && psks.identities[i]!.identity.length <= options.maxIdentityLength
-      );
+      this.#identityIndex = this.#choosePsk(psks);
       if (this.#identityIndex < 0) {
-        throw new ProtocolError(
-          AlertDescription.IllegalParameter,
-          "No PSK binder for the suite's hash",
-        );
+        // RFC 8446 §4.2.11: a PSK we cannot take is declined; our
+        // certificate may still serve, when (EC)DHE was chosen.
+        const signer = this.#ticketRefusals.length > 0 && state.group !== undefined
+          ? this.#certificateSigner()
+          : undefined;
+        if (signer === undefined) {
+          throw new ProtocolError(
+            this.#ticketRefusals.length > 0
+              ? AlertDescription.HandshakeFailure
+              : AlertDescription.IllegalParameter,
+            this.#ticketRefusals.length > 0
+              ? "No PSK we can resume and no certificate to fall back to"
+              : "No PSK binder for the suite's hash",
+          );
+        }
+        this.#signer = signer;
       }
-      this.#signer = undefined;
     }
-    this.#transcript = options.provider.runningHash(suite.hash);
-    this.#transcript.update(messageHash(suite.hash, state.helloHash));
+    this.#startTranscript(retryRequest);
+  }
+
+  /** The transcript up to the second ClientHello: the first one's message_hash, the HelloRetryRequest. */
+  #startTranscript(retryRequest: Uint8Array): void {
+    const hash = this.#state.suite.hash;
+    this.#transcript = this.#options.provider.runningHash(hash);
+    this.#transcript.update(messageHash(hash, this.#state.helloHash));
     this.#transcript.update(transcriptMessage(HandshakeType.ServerHello, retryRequest));
+  }
+
+  /** Our certificate and the scheme it signs with for this client, if both are there. */
+  #certificateSigner(): { certificate: ServerCertificate; scheme: SignatureScheme } | undefined {
+    const certificate = this.#options.certificate;
+    if (certificate === undefined) return undefined;
+    const offered = this.#hello.signatureSchemes;
+    const scheme = schemes13(certificate.key).find((s) => offered.includes(SignatureSchemeCode[s]));
+    return scheme === undefined ? undefined : { certificate, scheme };
+  }
+
+  /**
+   * The index of the PSK identity to check the binder of: the first whose
+   * binder is as long as the suite's hash and that is a ticket of ours we
+   * can resume, or else short enough to be an identity of the key file;
+   * -1 when none is. Only the first {@link MAX_TICKETS_OPENED} tickets are
+   * opened: each costs an AEAD.
+   */
+  #choosePsk(psks: OfferedPsks): number {
+    const suite = this.#state.suite;
+    const size = hashLength(suite.hash);
+    const resumption = this.#options.resumption;
+    let opened = 0;
+    for (let i = 0; i < psks.identities.length; i++) {
+      if (psks.binders[i]!.length !== size) continue;
+      const identity = psks.identities[i]!.identity;
+      if (identity.length <= this.#options.maxIdentityLength) return i;
+      if (resumption === undefined || opened === MAX_TICKETS_OPENED) continue;
+      opened++;
+      const result = resumption.tickets.open(identity, resumption.now);
+      if ("refused" in result) {
+        this.#ticketRefusals.push(result.refused);
+        continue;
+      }
+      const session = result.session;
+      const sessionSuite = suite13ById(session.suiteId);
+      if (
+        session.dtls13 !== true || sessionSuite === undefined || sessionSuite.hash !== suite.hash
+      ) {
+        this.#ticketRefusals.push("mismatch");
+        continue;
+      }
+      if (!resumption.stillServed(session)) {
+        this.#ticketRefusals.push(session.pskCheck.length > 0 ? "identity_unknown" : "mismatch");
+        continue;
+      }
+      this.#resumed = session;
+      return i;
+    }
+    return -1;
   }
 
   /** The suite chosen. */
@@ -313,8 +423,22 @@ export class ServerHandshake13 {
     return this.#signer !== undefined;
   }
 
-  /** The PSK identity whose key the handshake needs (empty when the certificate authenticates us). */
+  /** Whether a ticket of ours is resumed (its PSK is in it: nothing to look up). */
+  get resumes(): boolean {
+    return this.#resumed !== undefined;
+  }
+
+  /** Why each ticket the client offered was not resumed. */
+  get ticketRefusals(): readonly TicketRefusal[] {
+    return this.#ticketRefusals;
+  }
+
+  /**
+   * The PSK identity of the key file the handshake stands on: the one whose
+   * key it needs, or a resumed session's; empty for the certificate's.
+   */
   get identity(): Uint8Array {
+    if (this.#resumed !== undefined) return this.#resumed.identityBytes;
     if (this.#identityIndex < 0) return new Uint8Array(0);
     return this.#hello.psks!.identities[this.#identityIndex]!.identity;
   }
@@ -331,17 +455,38 @@ export class ServerHandshake13 {
    * key does: decrypt_error at the binder, after the same work).
    */
   respond(psk: Uint8Array | undefined, dummyLength: number): ServerFlight13 {
-    const { provider } = this.#options;
-    const suite = this.#state.suite;
-    const hash = suite.hash;
-    if (this.#identityIndex < 0) throw new Error("Cannot check a binder: no PSK offered");
+    if (this.#identityIndex < 0 || this.#resumed !== undefined) {
+      throw new Error("Cannot check an external PSK's binder: none chosen");
+    }
     const key = psk ?? this.#options.random(dummyLength);
+    const early = this.#checkBinder(key, "ext binder", psk !== undefined);
+    if (psk !== undefined && this.#options.resumption?.ticketsForPsk === true) {
+      this.#pskCheck = pskCheck(this.#options.provider, psk);
+    }
+    return this.#flight(early, this.#identityIndex);
+  }
+
+  /** The server's flight of a resumption: the ticket's PSK, its binder "res binder". */
+  respondResumed(): ServerFlight13 {
+    const session = this.#resumed;
+    if (session === undefined) throw new Error("Cannot resume: no ticket chosen");
+    const early = this.#checkBinder(session.masterSecret, "res binder", true);
+    return this.#flight(early, this.#identityIndex);
+  }
+
+  /**
+   * Checks the chosen identity's binder (RFC 8446 §4.2.11.2) under `key`
+   * and returns the early secret; decrypt_error when it does not verify or
+   * the key was a stand-in (`real` false), after the same work.
+   */
+  #checkBinder(key: Uint8Array, label: "ext binder" | "res binder", real: boolean): Uint8Array {
+    const { provider } = this.#options;
+    const hash = this.#state.suite.hash;
     const early = hkdfExtract(provider, hash, new Uint8Array(0), key);
-    const binderKey = deriveSecret(provider, hash, early, "ext binder", emptyHash(provider, hash));
+    const binderKey = deriveSecret(provider, hash, early, label, emptyHash(provider, hash));
     const psks = this.#hello.psks!;
-    // The binder covers the ClientHello up to its binders (RFC 8446 §4.2.11.2).
-    const body = this.#helloBody;
-    const framed = transcriptMessage(HandshakeType.ClientHello, body);
+    // The binder covers the ClientHello up to its binders.
+    const framed = transcriptMessage(HandshakeType.ClientHello, this.#helloBody);
     const partial = framed.subarray(0, framed.length - psks.bindersLength);
     this.#transcript.update(partial);
     const expected = finishedMac(
@@ -351,11 +496,11 @@ export class ServerHandshake13 {
       this.#transcript.digest(),
     );
     const binder = psks.binders[this.#identityIndex]!;
-    if (!constantTimeEqual(expected, binder) || psk === undefined) {
+    if (!constantTimeEqual(expected, binder) || !real) {
       throw new ProtocolError(AlertDescription.DecryptError, "PSK binder does not verify");
     }
     this.#transcript.update(framed.subarray(partial.length));
-    return this.#flight(early, this.#identityIndex);
+    return early;
   }
 
   /** The server's flight of a handshake the certificate authenticates. */
@@ -491,7 +636,69 @@ export class ServerHandshake13 {
   get resumptionSecret(): Uint8Array | undefined {
     return this.#resumptionSecret;
   }
+
+  /**
+   * The NewSessionTicket to send once the handshake completed at `now`, or
+   * undefined when none is due: resumption off, an external PSK from an
+   * asynchronous store, or a session at the end of its lifetime. A resumed
+   * session's ticket keeps its first handshake's time: resuming never
+   * extends a session's life.
+   */
+  newSessionTicket(now: number): Uint8Array | undefined {
+    const resumption = this.#options.resumption;
+    const secret = this.#resumptionSecret;
+    if (resumption === undefined || secret === undefined) return undefined;
+    const resumed = this.#resumed;
+    const signer = this.#signer;
+    let origin: Pick<Session, "issuedAt" | "identityBytes" | "pskCheck" | "serverSpkiSha256">;
+    if (resumed !== undefined) origin = resumed;
+    else if (signer !== undefined) {
+      origin = {
+        issuedAt: now,
+        identityBytes: new Uint8Array(0),
+        pskCheck: new Uint8Array(0),
+        serverSpkiSha256: this.#options.provider.hash("sha256", signer.certificate.spki),
+      };
+    } else if (this.#pskCheck !== undefined) {
+      origin = {
+        issuedAt: now,
+        identityBytes: this.identity.slice(),
+        pskCheck: this.#pskCheck,
+        serverSpkiSha256: new Uint8Array(0),
+      };
+    } else return undefined;
+    const left = origin.issuedAt + resumption.tickets.lifetimeMs - now;
+    if (left < 1000) return undefined;
+    const { provider } = this.#options;
+    const suite = this.#state.suite;
+    const size = hashLength(suite.hash);
+    // One ticket per connection: its nonce need only differ from no other of the connection's.
+    const nonce = new Uint8Array(1);
+    const psk = hkdfExpandLabel(provider, suite.hash, secret, "resumption", nonce, size);
+    const ticket = resumption.tickets.seal({
+      ...origin,
+      suiteId: suite.id,
+      masterSecret: psk,
+      dtls13: true,
+      extendedMasterSecret: true,
+      encryptThenMac: false,
+    });
+    psk.fill(0);
+    const random = this.#options.random(4);
+    return encodeNewSessionTicket13({
+      lifetime: Math.min(MAX_TICKET_LIFETIME_S, Math.floor(left / 1000)),
+      ageAdd: ((random[0]! << 24) | (random[1]! << 16) | (random[2]! << 8) | random[3]!) >>> 0,
+      nonce,
+      ticket,
+    });
+  }
 }
+
+/** Tickets opened of one ClientHello at most: each costs an AEAD. */
+const MAX_TICKETS_OPENED = 4;
+
+/** The longest a ticket may be used, seconds (RFC 8446 §4.6.1: seven days). */
+const MAX_TICKET_LIFETIME_S = 604_800;
 
 /** Each certificate's Certificate body, encoded once. */
 const CERTIFICATE_BODIES = new WeakMap<ServerCertificate, Uint8Array>();

@@ -1,6 +1,7 @@
 /**
- * A resumable DTLS 1.2 session (RFC 5246 §7.3): what an abbreviated
- * handshake needs to pick up where a full one left off, and its byte
+ * A resumable session: DTLS 1.2's (RFC 5246 §7.3), what an abbreviated
+ * handshake needs to pick up where a full one left off, or DTLS 1.3's
+ * (RFC 8446 §4.6.1), the PSK a NewSessionTicket stands for; and its byte
  * encoding, which a ticket carries sealed (RFC 5077 §4) and nothing else
  * reads.
  *
@@ -17,8 +18,13 @@ export interface Session {
   readonly issuedAt: number;
   /** The cipher suite's code point: a resumption keeps it. */
   readonly suiteId: number;
-  /** The 48-byte master secret. */
+  /**
+   * DTLS 1.2: the 48-byte master secret. DTLS 1.3: the resumption PSK, as
+   * long as the suite's hash (32 or 48 bytes).
+   */
   readonly masterSecret: Uint8Array;
+  /** A DTLS 1.3 session (a resumption PSK), resumed only by a 1.3 handshake. */
+  readonly dtls13?: boolean;
   /** Whether the master secret was extended (RFC 7627); only such sessions are resumed. */
   readonly extendedMasterSecret: boolean;
   /** Whether encrypt_then_mac was in use (RFC 7366; CBC suites only). */
@@ -52,8 +58,13 @@ export interface Session {
   };
 }
 
-/** The encoding's version: a ticket of another version is refused, never misread. */
+/**
+ * The encoding's version: a ticket of another version is refused, never
+ * misread. A 1.2 session is written in format 1 (as before 1.3 existed);
+ * a 1.3 session in format 2, whose secret carries its length.
+ */
 const SESSION_FORMAT = 1;
+const SESSION_FORMAT_13 = 2;
 const MASTER_SECRET_LENGTH = 48;
 /** Longest subject a session carries, bytes of UTF-8: a longer one is not made resumable. */
 export const MAX_SESSION_SUBJECT = 1024;
@@ -63,8 +74,13 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** The bytes of a session. Throws RangeError for one that cannot be encoded. */
 export function encodeSession(session: Session): Uint8Array {
-  if (session.masterSecret.length !== MASTER_SECRET_LENGTH) {
-    throw new RangeError("Cannot encode a session: master secret is not 48 bytes");
+  const dtls13 = session.dtls13 === true;
+  if (
+    dtls13
+      ? session.masterSecret.length !== 32 && session.masterSecret.length !== 48
+      : session.masterSecret.length !== MASTER_SECRET_LENGTH
+  ) {
+    throw new RangeError("Cannot encode a session: its secret has the wrong length");
   }
   const subject = encoder.encode(session.peerCertificate?.subject ?? "");
   const notAfter = session.peerCertificate?.notAfter ?? 0;
@@ -82,11 +98,13 @@ export function encodeSession(session: Session): Uint8Array {
   }
   const w = new Writer(128 + session.identityBytes.length + subject.length);
   const issuedAt = Math.trunc(session.issuedAt);
-  w.u8(SESSION_FORMAT)
+  w.u8(dtls13 ? SESSION_FORMAT_13 : SESSION_FORMAT)
     .u48(issuedAt)
     .u16(session.suiteId)
-    .u8((session.extendedMasterSecret ? 1 : 0) | (session.encryptThenMac ? 2 : 0))
-    .bytes(session.masterSecret)
+    .u8((session.extendedMasterSecret ? 1 : 0) | (session.encryptThenMac ? 2 : 0));
+  if (dtls13) w.opaque8(session.masterSecret);
+  else w.bytes(session.masterSecret);
+  w
     .opaque16(session.identityBytes)
     .opaque8(session.pskCheck)
     .opaque8(session.serverSpkiSha256)
@@ -102,12 +120,17 @@ export function encodeSession(session: Session): Uint8Array {
 export function decodeSession(bytes: Uint8Array): Session | undefined {
   try {
     const r = new Reader(bytes);
-    if (r.u8("session format") !== SESSION_FORMAT) return undefined;
+    const format = r.u8("session format");
+    if (format !== SESSION_FORMAT && format !== SESSION_FORMAT_13) return undefined;
+    const dtls13 = format === SESSION_FORMAT_13;
     const issuedAt = r.u48("session issued_at");
     const suiteId = r.u16("session suite");
     const flags = r.u8("session flags");
     if ((flags & ~3) !== 0) return undefined;
-    const masterSecret = r.bytes(MASTER_SECRET_LENGTH, "session master secret").slice();
+    const masterSecret = dtls13
+      ? r.opaque8("session resumption psk").slice()
+      : r.bytes(MASTER_SECRET_LENGTH, "session master secret").slice();
+    if (dtls13 && masterSecret.length !== 32 && masterSecret.length !== 48) return undefined;
     const identityBytes = r.opaque16("session identity").slice();
     const pskCheck = r.opaque8("session psk check").slice();
     const serverSpkiSha256 = r.opaque8("session server spki hash").slice();
@@ -130,6 +153,7 @@ export function decodeSession(bytes: Uint8Array): Session | undefined {
       issuedAt,
       suiteId,
       masterSecret,
+      ...(dtls13 ? { dtls13 } : {}),
       extendedMasterSecret: (flags & 1) !== 0,
       encryptThenMac: (flags & 2) !== 0,
       identityBytes,

@@ -10,7 +10,7 @@
  *   offering 1.3 and 1.2 (`-v d`), answered with 1.3, or with 1.2 by a
  *   server told `--versions 1.2`;
  * - DTLS 1.3 authenticated by our certificate (EC and RSA), the client
- *   trusting the test CA (`-A`);
+ *   trusting the test CA (`-A`), and resuming with our NewSessionTicket (`-r`);
  * - DTLS 1.2 with its 1.2 PSK (identity `Client_identity`, key 1a2b3c4d).
  *   Its default DTLS 1.2 PSK suite list has none we speak: it is refused
  *   with handshake_failure.
@@ -200,6 +200,22 @@ for (const [name, keyType] of [["EC P-256", "ec"], ["RSA", "rsa"]] as const) {
         assert.equal(complete.version, "DTLS 1.3", context);
         assert.equal(complete.identity, "", context);
       }
+      // It reconnects with the ticket it was given: resumed, no certificate.
+      const resumed = await client(server.port, ["-v", "4", "-A", pki.caCert, "-r"], false);
+      const context = show(server, resumed);
+      assert.equal(resumed.code, 0, context);
+      assert.match(resumed.stdout, /SSL reused session/, context);
+      const peers = [...resumed.stdout.matchAll(/to \((127\.0\.0\.1:\d+)\): ACK/g)].map((m) =>
+        m[1]
+      );
+      assert.equal(peers.length, 2, context);
+      const second = await server.waitForEvent(
+        "handshake_complete",
+        { peer: peers[1] },
+        TIMEOUT_MS,
+      );
+      assert.equal(second.resumed, "ticket", context);
+      assert.equal(second.version, "DTLS 1.3", context);
       // A client that trusts another CA refuses our chain.
       const refused = await client(server.port, ["-v", "4", "-A", pki.untrustedCert], false);
       assert.notEqual(refused.code, 0, show(server, refused));
