@@ -74,6 +74,7 @@ import {
 } from "../record/unified_header.ts";
 import { OutputQueue } from "./connection.ts";
 import type { Association } from "./association.ts";
+import { MAX_CID_LENGTH } from "../handshake/extensions.ts";
 import type {
   CloseCause,
   ClosingAlert,
@@ -208,6 +209,12 @@ export class Connection13 implements Association {
   #ackDue: number | undefined = undefined;
   /** Our KeyUpdate in flight: writing moves to the next epoch once it is acknowledged. */
   #keyUpdateSent = false;
+  /**
+   * A KeyUpdate due while another message of ours was in flight (one at a
+   * time): sent once that one is acknowledged; true when it asks for the
+   * peer's. Undefined: none owed.
+   */
+  #keyUpdateOwed: boolean | undefined = undefined;
   /** Whether we asked the peer for a KeyUpdate (its key saw many forgeries) and have not had it. */
   #keyUpdateRequested = false;
   #datagramBytes = 0;
@@ -709,6 +716,12 @@ export class Connection13 implements Association {
         "NewConnectionId without a Connection ID agreed",
       );
     }
+    if (m.cids.some((cid) => cid.length > MAX_CID_LENGTH)) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        `NewConnectionId with a CID over ${MAX_CID_LENGTH} bytes`,
+      );
+    }
     const first = m.cids[0];
     if (m.usage === ConnectionIdUsage.Immediate && first !== undefined) {
       this.#cidTheirs = first.slice();
@@ -752,6 +765,11 @@ export class Connection13 implements Association {
       const next = nextTrafficSecret(this.#config.provider, this.#suite!.hash, current.secret);
       this.#write = [this.#writeEpoch(current.epoch + 1, next)];
       this.#events.push({ type: "key_update", direction: "sent", epoch: current.epoch + 1 });
+    }
+    const owed = this.#keyUpdateOwed;
+    if (owed !== undefined) {
+      this.#keyUpdateOwed = undefined;
+      this.#sendKeyUpdate(owed);
     }
   }
 
@@ -1026,11 +1044,16 @@ export class Connection13 implements Association {
   }
 
   /** Bytes of handshake message a record of `epoch` carries within the MTU. */
-  #room(epoch: number): number {
-    const overhead = epoch === 0
+  /** Bytes a handshake fragment's record adds to it in `epoch`: headers, CID, content type, tag. */
+  #fragmentOverhead(epoch: number): number {
+    const record = epoch === 0
       ? PLAINTEXT_HEADER_LENGTH
       : UNIFIED_HEADER_LENGTH + this.#cidTheirs.length + 1 + this.#tagLength();
-    const room = this.#config.mtu - overhead - HANDSHAKE_HEADER_LENGTH;
+    return record + HANDSHAKE_HEADER_LENGTH;
+  }
+
+  #room(epoch: number): number {
+    const room = this.#config.mtu - this.#fragmentOverhead(epoch);
     if (room < 1) throw new Error(`MTU ${this.#config.mtu} too small`);
     return room;
   }
@@ -1082,7 +1105,8 @@ export class Connection13 implements Association {
     if (this.#now < this.#nextPeerResend) return this.#drop("resend_limited", -1);
     let bytes = 0;
     for (const m of this.#outgoing) {
-      for (const p of m.pieces) if (!p.acked) bytes += p.length + 40;
+      const overhead = this.#fragmentOverhead(m.epoch);
+      for (const p of m.pieces) if (!p.acked) bytes += p.length + overhead;
     }
     if (!authenticated && bytes > UNAUTHENTICATED_RESEND_FACTOR * this.#datagramBytes) {
       return this.#drop("resend_limited", -1);
@@ -1094,7 +1118,11 @@ export class Connection13 implements Association {
   }
 
   #sendKeyUpdate(requestUpdate: boolean): void {
-    if (this.#keyUpdateSent || this.#outgoing.length > 0) return;
+    if (this.#keyUpdateSent) return;
+    if (this.#outgoing.length > 0) {
+      this.#keyUpdateOwed = (this.#keyUpdateOwed ?? false) || requestUpdate;
+      return;
+    }
     this.#keyUpdateSent = true;
     const write = this.#currentWrite();
     const seq = this.#nextMessageSeq++;

@@ -57,6 +57,7 @@ import {
   encodeRetryState,
   type Hello13Policy,
   helloRetryRequestBody,
+  offersDtls13,
   readClientHello13,
   type RetryState,
 } from "../handshake/client_hello13.ts";
@@ -67,6 +68,7 @@ import { constantTimeEqual } from "../crypto/constant_time.ts";
 import { type Client13Options, ClientDriver13 } from "../handshake/client13.ts";
 import { ProtocolError } from "../handshake/errors.ts";
 import type { Association } from "./association.ts";
+import { MAX_CID_LENGTH } from "../handshake/extensions.ts";
 import { DEFAULT_RETRANSMIT } from "../handshake/flight.ts";
 import { MemoryBudget } from "../memory/budget.ts";
 import { DeadlineHeap, type Scheduled } from "./deadlines.ts";
@@ -140,8 +142,7 @@ export const ENDPOINT_DEFAULTS = Object.freeze(
   } as const,
 );
 
-/** The longest Connection ID we give out, bytes (Mbed TLS accepts up to 32 by default). */
-export const MAX_CID_LENGTH = 32;
+export { MAX_CID_LENGTH };
 
 /**
  * The highest record sequence number of a ClientHello we answer with a
@@ -297,8 +298,8 @@ interface Entry<Route> extends Scheduled, PeerEntry<Route> {
 }
 
 /**
- * Cookies that made connections, remembered at most: more than the
- * handshakes of {@link REPLACING_COOKIE_MAX_AGE_MS} at any sane rate.
+ * Cookies that made connections, remembered at most (for as long as a
+ * cookie verifies): past this, the oldest are forgotten first.
  */
 const MAX_USED_COOKIES = 65_536;
 
@@ -316,8 +317,9 @@ const RESTART_QUIET_MS = 2_000;
 /**
  * The oldest cookie that may replace an association, ms: a restarted client
  * echoes its cookie within a round trip or a few retransmissions, while a
- * replay brings an old one. A replay within it is refused by the table of
- * used cookies, which therefore only needs to span this long.
+ * replay brings an old one. A replay of a cookie that already made a
+ * connection is refused by the table of used cookies, whether or not that
+ * connection is still there.
  */
 const REPLACING_COOKIE_MAX_AGE_MS = 10_000;
 
@@ -646,13 +648,13 @@ export class ServerEndpoint<Route = unknown> {
    */
   #cookieUsed(peer: string, cookie: string, now: number): boolean {
     const at = this.#usedCookies.get(`${peer} ${cookie}`);
-    return at !== undefined && now - at <= REPLACING_COOKIE_MAX_AGE_MS;
+    return at !== undefined && now - at <= this.#cookies.lifetimeMs;
   }
 
   /** Remembers that `cookie` made a connection at `peer`; forgets what is too old to matter. */
   #rememberCookie(peer: string, cookie: string, now: number): void {
     for (const [key, at] of this.#usedCookies) {
-      if (now - at <= REPLACING_COOKIE_MAX_AGE_MS && this.#usedCookies.size < MAX_USED_COOKIES) {
+      if (now - at <= this.#cookies.lifetimeMs && this.#usedCookies.size < MAX_USED_COOKIES) {
         break;
       }
       this.#usedCookies.delete(key);
@@ -722,7 +724,11 @@ export class ServerEndpoint<Route = unknown> {
       let hello: ClientHello13 | undefined;
       try {
         hello = readClientHello13(fragment.body);
-      } catch {
+      } catch (error) {
+        // One that offers 1.3 hears what is wrong with it, as RFC 8446 names it.
+        if (error instanceof ProtocolError && offersDtls13(fragment.body)) {
+          return statelessAlert(record, error.alert);
+        }
         hello = undefined;
       }
       offers13 = hello !== undefined && hello.versions.includes(DTLS_1_3);
@@ -754,9 +760,10 @@ export class ServerEndpoint<Route = unknown> {
     // instead, which only the real one can echo.
     const cookie = byteString(params.cookie);
     if (
-      verdict === "ok" && previous !== undefined &&
+      verdict === "ok" &&
       (this.#cookieUsed(peer, cookie, now) ||
-        now - cookieIssuedAt(params.cookie) > REPLACING_COOKIE_MAX_AGE_MS)
+        (previous !== undefined &&
+          now - cookieIssuedAt(params.cookie) > REPLACING_COOKIE_MAX_AGE_MS))
     ) {
       verdict = "replayed";
     }
@@ -855,9 +862,9 @@ export class ServerEndpoint<Route = unknown> {
       const checked = this.#cookies.verifyRetry(peerBytes, hello.cookie, now);
       const cookie = byteString(hello.cookie);
       if (
-        checked.verdict === "ok" && previous !== undefined &&
+        checked.verdict === "ok" &&
         (this.#cookieUsed(peer, cookie, now) ||
-          now - checked.issuedAt > REPLACING_COOKIE_MAX_AGE_MS)
+          (previous !== undefined && now - checked.issuedAt > REPLACING_COOKIE_MAX_AGE_MS))
       ) {
         verdict = "replayed";
       } else if (checked.verdict === "ok") {

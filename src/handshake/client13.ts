@@ -36,6 +36,7 @@ import {
   encodeSupportedGroups,
   ExtensionType,
   findExtension,
+  MAX_CID_LENGTH,
   NamedGroup,
   SignatureSchemeCode,
   signatureSchemeOf,
@@ -448,6 +449,9 @@ export class ClientDriver13 implements Handshake13Driver {
       const ours = this.#options.connectionId;
       if (ours === undefined) {
         throw new ProtocolError(AlertDescription.UnsupportedExtension, "connection_id unasked");
+      }
+      if (hello.connectionId.length > MAX_CID_LENGTH) {
+        throw new ProtocolError(AlertDescription.IllegalParameter, "Connection ID too long");
       }
       this.#host.useConnectionIds(ours.length === 0 ? undefined : ours, hello.connectionId.slice());
     }

@@ -59,12 +59,14 @@ export interface ClientHello13 {
   readonly signatureSchemes: readonly number[];
 }
 
-/** Whether a ClientHello's supported_versions offers DTLS 1.3; false for anything unreadable. */
-export function offersDtls13(hello: ClientHello): boolean {
-  const ext = findExtension(hello.extensions, ExtensionType13.SupportedVersions);
-  if (ext === undefined) return false;
+/** Whether a ClientHello body's supported_versions offers DTLS 1.3; false for anything unreadable. */
+export function offersDtls13(body: Uint8Array): boolean {
   try {
-    return decodeClientSupportedVersions(ext.data).includes(DTLS_1_3);
+    const ext = findExtension(
+      decodeClientHello(body).extensions,
+      ExtensionType13.SupportedVersions,
+    );
+    return ext !== undefined && decodeClientSupportedVersions(ext.data).includes(DTLS_1_3);
   } catch {
     return false;
   }
@@ -109,6 +111,15 @@ export function readClientHello13(body: Uint8Array): ClientHello13 {
     throw new ProtocolError(
       AlertDescription.IllegalParameter,
       "pre_shared_key is not the last extension",
+    );
+  }
+  // RFC 8446 §9.2: key_share and supported_groups come together.
+  const hasShares = findExtension(hello.extensions, ExtensionType13.KeyShare) !== undefined;
+  const hasGroups = findExtension(hello.extensions, ExtensionType.SupportedGroups) !== undefined;
+  if (hasShares !== hasGroups) {
+    throw new ProtocolError(
+      AlertDescription.MissingExtension,
+      hasShares ? "key_share without supported_groups" : "supported_groups without key_share",
     );
   }
   const modesExt = findExtension(hello.extensions, ExtensionType13.PskKeyExchangeModes);

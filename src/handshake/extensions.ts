@@ -238,3 +238,10 @@ export function decodeConnectionId(data: Uint8Array): Uint8Array {
 export function encodeConnectionId(cid: Uint8Array): Uint8Array {
   return new Writer(1 + cid.length).opaque8(cid).finish();
 }
+
+/**
+ * The longest Connection ID we give out or take, bytes (Mbed TLS accepts up
+ * to 32 by default; the wire allows 255, which would leave little of a
+ * small MTU).
+ */
+export const MAX_CID_LENGTH = 32;
