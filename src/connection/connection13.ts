@@ -128,11 +128,6 @@ export interface Connection13Setup {
    * connection too (for a NewConnectionId); undefined when none can be made.
    */
   readonly issueConnectionId?: () => Uint8Array | undefined;
-  /**
-   * Records one key protects before we send a KeyUpdate (default: half the
-   * suite's confidentiality limit).
-   */
-  readonly keyUpdateAfter?: number;
 }
 
 /** One direction's keys of one epoch. */
@@ -325,7 +320,10 @@ export class Connection13 implements Association {
     this.#suite = suite;
     this.#limits = recordLimits(suite);
     this.#keyUpdateAfter = Math.min(
-      this.#setup.keyUpdateAfter ?? Math.floor(this.#limits.confidentiality / 2),
+      Math.max(
+        1,
+        this.#config.keyUpdateAfterRecords ?? Math.floor(this.#limits.confidentiality / 2),
+      ),
       this.#limits.confidentiality - 1,
     );
   }

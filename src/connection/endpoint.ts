@@ -106,6 +106,7 @@ const CONNECTION_OPTIONS = {
   handshakeTimeoutMs: "limit",
   maxHandshakeMessage: "limit",
   maxReassemblyPerHandshake: "limit",
+  keyUpdateAfterRecords: "limit",
 } as const satisfies Record<keyof ConnectionConfig, OptionKind>;
 
 /** What {@link checkOptions} checks of each of the {@link ServerEndpointOptions}. */
@@ -334,8 +335,6 @@ export class ServerEndpoint<Route = unknown> {
   readonly #config: ConnectionConfig;
   /** The handshake policy, with the Connection IDs this endpoint gives out. */
   readonly #handshake: ServerHandshakeOptions;
-  /** The same, for a 1.2 handshake that never carries the downgrade sentinel. */
-  readonly #handshakeWithoutSentinel: ServerHandshakeOptions;
   readonly #cookies: CookieAuthority;
   readonly #speaks12: boolean;
   readonly #speaks13: boolean;
@@ -390,7 +389,6 @@ export class ServerEndpoint<Route = unknown> {
     this.#handshake = o.cidLength === 0
       ? psk
       : { ...psk, newConnectionId: () => this.#newConnectionId() };
-    this.#handshakeWithoutSentinel = { ...this.#handshake, downgradeSentinel: false };
     this.#cookies = new CookieAuthority({
       provider: o.connection.provider,
       random: o.connection.random,
@@ -719,19 +717,22 @@ export class ServerEndpoint<Route = unknown> {
     ) {
       return { kind: "dropped", reason: "malformed" };
     }
-    let offers13 = false;
     if (this.#speaks13) {
       let hello: ClientHello13 | undefined;
       try {
         hello = readClientHello13(fragment.body);
       } catch (error) {
-        // One that offers 1.3 hears what is wrong with it, as RFC 8446 names it.
-        if (error instanceof ProtocolError && offersDtls13(fragment.body)) {
+        // One that offers 1.3 hears what is wrong with it, as RFC 8446 names
+        // it; one echoing a HelloVerifyRequest's cookie is in 1.2's exchange.
+        if (
+          error instanceof ProtocolError && params.cookie.length === 0 &&
+          offersDtls13(fragment.body)
+        ) {
           return statelessAlert(record, error.alert);
         }
         hello = undefined;
       }
-      offers13 = hello !== undefined && hello.versions.includes(DTLS_1_3);
+      const offers13 = hello !== undefined && hello.versions.includes(DTLS_1_3);
       // A client that offers 1.3 is served in it with a PSK, or with our
       // certificate when it takes one of its schemes; otherwise, if it
       // offers 1.2 too, in 1.2. One that echoes a retry cookie was already
@@ -788,10 +789,10 @@ export class ServerEndpoint<Route = unknown> {
     );
     // The ClientHello is not kept: the transcript hashes it as it goes.
     const hello = { body: fragment.body.slice(), messageSeq: fragment.messageSeq };
-    // RFC 8446 §4.1.3: a server that speaks 1.3 marks a 1.2 ServerHello for
-    // a client that did not offer 1.3, so that one whose offer was cut on
-    // the way sees it; one that offered it and is served in 1.2 is not.
-    const policy = this.#speaks13 && !offers13 ? this.#handshake : this.#handshakeWithoutSentinel;
+    // RFC 8446 §4.1.3: a server that speaks 1.3 marks every 1.2 ServerHello
+    // (the policy says so), so that a client whose 1.3 offer was cut on the
+    // way sees it.
+    const policy = this.#handshake;
     const connection = new Connection(this.#config, now, {
       driver: (host) => new ServerHandshake(host, policy, hello),
       memory,

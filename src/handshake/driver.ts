@@ -28,6 +28,11 @@ export interface ConnectionConfig {
   readonly maxHandshakeMessage: number;
   /** Bytes of handshake buffers (reassembly, early records) held per connection at most. */
   readonly maxReassemblyPerHandshake: number;
+  /**
+   * DTLS 1.3: records one key protects before we send a KeyUpdate (RFC
+   * 9147 §8); none: half the suite's confidentiality limit (RFC 9147 §4.5.3).
+   */
+  readonly keyUpdateAfterRecords?: number;
 }
 
 /** A certificate chain and the key of its leaf: what one side proves itself with. */

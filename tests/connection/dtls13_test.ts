@@ -8,8 +8,18 @@
 import assert from "node:assert/strict";
 import type { Connection13 } from "../../src/connection/connection13.ts";
 import type { ConnectionEvent } from "../../src/connection/events.ts";
-import { decodeServerHello13, HELLO_RETRY_REQUEST_RANDOM } from "../../src/handshake/messages13.ts";
-import { parseHandshakeFragments } from "../../src/handshake/fragments.ts";
+import {
+  decodeServerHello13,
+  DOWNGRADE_SENTINEL_TLS12,
+  HELLO_RETRY_REQUEST_RANDOM,
+} from "../../src/handshake/messages13.ts";
+import { encodeHandshakeMessage, parseHandshakeFragments } from "../../src/handshake/fragments.ts";
+import {
+  decodeHelloVerifyRequest,
+  encodeClientHello,
+  HandshakeType,
+} from "../../src/handshake/messages.ts";
+import { ContentType, DTLS_1_2, encodeRecord, parseRecords } from "../../src/record/header.ts";
 import { SUITES_13 } from "../../src/record/suites13.ts";
 import { isUnifiedHeader } from "../../src/record/unified_header.ts";
 import { Pair, PEER, sentAlert } from "../helpers/sim.ts";
@@ -192,6 +202,30 @@ Deno.test("dtls13: KeyUpdate from the client, asking for one back: both move on,
   assert.deepEqual(exchange(pair, "again"), ["ack:again"]);
 });
 
+Deno.test("dtls13: the rekeying policy: after keyUpdateAfterRecords records each side updates its keys on its own", () => {
+  const pair = new Pair({ dtls13: {}, keyUpdateAfterRecords: 5 });
+  pair.run();
+  pair.pump();
+  const sent = (events: ConnectionEvent[]) =>
+    events.flatMap((e) => e.type === "key_update" && e.direction === "sent" ? [e.epoch] : []);
+  const client: number[] = [];
+  const server: number[] = [];
+  for (let i = 0; i < 12; i++) {
+    pair.client.send(text.encode(`m${i}`));
+    pair.pump();
+    pair.server!.send(text.encode(`ack:m${i}`));
+    pair.pump();
+    assert.deepEqual(received(pair.clientEvents), [`ack:m${i}`]);
+    client.push(...sent(pair.clientEvents.splice(0)));
+    server.push(...sent(pair.serverEvents.splice(0)));
+  }
+  // 12 records each way at 5 a key: epochs 4 and 5 at least, in turn, and data never stopped.
+  assert.ok(client.length >= 2 && server.length >= 2, `${client} / ${server}`);
+  assert.deepEqual(client, client.map((_, i) => 4 + i));
+  assert.deepEqual(server, server.map((_, i) => 4 + i));
+  assert.ok(pair.client.isEstablished && pair.server!.isEstablished);
+});
+
 Deno.test("dtls13: a KeyUpdate whose ACK is lost is resent; records keep the old keys until it is acknowledged", () => {
   let drop = false;
   const pair = new Pair({ dtls13: {}, script: (d) => drop && d === "s2c" ? "drop" : "deliver" });
@@ -239,6 +273,43 @@ Deno.test("dtls13: a 1.2 client of a server that speaks 1.3 gets 1.2 with the do
       sentinel,
     );
   }
+});
+
+Deno.test("dtls13: a client offering 1.3 without a PSK, to a server with no certificate, is served 1.2 with the sentinel", () => {
+  const endpoint = new Pair({}).endpoint;
+  const hello = (cookie: Uint8Array) =>
+    encodeRecord(
+      ContentType.Handshake,
+      DTLS_1_2,
+      0,
+      cookie.length === 0 ? 0 : 1,
+      encodeHandshakeMessage(
+        HandshakeType.ClientHello,
+        cookie.length === 0 ? 0 : 1,
+        encodeClientHello({
+          clientVersion: DTLS_1_2,
+          random: new Uint8Array(32).fill(9),
+          sessionId: new Uint8Array(0),
+          cookie,
+          cipherSuites: [0xc0a4],
+          compressionMethods: new Uint8Array([0]),
+          extensions: [{ type: 43, data: new Uint8Array([4, 0xfe, 0xfc, 0xfe, 0xfd]) }],
+        }),
+      ),
+    );
+  const first = endpoint.handleDatagram(hello(new Uint8Array(0)), PEER, 1_000_000);
+  assert.equal(first.kind, "hello_verify_request");
+  const verify = first.kind === "hello_verify_request" ? first.datagram : new Uint8Array(0);
+  const [fragment] = parseHandshakeFragments(verify.subarray(13));
+  const { cookie } = decodeHelloVerifyRequest(fragment!.body);
+  const second = endpoint.handleDatagram(hello(cookie), PEER, 1_000_010);
+  assert.equal(second.kind, "connection");
+  const datagram = second.kind === "connection" ? second.connection.pollTransmit()! : undefined;
+  const serverHello = parseHandshakeFragments(parseRecords(datagram!).records[0]!.fragment)[0]!;
+  assert.equal(serverHello.msgType, HandshakeType.ServerHello);
+  // ServerHello: version(2) random(32): the sentinel is random[24..32].
+  const tail = serverHello.body.subarray(2 + 24, 2 + 32);
+  assert.deepEqual(tail, DOWNGRADE_SENTINEL_TLS12);
 });
 
 Deno.test("dtls13: a server that speaks 1.3 only refuses a 1.2 client with protocol_version", () => {

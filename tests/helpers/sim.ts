@@ -108,13 +108,18 @@ export class Pair {
       dtls13?: Partial<Client13Options>;
       /** The versions the endpoint speaks (default: both). */
       versions?: DtlsVersion[];
+      /** DTLS 1.3: records a key protects before each side sends a KeyUpdate. */
+      keyUpdateAfterRecords?: number;
     } = {},
   ) {
     if (options.start !== undefined) this.now = options.start;
     const seed = options.seed ?? "pair";
     const config = (who: string) => {
       const mtu = who === "server" ? options.serverMtu ?? options.mtu : options.mtu;
-      return connectionConfig(nobleProvider, seededRandom(`${seed}/${who}`), mtu ? { mtu } : {});
+      return connectionConfig(nobleProvider, seededRandom(`${seed}/${who}`), {
+        ...(mtu ? { mtu } : {}),
+        keyUpdateAfterRecords: options.keyUpdateAfterRecords,
+      });
     };
     this.script = options.script ?? (() => "deliver");
     this.endpoint = new ServerEndpoint({

@@ -12,7 +12,10 @@ import type { PeerEntry, ServerEndpoint } from "../../src/connection/endpoint.ts
 import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { asyncPskStore, parseHexKey } from "../../src/server/psk_store.ts";
 import { drain, testClient, testEndpoint } from "../helpers/drive.ts";
-import { KEY, serverPsk } from "../helpers/sim.ts";
+import { client13, KEY, serverPsk } from "../helpers/sim.ts";
+import { connectionConfig, createClientConnection13 } from "../../src/connection/endpoint.ts";
+import { nobleProvider } from "../../src/crypto/noble.ts";
+import { seededRandom } from "../helpers/random.ts";
 import { withServer } from "../helpers/in_process_server.ts";
 
 const NOW = 1_000_000;
@@ -40,7 +43,9 @@ function exchange(endpoint: ServerEndpoint, client: Association, peer: string) {
     for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
       moved = true;
       const out = endpoint.handleDatagram(d, peer, NOW);
-      if (out.kind === "hello_verify_request") client.handleDatagram(out.datagram, NOW);
+      if (out.kind === "hello_verify_request" || out.kind === "hello_retry_request") {
+        client.handleDatagram(out.datagram, NOW);
+      }
       if (out.kind === "connection") entry = out.entry;
     }
     if (entry !== undefined) {
@@ -114,6 +119,47 @@ Deno.test("a failed lookup ends that handshake with internal_error, and a late a
   endpoint.deliverPskLookup(entry, KEY, NOW);
   assert.equal(entry.connection.isEstablished, false);
   assert.equal(endpoint.internalErrors, 0);
+});
+
+/** A DTLS 1.3 client over the demo PSK. */
+function testClient13(seed: string): Association {
+  return createClientConnection13(
+    connectionConfig(nobleProvider, seededRandom(seed)),
+    client13(),
+    NOW,
+  );
+}
+
+Deno.test("DTLS 1.3: a handshake waits for its key, then completes", async () => {
+  const store = deferred();
+  const endpoint = testEndpoint({ psk: serverPsk({ lookupPsk: store.lookupPsk }) }, "async13 1");
+  const client = testClient13("async13 client 1");
+  const { entry, pending } = exchange(endpoint, client, PEER);
+  assert.equal(pending.length, 1);
+  assert.deepEqual(store.lookups.map((l) => l.identity), ["Qt DTLS example client"]);
+  assert.equal(entry.connection.isEstablished, false, "waiting for the key");
+  store.lookups[0]!.resolve(KEY);
+  endpoint.deliverPskLookup(entry, await pending[0]!, NOW);
+  for (let round = 0; round < 5; round++) {
+    for (const d of drain(entry.connection).sent) client.handleDatagram(d, NOW);
+    for (let d = client.pollTransmit(); d; d = client.pollTransmit()) {
+      endpoint.handleDatagram(d, PEER, NOW);
+    }
+  }
+  assert.equal(client.isEstablished, true);
+  assert.equal(entry.connection.isEstablished, true);
+});
+
+Deno.test("DTLS 1.3: an unknown identity answered later fails at the binder (decrypt_error)", async () => {
+  const store = deferred();
+  const endpoint = testEndpoint({ psk: serverPsk({ lookupPsk: store.lookupPsk }) }, "async13 2");
+  const { entry, pending } = exchange(endpoint, testClient13("async13 client 2"), PEER);
+  store.lookups[0]!.resolve(undefined);
+  endpoint.deliverPskLookup(entry, await pending[0]!, NOW);
+  const { events } = drain(entry.connection);
+  const sent = events.find((e) => e.type === "alert" && e.direction === "sent");
+  assert.equal(sent?.type === "alert" && sent.description, "decrypt_error");
+  assert.equal(entry.connection.isClosed, true);
 });
 
 // ---- the server: bounds and timeouts ---------------------------------------------------------
