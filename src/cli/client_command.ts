@@ -33,7 +33,9 @@ export const CLIENT_USAGE = `Usage: dtls-server client --connect HOST:PORT [opti
   --cert FILE --key FILE  our certificate chain and key, for a server that asks for one
   --message TEXT        what to send (default "Message #N")
   --count N             how many messages (default 1)
-  --cipher NAME         offer only this suite (IANA name); default: all
+  --cipher NAME         offer only this suite (IANA name, DTLS 1.2); default: all
+  --dtls VERSION        1.2 (default) or 1.3: with 1.3, the PSK is offered and,
+                        with --ca, the server's certificate taken too
   --timeout SECONDS     per step (default 10)`;
 
 /** Runs the client command; returns the exit code. */
@@ -59,6 +61,7 @@ export async function runClient(
         message: { type: "string" },
         count: { type: "string", default: "1" },
         cipher: { type: "string" },
+        dtls: { type: "string", default: "1.2" },
         timeout: { type: "string", default: "10" },
         help: { type: "boolean", default: false },
       },
@@ -123,6 +126,10 @@ export async function runClient(
     console.error(error instanceof Error ? error.message : String(error));
     return 2;
   }
+  if (v.dtls !== "1.2" && v.dtls !== "1.3") {
+    console.error(`Cannot use --dtls ${v.dtls}: expected 1.2 or 1.3`);
+    return 2;
+  }
   if (!Number.isInteger(count) || count < 1) {
     console.error(`Cannot use --count ${v.count}: expected a positive integer`);
     return 2;
@@ -141,6 +148,8 @@ export async function runClient(
     ...(serverKeys === undefined ? {} : { serverKeys }),
     ...(certificate === undefined ? {} : { certificate }),
     ...(v["server-name"] === undefined ? {} : { serverName: v["server-name"] }),
+    version: v.dtls,
+    offerPsk: givenKey || (v.ca === undefined && v["server-key"] === undefined),
   });
   try {
     const session = await client.connect(timeoutMs);

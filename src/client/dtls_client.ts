@@ -1,13 +1,18 @@
 /**
- * A DTLS 1.2 PSK client on its own UDP socket: the counterpart of Qt's DTLS
- * client example, used by the tests, the load tool and the client command.
- * A thin shell around the sans-I/O client connection.
+ * A DTLS client on its own UDP socket, 1.2 or 1.3: the counterpart of Qt's
+ * DTLS client example, used by the tests, the load tool and the client
+ * command. A thin shell around the sans-I/O client connection.
  *
  * @module
  */
 
-import type { Connection } from "../connection/connection.ts";
-import { connectionConfig, createClientConnection } from "../connection/endpoint.ts";
+import type { Association } from "../connection/association.ts";
+import {
+  connectionConfig,
+  createClientConnection,
+  createClientConnection13,
+} from "../connection/endpoint.ts";
+import { suite13ById, SUITES_13 } from "../record/suites13.ts";
 import type { ConnectionEvent } from "../connection/events.ts";
 import { nodeProvider } from "../crypto/node.ts";
 import type { CryptoProvider, GroupName, RandomSource } from "../crypto/provider.ts";
@@ -62,13 +67,21 @@ export interface DtlsClientOptions {
   readonly resume?: SavedSession;
   /** Ask for a session ticket (default true); without, a server caches the session by ID. */
   readonly tickets?: boolean;
+  /**
+   * The protocol version spoken (default 1.2). DTLS 1.3 offers the PSK and,
+   * with `ca`, takes the server's certificate too; `suites` and
+   * `serverKeys` are 1.2's and not used there.
+   */
+  readonly version?: "1.2" | "1.3";
+  /** DTLS 1.3: whether the PSK is offered (default true; false: the certificate alone, with `ca`). */
+  readonly offerPsk?: boolean;
 }
 
 /** What the handshake agreed. */
 export interface ClientSession {
   /** IANA name of the suite. */
   readonly suite: string;
-  /** "DTLS 1.2". */
+  /** "DTLS 1.2" or "DTLS 1.3". */
   readonly version: string;
   /** How the session was resumed; absent after a full handshake. */
   readonly resumed?: "ticket" | "session_id";
@@ -80,7 +93,7 @@ const RECEIVE_BUFFER = 65_536;
 export class DtlsClient {
   readonly #options: DtlsClientOptions;
   #socket: Deno.DatagramConn | undefined;
-  #connection: Connection | undefined;
+  #connection: Association | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #received: Uint8Array[] = [];
   #waiters: (() => void)[] = [];
@@ -129,20 +142,38 @@ export class DtlsClient {
       Object.assign(overrides, { handshakeTimeoutMs: o.handshakeTimeoutMs });
     }
     const config = connectionConfig(o.provider ?? nodeProvider, random, overrides);
-    this.#connection = createClientConnection(config, {
-      identity: new TextEncoder().encode(o.identity),
-      psk: o.psk,
-      suites: o.suites ??
-        (o.ca === undefined && o.serverKeys === undefined ? PSK_SUITES : CERTIFICATE_SUITES),
-      groups: o.groups ?? ["x25519", "secp256r1", "secp384r1"],
-      ...(o.ca === undefined ? {} : {
-        verifyServer: chainVerifier({ anchors: o.ca, serverName: o.serverName ?? o.hostname }),
-      }),
-      ...(o.certificate === undefined ? {} : { certificate: o.certificate }),
-      ...(o.serverKeys === undefined ? {} : { serverKeys: o.serverKeys }),
-      ...(o.resume === undefined ? {} : { resume: o.resume }),
-      ...(o.tickets === undefined ? {} : { tickets: o.tickets }),
-    }, Date.now());
+    const verifyServer = o.ca === undefined
+      ? undefined
+      : chainVerifier({ anchors: o.ca, serverName: o.serverName ?? o.hostname });
+    const groups = o.groups ?? ["x25519", "secp256r1", "secp384r1"];
+    if (o.version === "1.3") {
+      // A 1.2 session cannot be resumed in 1.3: only a 1.3 ticket is offered.
+      const resume = o.resume !== undefined && suite13ById(o.resume.suiteId) !== undefined
+        ? o.resume
+        : undefined;
+      this.#connection = createClientConnection13(config, {
+        ...(o.offerPsk === false
+          ? {}
+          : { identity: new TextEncoder().encode(o.identity), psk: o.psk }),
+        suites: SUITES_13,
+        groups,
+        ...(verifyServer === undefined ? {} : { verifyServer }),
+        ...(resume === undefined ? {} : { resume }),
+      }, Date.now());
+    } else {
+      this.#connection = createClientConnection(config, {
+        identity: new TextEncoder().encode(o.identity),
+        psk: o.psk,
+        suites: o.suites ??
+          (o.ca === undefined && o.serverKeys === undefined ? PSK_SUITES : CERTIFICATE_SUITES),
+        groups,
+        ...(verifyServer === undefined ? {} : { verifyServer }),
+        ...(o.certificate === undefined ? {} : { certificate: o.certificate }),
+        ...(o.serverKeys === undefined ? {} : { serverKeys: o.serverKeys }),
+        ...(o.resume === undefined ? {} : { resume: o.resume }),
+        ...(o.tickets === undefined ? {} : { tickets: o.tickets }),
+      }, Date.now());
+    }
     this.#loop = this.#receiveLoop(socket);
     this.#flush();
     await this.#until(

@@ -7,6 +7,7 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { DtlsClient } from "../../src/client/dtls_client.ts";
 import { parseHexKey } from "../../src/server/psk_store.ts";
 import { MAIN_PERMS, REPO_ROOT, runMain, startServer } from "../helpers/server_process.ts";
+import { testPki } from "../helpers/pki.ts";
 
 function tempFile(name: string, text: string): string {
   const dir = Deno.makeTempDirSync({ prefix: "dtls-cli-" });
@@ -101,6 +102,46 @@ Deno.test("the client command without keys is the Qt example's client: it talks 
   assert.match(r.stdout, /^connected: \S+, DTLS 1\.2\nto \(127\.0\.0\.1:\d+\): ACK\n$/);
   const identity = await server.waitForEvent("psk_identity", {});
   assert.equal(identity.identity, "Qt DTLS example client");
+});
+
+Deno.test("the client command speaks DTLS 1.3 (--dtls 1.3): with the demo PSK, and with --ca alone the certificate", async () => {
+  await using server = await startServer([]);
+  // Many messages on one connection, each answered.
+  const r = await runMain([
+    "client",
+    "--connect",
+    `127.0.0.1:${server.port}`,
+    "--dtls",
+    "1.3",
+    "--count",
+    "200",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split("\n");
+  assert.equal(lines[0], "connected: TLS_AES_128_GCM_SHA256, DTLS 1.3");
+  assert.equal(lines.length, 201);
+  assert.ok(lines.slice(1).every((l) => /^to \(127\.0\.0\.1:\d+\): ACK$/.test(l)));
+  const pki = testPki();
+  await using certified = await startServer(["--cert", pki.ecCert, "--key", pki.ecKey]);
+  const c = await runMain([
+    "client",
+    "--connect",
+    `127.0.0.1:${certified.port}`,
+    "--dtls",
+    "1.3",
+    "--ca",
+    pki.caCert,
+    "--server-name",
+    "localhost",
+  ]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stdout, /DTLS 1\.3/);
+  const complete = await certified.waitForEvent("handshake_complete", {});
+  assert.equal(complete.version, "DTLS 1.3");
+  assert.equal(complete.identity, "");
+  const bad = await runMain(["client", "--connect", "127.0.0.1:1", "--dtls", "1.4"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--dtls 1\.4/);
 });
 
 Deno.test("the client command fails clearly with a wrong key", async () => {
