@@ -988,6 +988,7 @@ export class ServerEndpoint<Route = unknown> {
           ...(ours === undefined ? {} : { connectionId: ours }),
           certificate: this.#certificate13(),
           resumption: this.#resumption13(now),
+          keyLog: this.#handshake.keyLog,
         },
         state,
         hello,

@@ -114,6 +114,9 @@ export type PskLookup = Uint8Array | undefined | Promise<Uint8Array | undefined>
 /** The server's certificate: what the certificate suites send and sign with. */
 export type ServerCertificate = CertificateWithKey;
 
+/** Where an NSS key log line goes: `<label> <client random> <secret>`. */
+export type KeyLog = (clientRandom: Uint8Array, secret: Uint8Array, label?: string) => void;
+
 /** The server's policy: keys, suites, groups, and its certificate if it has one. */
 export interface ServerHandshakeOptions {
   /** The key for an identity, or undefined when unknown. */
@@ -144,11 +147,13 @@ export interface ServerHandshakeOptions {
    */
   readonly certificate?: () => ServerCertificate | undefined;
   /**
-   * Given each handshake's client random and master secret as they are
-   * made, for an NSS key log (`--keylog`): a debugging aid that lets
-   * Wireshark decrypt sessions. Never set in production.
+   * Given each completed handshake's client random and secrets, for an NSS
+   * key log (`--keylog`): a debugging aid that lets Wireshark decrypt
+   * sessions. Never set in production. DTLS 1.2 gives its master secret
+   * (label `CLIENT_RANDOM`, left out); DTLS 1.3 its four traffic secrets,
+   * each with its label.
    */
-  readonly keyLog?: (clientRandom: Uint8Array, masterSecret: Uint8Array) => void;
+  readonly keyLog?: KeyLog;
   /**
    * Client authentication on the certificate suites: the check of a
    * client's chain, and whether a client without one is refused (with

@@ -52,7 +52,7 @@ import {
   serverSignatureContent,
   transcriptMessage,
 } from "./messages13.ts";
-import type { ServerCertificate } from "./server.ts";
+import type { KeyLog, ServerCertificate } from "./server.ts";
 import {
   derivedSecret,
   deriveSecret,
@@ -96,6 +96,8 @@ export interface ServerHandshake13Options {
   readonly certificate?: ServerCertificate | undefined;
   /** Resumption by ticket; none: tickets are neither resumed nor issued. */
   readonly resumption?: Resumption13 | undefined;
+  /** The NSS key log (`--keylog`, debugging only): the traffic secrets of each completed handshake. */
+  readonly keyLog?: KeyLog | undefined;
 }
 
 /** Resumption by ticket in DTLS 1.3 (RFC 8446 §4.6.1, §2.2). */
@@ -259,6 +261,8 @@ export class ServerHandshake13 {
   /** The external PSK's check value, for the session a ticket will carry. */
   #pskCheck: Uint8Array | undefined = undefined;
   #clientFinishedKey: Uint8Array | undefined = undefined;
+  /** The traffic secrets for the key log, held until the client's Finished checks out. */
+  #logged: [string, Uint8Array][] | undefined = undefined;
   #masterSecret: Uint8Array | undefined = undefined;
   #resumptionSecret: Uint8Array | undefined = undefined;
 
@@ -594,6 +598,14 @@ export class ServerHandshake13 {
       server: deriveSecret(provider, hash, master, "s ap traffic", serverFinishedHash),
     };
     this.#clientFinishedKey = finishedKey(provider, hash, handshake.client);
+    if (this.#options.keyLog !== undefined) {
+      this.#logged = [
+        ["CLIENT_HANDSHAKE_TRAFFIC_SECRET", handshake.client],
+        ["SERVER_HANDSHAKE_TRAFFIC_SECRET", handshake.server],
+        ["CLIENT_TRAFFIC_SECRET_0", application.client],
+        ["SERVER_TRAFFIC_SECRET_0", application.server],
+      ];
+    }
     this.#masterSecret = master;
     return {
       serverHello,
@@ -630,6 +642,10 @@ export class ServerHandshake13 {
     );
     this.#clientFinishedKey = undefined;
     this.#masterSecret = undefined;
+    // Only a handshake that completed is in the key log: no peer can grow it by failing handshakes.
+    const random = this.#hello.hello.random;
+    for (const [label, secret] of this.#logged ?? []) this.#options.keyLog!(random, secret, label);
+    this.#logged = undefined;
   }
 
   /** The resumption master secret, once the client's Finished checked out. */

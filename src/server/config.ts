@@ -91,8 +91,7 @@ export const SETTINGS: readonly Spec[] = [
   {
     name: "keylog",
     kind: "string",
-    help:
-      "append each session's master secret to FILE (NSS key log, for Wireshark): debugging only",
+    help: "append each session's secrets to FILE (NSS key log, for Wireshark): debugging only",
   },
   {
     name: "ticket-key-file",

@@ -27,7 +27,12 @@ import { type Logger, LogtapeLogger, toHex } from "./log.ts";
 import { bytesForLog, safeText, safeTextBounded } from "./log_text.ts";
 import { type Counter, Metrics } from "./metrics.ts";
 import { DEMO_IDENTITY_HINT, demoPskStore, type PskStore } from "./psk_store.ts";
-import type { ClientAuthPolicy, PskLookup, ServerCertificate } from "../handshake/server.ts";
+import type {
+  ClientAuthPolicy,
+  KeyLog,
+  PskLookup,
+  ServerCertificate,
+} from "../handshake/server.ts";
 import type { PeerCertificate } from "../handshake/driver.ts";
 import { bindDatagramSocket, type DatagramSocket, type SocketIo } from "../net/datagram_socket.ts";
 import { isLoopbackIp } from "../codec/ip_address.ts";
@@ -1318,11 +1323,11 @@ function errorMessage(error: unknown): string {
  * (created readable by the owner alone), one per handshake, synchronously:
  * a line written late would miss the session it is for.
  */
-function keyLogWriter(path: string): (clientRandom: Uint8Array, master: Uint8Array) => void {
+function keyLogWriter(path: string): KeyLog {
   const file = openKeyLog(path);
   const encoder = new TextEncoder();
-  return (clientRandom, master) => {
-    const line = encoder.encode(`CLIENT_RANDOM ${toHex(clientRandom)} ${toHex(master)}\n`);
+  return (clientRandom, secret, label = "CLIENT_RANDOM") => {
+    const line = encoder.encode(`${label} ${toHex(clientRandom)} ${toHex(secret)}\n`);
     for (let at = 0; at < line.length;) at += file.writeSync(line.subarray(at));
   };
 }

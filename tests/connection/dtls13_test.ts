@@ -21,6 +21,7 @@ import {
 } from "../../src/handshake/messages.ts";
 import { ContentType, DTLS_1_2, encodeRecord, parseRecords } from "../../src/record/header.ts";
 import { SUITES_13 } from "../../src/record/suites13.ts";
+import { toHex } from "../../src/codec/hex.ts";
 import { isUnifiedHeader } from "../../src/record/unified_header.ts";
 import { Pair, PEER, sentAlert } from "../helpers/sim.ts";
 
@@ -420,4 +421,27 @@ Deno.test("dtls13: a gap in the server's flight is acknowledged at once", () => 
   assert.equal(acks.length, 0);
   pair.run(60_000, true);
   assert.ok(pair.client.isEstablished && pair.server?.isEstablished);
+});
+
+Deno.test("dtls13: the key log gets the four traffic secrets of a completed handshake, none of a failed one", () => {
+  const lines: string[] = [];
+  const keyLog = (random: Uint8Array, secret: Uint8Array, label = "CLIENT_RANDOM") =>
+    lines.push(`${label} ${toHex(random)} ${secret.length}`);
+  const pair = new Pair({ server: { keyLog }, dtls13: {} });
+  pair.run();
+  assert.ok(pair.server?.isEstablished);
+  // The client random of the ClientHello on the wire (record 13 + handshake 12 + version 2).
+  const hello = pair.wire[0]!.datagram;
+  const random = toHex(hello.subarray(13 + 12 + 2, 13 + 12 + 2 + 32));
+  assert.deepEqual(lines, [
+    `CLIENT_HANDSHAKE_TRAFFIC_SECRET ${random} 32`,
+    `SERVER_HANDSHAKE_TRAFFIC_SECRET ${random} 32`,
+    `CLIENT_TRAFFIC_SECRET_0 ${random} 32`,
+    `SERVER_TRAFFIC_SECRET_0 ${random} 32`,
+  ]);
+  lines.length = 0;
+  const failed = new Pair({ server: { keyLog }, dtls13: { psk: new Uint8Array(6).fill(9) } });
+  failed.run();
+  assert.ok(!failed.client.isEstablished);
+  assert.deepEqual(lines, []);
 });
