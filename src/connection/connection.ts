@@ -40,7 +40,7 @@ import {
   type RecordView,
 } from "../record/header.ts";
 import { ReadHalf, SequenceExhausted, WriteHalf } from "../record/half_conn.ts";
-import { alertFor, ProtocolError } from "../handshake/errors.ts";
+import { errorText, failureOf, ProtocolError } from "../handshake/errors.ts";
 import type {
   ConnectionConfig,
   HandshakeDriver,
@@ -769,15 +769,14 @@ export class Connection implements Association {
       // No sequence number is left for an alert either (RFC 6347 §4.1).
       return this.#close(error.message, true, "sequence_exhausted");
     }
-    const { alert, internal } = alertFor(error);
-    this.#trySendAlert(AlertLevel.Fatal, alert);
-    const message = errorText(error);
+    const failure = failureOf(error);
+    this.#trySendAlert(AlertLevel.Fatal, failure.alert);
     this.#close(
-      internal ? `internal error: ${message}` : message,
+      failure.reason,
       true,
-      internal ? "internal" : "protocol_error",
-      { direction: "sent", description: alertName(alert) },
-      internal ? "engine" : undefined,
+      failure.cause,
+      failure.closingAlert,
+      failure.internal,
     );
   }
 
@@ -882,10 +881,6 @@ const NO_RECORDS: readonly RecordView[] = Object.freeze([]);
 const INTERNAL_ERROR_SENT: ClosingAlert = { direction: "sent", description: "internal_error" };
 
 /** The account of a connection that holds no handshake buffers: it can hold nothing. */
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /**
  * Chunk size of a connection's pool of received application data: a dozen

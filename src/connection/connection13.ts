@@ -26,7 +26,7 @@
 
 import { Reader } from "../codec/reader.ts";
 import type { ConnectionConfig, HandshakeEvent } from "../handshake/driver.ts";
-import { alertFor, ProtocolError } from "../handshake/errors.ts";
+import { errorText, failureOf, ProtocolError } from "../handshake/errors.ts";
 import { FlightTimer } from "../handshake/flight.ts";
 import {
   HANDSHAKE_HEADER_LENGTH,
@@ -1163,15 +1163,14 @@ export class Connection13 implements Association {
     if (error instanceof SequenceLimit) {
       return this.#close(error.message, true, "sequence_exhausted");
     }
-    const { alert, internal } = alertFor(error);
-    this.#trySendAlert(AlertLevel.Fatal, alert);
-    const message = errorText(error);
+    const failure = failureOf(error);
+    this.#trySendAlert(AlertLevel.Fatal, failure.alert);
     this.#close(
-      internal ? `internal error: ${message}` : message,
+      failure.reason,
       true,
-      internal ? "internal" : "protocol_error",
-      { direction: "sent", description: alertName(alert) },
-      internal ? "engine" : undefined,
+      failure.cause,
+      failure.closingAlert,
+      failure.internal,
     );
   }
 
@@ -1251,8 +1250,4 @@ function plaintextRecord(type: number, seq: number, fragment: Uint8Array): Uint8
 function wholeRecord(record: UnifiedRecord): Uint8Array {
   const { header, encrypted } = record;
   return new Uint8Array(header.buffer, header.byteOffset, header.length + encrypted.length);
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -153,13 +153,7 @@ export class CookieAuthority {
   ): CookieVerdict {
     if (cookie.length === 0) return "missing";
     if (cookie.length !== COOKIE_LENGTH) return "malformed";
-    const current = this.#secretsAt(now);
-    const generation = cookie[0]!;
-    const secret = generation === current.generation
-      ? current
-      : generation === this.#previous?.generation
-      ? this.#previous
-      : undefined;
+    const secret = this.#secretOf(cookie, now);
     if (secret === undefined) return "expired";
     const issuedAt = cookieIssuedAt(cookie) / 1000;
     const expected = this.#compute(secret, issuedAt, peer, params);
@@ -205,13 +199,7 @@ export class CookieAuthority {
   } {
     if (cookie.length === 0) return { verdict: "missing" };
     if (cookie.length < 5 + MAC_LENGTH) return { verdict: "malformed" };
-    const current = this.#secretsAt(now);
-    const generation = cookie[0]!;
-    const secret = generation === current.generation
-      ? current
-      : generation === this.#previous?.generation
-      ? this.#previous
-      : undefined;
+    const secret = this.#secretOf(cookie, now);
     if (secret === undefined) return { verdict: "expired" };
     const head = cookie.subarray(0, cookie.length - MAC_LENGTH);
     const tag = this.#retryTag(secret, peer, head);
@@ -220,6 +208,14 @@ export class CookieAuthority {
     const ageMs = now - issuedAt;
     if (ageMs < -1000 || ageMs > this.#lifetimeMs) return { verdict: "expired" };
     return { verdict: "ok", state: head.subarray(5), issuedAt };
+  }
+
+  /** The secret of the generation a cookie names (its first byte), if it is still held at `now`. */
+  #secretOf(cookie: Uint8Array, now: number): Secret | undefined {
+    const current = this.#secretsAt(now);
+    const generation = cookie[0]!;
+    if (generation === current.generation) return current;
+    return generation === this.#previous?.generation ? this.#previous : undefined;
   }
 
   #retryTag(secret: Secret, peer: Uint8Array, head: Uint8Array): Uint8Array {

@@ -871,7 +871,11 @@ export class DtlsServer {
         this.#send(outcome.datagram, addr, this.#sendError(peer));
         return;
       case "hello_verify_request":
-        this.metrics.inc("dtls_hello_verify_requests_total");
+      case "hello_retry_request": {
+        const verify = outcome.kind === "hello_verify_request";
+        this.metrics.inc(
+          verify ? "dtls_hello_verify_requests_total" : "dtls_hello_retry_requests_total",
+        );
         if (outcome.cookie !== "missing") {
           this.metrics.inc("dtls_cookie_failures_total", { reason: outcome.cookie });
         }
@@ -880,26 +884,14 @@ export class DtlsServer {
           outcome.cookie,
           "info",
           "cookie_sent",
-          `Sent HelloVerifyRequest to ${peer} (cookie ${outcome.cookie})`,
+          `Sent ${
+            verify ? "HelloVerifyRequest" : "HelloRetryRequest"
+          } to ${peer} (cookie ${outcome.cookie})`,
           { peer },
         );
         this.#send(outcome.datagram, addr, this.#sendError(peer));
         return;
-      case "hello_retry_request":
-        this.metrics.inc("dtls_hello_retry_requests_total");
-        if (outcome.cookie !== "missing") {
-          this.metrics.inc("dtls_cookie_failures_total", { reason: outcome.cookie });
-        }
-        this.#cookieLog.note(
-          now,
-          outcome.cookie,
-          "info",
-          "cookie_sent",
-          `Sent HelloRetryRequest to ${peer} (cookie ${outcome.cookie})`,
-          { peer },
-        );
-        this.#send(outcome.datagram, addr, this.#sendError(peer));
-        return;
+      }
       case "connection": {
         if (outcome.created) {
           this.metrics.inc("dtls_handshakes_started_total");
