@@ -20,7 +20,8 @@
  * @module
  */
 
-import type { CryptoProvider, HashName } from "../crypto/provider.ts";
+import type { CryptoProvider, HashName, Mac } from "../crypto/provider.ts";
+import { fromHex } from "../codec/hex.ts";
 
 /** The label prefix of DTLS 1.3 (RFC 9147 §5.9). */
 export const DTLS13_LABEL_PREFIX = "dtls13";
@@ -47,6 +48,31 @@ export function hkdfExtract(
   return provider.hmac(hash, key).compute(ikm);
 }
 
+/**
+ * HMACs keyed with a secret, kept while the secret lives: keying costs two
+ * of the hash's blocks, two thirds of a short HKDF-Expand, and one secret
+ * keys several (a traffic secret: key, iv and sn; a stage's secret: both
+ * traffic secrets and the next stage). An entry is used only for the same
+ * provider, hash and bytes, so a secret changed in place is keyed afresh.
+ */
+const KEYED = new WeakMap<
+  Uint8Array,
+  { provider: CryptoProvider; hash: HashName; key: Uint8Array; mac: Mac }
+>();
+
+function keyedMac(provider: CryptoProvider, hash: HashName, secret: Uint8Array): Mac {
+  const cached = KEYED.get(secret);
+  if (
+    cached !== undefined && cached.provider === provider && cached.hash === hash &&
+    cached.key.length === secret.length && cached.key.every((b, i) => b === secret[i])
+  ) {
+    return cached.mac;
+  }
+  const mac = provider.hmac(hash, secret);
+  KEYED.set(secret, { provider, hash, key: secret.slice(), mac });
+  return mac;
+}
+
 /** HKDF-Expand(PRK, info, L) (RFC 5869 §2.3). */
 export function hkdfExpand(
   provider: CryptoProvider,
@@ -59,7 +85,7 @@ export function hkdfExpand(
   if (!(Number.isInteger(length) && length > 0 && length <= 255 * size)) {
     throw new RangeError(`Cannot expand ${length} bytes with ${hash}`);
   }
-  const mac = provider.hmac(hash, prk);
+  const mac = keyedMac(provider, hash, prk);
   const out = new Uint8Array(length);
   let previous: Uint8Array = new Uint8Array(0);
   for (let i = 1, at = 0; at < length; i++) {
@@ -121,9 +147,17 @@ export function deriveSecret(
 }
 
 /** The hash of no messages: Derive-Secret(., "derived", "") hashes the empty string. */
-export function emptyHash(provider: CryptoProvider, hash: HashName): Uint8Array {
-  return provider.hash(hash, new Uint8Array(0));
+export function emptyHash(_provider: CryptoProvider, hash: HashName): Uint8Array {
+  return (hash === "sha256" ? EMPTY_SHA256 : EMPTY_SHA384).slice();
 }
+
+/** SHA-256("") and SHA-384("") (FIPS 180-4's empty-message digests, checked by the tests). */
+const EMPTY_SHA256 = fromHex(
+  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+)!;
+const EMPTY_SHA384 = fromHex(
+  "38b060a751ac96384cd9327eb1b1e36a21fdb71114be07434c0cc7bf63f6e1da274edebfe76f65fbd51ad2f14898b95b",
+)!;
 
 /** The secret the next stage is extracted from: Derive-Secret(secret, "derived", ""). */
 export function derivedSecret(

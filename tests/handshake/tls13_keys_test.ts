@@ -28,11 +28,27 @@ import { hex, toHex } from "../crypto/hex.ts";
 const TLS13 = TLS13_LABEL_PREFIX;
 const EMPTY = new Uint8Array(0);
 
+Deno.test("tls13 keys: a secret changed in place is keyed afresh, not from the HMAC kept for its old bytes", () => {
+  const secret = new Uint8Array(32).fill(1);
+  const before = deriveSecret(nobleProvider, "sha256", secret, "x", EMPTY);
+  secret.fill(2);
+  const after = deriveSecret(nobleProvider, "sha256", secret, "x", EMPTY);
+  assert.deepEqual(
+    after,
+    deriveSecret(nobleProvider, "sha256", new Uint8Array(32).fill(2), "x", EMPTY),
+  );
+  assert.notDeepEqual(after, before);
+});
+
 for (const [name, provider] of [["node", nodeProvider], ["noble", nobleProvider]] as const) {
   Deno.test(`tls13 keys (${name}): RFC 8448 §3, the full handshake's secrets and keys`, () => {
     const zeros = new Uint8Array(32);
     const early = hkdfExtract(provider, "sha256", EMPTY, zeros);
     assert.equal(toHex(early), "33ad0a1c607ec03b09e6cd9893680ce210adf300aa1f2660e1b22e10f170f92a");
+    // The empty hashes are constants: the provider's own hash of nothing agrees.
+    for (const h of ["sha256", "sha384"] as const) {
+      assert.deepEqual(emptyHash(provider, h), provider.hash(h, EMPTY));
+    }
     assert.equal(
       toHex(emptyHash(provider, "sha256")),
       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
