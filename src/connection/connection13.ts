@@ -865,8 +865,21 @@ export class Connection13 implements Association {
           if (this.#phase === "handshaking") {
             return this.#close("handshake timeout", true, "handshake_timeout");
           }
-          // A KeyUpdate never acknowledged: the peer is gone or broken.
-          return this.#close("KeyUpdate never acknowledged", true, "protocol_error");
+          // A KeyUpdate never acknowledged: the peer is gone or broken, and
+          // our keys cannot move on. Anything else (a NewSessionTicket, a
+          // NewConnectionId) is given up on; the connection carries on.
+          if (this.#keyUpdateSent) {
+            return this.#close("KeyUpdate never acknowledged", true, "protocol_error");
+          }
+          this.#outgoing = [];
+          this.#timer.clear();
+          this.#events.push({ type: "dropped", reason: "unacknowledged", epoch: -1 });
+          if (this.#keyUpdateOwed !== undefined) {
+            const owed = this.#keyUpdateOwed;
+            this.#keyUpdateOwed = undefined;
+            this.#sendKeyUpdate(owed);
+          }
+          return;
         case "none":
           return;
       }

@@ -339,6 +339,8 @@ export class ServerEndpoint<Route = unknown> {
   readonly #speaks12: boolean;
   readonly #speaks13: boolean;
   readonly #hello13: Hello13Policy;
+  /** The 1.2 policy for a client that offered 1.3 and is served 1.2: no downgrade sentinel. */
+  readonly #handshakeWithoutSentinel: ServerHandshakeOptions;
   readonly #table = new Map<string, Entry<Route>>();
   /** The connections with a Connection ID, by it (one character a byte). */
   readonly #cids = new Map<string, Entry<Route>>();
@@ -389,6 +391,7 @@ export class ServerEndpoint<Route = unknown> {
     this.#handshake = o.cidLength === 0
       ? psk
       : { ...psk, newConnectionId: () => this.#newConnectionId() };
+    this.#handshakeWithoutSentinel = { ...this.#handshake, downgradeSentinel: false };
     this.#cookies = new CookieAuthority({
       provider: o.connection.provider,
       random: o.connection.random,
@@ -789,10 +792,15 @@ export class ServerEndpoint<Route = unknown> {
     );
     // The ClientHello is not kept: the transcript hashes it as it goes.
     const hello = { body: fragment.body.slice(), messageSeq: fragment.messageSeq };
-    // RFC 8446 §4.1.3: a server that speaks 1.3 marks every 1.2 ServerHello
-    // (the policy says so), so that a client whose 1.3 offer was cut on the
-    // way sees it.
-    const policy = this.#handshake;
+    // RFC 8446 §4.1.3: a server that speaks 1.3 marks a 1.2 ServerHello so
+    // that a client whose 1.3 offer was cut on the way sees it. A client
+    // whose offer arrived and that we serve in 1.2 all the same (no PSK and
+    // no certificate for it in 1.3, or client authentication on) was not
+    // downgraded by anyone: marked, it would abort (illegal_parameter) and
+    // could not connect at all.
+    const policy = this.#speaks13 && !offersDtls13(fragment.body)
+      ? this.#handshake
+      : this.#handshakeWithoutSentinel;
     const connection = new Connection(this.#config, now, {
       driver: (host) => new ServerHandshake(host, policy, hello),
       memory,

@@ -17,7 +17,9 @@ export type DropReason =
   | "unknown_type"
   | "buffer_full"
   /** Not a record dropped: a resend the peer asked for was held back (once per interval, 3x its bytes). */
-  | "resend_limited";
+  | "resend_limited"
+  /** Not a record dropped: a post-handshake message of ours (DTLS 1.3) never acknowledged, given up on. */
+  | "unacknowledged";
 
 /** Why a connection ended. */
 export type CloseCause =

@@ -374,9 +374,11 @@ export class ServerHandshake13 {
   /**
    * The index of the PSK identity to check the binder of: the first whose
    * binder is as long as the suite's hash and that is a ticket of ours we
-   * can resume, or else short enough to be an identity of the key file;
-   * -1 when none is. Only the first {@link MAX_TICKETS_OPENED} tickets are
-   * opened: each costs an AEAD.
+   * can resume (it names one of our ticket keys), or else short enough to
+   * be an identity of the key file; -1 when none is. A long identity that
+   * is no ticket of ours (tickets off, or its key rotated away) is refused
+   * as one, so that the certificate may serve instead. Only the first
+   * {@link MAX_TICKETS_OPENED} tickets are opened: each costs an AEAD.
    */
   #choosePsk(psks: OfferedPsks): number {
     const suite = this.#state.suite;
@@ -386,8 +388,13 @@ export class ServerHandshake13 {
     for (let i = 0; i < psks.identities.length; i++) {
       if (psks.binders[i]!.length !== size) continue;
       const identity = psks.identities[i]!.identity;
-      if (identity.length <= this.#options.maxIdentityLength) return i;
-      if (resumption === undefined || opened === MAX_TICKETS_OPENED) continue;
+      const ours = resumption !== undefined && resumption.tickets.namesOurKey(identity);
+      if (!ours) {
+        if (identity.length <= this.#options.maxIdentityLength) return i;
+        this.#ticketRefusals.push("unknown_key");
+        continue;
+      }
+      if (opened === MAX_TICKETS_OPENED) continue;
       opened++;
       const result = resumption.tickets.open(identity, resumption.now);
       if ("refused" in result) {
@@ -400,6 +407,11 @@ export class ServerHandshake13 {
         session.dtls13 !== true || sessionSuite === undefined || sessionSuite.hash !== suite.hash
       ) {
         this.#ticketRefusals.push("mismatch");
+        continue;
+      }
+      // RFC 8446 §4.6.1: a ticket is good for seven days at most, whatever our lifetime.
+      if (resumption.now - session.issuedAt > MAX_TICKET_LIFETIME_S * 1000) {
+        this.#ticketRefusals.push("expired");
         continue;
       }
       if (!resumption.stillServed(session)) {
