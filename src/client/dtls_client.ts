@@ -159,6 +159,7 @@ export class DtlsClient {
         groups,
         ...(verifyServer === undefined ? {} : { verifyServer }),
         ...(resume === undefined ? {} : { resume }),
+        ...(o.certificate === undefined ? {} : { certificate: o.certificate }),
       }, Date.now());
     } else {
       this.#connection = createClientConnection(config, {

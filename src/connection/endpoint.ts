@@ -31,6 +31,7 @@ import {
   parseHandshakeFragments,
 } from "../handshake/fragments.ts";
 import {
+  type ClientAuthPolicy,
   type ServerCertificate,
   ServerHandshake,
   type ServerHandshakeOptions,
@@ -919,13 +920,19 @@ export class ServerEndpoint<Route = unknown> {
 
   /**
    * The certificate a DTLS 1.3 handshake may authenticate us with: none
-   * while client authentication is configured, since 1.3 does not ask for
-   * the client's certificate yet (those clients are served in 1.2).
+   * while client authentication takes raw public keys alone (1.3 takes
+   * X.509 client certificates only: those clients are served in 1.2).
    */
   #certificate13(): ServerCertificate | undefined {
-    const auth = this.#handshake.clientAuth;
-    if ((typeof auth === "function" ? auth() : auth) !== undefined) return undefined;
+    const auth = this.#clientAuth();
+    if (auth !== undefined && auth.check === undefined) return undefined;
     return this.#handshake.certificate?.();
+  }
+
+  /** The client authentication policy now (it may be replaced by a reload). */
+  #clientAuth(): ClientAuthPolicy | undefined {
+    const auth = this.#handshake.clientAuth;
+    return typeof auth === "function" ? auth() : auth;
   }
 
   /** Resumption by ticket for a DTLS 1.3 handshake at `now`, when tickets are on. */
@@ -942,8 +949,21 @@ export class ServerEndpoint<Route = unknown> {
       stillServed: (session) => {
         if (session.serverSpkiSha256.length > 0) {
           const certificate = this.#certificate13();
-          return certificate !== undefined &&
-            constantTimeEqual(provider.hash("sha256", certificate.spki), session.serverSpkiSha256);
+          if (
+            certificate === undefined ||
+            !constantTimeEqual(provider.hash("sha256", certificate.spki), session.serverSpkiSha256)
+          ) {
+            return false;
+          }
+          // As in 1.2: a client certificate holds only under the policy that
+          // accepted it and until its chain expires; a session without one
+          // will not do once a certificate is required.
+          const auth = this.#clientAuth();
+          const peer = session.peerCertificate;
+          if (peer === undefined) return auth?.required !== true;
+          return auth?.id !== undefined && peer.policyId.length > 0 &&
+            constantTimeEqual(auth.id, peer.policyId) &&
+            (peer.notAfter === 0 || now <= peer.notAfter);
         }
         // The key's check needs the key now: not with a store that answers later.
         if (asynchronous) return false;
@@ -997,6 +1017,7 @@ export class ServerEndpoint<Route = unknown> {
           certificate: this.#certificate13(),
           resumption: this.#resumption13(now),
           keyLog: this.#handshake.keyLog,
+          clientAuth: this.#clientAuth(),
         },
         state,
         hello,

@@ -216,6 +216,14 @@ export function schemes13(key: SigningKey): SignatureScheme[] {
   return key.schemes.filter((s) => SCHEMES[s].kind === "rsa_pss");
 }
 
+/** The schemes we check a TLS 1.3 CertificateVerify of, preferred first. */
+export const VERIFY_SCHEMES_13: readonly SignatureScheme[] = [
+  "ecdsa_secp256r1_sha256",
+  "ecdsa_secp384r1_sha384",
+  "rsa_pss_rsae_sha256",
+  "rsa_pss_rsae_sha384",
+];
+
 /**
  * {@link verifySignature} under TLS 1.3's rules (RFC 8446 §4.2.3, §4.4.3):
  * an ECDSA scheme only with a key on its curve, RSA only with PSS.

@@ -21,13 +21,18 @@
  */
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
-import type { GroupName, KeyShare, RunningHash, SignatureScheme } from "../crypto/provider.ts";
-import { verifySignature13 } from "../crypto/signatures.ts";
+import type { GroupName, KeyShare, RunningHash } from "../crypto/provider.ts";
+import { schemes13, VERIFY_SCHEMES_13, verifySignature13 } from "../crypto/signatures.ts";
 import { Writer } from "../codec/writer.ts";
 import type { CipherSuite13 } from "../record/suites13.ts";
 import { messageHash } from "./client_hello13.ts";
-import type { Handshake13Driver, Handshake13Host } from "./driver13.ts";
-import { type ChainCheck, type SavedSession, VERDICT_ALERTS } from "./driver.ts";
+import type { Handshake13Driver, Handshake13Host, OutgoingMessage13 } from "./driver13.ts";
+import {
+  type CertificateWithKey,
+  type ChainCheck,
+  type SavedSession,
+  VERDICT_ALERTS,
+} from "./driver.ts";
 import { suite13ById } from "../record/suites13.ts";
 import { ProtocolError } from "./errors.ts";
 import {
@@ -44,6 +49,7 @@ import {
 import {
   AlertDescription,
   decodeCertificateVerify,
+  encodeCertificateVerify,
   encodeClientHello,
   type Extension,
   HandshakeType,
@@ -51,15 +57,18 @@ import {
 } from "./messages.ts";
 import {
   decodeCertificate13,
+  decodeCertificateRequest13,
   decodeEncryptedExtensions,
   decodeNewSessionTicket13,
   decodeServerHello13,
   DTLS_1_3,
+  encodeCertificate13,
   ExtensionType13,
   HandshakeType13,
   HELLO_RETRY_REQUEST_RANDOM,
   PskMode,
   serverSignatureContent,
+  signatureContent,
   transcriptMessage,
 } from "./messages13.ts";
 import {
@@ -83,6 +92,8 @@ export interface Client13Options {
   readonly verifyServer?: ChainCheck;
   /** A DTLS 1.3 session to resume: its ticket is offered first. */
   readonly resume?: SavedSession | undefined;
+  /** Our certificate and key, for a server that asks for one (client authentication). */
+  readonly certificate?: CertificateWithKey | undefined;
   /** Suites offered, in order: the PSK is bound with the first's hash, and only suites of it are offered. */
   readonly suites: readonly CipherSuite13[];
   /** Groups supported, in order. */
@@ -119,14 +130,6 @@ type Stage =
   | "finished"
   | "done";
 
-/** The schemes a client without a PSK takes in the server's CertificateVerify (RFC 8446 §4.2.3). */
-const OFFERED_SCHEMES_13: readonly SignatureScheme[] = [
-  "ecdsa_secp256r1_sha256",
-  "ecdsa_secp384r1_sha384",
-  "rsa_pss_rsae_sha256",
-  "rsa_pss_rsae_sha384",
-];
-
 /** The client's role on its DTLS 1.3 connection. */
 export class ClientDriver13 implements Handshake13Driver {
   readonly #host: Handshake13Host;
@@ -149,6 +152,8 @@ export class ClientDriver13 implements Handshake13Driver {
   /** The offer the ServerHello chose; undefined: the certificate authenticates the server. */
   #chosen: PskOffer | undefined = undefined;
   #resumptionSecret: Uint8Array | undefined = undefined;
+  /** The schemes of the server's CertificateRequest, when it asked for our certificate. */
+  #requested: readonly number[] | undefined = undefined;
 
   constructor(host: Handshake13Host, options: Client13Options) {
     if (options.suites.length === 0) throw new TypeError("Cannot offer DTLS 1.3: no suites");
@@ -244,7 +249,7 @@ export class ClientDriver13 implements Handshake13Driver {
     if (this.#options.verifyServer !== undefined) {
       extensions.push({
         type: ExtensionType.SignatureAlgorithms,
-        data: encodeSignatureAlgorithms(OFFERED_SCHEMES_13.map((s) => SignatureSchemeCode[s])),
+        data: encodeSignatureAlgorithms(VERIFY_SCHEMES_13.map((s) => SignatureSchemeCode[s])),
       });
     }
     if (this.#options.connectionId !== undefined) {
@@ -313,7 +318,11 @@ export class ClientDriver13 implements Handshake13Driver {
         if (msgType !== HandshakeType13.EncryptedExtensions || epoch !== 2) break;
         return this.#onEncryptedExtensions(body);
       case "certificate":
-        if (msgType !== HandshakeType.Certificate || epoch !== 2) break;
+        if (epoch !== 2) break;
+        if (msgType === HandshakeType.CertificateRequest && this.#requested === undefined) {
+          return this.#onCertificateRequest(body);
+        }
+        if (msgType !== HandshakeType.Certificate) break;
         return this.#onCertificate(body);
       case "certificate_verify":
         if (msgType !== HandshakeType.CertificateVerify || epoch !== 2) break;
@@ -516,6 +525,45 @@ export class ClientDriver13 implements Handshake13Driver {
     this.#stage = this.#chosen === undefined ? "certificate" : "finished";
   }
 
+  #onCertificateRequest(body: Uint8Array): void {
+    try {
+      this.#requested = decodeCertificateRequest13(body);
+    } catch (error) {
+      if (error instanceof DecodeError) {
+        throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode CertificateRequest");
+      }
+      throw error;
+    }
+    this.#transcript!.update(transcriptMessage(HandshakeType.CertificateRequest, body));
+  }
+
+  /**
+   * Our answer to a CertificateRequest (RFC 8446 §4.4.2): our chain and its
+   * CertificateVerify, when we have a certificate whose key signs a scheme
+   * the server takes; else an empty Certificate.
+   */
+  #clientAuthentication(): OutgoingMessage13[] {
+    const requested = this.#requested;
+    if (requested === undefined) return [];
+    const transcript = this.#transcript!;
+    const own = this.#options.certificate;
+    const scheme = own === undefined
+      ? undefined
+      : schemes13(own.key).find((s) => requested.includes(SignatureSchemeCode[s]));
+    const chain = encodeCertificate13(scheme === undefined ? [] : own!.chain);
+    transcript.update(transcriptMessage(HandshakeType.Certificate, chain));
+    const messages: OutgoingMessage13[] = [
+      { epoch: 2, msgType: HandshakeType.Certificate, body: chain },
+    ];
+    if (scheme !== undefined) {
+      const signature = own!.key.sign(scheme, signatureContent("client", transcript.digest()));
+      const verify = encodeCertificateVerify({ scheme: SignatureSchemeCode[scheme], signature });
+      transcript.update(transcriptMessage(HandshakeType.CertificateVerify, verify));
+      messages.push({ epoch: 2, msgType: HandshakeType.CertificateVerify, body: verify });
+    }
+    return messages;
+  }
+
   #onCertificate(body: Uint8Array): void {
     let chain;
     try {
@@ -555,7 +603,7 @@ export class ClientDriver13 implements Handshake13Driver {
       throw error;
     }
     const scheme = signatureSchemeOf(verify.scheme);
-    if (scheme === undefined || !OFFERED_SCHEMES_13.includes(scheme)) {
+    if (scheme === undefined || !VERIFY_SCHEMES_13.includes(scheme)) {
       throw new ProtocolError(
         AlertDescription.IllegalParameter,
         "CertificateVerify with a scheme we did not offer",
@@ -597,14 +645,18 @@ export class ClientDriver13 implements Handshake13Driver {
       zeros,
     );
     const serverFinishedHash = transcript.digest();
+    const authentication = this.#clientAuthentication();
     const clientFinished = finishedMac(
       provider,
       hash,
       finishedKey(provider, hash, this.#clientHandshakeSecret!),
-      serverFinishedHash,
+      transcript.digest(),
     );
     const host = this.#host;
-    host.sendFlight([{ epoch: 2, msgType: HandshakeType.Finished, body: clientFinished }]);
+    host.sendFlight([
+      ...authentication,
+      { epoch: 2, msgType: HandshakeType.Finished, body: clientFinished },
+    ]);
     transcript.update(transcriptMessage(HandshakeType.Finished, clientFinished));
     this.#resumptionSecret = deriveSecret(
       provider,

@@ -603,6 +603,8 @@ export const AlertDescription = {
   MissingExtension: 109,
   UnsupportedExtension: 110,
   UnknownPskIdentity: 115,
+  /** RFC 8446 §6.2: a client certificate is required and none came. */
+  CertificateRequired: 116,
 } as const;
 
 /** Encodes an alert: `struct { AlertLevel level; AlertDescription description; }` (RFC 5246 §7.2). */
@@ -661,6 +663,7 @@ const ALERT_NAMES: ReadonlyMap<number, string> = new Map([
   [113, "bad_certificate_status_response"],
   [114, "bad_certificate_hash_value"],
   [115, "unknown_psk_identity"],
+  [116, "certificate_required"],
   [120, "no_application_protocol"],
 ]);
 

@@ -371,21 +371,78 @@ export function decodeCertificate13(body: Uint8Array, maxCertificates: number): 
   return chain;
 }
 
-/** The context string that keeps a server's CertificateVerify from serving as a client's. */
-const SERVER_SIGNATURE_CONTEXT = new TextEncoder().encode("TLS 1.3, server CertificateVerify");
+/** The context strings that keep one side's CertificateVerify from serving as the other's. */
+const SIGNATURE_CONTEXTS = {
+  server: new TextEncoder().encode("TLS 1.3, server CertificateVerify"),
+  client: new TextEncoder().encode("TLS 1.3, client CertificateVerify"),
+} as const;
 
 /**
- * What a server's CertificateVerify signs (RFC 8446 §4.4.3): 64 spaces, the
- * context string, a zero byte, then the transcript hash up to the
- * Certificate.
+ * What a CertificateVerify signs (RFC 8446 §4.4.3): 64 spaces, the
+ * context string of its sender's side, a zero byte, then the transcript
+ * hash up to its Certificate.
  */
-export function serverSignatureContent(transcriptHash: Uint8Array): Uint8Array {
-  const out = new Uint8Array(64 + SERVER_SIGNATURE_CONTEXT.length + 1 + transcriptHash.length);
+export function signatureContent(
+  side: "server" | "client",
+  transcriptHash: Uint8Array,
+): Uint8Array {
+  const context = SIGNATURE_CONTEXTS[side];
+  const out = new Uint8Array(64 + context.length + 1 + transcriptHash.length);
   out.fill(0x20, 0, 64);
-  out.set(SERVER_SIGNATURE_CONTEXT, 64);
-  out.set(transcriptHash, 64 + SERVER_SIGNATURE_CONTEXT.length + 1);
+  out.set(context, 64);
+  out.set(transcriptHash, 64 + context.length + 1);
   return out;
 }
+
+/** A server's CertificateVerify content: {@link signatureContent} of the server's side. */
+export function serverSignatureContent(transcriptHash: Uint8Array): Uint8Array {
+  return signatureContent("server", transcriptHash);
+}
+
+/**
+ * A TLS 1.3 CertificateRequest in the main handshake (RFC 8446 §4.3.2): an
+ * empty context and signature_algorithms, the one extension it must have.
+ */
+export function encodeCertificateRequest13(schemeCodes: readonly number[]): Uint8Array {
+  const algorithms = new Writer(2 + 2 * schemeCodes.length).vec16((l) => {
+    for (const c of schemeCodes) l.u16(c);
+  }).finish();
+  return new Writer(16 + algorithms.length)
+    .opaque8(new Uint8Array(0))
+    .vec16((list) => list.u16(SIGNATURE_ALGORITHMS_EXTENSION).opaque16(algorithms))
+    .finish();
+}
+
+/**
+ * Decodes a CertificateRequest: the signature schemes it takes (code
+ * points). A context, or no signature_algorithms, is a decode error here:
+ * the main handshake's request has neither (RFC 8446 §4.3.2).
+ */
+export function decodeCertificateRequest13(body: Uint8Array): number[] {
+  const r = new Reader(body);
+  const context = r.opaque8("CertificateRequest.certificate_request_context");
+  if (context.length !== 0) {
+    throw new DecodeError("CertificateRequest.certificate_request_context", "not empty");
+  }
+  const extensions = decodeExtensionList(r.vec16("CertificateRequest.extensions"));
+  r.end("CertificateRequest");
+  const algorithms = extensions.find((e) => e.type === SIGNATURE_ALGORITHMS_EXTENSION);
+  if (algorithms === undefined) {
+    throw new DecodeError("CertificateRequest.extensions", "no signature_algorithms");
+  }
+  const a = new Reader(algorithms.data);
+  const list = a.vec16("signature_algorithms");
+  a.end("signature_algorithms");
+  if (list.remaining === 0 || list.remaining % 2 !== 0) {
+    throw new DecodeError("signature_algorithms", "empty or odd");
+  }
+  const codes: number[] = [];
+  while (list.remaining > 0) codes.push(list.u16("signature_algorithms"));
+  return codes;
+}
+
+/** signature_algorithms (RFC 8446 §4.2.3). */
+const SIGNATURE_ALGORITHMS_EXTENSION = 13;
 
 /** A TLS 1.3 NewSessionTicket (RFC 8446 §4.6.1). */
 export interface NewSessionTicket13 {

@@ -30,7 +30,7 @@ import type {
   RunningHash,
   SignatureScheme,
 } from "../crypto/provider.ts";
-import { schemes13 } from "../crypto/signatures.ts";
+import { schemes13, VERIFY_SCHEMES_13, verifySignature13 } from "../crypto/signatures.ts";
 import type { CipherSuite13 } from "../record/suites13.ts";
 import { suite13ById } from "../record/suites13.ts";
 import type { Session } from "../session/session.ts";
@@ -39,10 +39,21 @@ import type { TicketRefusal, TicketSealer } from "../session/tickets.ts";
 import type { ClientHello13, RetryState } from "./client_hello13.ts";
 import { messageHash } from "./client_hello13.ts";
 import { ProtocolError } from "./errors.ts";
-import { NamedGroup, SignatureSchemeCode } from "./extensions.ts";
-import { AlertDescription, encodeCertificateVerify, HandshakeType } from "./messages.ts";
+import { NamedGroup, SignatureSchemeCode, signatureSchemeOf } from "./extensions.ts";
 import {
+  AlertDescription,
+  decodeCertificateVerify,
+  encodeCertificateVerify,
+  HandshakeType,
+  MAX_CHAIN_CERTIFICATES,
+} from "./messages.ts";
+import { DecodeError } from "../codec/reader.ts";
+import { toHex } from "../codec/hex.ts";
+import { VERDICT_ALERTS } from "./driver.ts";
+import {
+  decodeCertificate13,
   encodeCertificate13,
+  encodeCertificateRequest13,
   encodeEncryptedExtensions,
   encodeNewSessionTicket13,
   encodeServerHello13,
@@ -50,9 +61,11 @@ import {
   type OfferedPsks,
   PskMode,
   serverSignatureContent,
+  signatureContent,
   transcriptMessage,
 } from "./messages13.ts";
-import type { KeyLog, ServerCertificate } from "./server.ts";
+import type { ClientAuthPolicy, KeyLog, ServerCertificate } from "./server.ts";
+import type { PeerCertificate } from "./driver.ts";
 import {
   derivedSecret,
   deriveSecret,
@@ -77,6 +90,8 @@ export interface ServerFlight13 {
   readonly encryptedExtensions: Uint8Array;
   /** Certificate and CertificateVerify, when the certificate authenticates us. */
   readonly certificate?: { readonly chain: Uint8Array; readonly verify: Uint8Array };
+  /** A CertificateRequest, when we ask for the client's. */
+  readonly certificateRequest?: Uint8Array;
   readonly finished: Uint8Array;
   /** Epoch 2's secrets. */
   readonly handshake: TrafficSecrets;
@@ -98,6 +113,12 @@ export interface ServerHandshake13Options {
   readonly resumption?: Resumption13 | undefined;
   /** The NSS key log (`--keylog`, debugging only): the traffic secrets of each completed handshake. */
   readonly keyLog?: KeyLog | undefined;
+  /**
+   * Client authentication, on the certificate's handshakes (RFC 8446
+   * §4.3.2: never on a PSK's): a CertificateRequest, and the client's
+   * chain checked with `check`. Raw public keys are not taken in 1.3.
+   */
+  readonly clientAuth?: ClientAuthPolicy | undefined;
 }
 
 /** Resumption by ticket in DTLS 1.3 (RFC 8446 §4.6.1, §2.2). */
@@ -197,6 +218,13 @@ export class ServerDriver13 implements Handshake13Driver {
     host.sendFlight([
       { epoch: 0, msgType: HandshakeType.ServerHello, body: flight.serverHello },
       { epoch: 2, msgType: HandshakeType13.EncryptedExtensions, body: flight.encryptedExtensions },
+      ...(flight.certificateRequest === undefined ? [] : [
+        {
+          epoch: 2,
+          msgType: HandshakeType.CertificateRequest,
+          body: flight.certificateRequest,
+        },
+      ]),
       ...(certificate === undefined ? [] : [
         { epoch: 2, msgType: HandshakeType.Certificate, body: certificate.chain },
         { epoch: 2, msgType: HandshakeType.CertificateVerify, body: certificate.verify },
@@ -207,11 +235,18 @@ export class ServerDriver13 implements Handshake13Driver {
 
   onMessage(msgType: number, body: Uint8Array, epoch: number): void {
     const application = this.#application;
-    if (msgType !== HandshakeType.Finished || epoch !== 2 || application === undefined) {
+    const due = this.#handshake.clientMessageDue;
+    if (msgType !== due || epoch !== 2 || application === undefined) {
       throw new ProtocolError(
         AlertDescription.UnexpectedMessage,
-        `Unexpected handshake message ${msgType} (the client's Finished was due)`,
+        `Unexpected handshake message ${msgType} (${due} was due)`,
       );
+    }
+    if (msgType === HandshakeType.Certificate) {
+      return this.#handshake.takeClientCertificate(body, this.#host.now);
+    }
+    if (msgType === HandshakeType.CertificateVerify) {
+      return this.#handshake.takeClientCertificateVerify(body);
     }
     this.#handshake.finish(body);
     this.#application = undefined;
@@ -233,6 +268,9 @@ export class ServerDriver13 implements Handshake13Driver {
       encryptThenMac: false,
       group: handshake.group,
       ...(handshake.resumes ? { resumed: "ticket" as const } : {}),
+      ...(handshake.peerCertificate === undefined
+        ? {}
+        : { peerCertificate: handshake.peerCertificate }),
     });
     host.established();
     const ticket = handshake.newSessionTicket(host.now);
@@ -260,6 +298,20 @@ export class ServerHandshake13 {
   readonly #ticketRefusals: TicketRefusal[] = [];
   /** The external PSK's check value, for the session a ticket will carry. */
   #pskCheck: Uint8Array | undefined = undefined;
+  /** Client authentication asked for (our CertificateRequest went out). */
+  #clientAuth: ClientAuthPolicy | undefined = undefined;
+  /** The handshake message we wait for from the client next. */
+  #due: number = HandshakeType.Finished;
+  /** The client's certificate, once its chain checked out (its key, until its CertificateVerify does). */
+  #client:
+    | {
+      readonly spki: Uint8Array;
+      readonly subject: string;
+      readonly notAfter: number;
+      readonly policyId: Uint8Array;
+    }
+    | undefined = undefined;
+  #clientVerified = false;
   #clientFinishedKey: Uint8Array | undefined = undefined;
   /** The traffic secrets for the key log, held until the client's Finished checks out. */
   #logged: [string, Uint8Array][] | undefined = undefined;
@@ -576,7 +628,19 @@ export class ServerHandshake13 {
       transcriptMessage(HandshakeType13.EncryptedExtensions, encryptedExtensions),
     );
     let certificate: ServerFlight13["certificate"];
+    let certificateRequest: Uint8Array | undefined;
     const signer = this.#signer;
+    const clientAuth = this.#options.clientAuth;
+    if (signer !== undefined && clientAuth !== undefined) {
+      certificateRequest = encodeCertificateRequest13(
+        VERIFY_SCHEMES_13.map((s) => SignatureSchemeCode[s]),
+      );
+      this.#transcript.update(
+        transcriptMessage(HandshakeType.CertificateRequest, certificateRequest),
+      );
+      this.#clientAuth = clientAuth;
+      this.#due = HandshakeType.Certificate;
+    }
     if (signer !== undefined) {
       const chain = certificateBody(signer.certificate);
       this.#transcript.update(transcriptMessage(HandshakeType.Certificate, chain));
@@ -623,16 +687,125 @@ export class ServerHandshake13 {
       serverHello,
       encryptedExtensions,
       ...(certificate === undefined ? {} : { certificate }),
+      ...(certificateRequest === undefined ? {} : { certificateRequest }),
       finished,
       handshake,
       application,
     };
   }
 
+  /** The handshake message type the client's next must be. */
+  get clientMessageDue(): number {
+    return this.#due;
+  }
+
+  /** The client's certificate, once it authenticated with it. */
+  get peerCertificate(): PeerCertificate | undefined {
+    const resumed = this.#resumed?.peerCertificate;
+    if (resumed !== undefined) return { subject: resumed.subject, spkiSha256: resumed.spkiSha256 };
+    const client = this.#client;
+    if (client === undefined || !this.#clientVerified) return undefined;
+    return {
+      subject: client.subject,
+      spkiSha256: toHex(this.#options.provider.hash("sha256", client.spki)),
+    };
+  }
+
+  /**
+   * The client's Certificate, asked for by our CertificateRequest: its chain
+   * checked under the policy; an empty one is certificate_required unless
+   * client authentication is optional (RFC 8446 §4.4.2.4).
+   */
+  takeClientCertificate(body: Uint8Array, now: number): void {
+    const policy = this.#clientAuth;
+    if (policy === undefined || this.#due !== HandshakeType.Certificate) {
+      throw new ProtocolError(AlertDescription.UnexpectedMessage, "Certificate not asked for");
+    }
+    let chain: Uint8Array[];
+    try {
+      chain = decodeCertificate13(body, MAX_CHAIN_CERTIFICATES);
+    } catch (error) {
+      if (error instanceof DecodeError) {
+        throw new ProtocolError(
+          AlertDescription.DecodeError,
+          `Cannot decode client Certificate: ${error.message}`,
+        );
+      }
+      throw error;
+    }
+    this.#transcript.update(transcriptMessage(HandshakeType.Certificate, body));
+    if (chain.length === 0) {
+      if (policy.required) {
+        throw new ProtocolError(
+          AlertDescription.CertificateRequired,
+          "Cannot continue: the client sent no certificate",
+        );
+      }
+      this.#due = HandshakeType.Finished;
+      return;
+    }
+    if (policy.check === undefined) {
+      throw new ProtocolError(
+        AlertDescription.UnsupportedCertificate,
+        "Cannot check an X.509 client certificate: only raw public keys are configured",
+      );
+    }
+    const verdict = policy.check(chain, now);
+    if (!verdict.ok) {
+      throw new ProtocolError(
+        VERDICT_ALERTS[verdict.alert],
+        `Cannot trust client certificate: ${verdict.reason}`,
+      );
+    }
+    this.#client = {
+      spki: verdict.spki,
+      subject: verdict.subject,
+      notAfter: verdict.notAfter,
+      policyId: policy.id ?? new Uint8Array(0),
+    };
+    this.#due = HandshakeType.CertificateVerify;
+  }
+
+  /** The client's CertificateVerify: its signature over the transcript, with a scheme we asked for. */
+  takeClientCertificateVerify(body: Uint8Array): void {
+    const client = this.#client;
+    if (client === undefined || this.#due !== HandshakeType.CertificateVerify) {
+      throw new ProtocolError(AlertDescription.UnexpectedMessage, "CertificateVerify unasked");
+    }
+    let verify;
+    try {
+      verify = decodeCertificateVerify(body);
+    } catch (error) {
+      if (error instanceof DecodeError) {
+        throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode CertificateVerify");
+      }
+      throw error;
+    }
+    const scheme = signatureSchemeOf(verify.scheme);
+    if (scheme === undefined || !VERIFY_SCHEMES_13.includes(scheme)) {
+      throw new ProtocolError(
+        AlertDescription.IllegalParameter,
+        "Client CertificateVerify with a scheme we did not ask for",
+      );
+    }
+    const content = signatureContent("client", this.#transcript.digest());
+    if (!verifySignature13(client.spki, scheme, content, verify.signature)) {
+      throw new ProtocolError(
+        AlertDescription.DecryptError,
+        "Client CertificateVerify does not verify",
+      );
+    }
+    this.#transcript.update(transcriptMessage(HandshakeType.CertificateVerify, body));
+    this.#clientVerified = true;
+    this.#due = HandshakeType.Finished;
+  }
+
   /** Checks the client's Finished (decrypt_error when it does not verify). */
   finish(verifyData: Uint8Array): void {
     const key = this.#clientFinishedKey;
-    if (key === undefined || this.#masterSecret === undefined) {
+    if (
+      key === undefined || this.#masterSecret === undefined || this.#due !== HandshakeType.Finished
+    ) {
       throw new ProtocolError(
         AlertDescription.UnexpectedMessage,
         "Finished before the server's flight",
@@ -678,14 +851,26 @@ export class ServerHandshake13 {
     if (resumption === undefined || secret === undefined) return undefined;
     const resumed = this.#resumed;
     const signer = this.#signer;
-    let origin: Pick<Session, "issuedAt" | "identityBytes" | "pskCheck" | "serverSpkiSha256">;
+    let origin: Pick<
+      Session,
+      "issuedAt" | "identityBytes" | "pskCheck" | "serverSpkiSha256" | "peerCertificate"
+    >;
     if (resumed !== undefined) origin = resumed;
     else if (signer !== undefined) {
+      const client = this.#clientVerified ? this.#client : undefined;
       origin = {
         issuedAt: now,
         identityBytes: new Uint8Array(0),
         pskCheck: new Uint8Array(0),
         serverSpkiSha256: this.#options.provider.hash("sha256", signer.certificate.spki),
+        ...(client === undefined ? {} : {
+          peerCertificate: {
+            subject: client.subject,
+            spkiSha256: toHex(this.#options.provider.hash("sha256", client.spki)),
+            notAfter: client.notAfter,
+            policyId: client.policyId,
+          },
+        }),
       };
     } else if (this.#pskCheck !== undefined) {
       origin = {

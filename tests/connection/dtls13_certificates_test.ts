@@ -1,7 +1,8 @@
 /**
  * DTLS 1.3 authenticated by the server's certificate (RFC 8446 §4.4): our
  * client without a PSK against our endpoint with `--cert/--key`, on virtual
- * time, with each key type, a flight cut to a small MTU, and the refusals.
+ * time, with each key type, a flight cut to a small MTU, and the refusals;
+ * and client authentication (CertificateRequest), resumed with its ticket.
  */
 
 import assert from "node:assert/strict";
@@ -16,9 +17,12 @@ import { loadServerCertificate } from "../../src/pki/server_certificate.ts";
 import {
   CERT_TIME,
   clientAuthServer,
+  clientCertificate,
   serverCertificate,
+  testCaClientCheck,
   trustingClient,
 } from "../helpers/certificates.ts";
+import { saved, testResumption } from "../helpers/resumption.ts";
 import { testPki } from "../helpers/pki.ts";
 import { Pair, sentAlert } from "../helpers/sim.ts";
 
@@ -119,25 +123,115 @@ Deno.test("dtls13 certificates: a client offering a PSK is served with the PSK, 
   assert.equal(serverHelloOf(pair)?.selectedIdentity, 0);
 });
 
-Deno.test("dtls13 certificates: without a certificate, or with client authentication on, a 1.3-only certificate client gets handshake_failure", () => {
-  const none = new Pair({ dtls13: certificateClient(), versions: ["1.3"] });
-  // 1.3 cannot ask for a client's certificate yet: such a server serves certificate clients in 1.2 only.
-  const clientAuth = new Pair({
+Deno.test("dtls13 certificates: without a certificate, a 1.3-only certificate client gets handshake_failure and no state is kept", () => {
+  const pair = new Pair({ dtls13: certificateClient(), versions: ["1.3"] });
+  pair.run(60_000, true);
+  assert.ok(!pair.client.isEstablished);
+  assert.equal(pair.server, undefined, "no state kept");
+  assert.ok(received(pair, "handshake_failure"));
+});
+
+/** Whether the client received the alert `description`. */
+function received(pair: Pair, description: string): boolean {
+  return pair.clientEvents.some((e) =>
+    e.type === "alert" && e.direction === "received" && e.description === description
+  );
+}
+
+Deno.test("dtls13 certificates: client authentication: a client certificate from the CA is asked for, checked and reported", () => {
+  const pair = new Pair({
     start: CERT_TIME,
     server: clientAuthServer(),
-    dtls13: certificateClient(),
-    versions: ["1.3"],
+    dtls13: {
+      ...certificateClient(),
+      certificate: clientCertificate(pki.clientCert, pki.clientKey).certificate!,
+    },
   });
-  for (const pair of [none, clientAuth]) {
+  pair.run(60_000, true);
+  assert.ok(pair.client.isEstablished && pair.server?.isEstablished);
+  const done = completed(pair.serverEvents);
+  assert.equal(done?.version, "DTLS 1.3");
+  assert.match(done?.peerCertificate?.subject ?? "", /device-1/);
+  assert.match(done?.peerCertificate?.spkiSha256 ?? "", /^[0-9a-f]{64}$/);
+});
+
+Deno.test("dtls13 certificates: client authentication required: no certificate is certificate_required; optional: the handshake completes without one", () => {
+  for (const required of [true, false]) {
+    const pair = new Pair({
+      start: CERT_TIME,
+      server: clientAuthServer(required),
+      dtls13: certificateClient(),
+    });
     pair.run(60_000, true);
-    assert.ok(!pair.client.isEstablished);
-    assert.equal(pair.server, undefined, "no state kept");
-    assert.ok(
-      pair.clientEvents.some((e) =>
-        e.type === "alert" && e.direction === "received" && e.description === "handshake_failure"
-      ),
-    );
+    if (required) {
+      assert.ok(!pair.client.isEstablished);
+      assert.equal(sentAlert(pair.serverEvents), "certificate_required");
+      assert.ok(pair.server?.isClosed);
+    } else {
+      assert.ok(pair.client.isEstablished && pair.server?.isEstablished);
+      assert.equal(completed(pair.serverEvents)?.peerCertificate, undefined);
+    }
   }
+});
+
+Deno.test("dtls13 certificates: client authentication: a certificate from another CA is refused; a PSK handshake is never asked for one", () => {
+  const stranger = new Pair({
+    start: CERT_TIME,
+    server: clientAuthServer(),
+    dtls13: {
+      ...certificateClient(),
+      certificate: clientCertificate(pki.untrustedCert, pki.untrustedKey).certificate!,
+    },
+  });
+  stranger.run(60_000, true);
+  assert.ok(!stranger.client.isEstablished);
+  assert.equal(sentAlert(stranger.serverEvents), "unknown_ca");
+  // RFC 8446 §4.3.2: no CertificateRequest on a PSK's handshake.
+  const psk = new Pair({ start: CERT_TIME, server: clientAuthServer(), dtls13: {} });
+  psk.run(60_000, true);
+  assert.ok(psk.client.isEstablished && psk.server?.isEstablished);
+  assert.equal(completed(psk.serverEvents)?.peerCertificate, undefined);
+});
+
+Deno.test("dtls13 certificates: a client-authenticated session resumes with its certificate reported, and not once the policy changes", () => {
+  const resumption = testResumption();
+  const certificate = clientCertificate(pki.clientCert, pki.clientKey).certificate!;
+  const server = { ...clientAuthServer(), resumption };
+  const policy = { check: testCaClientCheck(), required: true, id: new Uint8Array([1]) };
+  const first = new Pair({
+    start: CERT_TIME,
+    server: { ...server, clientAuth: policy },
+    dtls13: { ...certificateClient(), certificate },
+  });
+  first.run();
+  first.pump();
+  const session = saved(first);
+  const again = new Pair({
+    start: CERT_TIME + 1000,
+    server: { ...server, clientAuth: policy },
+    dtls13: { ...certificateClient(), certificate, resume: session },
+  });
+  again.run();
+  const resumed = completed(again.serverEvents);
+  assert.equal(resumed?.resumed, "ticket");
+  assert.equal(
+    resumed?.peerCertificate?.spkiSha256,
+    completed(first.serverEvents)?.peerCertificate?.spkiSha256,
+  );
+  // A new policy (another id): the ticket is refused, the certificate shown again.
+  const changed = new Pair({
+    start: CERT_TIME + 2000,
+    server: { ...server, clientAuth: { ...policy, id: new Uint8Array([2]) } },
+    dtls13: { ...certificateClient(), certificate, resume: session },
+  });
+  changed.run();
+  assert.ok(changed.client.isEstablished);
+  assert.equal(completed(changed.serverEvents)?.resumed, undefined);
+  assert.ok(completed(changed.serverEvents)?.peerCertificate !== undefined);
+  assert.deepEqual(
+    changed.serverEvents.flatMap((e) => e.type === "ticket_refused" ? [e.reason] : []),
+    ["mismatch"],
+  );
 });
 
 Deno.test("dtls13 certificates: a certificate removed between the HelloRetryRequest and the second ClientHello fails the handshake cleanly", () => {

@@ -11,6 +11,7 @@
  *   server told `--versions 1.2`;
  * - DTLS 1.3 authenticated by our certificate (EC and RSA), the client
  *   trusting the test CA (`-A`), and resuming with our NewSessionTicket (`-r`);
+ *   presenting its certificate to `--client-ca` (`-c`/`-k`), or none (`-x`);
  * - DTLS 1.2 with its 1.2 PSK (identity `Client_identity`, key 1a2b3c4d).
  *   Its default DTLS 1.2 PSK suite list has none we speak: it is refused
  *   with handshake_failure.
@@ -224,6 +225,49 @@ for (const [name, keyType] of [["EC P-256", "ec"], ["RSA", "rsa"]] as const) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "wolfSSL 5.7 client: DTLS 1.3 with client authentication: its certificate checked, none refused",
+  ignore: wolfssl57.ignore,
+  async fn() {
+    const pki = testPki();
+    await using server = await startServer([
+      "--cert",
+      pki.ecCert,
+      "--key",
+      pki.ecKey,
+      "--client-ca",
+      pki.caCert,
+    ]);
+    const result = await client(server.port, [
+      "-v",
+      "4",
+      "-A",
+      pki.caCert,
+      "-c",
+      pki.clientCert,
+      "-k",
+      pki.clientKey,
+    ], false);
+    const context = show(server, result);
+    assert.equal(result.code, 0, context);
+    assert.match(result.stdout, ACK, context);
+    const complete = await server.waitForEvent("handshake_complete", {}, TIMEOUT_MS);
+    assert.equal(complete.version, "DTLS 1.3", context);
+    assert.equal(complete.peerSubject, "CN=device-1", context);
+    // Without a certificate (-x): certificate_required.
+    const refused = await client(server.port, ["-v", "4", "-A", pki.caCert, "-x"], false);
+    assert.notEqual(refused.code, 0, show(server, refused));
+    const closed = await server.waitForEvent(
+      "connection_closed",
+      { reason: "Cannot continue: the client sent no certificate" },
+      TIMEOUT_MS,
+    );
+    assert.equal(closed.error, true);
+    assert.equal(await server.stop(), 0);
+  },
+});
 
 Deno.test({
   name: "wolfSSL 5.7 client: its default DTLS 1.2 PSK suites, none of them ours, are refused",
