@@ -36,7 +36,13 @@ import {
   ServerHandshake,
   type ServerHandshakeOptions,
 } from "../handshake/server.ts";
-import { SignatureSchemeCode } from "../handshake/extensions.ts";
+import {
+  CertificateType,
+  decodeCertificateTypes,
+  ExtensionType,
+  findExtension,
+  SignatureSchemeCode,
+} from "../handshake/extensions.ts";
 import { schemes13 } from "../crypto/signatures.ts";
 import { ClientHandshake, type ClientHandshakeOptions } from "../handshake/client.ts";
 import {
@@ -975,13 +981,31 @@ export class ServerEndpoint<Route = unknown> {
     };
   }
 
-  /** Whether our certificate signs a scheme a 1.3 ClientHello takes. */
+  /**
+   * Whether our certificate signs a scheme a 1.3 ClientHello takes, and the
+   * client can authenticate in 1.3 if we ask it to: not one that offers
+   * only a raw public key (client_certificate_type without X.509) to a
+   * policy that takes raw keys, which 1.2 alone serves.
+   */
   #certificateFits13(hello: ClientHello13): boolean {
     const certificate = this.#certificate13();
-    return certificate !== undefined &&
-      schemes13(certificate.key).some((s) =>
+    if (
+      certificate === undefined ||
+      !schemes13(certificate.key).some((s) =>
         hello.signatureSchemes.includes(SignatureSchemeCode[s])
-      );
+      )
+    ) {
+      return false;
+    }
+    const auth = this.#clientAuth();
+    if (auth?.rawKeys === undefined || auth.rawKeys.length === 0) return true;
+    const types = findExtension(hello.hello.extensions, ExtensionType.ClientCertificateType);
+    if (types === undefined) return true;
+    try {
+      return decodeCertificateTypes(types.data).includes(CertificateType.X509);
+    } catch {
+      return false;
+    }
   }
 
   /** A second ClientHello whose cookie verified: a DTLS 1.3 connection, once admitted. */
@@ -1017,7 +1041,7 @@ export class ServerEndpoint<Route = unknown> {
           certificate: this.#certificate13(),
           resumption: this.#resumption13(now),
           keyLog: this.#handshake.keyLog,
-          clientAuth: this.#clientAuth(),
+          clientAuth: () => this.#clientAuth(),
         },
         state,
         hello,

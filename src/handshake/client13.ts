@@ -527,7 +527,14 @@ export class ClientDriver13 implements Handshake13Driver {
 
   #onCertificateRequest(body: Uint8Array): void {
     try {
-      this.#requested = decodeCertificateRequest13(body);
+      const requested = decodeCertificateRequest13(body);
+      if (requested === undefined) {
+        throw new ProtocolError(
+          AlertDescription.MissingExtension,
+          "CertificateRequest without signature_algorithms",
+        );
+      }
+      this.#requested = requested;
     } catch (error) {
       if (error instanceof DecodeError) {
         throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode CertificateRequest");

@@ -415,10 +415,11 @@ export function encodeCertificateRequest13(schemeCodes: readonly number[]): Uint
 
 /**
  * Decodes a CertificateRequest: the signature schemes it takes (code
- * points). A context, or no signature_algorithms, is a decode error here:
- * the main handshake's request has neither (RFC 8446 §4.3.2).
+ * points), undefined when it has no signature_algorithms (which it must
+ * have: missing_extension, RFC 8446 §4.3.2). A context is a decode error
+ * here: the main handshake's request has none.
  */
-export function decodeCertificateRequest13(body: Uint8Array): number[] {
+export function decodeCertificateRequest13(body: Uint8Array): number[] | undefined {
   const r = new Reader(body);
   const context = r.opaque8("CertificateRequest.certificate_request_context");
   if (context.length !== 0) {
@@ -427,9 +428,7 @@ export function decodeCertificateRequest13(body: Uint8Array): number[] {
   const extensions = decodeExtensionList(r.vec16("CertificateRequest.extensions"));
   r.end("CertificateRequest");
   const algorithms = extensions.find((e) => e.type === SIGNATURE_ALGORITHMS_EXTENSION);
-  if (algorithms === undefined) {
-    throw new DecodeError("CertificateRequest.extensions", "no signature_algorithms");
-  }
+  if (algorithms === undefined) return undefined;
   const a = new Reader(algorithms.data);
   const list = a.vec16("signature_algorithms");
   a.end("signature_algorithms");

@@ -114,11 +114,12 @@ export interface ServerHandshake13Options {
   /** The NSS key log (`--keylog`, debugging only): the traffic secrets of each completed handshake. */
   readonly keyLog?: KeyLog | undefined;
   /**
-   * Client authentication, on the certificate's handshakes (RFC 8446
-   * §4.3.2: never on a PSK's): a CertificateRequest, and the client's
-   * chain checked with `check`. Raw public keys are not taken in 1.3.
+   * Client authentication as it is now (a reload may replace it), on the
+   * certificate's handshakes (RFC 8446 §4.3.2: never on a PSK's): a
+   * CertificateRequest, and the client's chain checked with the policy of
+   * the moment it comes. Raw public keys are not taken in 1.3.
    */
-  readonly clientAuth?: ClientAuthPolicy | undefined;
+  readonly clientAuth?: () => ClientAuthPolicy | undefined;
 }
 
 /** Resumption by ticket in DTLS 1.3 (RFC 8446 §4.6.1, §2.2). */
@@ -298,8 +299,8 @@ export class ServerHandshake13 {
   readonly #ticketRefusals: TicketRefusal[] = [];
   /** The external PSK's check value, for the session a ticket will carry. */
   #pskCheck: Uint8Array | undefined = undefined;
-  /** Client authentication asked for (our CertificateRequest went out). */
-  #clientAuth: ClientAuthPolicy | undefined = undefined;
+  /** Whether our CertificateRequest went out. */
+  #askedForCertificate = false;
   /** The handshake message we wait for from the client next. */
   #due: number = HandshakeType.Finished;
   /** The client's certificate, once its chain checked out (its key, until its CertificateVerify does). */
@@ -630,15 +631,14 @@ export class ServerHandshake13 {
     let certificate: ServerFlight13["certificate"];
     let certificateRequest: Uint8Array | undefined;
     const signer = this.#signer;
-    const clientAuth = this.#options.clientAuth;
-    if (signer !== undefined && clientAuth !== undefined) {
+    if (signer !== undefined && this.#options.clientAuth?.() !== undefined) {
       certificateRequest = encodeCertificateRequest13(
         VERIFY_SCHEMES_13.map((s) => SignatureSchemeCode[s]),
       );
       this.#transcript.update(
         transcriptMessage(HandshakeType.CertificateRequest, certificateRequest),
       );
-      this.#clientAuth = clientAuth;
+      this.#askedForCertificate = true;
       this.#due = HandshakeType.Certificate;
     }
     if (signer !== undefined) {
@@ -717,9 +717,16 @@ export class ServerHandshake13 {
    * client authentication is optional (RFC 8446 §4.4.2.4).
    */
   takeClientCertificate(body: Uint8Array, now: number): void {
-    const policy = this.#clientAuth;
-    if (policy === undefined || this.#due !== HandshakeType.Certificate) {
+    if (!this.#askedForCertificate || this.#due !== HandshakeType.Certificate) {
       throw new ProtocolError(AlertDescription.UnexpectedMessage, "Certificate not asked for");
+    }
+    // The policy now: it may have been replaced (a reload) since we asked.
+    const policy = this.#options.clientAuth?.();
+    if (policy === undefined) {
+      throw new ProtocolError(
+        AlertDescription.HandshakeFailure,
+        "Cannot check the client certificate: client authentication was turned off",
+      );
     }
     let chain: Uint8Array[];
     try {
