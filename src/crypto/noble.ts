@@ -262,6 +262,14 @@ export const nobleProvider: CryptoProvider = {
     return chacha20(key, sample.subarray(4), new Uint8Array(16), undefined, counter);
   },
 
+  recordNumberMasker(
+    cipher: "aes" | "chacha20",
+    key: Uint8Array,
+  ): (sample: Uint8Array) => Uint8Array {
+    // noble's ciphers are one use each: keyed per record.
+    return (sample) => nobleProvider.recordNumberMask(cipher, key, sample);
+  },
+
   runningHash(hash: HashName): RunningHash {
     return nobleRunningHash(hash);
   },

@@ -319,6 +319,27 @@ export const nodeProvider: CryptoProvider = {
     return new Uint8Array(Buffer.concat([stream.update(new Uint8Array(16)), stream.final()]));
   },
 
+  recordNumberMasker(
+    cipher: "aes" | "chacha20",
+    key: Uint8Array,
+  ): (sample: Uint8Array) => Uint8Array {
+    if (cipher === "chacha20") {
+      // A native ChaCha20 takes its nonce at creation: one object a record
+      // costs more than noble's one block.
+      return nobleProvider.recordNumberMasker(cipher, key);
+    }
+    if (key.length !== 16 && key.length !== 32) {
+      throw new TypeError(`Cannot mask a record number: AES key of ${key.length} bytes`);
+    }
+    // ECB keeps no state between blocks: one keyed object serves every record.
+    const ecb = createCipheriv(key.length === 16 ? "aes-128-ecb" : "aes-256-ecb", key, null);
+    ecb.setAutoPadding(false);
+    return (sample) => {
+      checkMaskSample(sample);
+      return new Uint8Array(ecb.update(sample));
+    };
+  },
+
   runningHash(hash: HashName): RunningHash {
     return nobleProvider.runningHash(hash);
   },

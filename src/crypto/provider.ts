@@ -125,6 +125,14 @@ export interface CryptoProvider {
    */
   recordNumberMask(cipher: "aes" | "chacha20", key: Uint8Array, sample: Uint8Array): Uint8Array;
   /**
+   * {@link recordNumberMask} keyed once, for the records of one epoch: what
+   * can be kept from one record to the next (a keyed AES-ECB) is.
+   */
+  recordNumberMasker(
+    cipher: "aes" | "chacha20",
+    key: Uint8Array,
+  ): (sample: Uint8Array) => Uint8Array;
+  /**
    * A keyed AEAD (key length selects AES-128/256). It may keep `key` itself
    * rather than a copy: the caller must not change it afterwards.
    */

@@ -49,9 +49,7 @@ export interface HeaderShape {
 export class Dtls13Protection {
   readonly #aead: Aead;
   readonly #iv: Uint8Array;
-  readonly #snKey: Uint8Array;
-  readonly #snCipher: "aes" | "chacha20";
-  readonly #provider: CryptoProvider;
+  readonly #masker: (sample: Uint8Array) => Uint8Array;
 
   constructor(
     provider: CryptoProvider,
@@ -62,11 +60,9 @@ export class Dtls13Protection {
     if (keys.iv.length !== 12) {
       throw new TypeError("Cannot protect DTLS 1.3 records: IV not 12 bytes");
     }
-    this.#provider = provider;
     this.#aead = aead;
     this.#iv = keys.iv;
-    this.#snKey = keys.snKey;
-    this.#snCipher = snCipher;
+    this.#masker = provider.recordNumberMasker(snCipher, keys.snKey);
   }
 
   /** The nonce of record `seq`: the IV XOR the sequence number as 64 bits (RFC 8446 §5.3). */
@@ -85,11 +81,7 @@ export class Dtls13Protection {
 
   /** The record number mask of a record whose ciphertext starts with `sample`. */
   #mask(ciphertext: Uint8Array): Uint8Array {
-    return this.#provider.recordNumberMask(
-      this.#snCipher,
-      this.#snKey,
-      ciphertext.subarray(0, MASK_SAMPLE),
-    );
+    return this.#masker(ciphertext.subarray(0, MASK_SAMPLE));
   }
 
   /**

@@ -55,3 +55,22 @@ Deno.test("record number mask: node and noble agree on every key size and random
     }
   }
 });
+
+Deno.test("record number mask: a masker keyed once gives, record after record, what a fresh mask does", () => {
+  const random = seededRandom(78);
+  for (const provider of [nodeProvider, nobleProvider]) {
+    for (const [cipher, keyLength] of [["aes", 16], ["aes", 32], ["chacha20", 32]] as const) {
+      const key = random(keyLength);
+      const masker = provider.recordNumberMasker(cipher, key);
+      for (let i = 0; i < 20; i++) {
+        const sample = random(16);
+        assert.deepEqual(
+          masker(sample),
+          nobleProvider.recordNumberMask(cipher, key, sample),
+          `${provider.name} ${cipher}-${keyLength * 8} #${i}`,
+        );
+      }
+      assert.throws(() => masker(new Uint8Array(15)), RangeError);
+    }
+  }
+});
