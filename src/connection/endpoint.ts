@@ -257,6 +257,8 @@ export type EndpointOutcome<Route = unknown> =
     readonly datagram: Uint8Array;
     /** Its description, for the log. */
     readonly description: string;
+    /** Why, when a DTLS 1.3 ClientHello was refused for a reason the alert does not say. */
+    readonly reason?: string;
   }
   | {
     readonly kind: "connection";
@@ -738,7 +740,7 @@ export class ServerEndpoint<Route = unknown> {
           error instanceof ProtocolError && params.cookie.length === 0 &&
           offersDtls13(fragment.body)
         ) {
-          return statelessAlert(record, error.alert);
+          return statelessAlert(record, error.alert, error.message);
         }
         hello = undefined;
       }
@@ -900,7 +902,7 @@ export class ServerEndpoint<Route = unknown> {
         certificate === undefined ? undefined : schemes13(certificate.key),
       );
     } catch (error) {
-      if (error instanceof ProtocolError) return statelessAlert(record, error.alert);
+      if (error instanceof ProtocolError) return statelessAlert(record, error.alert, error.message);
       throw error;
     }
     const framed = transcriptMessage(HandshakeType.ClientHello, fragment.body);
@@ -1050,7 +1052,7 @@ export class ServerEndpoint<Route = unknown> {
       );
     } catch (error) {
       // The address is verified: the client hears why.
-      if (error instanceof ProtocolError) return statelessAlert(record, error.alert);
+      if (error instanceof ProtocolError) return statelessAlert(record, error.alert, error.message);
       throw error;
     }
     const refusal = this.#admit(peer, now, previous !== undefined);
@@ -1200,8 +1202,13 @@ function peekClientHello(datagram: Uint8Array): { random: Uint8Array } | undefin
  * A fatal alert in answer to a ClientHello, with no state kept: in the
  * ClientHello's record number, fewer bytes than it had.
  */
-function statelessAlert(record: RecordView, description: number): EndpointOutcome<never> {
+function statelessAlert(
+  record: RecordView,
+  description: number,
+  reason?: string,
+): EndpointOutcome<never> {
   return {
+    ...(reason === undefined ? {} : { reason }),
     kind: "alert",
     datagram: encodeRecord(
       ContentType.Alert,

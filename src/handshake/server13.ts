@@ -397,7 +397,9 @@ export class ServerHandshake13 {
               ? AlertDescription.HandshakeFailure
               : AlertDescription.IllegalParameter,
             this.#ticketRefusals.length > 0
-              ? "No PSK we can resume and no certificate to fall back to"
+              ? `No PSK we can resume (tickets refused: ${
+                this.#ticketRefusals.join(", ")
+              }) and no certificate to fall back to`
               : "No PSK binder for the suite's hash",
           );
         }

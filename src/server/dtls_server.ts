@@ -865,8 +865,15 @@ export class DtlsServer {
           outcome.description,
           "warning",
           "alert_sent",
-          `Sent fatal alert ${outcome.description} to ${peer} (no state kept)`,
-          { peer, level_alert: "fatal", description: outcome.description },
+          `Sent fatal alert ${outcome.description} to ${peer} (no state kept)${
+            outcome.reason === undefined ? "" : `: ${outcome.reason}`
+          }`,
+          {
+            peer,
+            level_alert: "fatal",
+            description: outcome.description,
+            ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
+          },
         );
         this.#send(outcome.datagram, addr, this.#sendError(peer));
         return;

@@ -142,9 +142,11 @@ Deno.test("dtls13 resumption: a key replaced in the key file ends its sessions; 
   });
   pair.run();
   assert.ok(!pair.client.isEstablished);
-  // Refused before any state: the endpoint answers with the alert alone.
+  // Refused before any state: the endpoint answers with the alert alone, and says why.
   assert.equal(pair.server, undefined);
-  assert.equal(pair.lastOutcome?.kind, "alert");
+  const outcome = pair.lastOutcome;
+  assert.equal(outcome?.kind, "alert");
+  assert.match(outcome?.kind === "alert" ? outcome.reason ?? "" : "", /identity_unknown/);
   assert.ok(
     pair.clientEvents.some((e) =>
       e.type === "alert" && e.direction === "received" && e.description === "handshake_failure"
