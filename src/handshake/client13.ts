@@ -22,7 +22,8 @@
 
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 import type { GroupName, KeyShare, RunningHash } from "../crypto/provider.ts";
-import { schemes13, VERIFY_SCHEMES_13, verifySignature13 } from "../crypto/signatures.ts";
+import { schemes13, VERIFY_SCHEMES_13 } from "../crypto/signatures.ts";
+import { checkCertificateVerify13, readCertificate13 } from "./certificate13.ts";
 import { Writer } from "../codec/writer.ts";
 import type { CipherSuite13 } from "../record/suites13.ts";
 import { messageHash } from "./client_hello13.ts";
@@ -44,19 +45,15 @@ import {
   MAX_CID_LENGTH,
   NamedGroup,
   SignatureSchemeCode,
-  signatureSchemeOf,
 } from "./extensions.ts";
 import {
   AlertDescription,
-  decodeCertificateVerify,
   encodeCertificateVerify,
   encodeClientHello,
   type Extension,
   HandshakeType,
-  MAX_CHAIN_CERTIFICATES,
 } from "./messages.ts";
 import {
-  decodeCertificate13,
   decodeCertificateRequest13,
   decodeEncryptedExtensions,
   decodeNewSessionTicket13,
@@ -67,7 +64,6 @@ import {
   HandshakeType13,
   HELLO_RETRY_REQUEST_RANDOM,
   PskMode,
-  serverSignatureContent,
   signatureContent,
   transcriptMessage,
 } from "./messages13.ts";
@@ -572,18 +568,7 @@ export class ClientDriver13 implements Handshake13Driver {
   }
 
   #onCertificate(body: Uint8Array): void {
-    let chain;
-    try {
-      chain = decodeCertificate13(body, MAX_CHAIN_CERTIFICATES);
-    } catch (error) {
-      if (error instanceof DecodeError) {
-        throw new ProtocolError(
-          AlertDescription.DecodeError,
-          `Cannot decode Certificate: ${error.message}`,
-        );
-      }
-      throw error;
-    }
+    const chain = readCertificate13(body, "server");
     if (chain.length === 0) {
       throw new ProtocolError(AlertDescription.DecodeError, "Server sent no certificate");
     }
@@ -600,31 +585,8 @@ export class ClientDriver13 implements Handshake13Driver {
   }
 
   #onCertificateVerify(body: Uint8Array): void {
-    let verify;
-    try {
-      verify = decodeCertificateVerify(body);
-    } catch (error) {
-      if (error instanceof DecodeError) {
-        throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode CertificateVerify");
-      }
-      throw error;
-    }
-    const scheme = signatureSchemeOf(verify.scheme);
-    if (scheme === undefined || !VERIFY_SCHEMES_13.includes(scheme)) {
-      throw new ProtocolError(
-        AlertDescription.IllegalParameter,
-        "CertificateVerify with a scheme we did not offer",
-      );
-    }
     const transcript = this.#transcript!;
-    const content = serverSignatureContent(transcript.digest());
-    // Both providers verify signatures natively (see src/crypto/signatures.ts).
-    if (!verifySignature13(this.#serverKey!, scheme, content, verify.signature)) {
-      throw new ProtocolError(
-        AlertDescription.DecryptError,
-        "Server CertificateVerify does not verify",
-      );
-    }
+    checkCertificateVerify13(body, "server", this.#serverKey!, transcript.digest());
     transcript.update(transcriptMessage(HandshakeType.CertificateVerify, body));
     this.#stage = "finished";
   }

@@ -394,11 +394,6 @@ export function signatureContent(
   return out;
 }
 
-/** A server's CertificateVerify content: {@link signatureContent} of the server's side. */
-export function serverSignatureContent(transcriptHash: Uint8Array): Uint8Array {
-  return signatureContent("server", transcriptHash);
-}
-
 /**
  * A TLS 1.3 CertificateRequest in the main handshake (RFC 8446 §4.3.2): an
  * empty context and signature_algorithms, the one extension it must have.

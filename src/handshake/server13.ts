@@ -30,7 +30,8 @@ import type {
   RunningHash,
   SignatureScheme,
 } from "../crypto/provider.ts";
-import { schemes13, VERIFY_SCHEMES_13, verifySignature13 } from "../crypto/signatures.ts";
+import { schemes13, VERIFY_SCHEMES_13 } from "../crypto/signatures.ts";
+import { checkCertificateVerify13, readCertificate13 } from "./certificate13.ts";
 import type { CipherSuite13 } from "../record/suites13.ts";
 import { suite13ById } from "../record/suites13.ts";
 import type { Session } from "../session/session.ts";
@@ -39,19 +40,11 @@ import type { TicketRefusal, TicketSealer } from "../session/tickets.ts";
 import type { ClientHello13, RetryState } from "./client_hello13.ts";
 import { messageHash } from "./client_hello13.ts";
 import { ProtocolError } from "./errors.ts";
-import { NamedGroup, SignatureSchemeCode, signatureSchemeOf } from "./extensions.ts";
-import {
-  AlertDescription,
-  decodeCertificateVerify,
-  encodeCertificateVerify,
-  HandshakeType,
-  MAX_CHAIN_CERTIFICATES,
-} from "./messages.ts";
-import { DecodeError } from "../codec/reader.ts";
+import { NamedGroup, SignatureSchemeCode } from "./extensions.ts";
+import { AlertDescription, encodeCertificateVerify, HandshakeType } from "./messages.ts";
 import { toHex } from "../codec/hex.ts";
 import { VERDICT_ALERTS } from "./driver.ts";
 import {
-  decodeCertificate13,
   encodeCertificate13,
   encodeCertificateRequest13,
   encodeEncryptedExtensions,
@@ -60,7 +53,6 @@ import {
   HandshakeType13,
   type OfferedPsks,
   PskMode,
-  serverSignatureContent,
   signatureContent,
   transcriptMessage,
 } from "./messages13.ts";
@@ -259,6 +251,7 @@ export class ServerDriver13 implements Handshake13Driver {
     host.acknowledge();
     const handshake = this.#handshake;
     const identity = handshake.identity;
+    const peerCertificate = handshake.peerCertificate;
     host.emit({
       type: "handshake_complete",
       suite: handshake.suite.name,
@@ -269,9 +262,7 @@ export class ServerDriver13 implements Handshake13Driver {
       encryptThenMac: false,
       group: handshake.group,
       ...(handshake.resumes ? { resumed: "ticket" as const } : {}),
-      ...(handshake.peerCertificate === undefined
-        ? {}
-        : { peerCertificate: handshake.peerCertificate }),
+      ...(peerCertificate === undefined ? {} : { peerCertificate }),
     });
     host.established();
     const ticket = handshake.newSessionTicket(host.now);
@@ -648,7 +639,7 @@ export class ServerHandshake13 {
       this.#transcript.update(transcriptMessage(HandshakeType.Certificate, chain));
       const signature = signer.certificate.key.sign(
         signer.scheme,
-        serverSignatureContent(this.#transcript.digest()),
+        signatureContent("server", this.#transcript.digest()),
       );
       const verify = encodeCertificateVerify({
         scheme: SignatureSchemeCode[signer.scheme],
@@ -730,18 +721,7 @@ export class ServerHandshake13 {
         "Cannot check the client certificate: client authentication was turned off",
       );
     }
-    let chain: Uint8Array[];
-    try {
-      chain = decodeCertificate13(body, MAX_CHAIN_CERTIFICATES);
-    } catch (error) {
-      if (error instanceof DecodeError) {
-        throw new ProtocolError(
-          AlertDescription.DecodeError,
-          `Cannot decode client Certificate: ${error.message}`,
-        );
-      }
-      throw error;
-    }
+    const chain = readCertificate13(body, "client");
     this.#transcript.update(transcriptMessage(HandshakeType.Certificate, body));
     if (chain.length === 0) {
       if (policy.required) {
@@ -781,29 +761,7 @@ export class ServerHandshake13 {
     if (client === undefined || this.#due !== HandshakeType.CertificateVerify) {
       throw new ProtocolError(AlertDescription.UnexpectedMessage, "CertificateVerify unasked");
     }
-    let verify;
-    try {
-      verify = decodeCertificateVerify(body);
-    } catch (error) {
-      if (error instanceof DecodeError) {
-        throw new ProtocolError(AlertDescription.DecodeError, "Cannot decode CertificateVerify");
-      }
-      throw error;
-    }
-    const scheme = signatureSchemeOf(verify.scheme);
-    if (scheme === undefined || !VERIFY_SCHEMES_13.includes(scheme)) {
-      throw new ProtocolError(
-        AlertDescription.IllegalParameter,
-        "Client CertificateVerify with a scheme we did not ask for",
-      );
-    }
-    const content = signatureContent("client", this.#transcript.digest());
-    if (!verifySignature13(client.spki, scheme, content, verify.signature)) {
-      throw new ProtocolError(
-        AlertDescription.DecryptError,
-        "Client CertificateVerify does not verify",
-      );
-    }
+    checkCertificateVerify13(body, "client", client.spki, this.#transcript.digest());
     this.#transcript.update(transcriptMessage(HandshakeType.CertificateVerify, body));
     this.#clientVerified = true;
     this.#due = HandshakeType.Finished;

@@ -39,7 +39,7 @@ import {
   encodeNewSessionTicket13,
   encodeServerHello13,
   HELLO_RETRY_REQUEST_RANDOM,
-  serverSignatureContent,
+  signatureContent,
   transcriptMessage,
 } from "../../src/handshake/messages13.ts";
 import { SUITES_13 } from "../../src/record/suites13.ts";
@@ -295,13 +295,15 @@ Deno.test("messages13: the 1.3 Certificate round trips; every truncation, a cont
   assert.throws(() => encodeCertificate13([new Uint8Array(0)]), RangeError);
 });
 
-Deno.test("messages13: a server's CertificateVerify content is 64 spaces, the context string, a zero, the hash", () => {
+Deno.test("messages13: a CertificateVerify's content is 64 spaces, its side's context string, a zero, the hash", () => {
   const hash = new Uint8Array(32).fill(0xab);
-  const content = serverSignatureContent(hash);
-  const label = "TLS 1.3, server CertificateVerify";
-  assert.equal(content.length, 64 + label.length + 1 + 32);
-  assert.ok(content.subarray(0, 64).every((b) => b === 0x20));
-  assert.equal(new TextDecoder().decode(content.subarray(64, 64 + label.length)), label);
-  assert.equal(content[64 + label.length], 0);
-  assert.deepEqual(content.subarray(64 + label.length + 1), hash);
+  for (const side of ["server", "client"] as const) {
+    const content = signatureContent(side, hash);
+    const label = `TLS 1.3, ${side} CertificateVerify`;
+    assert.equal(content.length, 64 + label.length + 1 + 32);
+    assert.ok(content.subarray(0, 64).every((b) => b === 0x20));
+    assert.equal(new TextDecoder().decode(content.subarray(64, 64 + label.length)), label);
+    assert.equal(content[64 + label.length], 0);
+    assert.deepEqual(content.subarray(64 + label.length + 1), hash);
+  }
 });
