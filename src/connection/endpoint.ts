@@ -70,7 +70,7 @@ import {
 } from "../handshake/client_hello13.ts";
 import { DTLS_1_3, transcriptMessage } from "../handshake/messages13.ts";
 import { type Resumption13, ServerDriver13, ServerHandshake13 } from "../handshake/server13.ts";
-import { pskCheck } from "../session/resumption.ts";
+import { clientAuthenticationHolds, pskSessionRefusal } from "../session/resumption.ts";
 import { constantTimeEqual } from "../crypto/constant_time.ts";
 import { type Client13Options, ClientDriver13 } from "../handshake/client13.ts";
 import { ProtocolError } from "../handshake/errors.ts";
@@ -963,22 +963,10 @@ export class ServerEndpoint<Route = unknown> {
           ) {
             return false;
           }
-          // As in 1.2: a client certificate holds only under the policy that
-          // accepted it and until its chain expires; a session without one
-          // will not do once a certificate is required.
-          const auth = this.#clientAuth();
-          const peer = session.peerCertificate;
-          if (peer === undefined) return auth?.required !== true;
-          return auth?.id !== undefined && peer.policyId.length > 0 &&
-            constantTimeEqual(auth.id, peer.policyId) &&
-            (peer.notAfter === 0 || now <= peer.notAfter);
+          return clientAuthenticationHolds(session, this.#clientAuth(), now);
         }
-        // The key's check needs the key now: not with a store that answers later.
-        if (asynchronous) return false;
-        const key = options.lookupPsk(session.identityBytes);
-        if (key instanceof Promise) key.catch(() => {});
-        return key instanceof Uint8Array &&
-          constantTimeEqual(pskCheck(provider, key), session.pskCheck);
+        return pskSessionRefusal(session, options.lookupPsk, asynchronous, provider) ===
+          undefined;
       },
     };
   }

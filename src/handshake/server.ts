@@ -63,7 +63,12 @@ import {
   TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
 } from "./extensions.ts";
 import { FlightBuilder, type FlightItem } from "./flight.ts";
-import { pskCheck, type ResumptionPolicy } from "../session/resumption.ts";
+import {
+  clientAuthenticationHolds,
+  pskCheck,
+  pskSessionRefusal,
+  type ResumptionPolicy,
+} from "../session/resumption.ts";
 import type { Session } from "../session/session.ts";
 import { SESSION_ID_LENGTH } from "../session/session_cache.ts";
 import { encodeHandshakeMessage, parseHandshakeFragments } from "./fragments.ts";
@@ -850,38 +855,18 @@ export class ServerHandshake implements HandshakeDriver {
       ) {
         return "mismatch";
       }
-      const auth = this.#clientAuth();
-      const peer = session.peerCertificate;
-      if (peer === undefined) {
-        // Client authentication required now: a session without a client certificate will not do.
-        return auth?.required === true ? "mismatch" : undefined;
-      }
-      // The client's certificate holds only under the policy that accepted
-      // it (a CA or key taken out ends its sessions), and only until its chain expires.
-      if (
-        auth?.id === undefined || peer.policyId.length === 0 ||
-        !constantTimeEqual(auth.id, peer.policyId) ||
-        (peer.notAfter !== 0 && !(this.#conn.now <= peer.notAfter))
-      ) {
-        return "mismatch";
-      }
-      return undefined;
+      // A CA or key taken out of the policy ends its sessions.
+      return clientAuthenticationHolds(session, this.#clientAuth(), this.#conn.now)
+        ? undefined
+        : "mismatch";
     }
     if (session.identityBytes.length > this.#options.maxIdentityLength) return "mismatch";
-    // A key that must be looked up is not waited for here: a full handshake.
-    if (this.#options.pskLookupIsAsynchronous?.() === true) return "mismatch";
-    const key = this.#options.lookupPsk(session.identityBytes);
-    if (!(key === undefined || key instanceof Uint8Array)) {
-      Promise.resolve(key).catch(() => {});
-      return "mismatch";
-    }
-    if (
-      key === undefined ||
-      !constantTimeEqual(pskCheck(this.#conn.config.provider, key), session.pskCheck)
-    ) {
-      return "identity_unknown";
-    }
-    return undefined;
+    return pskSessionRefusal(
+      session,
+      this.#options.lookupPsk,
+      this.#options.pskLookupIsAsynchronous?.() === true,
+      this.#conn.config.provider,
+    );
   }
 
   /**
