@@ -296,7 +296,7 @@ export function decodeServerHello13(body: Uint8Array): ServerHello13 & {
 }
 
 /** A list of extensions (the body of an extensions vector). */
-export function decodeExtensionList(list: Reader): Extension[] {
+function decodeExtensionList(list: Reader): Extension[] {
   const extensions: Extension[] = [];
   while (list.remaining > 0) {
     const type = list.u16("extension_type");

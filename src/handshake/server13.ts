@@ -800,11 +800,6 @@ export class ServerHandshake13 {
     this.#logged = undefined;
   }
 
-  /** The resumption master secret, once the client's Finished checked out. */
-  get resumptionSecret(): Uint8Array | undefined {
-    return this.#resumptionSecret;
-  }
-
   /**
    * The NewSessionTicket to send once the handshake completed at `now`, or
    * undefined when none is due: resumption off, an external PSK from an
